@@ -1,0 +1,50 @@
+# Lifeboat. `make demo` and `make test` each do their own set-up on a fresh Debian machine.
+
+SHELL := /bin/bash
+TARGET := x86_64-unknown-linux-musl
+RELEASE := target/$(TARGET)/release
+BUILD := build
+export CC_x86_64_unknown_linux_musl := musl-gcc
+
+.PHONY: all setup build kernel test unit-test root-test qemu-test lint fmt bench demo clean
+
+all: build
+
+# Everything a fresh Debian machine needs: apt packages, the musl target. Idempotent.
+setup:
+	@bash scripts/setup.sh
+
+# Static binaries: lifeboat first, then lifeboat-init.
+build: setup
+	cargo build --release --locked --target $(TARGET) -p lifeboat -p lifeboat-init
+	@file $(RELEASE)/lifeboat $(RELEASE)/lifeboat-init | sed 's/, BuildID[^,]*//'
+
+# Debian's current cloud kernel and its modules, unpacked (never installed) under build/kernel.
+kernel: setup
+	@bash scripts/fetch-kernel.sh $(BUILD)/kernel
+
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --locked --all-targets -- -D warnings
+
+unit-test: setup
+	cargo test --locked --workspace
+
+# Root tests on loop devices and images; QEMU boots under TCG.
+root-test: build
+	bash tests/run-root-tests.sh
+
+qemu-test: build kernel
+	bash tests/run-qemu-tests.sh
+
+test: lint unit-test root-test qemu-test
+
+bench: build
+	bash scripts/bench.sh
+
+demo: build kernel
+	bash scripts/demo.sh
+
+clean:
+	cargo clean
+	rm -rf $(BUILD)

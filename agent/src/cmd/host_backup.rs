@@ -1,0 +1,8 @@
+//! `lifeboat host-backup`.
+
+use crate::cli::Command;
+use std::process::ExitCode;
+
+pub fn run(_cmd: Command, _quiet: bool) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("'host-backup' is not built yet")
+}

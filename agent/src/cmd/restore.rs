@@ -1,0 +1,8 @@
+//! `lifeboat restore`.
+
+use crate::cli::Command;
+use std::process::ExitCode;
+
+pub fn run(_cmd: Command, _quiet: bool) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("'restore' is not built yet")
+}

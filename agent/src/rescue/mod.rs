@@ -1,0 +1,1 @@
+//! The recovery image builder: module selection, ELF dependencies, cpio, PXE tree, ISO.

@@ -1,0 +1,1 @@
+//! Writes the pax archive. (Owned by the archive-format work.)

@@ -1,0 +1,29 @@
+#!/bin/bash
+# Installs, idempotently, what building and testing Lifeboat needs on a Debian machine.
+set -euo pipefail
+
+PACKAGES=(
+  musl-tools build-essential pkg-config
+  e2fsprogs dosfstools mtools gdisk fdisk parted util-linux kmod cpio file attr acl
+  zstd pigz xz-utils gzip tar libarchive-tools time
+  qemu-system-x86 qemu-utils ovmf ipxe-qemu
+  pxelinux syslinux-common isolinux xorriso grub-efi-amd64-bin grub-pc-bin grub-common
+  busybox-static
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  echo "setup: adding the musl target"
+  rustup target add x86_64-unknown-linux-musl
+fi
+echo "setup: ok"
