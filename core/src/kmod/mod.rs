@@ -1,2 +1,5 @@
-//! Kernel module metadata: modules.dep, modules.alias, softdeps, modinfo, decompression.
-//! (Owned by the recovery-image builder work.)
+//! Kernel module metadata for the recovery image: dependencies (modules.dep or the modules'
+//! own `.modinfo`), softdeps, firmware, decompression (owned by the image-builder work), and
+//! alias matching for coldplug (`alias`, owned by the recovery-init work).
+
+pub mod alias;

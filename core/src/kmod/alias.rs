@@ -1,0 +1,1 @@
+//! modules.alias parsing and modalias matching, used by coldplug in the recovery image.
