@@ -54,10 +54,7 @@ impl From<std::io::Error> for ArchiveError {
                 match inner.downcast::<ArchiveError>() {
                     Ok(a) => return *a,
                     Err(other) => {
-                        return ArchiveError::Io(std::io::Error::new(
-                            std::io::ErrorKind::Other,
-                            other,
-                        ))
+                        return ArchiveError::Io(std::io::Error::other(other))
                     }
                 }
             }

@@ -165,7 +165,9 @@ pub(crate) fn write_archive(entries: &[(Entry, Vec<u8>)]) -> Result<Vec<u8>, Arc
 }
 
 /// Reads everything; returns the entries with their stored content.
-fn read_all(tar: &[u8]) -> Result<(Vec<(Entry, Vec<u8>)>, bool, Option<Trailer>), ArchiveError> {
+type ReadBack = (Vec<(Entry, Vec<u8>)>, bool, Option<Trailer>);
+
+fn read_all(tar: &[u8]) -> Result<ReadBack, ArchiveError> {
     let mut r = ArchiveReader::new(tar);
     let mut out = Vec::new();
     while let Some(mut e) = r.next_entry()? {
