@@ -552,6 +552,11 @@ impl<R: Read> ArchiveReader<R> {
             let (entry, layout) = match self.read_member()? {
                 Member::End => {
                     self.done = true;
+                    if self.offset == 0 {
+                        return Err(ArchiveError::Truncated(
+                            "the archive is empty (0 bytes)".into(),
+                        ));
+                    }
                     if self.is_lifeboat && self.trailer.is_none() {
                         return Err(ArchiveError::Truncated(format!(
                             "the archive ends after {} entries without its trailer",
