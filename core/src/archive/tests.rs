@@ -888,3 +888,89 @@ fn hostile_headers_are_refused() -> TestResult {
     assert!(verify::verify_tar(&junk[..], Codec::None).is_err());
     Ok(())
 }
+
+/// Walks `dir` (no sparse detection) and writes an archive through `codec` into a sink.
+fn archive_dir(dir: &std::path::Path, c: Codec) -> Result<(u64, u64), Box<dyn std::error::Error>> {
+    use std::os::unix::fs::MetadataExt;
+    let sink = crate::io::CountingWriter::new(std::io::sink());
+    let enc = codec::encoder(sink, c, None, 0)?;
+    let mut w = ArchiveWriter::new(enc, &sample_manifest())?;
+    let mut stack = vec![dir.to_path_buf()];
+    let mut buf = Vec::new();
+    while let Some(d) = stack.pop() {
+        let mut names: Vec<_> = std::fs::read_dir(&d)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        names.sort();
+        for p in names {
+            let md = std::fs::symlink_metadata(&p)?;
+            let rel = p.strip_prefix(dir)?;
+            let ft = md.file_type();
+            let kind = if ft.is_dir() {
+                stack.push(p.clone());
+                EntryKind::Dir
+            } else if ft.is_symlink() {
+                EntryKind::Symlink { target: bytes_of(&std::fs::read_link(&p)?) }
+            } else if ft.is_file() {
+                EntryKind::File { sparse: None }
+            } else {
+                continue;
+            };
+            let mut e = Entry {
+                path: bytes_of(rel),
+                kind,
+                mode: md.mode() & 0o7777,
+                uid: md.uid() as u64,
+                gid: md.gid() as u64,
+                mtime: Timestamp { secs: md.mtime(), nanos: md.mtime_nsec() as u32 },
+                size: 0,
+                xattrs: vec![],
+                flags: FileFlags::default(),
+                checksum: None,
+            };
+            if e.is_file() {
+                buf.clear();
+                std::fs::File::open(&p)?.read_to_end(&mut buf)?;
+                e.size = buf.len() as u64;
+                e.checksum = Some(*blake3::hash(&buf).as_bytes());
+            }
+            w.append(&e, &mut &buf[..])?;
+        }
+    }
+    let (enc, _) = w.finish(vec![], 0)?;
+    let tar_bytes = 0;
+    let sink = enc.finish()?;
+    Ok((sink.count(), tar_bytes))
+}
+
+/// `LIFEBOAT_BENCH_DIR=/usr/share cargo test --release -p lifeboat-core bench_ -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_backup_codecs() -> TestResult {
+    let Ok(dir) = std::env::var("LIFEBOAT_BENCH_DIR") else {
+        return Ok(());
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let codecs: Vec<Codec> = std::env::var("LIFEBOAT_BENCH_CODECS")
+        .unwrap_or_else(|_| "zstd,gzip".into())
+        .split(',')
+        .filter_map(Codec::from_name)
+        .collect();
+    for c in codecs {
+        let t = std::time::Instant::now();
+        let (size, _) = archive_dir(&dir, c)?;
+        eprintln!("lifeboat {c}: {:.2}s {} bytes", t.elapsed().as_secs_f64(), size);
+    }
+    Ok(())
+}
+
+/// `LIFEBOAT_BENCH_ARCHIVE=x.tar.zst cargo test --release -p lifeboat-core bench_ -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_verify() -> TestResult {
+    let Ok(path) = std::env::var("LIFEBOAT_BENCH_ARCHIVE") else {
+        return Ok(());
+    };
+    let t = std::time::Instant::now();
+    let r = verify::verify_stream(std::fs::File::open(path)?)?;
+    eprintln!("verify {}: {:.2}s {} entries {} tar bytes", r.codec, t.elapsed().as_secs_f64(), r.counts.entries, r.tar_bytes);
+    Ok(())
+}
