@@ -337,3 +337,47 @@ fn immutable_and_append_only_flags() -> R<()> {
     assert!(!m[&b"f".to_vec()].0.flags.immutable);
     Ok(())
 }
+
+#[test]
+fn rfc3339_dates() {
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+}
+
+/// Throughput of the walker alone (reading, hashing): `LIFEBOAT_WALK_ROOT=/dir cargo test
+/// --release -p lifeboat-core walker_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn walker_speed() -> R<()> {
+    let Some(root) = std::env::var_os("LIFEBOAT_WALK_ROOT") else {
+        return Ok(());
+    };
+    struct Count(u64, u64);
+    impl Emit for Count {
+        fn emit(&mut self, item: Item) -> std::io::Result<()> {
+            self.0 += 1;
+            if let Content::Memory(v) = &item.content {
+                self.1 += v.len() as u64;
+            }
+            if let Content::Stream { file, layout, .. } = item.content {
+                let mut r = content::StreamReader::new(&file, &layout);
+                self.1 += std::io::copy(&mut r, &mut std::io::sink())?;
+            }
+            Ok(())
+        }
+    }
+    let opts = SourceOptions::new(std::path::PathBuf::from(root));
+    let cfg = opts.walk_config();
+    let t = std::time::Instant::now();
+    let mut c = Count(0, 0);
+    Walker::new(&cfg).run(&mut c)?;
+    let s = t.elapsed().as_secs_f64();
+    eprintln!(
+        "{} entries, {} MB in {s:.2} s: {:.0} MB/s",
+        c.0,
+        c.1 / 1_000_000,
+        c.1 as f64 / 1e6 / s
+    );
+    Ok(())
+}
