@@ -48,9 +48,16 @@ impl Drop for Mounted {
     }
 }
 
-/// Where a device (by its device number) is mounted, with its whole filesystem root, from
-/// /proc/self/mountinfo: (mount point, read-only).
-pub fn find_mount(dev: &Path) -> Result<Option<(PathBuf, bool)>, StoreError> {
+/// A mount of a device, from /proc/self/mountinfo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    pub mount_point: PathBuf,
+    /// The directory of the filesystem mounted there ("/" for the whole filesystem).
+    pub fs_root: String,
+    pub read_only: bool,
+}
+
+fn devnum(dev: &Path) -> Result<(u64, u64), StoreError> {
     let meta = std::fs::metadata(dev).map_err(|e| StoreError::io(dev, e))?;
     if !meta.file_type().is_block_device() {
         return Err(StoreError::Invalid(format!(
@@ -59,20 +66,70 @@ pub fn find_mount(dev: &Path) -> Result<Option<(PathBuf, bool)>, StoreError> {
         )));
     }
     let rdev = meta.rdev();
-    let want = format!(
-        "{}:{}",
-        nix::sys::stat::major(rdev),
-        nix::sys::stat::minor(rdev)
-    );
+    Ok((nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev)))
+}
+
+/// Every mount of a block device.
+pub fn mounts_of(dev: &Path) -> Result<Vec<MountEntry>, StoreError> {
+    let (major, minor) = devnum(dev)?;
+    let want = format!("{major}:{minor}");
     let info = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| StoreError::io(Path::new("/proc/self/mountinfo"), e))?;
-    for line in info.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        if f.len() < 6 || f[2] != want || f[3] != "/" {
-            continue;
+    Ok(info
+        .lines()
+        .map(|l| l.split(' ').collect::<Vec<&str>>())
+        .filter(|f| f.len() >= 6 && f[2] == want)
+        .map(|f| MountEntry {
+            mount_point: PathBuf::from(unescape(f[4])),
+            fs_root: unescape(f[3]),
+            read_only: f[5].split(',').any(|o| o == "ro"),
+        })
+        .collect())
+}
+
+/// Where a device's whole filesystem is mounted: (mount point, read-only).
+pub fn find_mount(dev: &Path) -> Result<Option<(PathBuf, bool)>, StoreError> {
+    Ok(mounts_of(dev)?
+        .into_iter()
+        .find(|m| m.fs_root == "/")
+        .map(|m| (m.mount_point, m.read_only)))
+}
+
+/// Why a device must not be formatted now: mounted, active swap, or held by md/dm (LVM,
+/// RAID, multipath). None when it is free.
+pub fn in_use(dev: &Path) -> Result<Option<String>, StoreError> {
+    if let Some(m) = mounts_of(dev)?.first() {
+        return Ok(Some(format!(
+            "it is mounted at {}",
+            m.mount_point.display()
+        )));
+    }
+    let (major, minor) = devnum(dev)?;
+    if let Ok(swaps) = std::fs::read_to_string("/proc/swaps") {
+        for line in swaps.lines().skip(1) {
+            let Some(name) = line.split_whitespace().next() else {
+                continue;
+            };
+            if devnum(Path::new(name)).ok() == Some((major, minor)) {
+                return Ok(Some("it is in use as swap".into()));
+            }
         }
-        let ro = f[5].split(',').any(|o| o == "ro");
-        return Ok(Some((PathBuf::from(unescape(f[4])), ro)));
+    }
+    let holders = Path::new("/sys/dev/block")
+        .join(format!("{major}:{minor}"))
+        .join("holders");
+    let held: Vec<String> = std::fs::read_dir(holders)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !held.is_empty() {
+        return Ok(Some(format!(
+            "it is part of {} (RAID, LVM or multipath)",
+            held.join(", ")
+        )));
     }
     Ok(None)
 }
