@@ -16,6 +16,9 @@ use std::path::Path;
 pub struct CompareOptions {
     /// Relative paths (and everything beneath them) left out on both sides.
     pub ignore: Vec<Vec<u8>>,
+    /// Report a socket of the first tree missing from the second (backups skip sockets, so by
+    /// default a missing socket is expected).
+    pub sockets_must_match: bool,
 }
 
 /// The outcome: every difference found, and how many entries were compared.
@@ -74,7 +77,12 @@ fn info(dir: RawFd, name: &[u8]) -> Result<(Info, Option<OwnedFd>)> {
     let interesting = sys::FS_IMMUTABLE_FL | sys::FS_APPEND_FL;
     match kind {
         "file" => {
-            let fd = sys::openat(dir, name, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0)?;
+            let fd = sys::openat(
+                dir,
+                name,
+                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+                0,
+            )?;
             flags = sys::get_flags(&fd).ok().map(|f| f & interesting);
             let mut file = std::fs::File::from(fd);
             let mut hasher = blake3::Hasher::new();
@@ -102,7 +110,11 @@ fn info(dir: RawFd, name: &[u8]) -> Result<(Info, Option<OwnedFd>)> {
         uid: st.st_uid,
         gid: st.st_gid,
         mtime: (st.st_mtime, st.st_mtime_nsec),
-        size: if kind == "directory" { 0 } else { st.st_size as u64 },
+        size: if kind == "directory" {
+            0
+        } else {
+            st.st_size as u64
+        },
         nlink: st.st_nlink,
         rdev: (libc::major(st.st_rdev), libc::minor(st.st_rdev)),
         allocated: st.st_blocks as u64 * 512,
@@ -122,19 +134,32 @@ struct Walker<'a> {
     links_b: HashMap<(u64, u64), Vec<u8>>,
 }
 
+/// A path for a message: escaped, and shortened in the middle when very long.
 fn show(path: &[u8]) -> String {
     if path.is_empty() {
-        ".".into()
-    } else {
-        path.escape_ascii().to_string()
+        return ".".into();
     }
+    if path.len() > 300 {
+        let (head, tail) = (&path[..120], &path[path.len() - 120..]);
+        return format!(
+            "{}[...{} bytes...]{}",
+            head.escape_ascii(),
+            path.len() - 240,
+            tail.escape_ascii()
+        );
+    }
+    path.escape_ascii().to_string()
 }
 
 fn show_xattrs(x: &[(Vec<u8>, Vec<u8>)]) -> String {
     let parts: Vec<String> = x
         .iter()
         .map(|(n, v)| {
-            let val = if v.len() > 40 { format!("{} bytes", v.len()) } else { v.escape_ascii().to_string() };
+            let val = if v.len() > 40 {
+                format!("{} bytes", v.len())
+            } else {
+                v.escape_ascii().to_string()
+            };
             format!("{}={}", n.escape_ascii(), val)
         })
         .collect();
@@ -150,6 +175,11 @@ impl Walker<'_> {
         self.opts.ignore.iter().any(|i| i.as_slice() == path)
     }
 
+    fn skipped_socket(&self, dir: RawFd, name: &[u8]) -> bool {
+        !self.opts.sockets_must_match
+            && sys::lstatat(dir, name).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK)
+    }
+
     fn node(&mut self, path: &[u8], a: &Info, b: &Info) {
         self.out.entries += 1;
         if a.kind != b.kind {
@@ -160,16 +190,39 @@ impl Walker<'_> {
             self.diff(path, format!("mode {:04o} != {:04o}", a.mode, b.mode));
         }
         if (a.uid, a.gid) != (b.uid, b.gid) {
-            self.diff(path, format!("owner {}:{} != {}:{}", a.uid, a.gid, b.uid, b.gid));
+            self.diff(
+                path,
+                format!("owner {}:{} != {}:{}", a.uid, a.gid, b.uid, b.gid),
+            );
         }
         if a.mtime != b.mtime {
-            self.diff(path, format!("mtime {}.{:09} != {}.{:09}", a.mtime.0, a.mtime.1, b.mtime.0, b.mtime.1));
+            self.diff(
+                path,
+                format!(
+                    "mtime {}.{:09} != {}.{:09}",
+                    a.mtime.0, a.mtime.1, b.mtime.0, b.mtime.1
+                ),
+            );
         }
         if a.xattrs != b.xattrs {
-            self.diff(path, format!("xattrs {} != {}", show_xattrs(&a.xattrs), show_xattrs(&b.xattrs)));
+            self.diff(
+                path,
+                format!(
+                    "xattrs {} != {}",
+                    show_xattrs(&a.xattrs),
+                    show_xattrs(&b.xattrs)
+                ),
+            );
         }
         if a.flags.unwrap_or(0) != b.flags.unwrap_or(0) {
-            self.diff(path, format!("flags (immutable=0x10, append=0x20) {:#x} != {:#x}", a.flags.unwrap_or(0), b.flags.unwrap_or(0)));
+            self.diff(
+                path,
+                format!(
+                    "flags (immutable=0x10, append=0x20) {:#x} != {:#x}",
+                    a.flags.unwrap_or(0),
+                    b.flags.unwrap_or(0)
+                ),
+            );
         }
         if a.kind == "directory" {
             return;
@@ -182,25 +235,51 @@ impl Walker<'_> {
         }
         if a.target != b.target {
             let t = |x: &Option<Vec<u8>>| x.as_deref().map(show).unwrap_or_default();
-            self.diff(path, format!("symlink target '{}' != '{}'", t(&a.target), t(&b.target)));
+            self.diff(
+                path,
+                format!("symlink target '{}' != '{}'", t(&a.target), t(&b.target)),
+            );
         }
         if matches!(a.kind, "char device" | "block device") && a.rdev != b.rdev {
-            self.diff(path, format!("device {}:{} != {}:{}", a.rdev.0, a.rdev.1, b.rdev.0, b.rdev.1));
+            self.diff(
+                path,
+                format!(
+                    "device {}:{} != {}:{}",
+                    a.rdev.0, a.rdev.1, b.rdev.0, b.rdev.1
+                ),
+            );
         }
         if a.nlink != b.nlink {
             self.diff(path, format!("link count {} != {}", a.nlink, b.nlink));
         }
         if a.nlink > 1 || b.nlink > 1 {
-            let fa = self.links_a.entry(a.ino).or_insert_with(|| path.to_vec()).clone();
-            let fb = self.links_b.entry(b.ino).or_insert_with(|| path.to_vec()).clone();
+            let fa = self
+                .links_a
+                .entry(a.ino)
+                .or_insert_with(|| path.to_vec())
+                .clone();
+            let fb = self
+                .links_b
+                .entry(b.ino)
+                .or_insert_with(|| path.to_vec())
+                .clone();
             if fa != fb {
-                self.diff(path, format!("hard link to '{}' != to '{}'", show(&fa), show(&fb)));
+                self.diff(
+                    path,
+                    format!("hard link to '{}' != to '{}'", show(&fa), show(&fb)),
+                );
             }
         }
         if a.kind == "file" {
             let slack = (a.allocated / 4).max(256 << 10);
             if b.allocated > a.allocated + slack {
-                self.diff(path, format!("allocates {} bytes, the original {} (holes filled?)", b.allocated, a.allocated));
+                self.diff(
+                    path,
+                    format!(
+                        "allocates {} bytes, the original {} (holes filled?)",
+                        b.allocated, a.allocated
+                    ),
+                );
             }
         }
     }
@@ -220,7 +299,7 @@ impl Walker<'_> {
                 (Some(x), y) if y.is_none_or(|y| x < y) => {
                     i += 1;
                     let p = join(rel, x);
-                    if !self.ignored(&p) {
+                    if !self.ignored(&p) && !self.skipped_socket(a.as_raw_fd(), x) {
                         self.diff(&p, "missing in the second tree".into());
                     }
                     continue;
@@ -239,8 +318,10 @@ impl Walker<'_> {
             if self.ignored(&p) {
                 continue;
             }
-            let (ia, sa) = info(a.as_raw_fd(), &name).with_context(|| format!("first tree: {}", show(&p)))?;
-            let (ib, sb) = info(b.as_raw_fd(), &name).with_context(|| format!("second tree: {}", show(&p)))?;
+            let (ia, sa) =
+                info(a.as_raw_fd(), &name).with_context(|| format!("first tree: {}", show(&p)))?;
+            let (ib, sb) =
+                info(b.as_raw_fd(), &name).with_context(|| format!("second tree: {}", show(&p)))?;
             self.node(&p, &ia, &ib);
             if let (Some(sa), Some(sb)) = (sa, sb) {
                 self.dir(&sa, &sb, &p)?;
@@ -263,7 +344,12 @@ fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
 pub fn compare(a: &Path, b: &Path, opts: &CompareOptions) -> Result<Comparison> {
     let fa = sys::open_path_dir(a)?;
     let fb = sys::open_path_dir(b)?;
-    let mut w = Walker { opts, out: Comparison::default(), links_a: HashMap::new(), links_b: HashMap::new() };
+    let mut w = Walker {
+        opts,
+        out: Comparison::default(),
+        links_a: HashMap::new(),
+        links_b: HashMap::new(),
+    };
     let (ia, _) = info(fa.as_raw_fd(), b".")?;
     let (ib, _) = info(fb.as_raw_fd(), b".")?;
     w.node(b"", &ia, &ib);

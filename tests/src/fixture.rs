@@ -41,7 +41,11 @@ pub struct FixtureOptions {
 
 impl Default for FixtureOptions {
     fn default() -> Self {
-        Self { big_file_bytes: 10 << 20, sparse_bytes: 64 << 20, flags: true }
+        Self {
+            big_file_bytes: 10 << 20,
+            sparse_bytes: 64 << 20,
+            flags: true,
+        }
     }
 }
 
@@ -60,7 +64,10 @@ pub const LONG_NAME_LEN: usize = 200;
 /// Deterministic pseudo-random bytes (BLAKE3 in XOF mode, seeded by `seed`).
 pub fn pattern(seed: &str, len: u64) -> Vec<u8> {
     let mut out = vec![0u8; usize::try_from(len).unwrap_or(0)];
-    blake3::Hasher::new().update(seed.as_bytes()).finalize_xof().fill(&mut out);
+    blake3::Hasher::new()
+        .update(seed.as_bytes())
+        .finalize_xof()
+        .fill(&mut out);
     out
 }
 
@@ -111,7 +118,8 @@ impl Builder<'_> {
     fn file(&self, rel: &str, data: &[u8], mode: u32) -> Result<()> {
         let path = self.p(rel);
         fs::write(&path, data).with_context(|| format!("write {rel}"))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).with_context(|| format!("chmod {rel}"))
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+            .with_context(|| format!("chmod {rel}"))
     }
     fn made(&mut self, what: &str) {
         self.report.made.push(what.to_string());
@@ -142,7 +150,11 @@ impl Builder<'_> {
 /// Builds the fixture in `dir` (created if missing; should be empty).
 pub fn build(dir: &Path, opts: &FixtureOptions) -> Result<FixtureReport> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut b = Builder { root: dir, report: FixtureReport::default(), root_user: sys::is_root() };
+    let mut b = Builder {
+        root: dir,
+        report: FixtureReport::default(),
+        root_user: sys::is_root(),
+    };
 
     // Regular files.
     b.dir("files")?;
@@ -195,8 +207,18 @@ pub fn build(dir: &Path, opts: &FixtureOptions) -> Result<FixtureReport> {
     b.dir("special")?;
     let sd = sys::open_path_dir(&b.p("special"))?;
     if b.needs_root("device nodes") {
-        sys::mknodat(sd.as_raw_fd(), b"chr", libc::S_IFCHR | 0o620, libc::makedev(1, 3))?;
-        sys::mknodat(sd.as_raw_fd(), b"blk", libc::S_IFBLK | 0o660, libc::makedev(7, 0))?;
+        sys::mknodat(
+            sd.as_raw_fd(),
+            b"chr",
+            libc::S_IFCHR | 0o620,
+            libc::makedev(1, 3),
+        )?;
+        sys::mknodat(
+            sd.as_raw_fd(),
+            b"blk",
+            libc::S_IFBLK | 0o660,
+            libc::makedev(7, 0),
+        )?;
         sys::fchmodat(sd.as_raw_fd(), b"chr", 0o620)?;
         sys::fchmodat(sd.as_raw_fd(), b"blk", 0o660)?;
         b.made("char device 1:3, block device 7:0");
@@ -219,9 +241,17 @@ pub fn build(dir: &Path, opts: &FixtureOptions) -> Result<FixtureReport> {
     b.xattr("xattrs/user", "user.binary", &[0, 1, 2, 0xfe, 0xff])?;
     b.xattr("xattrs/dir", "user.dir", b"on a directory")?;
     b.file("xattrs/selinux", b"labelled\n", 0o644)?;
-    b.xattr("xattrs/selinux", "security.selinux", b"system_u:object_r:etc_t:s0\0")?;
+    b.xattr(
+        "xattrs/selinux",
+        "security.selinux",
+        b"system_u:object_r:etc_t:s0\0",
+    )?;
     symlink("selinux", b.p("xattrs/selinux-link"))?;
-    b.xattr("xattrs/selinux-link", "security.selinux", b"system_u:object_r:etc_t:s0\0")?;
+    b.xattr(
+        "xattrs/selinux-link",
+        "security.selinux",
+        b"system_u:object_r:etc_t:s0\0",
+    )?;
     b.file("xattrs/acl", b"acl\n", 0o644)?;
     let access = acl_xattr(&[
         (ACL_USER_OBJ, 6, NO_ID),
@@ -246,12 +276,20 @@ pub fn build(dir: &Path, opts: &FixtureOptions) -> Result<FixtureReport> {
         b.file("xattrs/trusted", b"trusted\n", 0o644)?;
         b.xattr("xattrs/trusted", "trusted.lifeboat", b"only root sees this")?;
         b.file("xattrs/capability", b"\x7fELF pretend\n", 0o755)?;
-        b.xattr("xattrs/capability", "security.capability", &capability_xattr())?;
+        b.xattr(
+            "xattrs/capability",
+            "security.capability",
+            &capability_xattr(),
+        )?;
     }
 
     // Sparse files.
     b.dir("sparse")?;
-    make_sparse(&b.p("sparse/two-blocks"), opts.sparse_bytes, &[0, opts.sparse_bytes / 2])?;
+    make_sparse(
+        &b.p("sparse/two-blocks"),
+        opts.sparse_bytes,
+        &[0, opts.sparse_bytes / 2],
+    )?;
     make_sparse(&b.p("sparse/trailing-hole"), 1 << 20, &[0])?;
     b.made("sparse files");
 
@@ -288,8 +326,14 @@ pub fn build(dir: &Path, opts: &FixtureOptions) -> Result<FixtureReport> {
     let (s, ns) = time_for(b"");
     let c = sys::cstr(dir.as_os_str().as_bytes())?;
     let ts = [
-        libc::timespec { tv_sec: s as libc::time_t, tv_nsec: ns as libc::c_long },
-        libc::timespec { tv_sec: s as libc::time_t, tv_nsec: ns as libc::c_long },
+        libc::timespec {
+            tv_sec: s as libc::time_t,
+            tv_nsec: ns as libc::c_long,
+        },
+        libc::timespec {
+            tv_sec: s as libc::time_t,
+            tv_nsec: ns as libc::c_long,
+        },
     ];
     // SAFETY: valid C string and timespec array.
     if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), 0) } != 0 {
@@ -298,7 +342,12 @@ pub fn build(dir: &Path, opts: &FixtureOptions) -> Result<FixtureReport> {
     b.made("mtimes with nanoseconds on every entry");
 
     for (rel, flag) in flagged {
-        let f = sys::openat(libc::AT_FDCWD, b.p(rel).as_os_str().as_bytes(), libc::O_RDONLY, 0)?;
+        let f = sys::openat(
+            libc::AT_FDCWD,
+            b.p(rel).as_os_str().as_bytes(),
+            libc::O_RDONLY,
+            0,
+        )?;
         let r = sys::get_flags(&f).and_then(|cur| sys::set_flags(&f, cur | flag));
         match r {
             Ok(()) => b.made(&format!("flag on {rel}")),
@@ -309,7 +358,12 @@ pub fn build(dir: &Path, opts: &FixtureOptions) -> Result<FixtureReport> {
 }
 
 fn write_at(dir: RawFd, name: &[u8], data: &[u8]) -> Result<()> {
-    let fd = sys::openat(dir, name, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o644)?;
+    let fd = sys::openat(
+        dir,
+        name,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+        0o644,
+    )?;
     let mut f = fs::File::from(fd);
     f.write_all(data)?;
     Ok(())
@@ -332,14 +386,19 @@ fn make_long_path(base: &Path) -> Result<()> {
         sys::mkdirat(cur.as_raw_fd(), name.as_bytes(), 0o755)?;
         cur = sys::open_dir(cur.as_raw_fd(), name.as_bytes())?;
     }
-    write_at(cur.as_raw_fd(), b"file-at-the-bottom", b"more than PATH_MAX from the top\n")
+    write_at(
+        cur.as_raw_fd(),
+        b"file-at-the-bottom",
+        b"more than PATH_MAX from the top\n",
+    )
 }
 
 /// A deterministic mtime per relative path: seconds in 2017..2020, nanoseconds never zero.
 pub fn time_for(rel: &[u8]) -> (i64, u32) {
     let h = blake3::hash(rel);
     let b = h.as_bytes();
-    let secs = 1_500_000_000 + i64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) % 100_000_000);
+    let secs =
+        1_500_000_000 + i64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) % 100_000_000);
     let nanos = 1 + u32::from_le_bytes([b[4], b[5], b[6], b[7]]) % 999_999_998;
     (secs, nanos)
 }

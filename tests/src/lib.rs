@@ -4,4 +4,5 @@
 
 pub mod compare;
 pub mod fixture;
+pub mod image;
 pub mod sys;

@@ -20,7 +20,9 @@ fn main() -> ExitCode {
             trees.push(PathBuf::from(a));
         }
     }
-    let [a, b] = trees.as_slice() else { return usage() };
+    let [a, b] = trees.as_slice() else {
+        return usage();
+    };
     match compare(a, b, &opts) {
         Ok(c) => {
             for d in &c.differences {
@@ -30,7 +32,11 @@ fn main() -> ExitCode {
                 println!("identical: {} entries compared", c.entries);
                 ExitCode::SUCCESS
             } else {
-                println!("{} differences in {} entries", c.differences.len(), c.entries);
+                println!(
+                    "{} differences in {} entries",
+                    c.differences.len(),
+                    c.entries
+                );
                 ExitCode::from(1)
             }
         }

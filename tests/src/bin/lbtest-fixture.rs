@@ -23,8 +23,11 @@ fn main() -> Result<()> {
             _ => bail!("unexpected argument {a:?}"),
         }
     }
-    let Some(dir) = dir else { bail!("usage: lbtest-fixture DIR [--big-mib N] [--sparse-mib N] [--no-flags]") };
-    let report = build(&dir, &opts).with_context(|| format!("building the fixture in {}", dir.display()))?;
+    let Some(dir) = dir else {
+        bail!("usage: lbtest-fixture DIR [--big-mib N] [--sparse-mib N] [--no-flags]")
+    };
+    let report =
+        build(&dir, &opts).with_context(|| format!("building the fixture in {}", dir.display()))?;
     for m in &report.made {
         println!("made: {m}");
     }
@@ -35,5 +38,6 @@ fn main() -> Result<()> {
 }
 
 fn num(a: Option<std::ffi::OsString>) -> Result<u64> {
-    a.and_then(|s| s.to_str().and_then(|s| s.parse().ok())).context("expected a number")
+    a.and_then(|s| s.to_str().and_then(|s| s.parse().ok()))
+        .context("expected a number")
 }
