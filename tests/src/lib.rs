@@ -4,5 +4,6 @@
 
 pub mod compare;
 pub mod fixture;
+pub mod hostile;
 pub mod image;
 pub mod sys;

@@ -57,3 +57,32 @@ fn fixture_walked_and_restored_is_identical() -> Result<()> {
     assert!(cmp.entries > 80);
     Ok(())
 }
+
+#[test]
+fn a_full_target_stops_with_a_clear_error() -> Result<()> {
+    if !have_root("a_full_target_stops_with_a_clear_error") {
+        return Ok(());
+    }
+    let src = Image::new("ext4", 256)?;
+    let dst = Image::new("ext4", 16)?;
+    let opts = FixtureOptions {
+        big_file_bytes: 64 << 20,
+        ..FixtureOptions::default()
+    };
+    build(src.path(), &opts)?;
+    let cfg = SourceOptions::new(src.path()).walk_config();
+    let mut ro = RestoreOptions::new(dst.path());
+    ro.expected_bytes = Some(70 << 20);
+    let mut sink = Sink(Extractor::new(&ro)?);
+    let err = pipeline::run(&cfg, &mut sink, &NoProgress)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let target = dst.path().display().to_string();
+    assert!(
+        err.contains(&format!("the target {target} is full"))
+            && err.contains(&format!("of {}", 70 << 20)),
+        "unexpected error: {err}"
+    );
+    Ok(())
+}

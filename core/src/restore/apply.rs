@@ -272,12 +272,7 @@ impl Extractor {
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(RestoreError::Content {
-                        path: shown.to_string(),
-                        source: e,
-                    })
-                }
+                Err(e) => return Err(content_err(shown, e)),
             };
             let r = match offset {
                 Some(o) => file.write_all_at(&self.buf[..n], o),
@@ -308,10 +303,7 @@ impl Extractor {
                     ),
                 }),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => Err(RestoreError::Content {
-                    path: shown.to_string(),
-                    source: e,
-                }),
+                Err(e) => Err(content_err(shown, e)),
             };
         }
     }
@@ -434,6 +426,20 @@ impl Extractor {
         .map_err(|e| self.write_err("set the metadata of", &shown, e))?;
         metadata::apply_flags(raw, entry.flags, &shown, &mut self.report.warnings)
             .map_err(|e| self.write_err("set the flags of", &shown, e))
+    }
+}
+
+/// An error reading an entry's content: the reader's own error (e.g. a checksum mismatch,
+/// which names the path) when it is one, else the I/O error with the path.
+fn content_err(shown: &str, e: io::Error) -> RestoreError {
+    if e.get_ref()
+        .is_some_and(|inner| inner.is::<crate::archive::ArchiveError>())
+    {
+        return RestoreError::Archive(e.into());
+    }
+    RestoreError::Content {
+        path: shown.to_string(),
+        source: e,
     }
 }
 
