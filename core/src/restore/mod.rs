@@ -206,6 +206,26 @@ impl Extractor {
     }
 }
 
+/// Restores every entry of `reader` beneath `opts.target`, then applies the deferred
+/// directory metadata and syncs. A checksum mismatch or any damage stops it with an error
+/// naming the entry.
+pub fn extract<R: std::io::Read>(
+    reader: &mut crate::archive::reader::ArchiveReader<R>,
+    opts: &RestoreOptions,
+    progress: &dyn crate::progress::Progress,
+) -> Result<RestoreReport, RestoreError> {
+    let mut ex = Extractor::new(opts)?;
+    while let Some(mut item) = reader.next_entry()? {
+        let entry = item.entry.clone();
+        if entry.size >= 1 << 20 {
+            progress.set_message(&entry.display_path());
+        }
+        ex.apply(&entry, &mut item)?;
+    }
+    progress.set_message("setting directory metadata and syncing");
+    ex.finish()
+}
+
 /// Bytes of stored content an entry accounts for (for progress).
 pub fn entry_bytes(entry: &Entry) -> u64 {
     match &entry.kind {
