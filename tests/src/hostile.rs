@@ -78,8 +78,18 @@ pub struct Case {
     /// What it tries.
     pub what: &'static str,
     pub tar: Vec<u8>,
-    /// Refused with an error (else: restored, harmlessly).
-    pub refused: bool,
+    pub expect: Expect,
+}
+
+/// What a safe restore does with a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Refused with an error naming the entry.
+    Refused,
+    /// Restored, harmlessly, inside the target.
+    Harmless,
+    /// Either (an absolute path may be refused, or made relative as GNU tar does).
+    RefusedOrInside,
 }
 
 /// Every hostile case. `canary` is an absolute directory
@@ -90,7 +100,11 @@ pub fn cases(canary: &Path) -> Vec<Case> {
         name,
         what,
         tar,
-        refused: true,
+        expect: if name.ends_with("absolute") {
+            Expect::RefusedOrInside
+        } else {
+            Expect::Refused
+        },
     };
     let mut all: Vec<Case> = [
         (
@@ -166,25 +180,22 @@ pub fn cases(canary: &Path) -> Vec<Case> {
         name: "symlink-then-same-name-file",
         what: "a symlink to the canary's passwd, then a file of the same name: the file replaces the link",
         tar: TarBuilder::new().symlink("x", &format!("{c}/passwd")).file("x", b"harmless").finish(),
-        refused: false,
+        expect: Expect::Harmless,
     });
     all
 }
 
-/// Writes every case as `<dir>/refused-<name>.tar` or `<dir>/accepted-<name>.tar`.
+/// Writes every case as `<dir>/<refused|accepted|inside>-<name>.tar` (see [`Expect`]).
 pub fn write_all(dir: &Path, canary: &Path) -> Result<Vec<String>> {
     std::fs::create_dir_all(dir)?;
     let mut names = Vec::new();
     for case in cases(canary) {
-        let name = format!(
-            "{}{}",
-            if case.refused {
-                "refused-"
-            } else {
-                "accepted-"
-            },
-            case.name
-        );
+        let prefix = match case.expect {
+            Expect::Refused => "refused-",
+            Expect::Harmless => "accepted-",
+            Expect::RefusedOrInside => "inside-",
+        };
+        let name = format!("{prefix}{}", case.name);
         std::fs::write(dir.join(format!("{name}.tar")), case.tar)?;
         names.push(name);
     }

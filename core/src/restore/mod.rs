@@ -6,9 +6,10 @@
 //! - [`apply`]: creates files (sparse ones with their holes), directories, symbolic links, hard
 //!   links, device nodes and fifos, replacing what is in the way;
 //! - [`metadata`]: owner, mode, xattrs, mtime and ext flags, in the order that keeps them all;
-//!   directories get theirs after their contents, deepest first;
-//! - [`readahead`]: decompression on its own thread, feeding the extraction through a bounded
-//!   channel of buffers.
+//!   directories get theirs after their contents, deepest first.
+//!
+//! Decompression runs on its own thread ([`crate::codec::decoder`]); extraction writes with
+//! 1 MiB buffers and no per-file fsync (one `syncfs` at the end).
 //!
 //! Use [`Extractor`] directly (`apply(entry, content)` per entry, then `finish()`), or
 //! [`extract`] on an [`ArchiveReader`](crate::archive::reader::ArchiveReader).
@@ -16,7 +17,6 @@
 mod apply;
 pub mod beneath;
 pub mod metadata;
-pub mod readahead;
 mod sys;
 
 use crate::archive::{Entry, FileFlags};
