@@ -165,7 +165,9 @@ pub(crate) fn write_archive(entries: &[(Entry, Vec<u8>)]) -> Result<Vec<u8>, Arc
 }
 
 /// Reads everything; returns the entries with their stored content.
-fn read_all(tar: &[u8]) -> Result<(Vec<(Entry, Vec<u8>)>, bool, Option<Trailer>), ArchiveError> {
+type ReadBack = (Vec<(Entry, Vec<u8>)>, bool, Option<Trailer>);
+
+fn read_all(tar: &[u8]) -> Result<ReadBack, ArchiveError> {
     let mut r = ArchiveReader::new(tar);
     let mut out = Vec::new();
     while let Some(mut e) = r.next_entry()? {
@@ -186,9 +188,20 @@ fn round_trip_every_kind() -> TestResult {
     assert_eq!(trailer.counts.sockets_skipped, 2);
     assert_eq!(trailer.changed_files, vec!["changed".to_string()]);
     assert_eq!(got.len(), entries.len());
-    for ((want, wc), (have, hc)) in entries.iter().zip(&got) {
-        assert_eq!(want, have, "entry {}", want.display_path());
-        assert_eq!(wc, hc, "content of {}", want.display_path());
+    for ((orig, wc), (have, hc)) in entries.iter().zip(&got) {
+        let mut want = orig.clone();
+        if let EntryKind::File { sparse: Some(map) } = &want.kind {
+            want.kind = EntryKind::File {
+                sparse: Some(sparse::aligned_map(map, want.size)?),
+            };
+        }
+        assert_eq!(&want, have, "entry {}", want.display_path());
+        assert_eq!(
+            logical(orig, wc),
+            logical(have, hc),
+            "content of {}",
+            want.display_path()
+        );
     }
     Ok(())
 }
@@ -237,4 +250,206 @@ fn every_codec_round_trips() -> TestResult {
         assert_eq!(report.counts.entries, sample_entries().len() as u64);
     }
     Ok(())
+}
+
+fn run(
+    cmd: &mut std::process::Command,
+) -> Result<std::process::Output, Box<dyn std::error::Error>> {
+    let out = cmd.output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(out)
+}
+
+fn have(tool: &str) -> bool {
+    std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn dump_sample_for_inspection() -> TestResult {
+    if let Ok(p) = std::env::var("LIFEBOAT_DUMP_SAMPLE") {
+        std::fs::write(p, write_archive(&sample_entries())?)?;
+    }
+    Ok(())
+}
+
+/// Expands stored content into the logical content of a file entry.
+fn logical(e: &Entry, stored: &[u8]) -> Vec<u8> {
+    match &e.kind {
+        EntryKind::File { sparse: Some(map) } => {
+            let mut out = vec![0u8; e.size as usize];
+            let mut pos = 0usize;
+            for &(o, l) in map {
+                out[o as usize..(o + l) as usize].copy_from_slice(&stored[pos..pos + l as usize]);
+                pos += l as usize;
+            }
+            out
+        }
+        _ => stored.to_vec(),
+    }
+}
+
+fn bytes_of(p: &std::path::Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    p.as_os_str().as_bytes().to_vec()
+}
+
+fn lgetxattr(path: &std::path::Path, name: &str) -> Option<Vec<u8>> {
+    let c = std::ffi::CString::new(bytes_of(path)).ok()?;
+    let n = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0u8; 65536];
+    // SAFETY: valid NUL-terminated strings and a buffer of the length passed.
+    let r = unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        return None;
+    }
+    buf.truncate(r as usize);
+    Some(buf)
+}
+
+/// The sample without the 5000-byte path (GNU tar cannot create files beyond PATH_MAX).
+fn sample_for_gnu_tar() -> Vec<(Entry, Vec<u8>)> {
+    sample_entries()
+        .into_iter()
+        .filter(|(e, _)| e.path.len() < 4000)
+        .collect()
+}
+
+#[test]
+fn gnu_tar_lists_and_extracts_our_archive() -> TestResult {
+    use std::os::unix::fs::MetadataExt;
+    if !have("tar") {
+        eprintln!("GNU tar not installed; skipped");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let entries = sample_for_gnu_tar();
+    let tar = write_archive(&entries)?;
+    let mut enc = codec::encoder(Vec::new(), Codec::Gzip, None, 2)?;
+    enc.write_all(&tar)?;
+    let archive = dir.path().join("backup.tar.gz");
+    std::fs::write(&archive, enc.finish()?)?;
+    if let Ok(p) = std::env::var("LIFEBOAT_DUMP_SAMPLE") {
+        std::fs::copy(&archive, format!("{p}.gnu.tgz"))?;
+    }
+    let list = run(std::process::Command::new("tar").arg("-tvzf").arg(&archive))?;
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.contains("./dir/hello.txt"), "{list}");
+    assert!(list.contains("./.lifeboat/manifest.json"), "{list}");
+    assert!(list.contains("./sparse"), "{list}");
+    assert!(!list.contains("GNUSparseFile"), "{list}");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out)?;
+    run(std::process::Command::new("tar")
+        .args(["--xattrs", "--xattrs-include=*", "-xpzf"])
+        .arg(&archive)
+        .arg("-C")
+        .arg(&out))?;
+    for (e, c) in &entries {
+        let p = out.join(os(&e.path));
+        let md = std::fs::symlink_metadata(&p)?;
+        match &e.kind {
+            EntryKind::File { .. } => {
+                assert_eq!(std::fs::read(&p)?, logical(e, c), "{}", e.display_path());
+                assert_eq!(md.mode() & 0o7777, e.mode, "{}", e.display_path());
+                assert_eq!(md.uid() as u64, e.uid, "{}", e.display_path());
+                assert_eq!(
+                    (md.mtime(), md.mtime_nsec() as u32),
+                    (e.mtime.secs, e.mtime.nanos),
+                    "{}",
+                    e.display_path()
+                );
+                if let EntryKind::File { sparse: Some(_) } = e.kind {
+                    assert!(
+                        md.blocks() * 512 < e.size.max(1) || e.size < 65536,
+                        "{} is not sparse: {} blocks",
+                        e.display_path(),
+                        md.blocks()
+                    );
+                }
+            }
+            EntryKind::Symlink { target } => {
+                assert_eq!(bytes_of(&std::fs::read_link(&p)?), *target);
+            }
+            EntryKind::HardLink { target } => {
+                let t = std::fs::metadata(out.join(os(target)))?;
+                assert_eq!(md.ino(), t.ino());
+            }
+            EntryKind::CharDevice { major, minor } | EntryKind::BlockDevice { major, minor } => {
+                assert_eq!(libc::major(md.rdev()), *major);
+                assert_eq!(libc::minor(md.rdev()), *minor);
+            }
+            _ => {}
+        }
+        for (k, v) in &e.xattrs {
+            if k.starts_with(b"user.") {
+                let name = String::from_utf8_lossy(k).into_owned();
+                assert_eq!(
+                    lgetxattr(&p, &name).as_ref(),
+                    Some(v),
+                    "{name} of {}",
+                    e.display_path()
+                );
+            }
+        }
+    }
+    // The sparse file really has holes.
+    let big_hole = std::fs::metadata(out.join("sparse-all-hole"))?;
+    assert_eq!(big_hole.len(), 1 << 30);
+    assert!(
+        big_hole.blocks() < 64,
+        "all-hole file took {} blocks",
+        big_hole.blocks()
+    );
+    Ok(())
+}
+
+#[test]
+fn bsdtar_lists_and_extracts_our_archive() -> TestResult {
+    if !have("bsdtar") {
+        eprintln!("bsdtar not installed; skipped");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let entries = sample_entries();
+    let tar = write_archive(&entries)?;
+    let mut enc = codec::encoder(Vec::new(), Codec::Zstd, None, 2)?;
+    enc.write_all(&tar)?;
+    let archive = dir.path().join("backup.tar.zst");
+    std::fs::write(&archive, enc.finish()?)?;
+    let list = run(std::process::Command::new("bsdtar")
+        .arg("-tf")
+        .arg(&archive))?;
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.contains("./dir/hello.txt"), "{list}");
+    assert!(list.contains("./sparse\n"), "{list}");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out)?;
+    run(std::process::Command::new("bsdtar")
+        .arg("-xpf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&out))?;
+    for (e, c) in &entries {
+        if e.path.len() > 4000 || !e.is_file() {
+            continue;
+        }
+        let p = out.join(os(&e.path));
+        assert_eq!(std::fs::read(&p)?, logical(e, c), "{}", e.display_path());
+    }
+    Ok(())
+}
+
+fn os(b: &[u8]) -> &std::ffi::OsStr {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(b)
 }
