@@ -8,6 +8,7 @@
 //!
 //! Public API: [`SourceOptions`], [`default_excludes`], [`write_backup`] and [`BackupReport`].
 
+mod backup;
 pub mod content;
 pub mod exclude;
 pub mod flags;
@@ -17,6 +18,7 @@ pub mod sparse;
 pub mod walk;
 pub mod xattr;
 
+pub use backup::write_backup;
 use std::path::PathBuf;
 
 /// The excludes `xe host-backup` applies, plus the contents of the pseudo filesystems.
@@ -52,7 +54,7 @@ pub struct SourceOptions {
     pub includes: Vec<PathBuf>,
     /// Include `boot/efi` when it is a mount point (as `xe host-backup` does).
     pub include_boot_efi: bool,
-    // MERGE pub codec: crate::codec::Codec,
+    pub codec: crate::codec::Codec,
     pub level: Option<i32>,
     /// Compression threads (0: every core).
     pub threads: usize,
@@ -70,7 +72,7 @@ impl SourceOptions {
             excludes: default_excludes(),
             includes: Vec::new(),
             include_boot_efi: true,
-            // MERGE codec: crate::codec::Codec::Zstd,
+            codec: crate::codec::Codec::Zstd,
             level: None,
             threads: 0,
             spool_dir: None,
@@ -162,3 +164,36 @@ pub fn predicted_skipped_mounts(opts: &SourceOptions) -> Vec<String> {
 
 #[cfg(test)]
 mod tests;
+
+/// Fills what the backup source knows into a manifest: format and tool version, start time
+/// and hostname (when empty), excludes, includes, predicted skipped mounts and codec.
+pub fn complete_manifest(opts: &SourceOptions, m: &mut crate::archive::Manifest) {
+    m.format_version = crate::archive::manifest::FORMAT_VERSION;
+    if m.tool_version.is_empty() {
+        m.tool_version = format!("lifeboat {}", crate::VERSION);
+    }
+    if m.created.is_empty() {
+        m.created = crate::archive::writer::rfc3339_utc(std::time::SystemTime::now());
+    }
+    if m.hostname.is_empty() {
+        m.hostname = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+    }
+    m.excludes = opts.excludes.clone();
+    m.includes = opts
+        .include_paths()
+        .iter()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    m.skipped_mounts = predicted_skipped_mounts(opts);
+    m.codec = opts.codec.name().to_string();
+}
+
+/// Bytes used on the root's filesystem: the progress total (an estimate: excludes and other
+/// filesystems make the real figure smaller).
+pub fn estimate_bytes(root: &std::path::Path) -> Option<u64> {
+    let s = nix::sys::statvfs::statvfs(root).ok()?;
+    let used = (s.blocks() as u64).saturating_sub(s.blocks_free() as u64);
+    Some(used.saturating_mul(s.fragment_size() as u64))
+}
