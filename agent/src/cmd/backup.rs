@@ -15,8 +15,7 @@ use lifeboat_core::identity;
 use lifeboat_core::progress::Progress;
 use lifeboat_core::source::{self, SourceOptions};
 use lifeboat_core::store::{
-    self, layout, space::human, GenerationMeta, GenerationState, Mounted, Origin, Store,
-    StoreLock,
+    self, layout, space::human, GenerationMeta, GenerationState, Mounted, Origin, Store, StoreLock,
 };
 use serde::Serialize;
 use std::fs::File;
@@ -50,7 +49,8 @@ pub(crate) fn open_for_writing(
             dev.source,
             dev.path.display()
         ),
-        e => anyhow::Error::new(e).context(format!("cannot open the store on {}", dev.path.display())),
+        e => anyhow::Error::new(e)
+            .context(format!("cannot open the store on {}", dev.path.display())),
     })?;
     let lock = store
         .lock(command)
@@ -197,13 +197,19 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
             human(needed),
             match &previous {
                 Some(g) => format!("estimated from generation {}", g.id),
-                None => format!("estimated from the {} used on {}", human(source_used), root.display()),
+                None => format!(
+                    "estimated from the {} used on {}",
+                    human(source_used),
+                    root.display()
+                ),
             },
             human(space.available)
         );
     }
 
-    let staging = w.store.begin(&w.lock, layout::ext_for_codec(codec.name()))?;
+    let staging = w
+        .store
+        .begin(&w.lock, layout::ext_for_codec(codec.name()))?;
     let bar = Bar::new(quiet || json);
     let written = (|| -> anyhow::Result<_> {
         let file = staging.create_archive()?;
@@ -247,7 +253,10 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
             )));
         }
     };
-    let same = verified.trailer.as_ref().map(|t| (&t.entries_digest, &t.counts))
+    let same = verified
+        .trailer
+        .as_ref()
+        .map(|t| (&t.entries_digest, &t.counts))
         == Some((&report.trailer.entries_digest, &report.trailer.counts));
     if !same {
         staging.discard();
@@ -271,9 +280,9 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map(|m| m.hostname.clone())
             .unwrap_or_default(),
-        product_version: manifest.as_ref().and_then(|m| {
-            identity::inventory::product_version(&m.inventory).map(String::from)
-        }),
+        product_version: manifest
+            .as_ref()
+            .and_then(|m| identity::inventory::product_version(&m.inventory).map(String::from)),
         size,
         files: counts.files,
         entries: counts.entries,

@@ -52,8 +52,12 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
         let len = f.metadata().ok().map(|m| m.len());
         (Box::new(f), len)
     };
-    let host_inventory = inventory::read_inventory(&root)
-        .with_context(|| format!("cannot read {}", root.join(inventory::INVENTORY_PATH).display()))?;
+    let host_inventory = inventory::read_inventory(&root).with_context(|| {
+        format!(
+            "cannot read {}",
+            root.join(inventory::INVENTORY_PATH).display()
+        )
+    })?;
     let dev = config::find_backup_device(device.backup_device.as_deref(), &root)?;
     let w = open_for_writing(&dev, "host-restore", quiet)?;
     let previous = w.store.latest()?;
@@ -65,7 +69,9 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
     // Space: the upload is stored as it is (compressed), so its size is what it needs.
     let space = w.store.space()?;
     let needed = lifeboat_core::store::space::estimate(
-        input_len.map(|l| l.saturating_sub(l / 11)).or(previous.as_ref().map(|g| g.meta.size)),
+        input_len
+            .map(|l| l.saturating_sub(l / 11))
+            .or(previous.as_ref().map(|g| g.meta.size)),
         0,
         true,
     );
@@ -87,7 +93,9 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
         bail!("{shown_input} is empty; {keep_msg}");
     }
     let codec = codec::detect(magic);
-    let staging = w.store.begin(&w.lock, layout::ext_for_codec(codec.name()))?;
+    let staging = w
+        .store
+        .begin(&w.lock, layout::ext_for_codec(codec.name()))?;
     let bar = Bar::new(quiet);
     bar.set_total(input_len);
     bar.set_message("verifying and staging");
@@ -138,7 +146,9 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
                 );
             }
             if !quiet {
-                eprintln!("lifeboat: warning: --force: {LAYOUT_MESSAGE} (backup {b}.x, host {h}.x)");
+                eprintln!(
+                    "lifeboat: warning: --force: {LAYOUT_MESSAGE} (backup {b}.x, host {h}.x)"
+                );
             }
         }
     }
@@ -332,7 +342,9 @@ fn archive_err(e: io::Error) -> anyhow::Error {
 
 fn normalized(path: &[u8]) -> String {
     let s = String::from_utf8_lossy(path);
-    s.trim_start_matches("./").trim_start_matches('/').to_string()
+    s.trim_start_matches("./")
+        .trim_start_matches('/')
+        .to_string()
 }
 
 fn hash_file(path: &Path) -> anyhow::Result<(u64, blake3::Hash)> {

@@ -2,6 +2,7 @@
 //! DIR with the restore engine (checksums checked as it goes, nothing written outside DIR).
 
 use crate::cli::Command;
+use crate::config;
 use crate::ui::Bar;
 use anyhow::{bail, Context, Result};
 use lifeboat_core::archive::reader::ArchiveReader;
@@ -9,15 +10,20 @@ use lifeboat_core::codec;
 use lifeboat_core::io::ProgressReader;
 use lifeboat_core::progress::Progress;
 use lifeboat_core::restore::{extract, RestoreError, RestoreOptions};
+use lifeboat_core::store::{self, Store};
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// An archive to read: the stream and its size when known (for progress).
+/// An archive to read: the stream, its size when known (for progress), and the store's mount
+/// when it comes from a generation (kept mounted while it is read).
 pub(super) struct Input {
     pub stream: Box<dyn Read + Send>,
     pub size: Option<u64>,
     pub name: String,
+    /// Logical content bytes, when the store recorded them.
+    pub content_bytes: Option<u64>,
+    pub _mount: Option<store::Mounted>,
 }
 
 /// Opens `file_name` (`-` = stdin).
@@ -27,6 +33,8 @@ pub(super) fn open_file(file_name: &Path) -> Result<Input> {
             stream: Box::new(std::io::stdin()),
             size: None,
             name: "stdin".into(),
+            content_bytes: None,
+            _mount: None,
         });
     }
     let f = std::fs::File::open(file_name)
@@ -36,18 +44,56 @@ pub(super) fn open_file(file_name: &Path) -> Result<Input> {
         stream: Box::new(f),
         size,
         name: file_name.display().to_string(),
+        content_bytes: None,
+        _mount: None,
+    })
+}
+
+/// The backup store on the backup partition, mounted read-only.
+pub(super) fn open_store(device: Option<&Path>) -> Result<(Store, store::Mounted, String)> {
+    let dev = config::find_backup_device(device, Path::new("/"))?;
+    let mounted = store::mount_device(&dev.path, true)?;
+    if !Store::is_store(mounted.dir()) {
+        bail!(
+            "{} (from {}) holds no Lifeboat store; give file-name=F to use an archive file",
+            dev.path.display(),
+            dev.source
+        );
+    }
+    let st = Store::open_read_only(mounted.dir())?;
+    Ok((st, mounted, dev.path.display().to_string()))
+}
+
+/// Opens the archive of a committed generation (`latest` or an id).
+pub(super) fn open_generation(store: &Store, device: &str, id: &str) -> Result<Input> {
+    let g = store.find(id)?;
+    let path = g.archive_path();
+    let f = std::fs::File::open(&path)
+        .with_context(|| format!("cannot open the archive of generation {} on {device}", g.id))?;
+    Ok(Input {
+        stream: Box::new(f),
+        size: Some(g.meta.size),
+        name: format!("generation {} ({device})", g.id),
+        content_bytes: Some(g.meta.bytes),
+        _mount: None,
     })
 }
 
 /// The archive a command names: a generation of the store, or a file.
-pub(super) fn select(generation: Option<&str>, file_name: Option<&Path>) -> Result<Input> {
+pub(super) fn select(
+    generation: Option<&str>,
+    file_name: Option<&Path>,
+    device: Option<&Path>,
+) -> Result<Input> {
     match (generation, file_name) {
         (None, Some(f)) => open_file(f),
         (Some(_), Some(_)) => bail!("give either a generation or file-name=F, not both"),
-        (Some(g), None) => bail!(
-            "restoring generation '{g}' needs the backup store, which this build cannot open yet; \
-             use file-name=F with the generation's archive file"
-        ),
+        (Some(g), None) => {
+            let (st, mounted, dev) = open_store(device)?;
+            let mut input = open_generation(&st, &dev, g)?;
+            input._mount = Some(mounted);
+            Ok(input)
+        }
         (None, None) => {
             bail!("say what to restore: a generation id, 'latest', or file-name=F (- for stdin)")
         }
@@ -67,13 +113,17 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
         generation,
         file_name,
         target_dir,
-        device: _,
+        device,
         json,
     } = cmd
     else {
         bail!("internal error: not a restore command");
     };
-    let input = select(generation.as_deref(), file_name.as_deref())?;
+    let input = select(
+        generation.as_deref(),
+        file_name.as_deref(),
+        device.backup_device.as_deref(),
+    )?;
     if !target_dir.is_dir() {
         bail!(
             "the target {} is not a directory: make and mount the filesystem to restore into first",
@@ -96,7 +146,8 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
             input.name
         );
     }
-    let opts = RestoreOptions::new(&target_dir);
+    let mut opts = RestoreOptions::new(&target_dir);
+    opts.expected_bytes = input.content_bytes;
     let result = extract(&mut reader, &opts, bar);
     bar.finish();
     let report = match result {
