@@ -375,3 +375,6 @@ pub fn kernel_release(kernel: &Path) -> Result<Option<String>> {
         .collect();
     Ok((!text.is_empty()).then_some(text))
 }
+
+#[cfg(test)]
+mod build_tests;
