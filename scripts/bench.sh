@@ -15,7 +15,7 @@ ROOT_DIR=$PWD
 B=$ROOT_DIR/build/bench
 LIFEBOAT=${LIFEBOAT:-$ROOT_DIR/target/x86_64-unknown-linux-musl/release/lifeboat}
 CACHE=${BENCH_CACHE:-warm}
-CODECS=${BENCH_CODECS:-zstd gzip xz}
+CODECS=${BENCH_CODECS-zstd gzip xz}
 MIN_BYTES=$((1500 * 1000 * 1000))
 MIN_FILES=40000
 TAR_OPTS=(--xattrs --xattrs-include='*' --acls --selinux --sparse --numeric-owner)
@@ -77,7 +77,9 @@ run() {
   local name=$1 out=$2; shift 2
   prepare
   /usr/bin/time -f '%e %M' -o "$B/time.txt" bash -c "$*" >"$out"
-  read -r T[$name] M[$name] <"$B/time.txt"
+  local secs kib
+  read -r secs kib <"$B/time.txt"
+  T[$name]=$secs; M[$name]=$kib
   S[$name]=$(stat -c %s "$out" 2>/dev/null || echo 0)
   printf '  %-22s %8.2f s %14s bytes %8s KiB\n' "$name" "${T[$name]}" "${S[$name]}" "${M[$name]}"
 }

@@ -34,8 +34,8 @@ pub fn write_backup<W: Write>(
     } else {
         opts.threads
     };
-    let enc = crate::codec::encoder(out, opts.codec, opts.level, threads)
-        .map_err(SourceError::Output)?;
+    let enc =
+        crate::codec::encoder(out, opts.codec, opts.level, threads).map_err(SourceError::Output)?;
     let mut writer = ArchiveWriter::new(enc, &manifest)?;
     let cfg = opts.walk_config();
     let notes = pipeline::run(&cfg, &mut writer, progress)?;

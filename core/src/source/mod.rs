@@ -8,6 +8,7 @@
 //!
 //! Public API: [`SourceOptions`], [`default_excludes`], [`write_backup`] and [`BackupReport`].
 
+mod backup;
 pub mod content;
 pub mod exclude;
 pub mod flags;
@@ -17,6 +18,7 @@ pub mod sparse;
 pub mod walk;
 pub mod xattr;
 
+pub use backup::write_backup;
 use std::path::PathBuf;
 
 /// The excludes `xe host-backup` applies, plus the contents of the pseudo filesystems.
@@ -52,7 +54,7 @@ pub struct SourceOptions {
     pub includes: Vec<PathBuf>,
     /// Include `boot/efi` when it is a mount point (as `xe host-backup` does).
     pub include_boot_efi: bool,
-    // MERGE pub codec: crate::codec::Codec,
+    pub codec: crate::codec::Codec,
     pub level: Option<i32>,
     /// Compression threads (0: every core).
     pub threads: usize,
@@ -70,7 +72,7 @@ impl SourceOptions {
             excludes: default_excludes(),
             includes: Vec::new(),
             include_boot_efi: true,
-            // MERGE codec: crate::codec::Codec::Zstd,
+            codec: crate::codec::Codec::Zstd,
             level: None,
             threads: 0,
             spool_dir: None,
@@ -171,7 +173,7 @@ pub fn complete_manifest(opts: &SourceOptions, m: &mut crate::archive::Manifest)
         m.tool_version = format!("lifeboat {}", crate::VERSION);
     }
     if m.created.is_empty() {
-        m.created = rfc3339_now();
+        m.created = crate::archive::writer::rfc3339_utc(std::time::SystemTime::now());
     }
     if m.hostname.is_empty() {
         m.hostname = nix::unistd::gethostname()
@@ -185,7 +187,7 @@ pub fn complete_manifest(opts: &SourceOptions, m: &mut crate::archive::Manifest)
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect();
     m.skipped_mounts = predicted_skipped_mounts(opts);
-    // MERGE m.codec = opts.codec.name().to_string();
+    m.codec = opts.codec.name().to_string();
 }
 
 /// Bytes used on the root's filesystem: the progress total (an estimate: excludes and other
@@ -194,34 +196,4 @@ pub fn estimate_bytes(root: &std::path::Path) -> Option<u64> {
     let s = nix::sys::statvfs::statvfs(root).ok()?;
     let used = (s.blocks() as u64).saturating_sub(s.blocks_free() as u64);
     Some(used.saturating_mul(s.fragment_size() as u64))
-}
-
-/// The current time as RFC 3339 UTC (`2024-05-01T12:00:00Z`).
-pub fn rfc3339_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    rfc3339(secs)
-}
-
-/// Seconds since the epoch as RFC 3339 UTC (civil-from-days, proleptic Gregorian).
-pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }

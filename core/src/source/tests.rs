@@ -338,13 +338,6 @@ fn immutable_and_append_only_flags() -> R<()> {
     Ok(())
 }
 
-#[test]
-fn rfc3339_dates() {
-    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-    assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-}
-
 /// Throughput of the walker alone (reading, hashing): `LIFEBOAT_WALK_ROOT=/dir cargo test
 /// --release -p lifeboat-core walker_speed -- --ignored --nocapture`.
 #[test]
@@ -379,5 +372,67 @@ fn walker_speed() -> R<()> {
         c.1 / 1_000_000,
         c.1 as f64 / 1e6 / s
     );
+    Ok(())
+}
+
+#[test]
+fn write_backup_round_trips_through_the_archive_reader() -> R<()> {
+    use crate::archive::reader::ArchiveReader;
+    let t = tempfile::tempdir()?;
+    let r = t.path();
+    std::fs::create_dir_all(r.join("etc"))?;
+    std::fs::create_dir_all(r.join("tmp"))?;
+    std::fs::write(r.join("tmp/scratch"), b"gone")?;
+    std::fs::write(r.join("etc/hosts"), b"127.0.0.1 localhost\n")?;
+    let big: Vec<u8> = (0..5_000_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    std::fs::write(r.join("big"), &big)?;
+    std::fs::hard_link(r.join("big"), r.join("big2"))?;
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::create(r.join("sparse"))?;
+        f.write_at(b"tail", 3 << 20)?;
+    }
+    let _sock = std::os::unix::net::UnixListener::bind(r.join("sock"))?;
+    for codec in [crate::codec::Codec::None, crate::codec::Codec::Zstd] {
+        let mut opts = SourceOptions::new(r);
+        opts.codec = codec;
+        opts.small_file_limit = 1 << 20; // "big" takes the two-pass path
+        let (out, report) = write_backup(
+            &opts,
+            crate::archive::Manifest::default(),
+            Vec::new(),
+            &crate::progress::NoProgress,
+        )?;
+        assert_eq!(report.sockets_skipped, 1);
+        assert!(report.changed_files.is_empty());
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        assert_eq!(report.exit_code(), 0);
+        let (_, tar) = crate::codec::decoder(std::io::Cursor::new(out))?;
+        let mut reader = ArchiveReader::new(tar);
+        let mut seen = BTreeMap::new();
+        while let Some(mut e) = reader.next_entry()? {
+            let mut data = Vec::new();
+            e.read_to_end(&mut data)?;
+            seen.insert(e.entry.path.clone(), (e.entry.clone(), data));
+        }
+        assert!(reader.is_lifeboat());
+        let m = reader.manifest().ok_or("no manifest")?;
+        assert_eq!(m.codec, codec.name());
+        assert!(m.excludes.iter().any(|e| e == "tmp/*"));
+        assert_eq!(seen[b"big".as_slice()].1, big);
+        assert_eq!(seen[b"etc/hosts".as_slice()].1, b"127.0.0.1 localhost\n");
+        assert!(seen.contains_key(b"tmp".as_slice()));
+        assert!(!seen.contains_key(b"tmp/scratch".as_slice()));
+        assert!(matches!(
+            seen[b"big2".as_slice()].0.kind,
+            EntryKind::HardLink { .. }
+        ));
+        assert!(matches!(
+            seen[b"sparse".as_slice()].0.kind,
+            EntryKind::File { sparse: Some(_) }
+        ));
+        let trailer = reader.trailer().ok_or("no trailer")?;
+        assert_eq!(trailer.counts.sockets_skipped, 1);
+    }
     Ok(())
 }
