@@ -14,9 +14,9 @@ set -euo pipefail
 LB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 LB_TARGET=x86_64-unknown-linux-musl
 LB_QEMU_TIMEOUT=${LB_QEMU_TIMEOUT:-300}
-LB_MACHINE_UUID=4c1fe0a2-7d1b-4f2e-9a55-0123456789ab
-LB_MACHINE_SERIAL=LB-TEST-0001
-LB_DISK_SERIAL=LBDISK0001
+export LB_MACHINE_UUID=4c1fe0a2-7d1b-4f2e-9a55-0123456789ab
+export LB_MACHINE_SERIAL=LB-TEST-0001
+export LB_DISK_SERIAL=LBDISK0001
 
 lb_log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 lb_fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -169,7 +169,9 @@ lb_fixture() {
 # Metadata and content of every entry below DIR (lost+found and .xen-backup-partition left out).
 lb_digest() {
   local d=$1
-  (cd "$d" && find . -path ./lost+found -prune -o ! -name .xen-backup-partition -printf '%p|%y|%m|%U|%G|%s|%T@|%l|%n\n' | LC_ALL=C sort
+  # Directory sizes depend on the filesystem's block size, not on the restore: left out.
+  (cd "$d" && find . -path ./lost+found -prune -o ! -name .xen-backup-partition ! -type d -printf '%p|%y|%m|%U|%G|%s|%T@|%l|%n\n' | LC_ALL=C sort
+   cd "$d" && find . -path ./lost+found -prune -o -type d -printf '%p|%y|%m|%U|%G|%T@|%n\n' | LC_ALL=C sort
    cd "$d" && find . -path ./lost+found -prune -o -type f ! -name .xen-backup-partition -print0 | LC_ALL=C sort -z | xargs -0r sha256sum
    cd "$d" && getfattr -R -h -d -m - . 2>/dev/null | grep -v '^$' | LC_ALL=C sort)
 }
@@ -209,4 +211,60 @@ lb_boot() {
 lb_expect_log() {
   local log=$1 pattern=$2
   grep -a -q -- "$pattern" "$log" || { echo "--- serial log ($log):"; tail -n 60 "$log"; lb_fail "the console never showed: $pattern"; }
+}
+
+# Identity of the ext filesystem on DEV as manifest JSON (FilesystemIdentity).
+lb_fs_identity_json() {
+  dumpe2fs -h "$1" 2>/dev/null | python3 -c '
+import sys, json
+kv = {}
+for line in sys.stdin:
+    if ":" in line:
+        k, v = line.split(":", 1); kv[k.strip()] = v.strip()
+feats = kv.get("Filesystem features", "").split()
+fstype = "ext4" if "extent" in feats or "64bit" in feats or "flex_bg" in feats else ("ext3" if "has_journal" in feats else "ext2")
+label = kv.get("Filesystem volume name", "")
+print(json.dumps({"fstype": fstype, "uuid": kv.get("Filesystem UUID"), "label": None if label in ("", "<none>") else label,
+  "size": int(kv.get("Block count", 0)) * int(kv.get("Block size", 0)), "block_size": int(kv.get("Block size", 0)),
+  "inode_size": int(kv.get("Inode size", 0)), "features": feats, "device": None}))'
+}
+
+# Backs up the filesystem mounted at ROOTMNT (on DEV ROOTDEV, partition N of disk image
+# $LB_DISK) into a Lifeboat store on BACKUPDEV: `lifeboat init-store` + `lifeboat backup`.
+# Until `lifeboat backup` exists, a stand-in: `lifeboat host-backup` into a generation
+# directory with a meta.json whose manifest carries the identity the backup would record.
+lb_store_backup() {
+  local rootmnt=$1 rootdev=$2 partno=$3 backupdev=$4
+  "$LB_AGENT" init-store --backup-device "$backupdev" >&2 || lb_fail "lifeboat init-store failed"
+  if "$LB_AGENT" backup --root "$rootmnt" --backup-device "$backupdev" --no-default-excludes >&2 2>"$LB_WORK/backup.err"; then
+    return 0
+  fi
+  grep -q "not built yet" "$LB_WORK/backup.err" || { cat "$LB_WORK/backup.err" >&2; lb_fail "lifeboat backup failed"; }
+  lb_log "lifeboat backup is not built yet: stand-in generation from lifeboat host-backup"
+  local smnt=$LB_WORK/store-mnt id
+  id=$(date -u +%Y%m%dT%H%M%SZ)
+  mkdir -p "$smnt" && mount "$backupdev" "$smnt"
+  mkdir -p "$smnt/generations/$id"
+  "$LB_AGENT" host-backup --root "$rootmnt" --no-default-excludes --file-name "$smnt/generations/$id/backup.tar.zst" >&2 \
+    || { umount "$smnt"; lb_fail "lifeboat host-backup failed"; }
+  local fsid partuuid
+  fsid=$(lb_fs_identity_json "$rootdev")
+  partuuid=$(sgdisk -i "$partno" "$LB_DISK" | awk -F': ' '/unique GUID/ {print tolower($2)}')
+  FSID=$fsid PARTUUID=$partuuid ID=$id SIZE=$(stat -c %s "$smnt/generations/$id/backup.tar.zst") \
+  DISKSIZE=$(stat -c %s "$LB_DISK") python3 - > "$smnt/generations/$id/meta.json" <<'PY'
+import json, os
+m = {"format_version": 1, "tool_version": "test", "created": os.environ["ID"][:4] + "-" + os.environ["ID"][4:6] + "-" + os.environ["ID"][6:8] + "T" + os.environ["ID"][9:11] + ":" + os.environ["ID"][11:13] + ":" + os.environ["ID"][13:15] + "Z",
+     "hostname": "test-host", "inventory": {"PRODUCT_VERSION": "8.2.1"},
+     "machine": {"product_uuid": os.environ["LB_MACHINE_UUID"], "product_serial": os.environ["LB_MACHINE_SERIAL"], "product_name": None, "sys_vendor": None, "macs": []},
+     "source": {"filesystem": json.loads(os.environ["FSID"]),
+                "partition": {"partuuid": os.environ["PARTUUID"], "name": "root", "type_guid": None, "number": 1, "start_bytes": 0, "size_bytes": 0},
+                "disk": {"model": None, "serial": os.environ["LB_DISK_SERIAL"], "wwn": None, "size_bytes": int(os.environ["DISKSIZE"]), "table_id": None, "table_type": "gpt", "kernel_name": None},
+                "esp": None, "esp_partition": None},
+     "excludes": [], "includes": [], "skipped_mounts": [], "codec": "zstd"}
+meta = {"id": os.environ["ID"], "created": m["created"], "committed": m["created"], "origin": "backup", "host": "test-host",
+        "product_version": "8.2.1", "size": int(os.environ["SIZE"]), "files": 0, "entries": 0, "bytes": 0, "codec": "zstd",
+        "archive": "backup.tar.zst", "state": "verified", "changed_files": [], "manifest": m}
+print(json.dumps(meta, indent=1))
+PY
+  umount "$smnt"
 }
