@@ -36,9 +36,30 @@ const GRUB_EARLY_TEMPLATE: &str = include_str!("../../../pxe/grub-iso-early.cfg"
 /// GRUB modules built into the ISO's EFI image: the ISO on a CD (iso9660, El Torito) or on a USB
 /// stick (isohybrid: part_msdos/part_gpt), found with `search --file`.
 const GRUB_ISO_MODULES: &[&str] = &[
-    "normal", "configfile", "linux", "echo", "test", "true", "sleep", "minicmd", "serial",
-    "terminal", "terminfo", "search", "search_fs_file", "search_label", "iso9660", "part_msdos",
-    "part_gpt", "fat", "gzio", "halt", "reboot", "efi_gop", "efi_uga", "all_video",
+    "normal",
+    "configfile",
+    "linux",
+    "echo",
+    "test",
+    "true",
+    "sleep",
+    "minicmd",
+    "serial",
+    "terminal",
+    "terminfo",
+    "search",
+    "search_fs_file",
+    "search_label",
+    "iso9660",
+    "part_msdos",
+    "part_gpt",
+    "fat",
+    "gzio",
+    "halt",
+    "reboot",
+    "efi_gop",
+    "efi_uga",
+    "all_video",
 ];
 
 /// Writes the hybrid ISO to `file`.
@@ -54,11 +75,20 @@ pub fn write_iso(opts: &IsoOptions, file: &Path) -> anyhow::Result<()> {
         bootfiles::MENU_C32.locate()?,
         bootfiles::LIBUTIL_C32.locate()?,
     ];
-    for f in [&opts.kernel, &opts.initrd] {
-        if !f.is_file() {
-            anyhow::bail!("{} does not exist: run `lifeboat mkrescue` first", f.display());
-        }
-    }
+    // Resolved, because xorriso would graft a symlink as a symlink.
+    let resolve = |f: &Path| {
+        fs::canonicalize(f)
+            .ok()
+            .filter(|p| p.is_file())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} does not exist: run `lifeboat mkrescue` first",
+                    f.display()
+                )
+            })
+    };
+    let kernel = resolve(&opts.kernel)?;
+    let initrd = resolve(&opts.initrd)?;
 
     let staging = Staging::new(file)?;
     let root = staging.path();
@@ -68,9 +98,12 @@ pub fn write_iso(opts: &IsoOptions, file: &Path) -> anyhow::Result<()> {
     }
 
     let append = bootfiles::kernel_cmdline(opts.append.as_deref());
-    let id = bootfiles::content_id(&[&opts.kernel, &opts.initrd], &append)?;
+    let id = bootfiles::content_id(&[&kernel, &initrd], &append)?;
     let marker = format!("/lifeboat/id-{id}");
-    write(&root.join(marker.trim_start_matches('/')), &format!("{id}\n"))?;
+    write(
+        &root.join(marker.trim_start_matches('/')),
+        &format!("{id}\n"),
+    )?;
 
     let menu = Menu {
         title: "Lifeboat recovery CD: restore this host from its backup".to_string(),
@@ -97,7 +130,12 @@ pub fn write_iso(opts: &IsoOptions, file: &Path) -> anyhow::Result<()> {
     // UEFI: GRUB with an embedded config that finds this ISO, then its grub.cfg.
     write(
         &root.join("boot/grub/grub.cfg"),
-        &menu.fill(GRUB_TEMPLATE, "/lifeboat/vmlinuz", "/lifeboat/initrd.img", &[])?,
+        &menu.fill(
+            GRUB_TEMPLATE,
+            "/lifeboat/vmlinuz",
+            "/lifeboat/initrd.img",
+            &[],
+        )?,
     )?;
     let early = staging.scratch("grub-early.cfg");
     write(
@@ -167,14 +205,19 @@ pub fn write_iso(opts: &IsoOptions, file: &Path) -> anyhow::Result<()> {
         .arg("-isohybrid-mbr")
         .arg(&isohdpfx)
         // UEFI El Torito (the FAT image) and its partition entry for USB sticks.
-        .args(["-eltorito-alt-boot", "-e", "boot/grub/efi.img", "-no-emul-boot"])
+        .args([
+            "-eltorito-alt-boot",
+            "-e",
+            "boot/grub/efi.img",
+            "-no-emul-boot",
+        ])
         .arg("-isohybrid-gpt-basdat")
         .arg("-o")
         .arg(&partial)
         .arg("-graft-points")
         .arg(graft("/", &root))
-        .arg(graft("/lifeboat/vmlinuz", &opts.kernel))
-        .arg(graft("/lifeboat/initrd.img", &opts.initrd));
+        .arg(graft("/lifeboat/vmlinuz", &kernel))
+        .arg(graft("/lifeboat/initrd.img", &initrd));
     bootfiles::run(&mut cmd)?;
     fs::rename(&partial, file)
         .with_context(|| format!("cannot move the ISO into place at {}", file.display()))?;
@@ -203,11 +246,14 @@ impl Staging {
             .unwrap_or_else(|| "lifeboat.iso".into());
         let dir = parent.join(format!(".{name}.build-{}", std::process::id()));
         if dir.exists() {
-            fs::remove_dir_all(&dir)
-                .with_context(|| format!("cannot clear {}", dir.display()))?;
+            fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
         }
-        fs::create_dir_all(dir.join("tree"))
-            .with_context(|| format!("cannot create {} (is the directory writable?)", dir.display()))?;
+        fs::create_dir_all(dir.join("tree")).with_context(|| {
+            format!(
+                "cannot create {} (is the directory writable?)",
+                dir.display()
+            )
+        })?;
         Ok(Staging { dir })
     }
 
@@ -257,7 +303,10 @@ mod tests {
         // isohybrid MBR signature, and the ISO 9660 primary volume descriptor with our label.
         assert_eq!(&bytes[510..512], &[0x55, 0xaa]);
         assert_eq!(&bytes[0x8001..0x8006], b"CD001");
-        assert_eq!(&bytes[0x8028..0x8028 + VOLUME_LABEL.len()], VOLUME_LABEL.as_bytes());
+        assert_eq!(
+            &bytes[0x8028..0x8028 + VOLUME_LABEL.len()],
+            VOLUME_LABEL.as_bytes()
+        );
         // El Torito boot record volume descriptor.
         assert_eq!(&bytes[0x8801..0x8806], b"CD001");
         assert_eq!(bytes[0x8800], 0);

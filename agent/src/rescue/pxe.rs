@@ -17,8 +17,8 @@
 
 pub(crate) mod bootfiles;
 
-use bootfiles::{Menu, MenuDefault};
 use anyhow::Context;
+use bootfiles::{Menu, MenuDefault};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -50,9 +50,27 @@ const README: &str = include_str!("../../../pxe/README.md");
 
 /// GRUB modules built into the network image (no module directory is served).
 const GRUB_NET_MODULES: &[&str] = &[
-    "normal", "configfile", "linux", "echo", "test", "true", "sleep", "minicmd", "serial",
-    "terminal", "terminfo", "net", "efinet", "tftp", "http", "gzio", "halt", "reboot", "efi_gop",
-    "efi_uga", "all_video",
+    "normal",
+    "configfile",
+    "linux",
+    "echo",
+    "test",
+    "true",
+    "sleep",
+    "minicmd",
+    "serial",
+    "terminal",
+    "terminfo",
+    "net",
+    "efinet",
+    "tftp",
+    "http",
+    "gzio",
+    "halt",
+    "reboot",
+    "efi_gop",
+    "efi_uga",
+    "all_video",
 ];
 
 /// Writes the PXE tree into `dir`.
@@ -99,7 +117,10 @@ pub fn write_tree(opts: &PxeOptions, dir: &Path) -> anyhow::Result<()> {
         },
     );
 
-    write(&dir.join("pxelinux.cfg/default"), &syslinux_cfg(&interactive)?)?;
+    write(
+        &dir.join("pxelinux.cfg/default"),
+        &syslinux_cfg(&interactive)?,
+    )?;
     write(&dir.join("grub.cfg"), &grub_cfg(&interactive)?)?;
     write(&dir.join(IPXE_SCRIPT), &ipxe_script(&interactive, true)?)?;
     for mac in &hosts {
@@ -109,7 +130,10 @@ pub fn write_tree(opts: &PxeOptions, dir: &Path) -> anyhow::Result<()> {
             &dir.join(format!("pxelinux.cfg/01-{mac}")),
             &syslinux_cfg(&per_host)?,
         )?;
-        write(&dir.join(format!("grub.cfg-01-{mac}")), &grub_cfg(&per_host)?)?;
+        write(
+            &dir.join(format!("grub.cfg-01-{mac}")),
+            &grub_cfg(&per_host)?,
+        )?;
         write(
             &dir.join(format!("boot-01-{mac}.ipxe")),
             &ipxe_script(&per_host, false)?,
@@ -130,7 +154,12 @@ fn menu(opts: &PxeOptions, default: MenuDefault) -> Menu {
 
 fn syslinux_cfg(menu: &Menu) -> anyhow::Result<String> {
     // pxelinux resolves relative names against the directory pxelinux.0 came from.
-    menu.fill(SYSLINUX_TEMPLATE, KERNEL_NAME, INITRD_NAME, &[("LOCALBOOT", "0")])
+    menu.fill(
+        SYSLINUX_TEMPLATE,
+        KERNEL_NAME,
+        INITRD_NAME,
+        &[("LOCALBOOT", "0")],
+    )
 }
 
 fn grub_cfg(menu: &Menu) -> anyhow::Result<String> {
@@ -217,7 +246,8 @@ mod tests {
         assert!(default.contains("MENU LABEL Restore from backup (unattended)"));
         assert!(default.contains("LOCALBOOT 0"));
         assert!(default.contains("console=ttyS0,115200 console=tty0 lifeboat.debug"));
-        let host = fs::read_to_string(out.path().join("pxelinux.cfg/01-52-54-00-ab-cd-01")).unwrap();
+        let host =
+            fs::read_to_string(out.path().join("pxelinux.cfg/01-52-54-00-ab-cd-01")).unwrap();
         assert!(host.contains("DEFAULT unattended"));
         assert!(host.contains("lifeboat.restore=latest lifeboat.yes lifeboat.after=reboot"));
         let grub = fs::read_to_string(out.path().join("grub.cfg-01-52-54-00-ab-cd-01")).unwrap();

@@ -31,7 +31,11 @@ const SYSLINUX_BIOS_DIRS: &[&str] = &[
 
 pub const PXELINUX: BootFile = BootFile {
     name: "pxelinux.0",
-    dirs: &["/usr/lib/PXELINUX", "/usr/share/syslinux", "/usr/lib/syslinux/bios"],
+    dirs: &[
+        "/usr/lib/PXELINUX",
+        "/usr/share/syslinux",
+        "/usr/lib/syslinux/bios",
+    ],
     package: "pxelinux",
 };
 pub const LDLINUX: BootFile = BootFile {
@@ -51,12 +55,20 @@ pub const LIBUTIL_C32: BootFile = BootFile {
 };
 pub const ISOLINUX_BIN: BootFile = BootFile {
     name: "isolinux.bin",
-    dirs: &["/usr/lib/ISOLINUX", "/usr/share/syslinux", "/usr/lib/syslinux/bios"],
+    dirs: &[
+        "/usr/lib/ISOLINUX",
+        "/usr/share/syslinux",
+        "/usr/lib/syslinux/bios",
+    ],
     package: "isolinux",
 };
 pub const ISOHDPFX_BIN: BootFile = BootFile {
     name: "isohdpfx.bin",
-    dirs: &["/usr/lib/ISOLINUX", "/usr/share/syslinux", "/usr/lib/syslinux/bios"],
+    dirs: &[
+        "/usr/lib/ISOLINUX",
+        "/usr/share/syslinux",
+        "/usr/lib/syslinux/bios",
+    ],
     package: "isolinux",
 };
 
@@ -172,9 +184,7 @@ pub fn normalize_mac(mac: &str) -> anyhow::Result<String> {
         .filter(|c| !matches!(c, ':' | '-' | '.'))
         .collect();
     if hex.len() != 12 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        anyhow::bail!(
-            "'{mac}' is not a MAC address: give six hex bytes such as 52:54:00:12:34:56"
-        );
+        anyhow::bail!("'{mac}' is not a MAC address: give six hex bytes such as 52:54:00:12:34:56");
     }
     let hex = hex.to_ascii_lowercase();
     let mut out = String::with_capacity(17);
@@ -307,8 +317,7 @@ pub fn content_id(files: &[&Path], salt: &str) -> anyhow::Result<String> {
     let mut h = blake3::Hasher::new();
     h.update(salt.as_bytes());
     for f in files {
-        let mut r =
-            fs::File::open(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let mut r = fs::File::open(f).with_context(|| format!("cannot read {}", f.display()))?;
         std::io::copy(&mut r, &mut h).with_context(|| format!("cannot read {}", f.display()))?;
     }
     let mut s = String::new();
@@ -325,8 +334,14 @@ mod tests {
 
     #[test]
     fn macs_are_normalized_for_pxelinux_and_grub() {
-        assert_eq!(normalize_mac("52:54:00:AB:cd:01").unwrap(), "52-54-00-ab-cd-01");
-        assert_eq!(normalize_mac("5254.00ab.cd01").unwrap(), "52-54-00-ab-cd-01");
+        assert_eq!(
+            normalize_mac("52:54:00:AB:cd:01").unwrap(),
+            "52-54-00-ab-cd-01"
+        );
+        assert_eq!(
+            normalize_mac("5254.00ab.cd01").unwrap(),
+            "52-54-00-ab-cd-01"
+        );
         assert_eq!(normalize_mac("525400ABCD01").unwrap(), "52-54-00-ab-cd-01");
         assert!(normalize_mac("52:54:00:ab:cd").is_err());
         assert!(normalize_mac("52:54:00:ab:cd:zz").is_err());
