@@ -117,7 +117,8 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
 # boot_watch NAME DEADLINE -- QEMU ARGS: boots, waits for the boot loader menu ("Boot from local
 # disk"), then lifeboat-init followed by its menu title; kills QEMU; fails on timeout.
-# Extra patterns to wait for (after lifeboat-init) in WAIT_ALSO (array, optional).
+# MENU_PATTERN (default "Restore from backup") is what must follow the lifeboat-init line.
+# Extra patterns to wait for (anywhere) in WAIT_ALSO (array, optional).
 boot_watch() {
   local name=$1 deadline=$2; shift 3
   LOG="$MEDIA/$name.log"
@@ -131,7 +132,7 @@ boot_watch() {
   while :; do
     [ -z "$t_loader" ] && grep -aq 'Boot from local disk' "$LOG" && t_loader=$(since "$t0")
     [ -z "$t_init" ] && grep -aq 'lifeboat-init' "$LOG" && t_init=$(since "$t0")
-    if [ -n "$t_init" ] && [ -z "$t_menu" ] && sed -n '/lifeboat-init/,$p' "$LOG" | grep -aq 'Restore from backup'; then
+    if [ -n "$t_init" ] && [ -z "$t_menu" ] && sed -n '/lifeboat-init/,$p' "$LOG" | grep -aq -- "${MENU_PATTERN:-Restore from backup}"; then
       t_menu=$(since "$t0")
       ok=1
       local p
@@ -145,7 +146,7 @@ boot_watch() {
     if ! kill -0 "$pid" 2>/dev/null; then
       # QEMU left (the stub powers off): one last look at the log.
       sleep 0.2
-      if [ -z "$ok" ] && sed -n '/lifeboat-init/,$p' "$LOG" | grep -aq 'Restore from backup'; then
+      if [ -z "$ok" ] && sed -n '/lifeboat-init/,$p' "$LOG" | grep -aq -- "${MENU_PATTERN:-Restore from backup}"; then
         ok=1
         for p in "${WAIT_ALSO[@]:-}"; do [ -z "$p" ] || grep -aqE -- "$p" "$LOG" || ok=""; done
         [ -z "$t_init" ] && t_init=$(since "$t0")
