@@ -23,6 +23,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// What the PXE tree is built from.
+#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct PxeOptions {
     /// The recovery kernel and initramfs (as written by mkrescue).
@@ -40,7 +41,6 @@ pub struct PxeOptions {
 pub const KERNEL_NAME: &str = "vmlinuz";
 pub const INITRD_NAME: &str = "initrd.img";
 pub const GRUB_NET_IMAGE: &str = "bootx64.efi";
-pub const PXELINUX_NAME: &str = "pxelinux.0";
 pub const IPXE_SCRIPT: &str = "boot.ipxe";
 
 const SYSLINUX_TEMPLATE: &str = include_str!("../../../pxe/syslinux.cfg");
@@ -74,6 +74,9 @@ const GRUB_NET_MODULES: &[&str] = &[
 ];
 
 /// Writes the PXE tree into `dir`.
+// Entry point for `lifeboat mkrescue` (agent/src/cmd/mkrescue.rs); until that calls it, only
+// the tests do.
+#[allow(dead_code)]
 pub fn write_tree(opts: &PxeOptions, dir: &Path) -> anyhow::Result<()> {
     let hosts = opts
         .hosts
