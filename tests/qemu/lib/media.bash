@@ -64,15 +64,17 @@ EOF
 
 # Real image if mkrescue and lifeboat-init exist; else the stub. Sets IMAGE_KIND.
 media_build() {
-  local host="" unattended=""
+  local host="" unattended="" append=""
   while [ $# -gt 0 ]; do
     case $1 in
       --host) host=$2; shift 2 ;;
+      --append) append=$2; shift 2 ;;
       --unattended) unattended=1; shift ;;
       *) die "media_build: unknown option $1" ;;
     esac
   done
   local kind=${MEDIA_IMAGE:-auto}
+  if [ "${MEDIA_REQUIRE_REAL:-}" = 1 ]; then kind=real; fi
   if [ "$kind" = auto ]; then
     kind=stub
     if [ -x "$LIFEBOAT" ] && [ -x "$LIFEBOAT_INIT" ]; then kind=real; fi
@@ -82,9 +84,12 @@ media_build() {
                 --output "$MEDIA/image" --pxe "$MEDIA/pxe" --iso "$MEDIA/lifeboat.iso")
     [ -n "$host" ] && args+=(--pxe-host "$host")
     [ -n "$unattended" ] && args+=(--unattended)
+    [ -n "$append" ] && args+=(--append "$append")
     local err
     if err=$("$LIFEBOAT" "${args[@]}" 2>&1 >/dev/null); then
       IMAGE_KIND=real
+    elif [ "${MEDIA_REQUIRE_REAL:-}" = 1 ] && grep -q 'not built yet' <<<"$err"; then
+      skip "lifeboat mkrescue: $err"
     elif [ -z "${MEDIA_IMAGE:-}" ] && grep -q 'not built yet' <<<"$err"; then
       echo "note: $err; testing the media with the stub image"
       kind=stub
@@ -96,7 +101,7 @@ media_build() {
     stub_initrd "$MEDIA/stub-initrd.img"
     LIFEBOAT_MEDIA_KERNEL=$KERNEL LIFEBOAT_MEDIA_INITRD=$MEDIA/stub-initrd.img \
     LIFEBOAT_MEDIA_PXE=$MEDIA/pxe LIFEBOAT_MEDIA_ISO=$MEDIA/lifeboat.iso \
-    LIFEBOAT_MEDIA_HOST=$host LIFEBOAT_MEDIA_UNATTENDED=$unattended \
+    LIFEBOAT_MEDIA_HOST=$host LIFEBOAT_MEDIA_UNATTENDED=$unattended LIFEBOAT_MEDIA_APPEND=$append \
       cargo test -q --locked -p lifeboat --bin lifeboat build_media_from_env -- --ignored --exact \
         rescue::pxe::tests::build_media_from_env > "$MEDIA/build.log" 2>&1 \
       || { cat "$MEDIA/build.log"; die "building the boot media failed"; }
@@ -173,3 +178,22 @@ strip_log() { tr -d '\r' < "$1" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1b[()][0
 
 # The kernel command line the firmware/boot loader chose (printed by the kernel).
 kernel_cmdline() { strip_log "$LOG" | grep -a -m1 'Kernel command line:' || true; }
+
+# boot_until_exit NAME DEADLINE -- QEMU ARGS: boots with -no-reboot and waits until the machine
+# powers off or reboots (QEMU exits); fails on timeout. Sets $LOG, prints the time.
+boot_until_exit() {
+  local name=$1 deadline=$2; shift 3
+  LOG="$MEDIA/$name.log"
+  : > "$LOG"
+  local t0 rc=0
+  t0=$(now)
+  timeout "$deadline" qemu-system-x86_64 -accel tcg -m 1024 -display none -monitor none -no-reboot \
+    -serial "file:$LOG" "$@" > "$MEDIA/$name.qemu.out" 2>&1 || rc=$?
+  if [ "$rc" = 124 ]; then
+    echo "--- serial console of $name (last 60 lines, escapes stripped):"
+    strip_log "$LOG" | tail -n 60
+    die "$name: the machine was still running after ${deadline}s"
+  fi
+  [ "$rc" = 0 ] || { cat "$MEDIA/$name.qemu.out"; die "$name: QEMU failed ($rc)"; }
+  echo "TIME $name: power-on to reboot $(since "$t0")s ($IMAGE_KIND image)"
+}
