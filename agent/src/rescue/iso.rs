@@ -146,13 +146,7 @@ pub fn write_iso(opts: &IsoOptions, file: &Path) -> anyhow::Result<()> {
         &early,
         &bootfiles::fill_template(
             GRUB_EARLY_TEMPLATE,
-            &[
-                (
-                    "GENERATED",
-                    "Written by `lifeboat mkrescue`; edits are lost when it runs again.",
-                ),
-                ("MARKER", &marker),
-            ],
+            &[("GENERATED", bootfiles::GENERATED), ("MARKER", &marker)],
         )?,
     )?;
     let efi_binary = root.join("EFI/BOOT/BOOTX64.EFI");

@@ -142,7 +142,47 @@ pub fn write_tree(opts: &PxeOptions, dir: &Path) -> anyhow::Result<()> {
             &ipxe_script(&per_host, false)?,
         )?;
     }
+    remove_stale_host_configs(dir, &hosts)?;
     write(&dir.join("README.md"), README)?;
+    Ok(())
+}
+
+/// Removes the per-host files that an earlier run wrote for MACs not named this time, so that a
+/// machine is never restored unattended by a config the administrator no longer asked for.
+/// Files without our header (written by hand) are left alone.
+fn remove_stale_host_configs(dir: &Path, hosts: &[String]) -> anyhow::Result<()> {
+    let candidates = [
+        (dir.join("pxelinux.cfg"), "01-", ""),
+        (dir.to_path_buf(), "grub.cfg-01-", ""),
+        (dir.to_path_buf(), "boot-01-", ".ipxe"),
+    ];
+    for (d, prefix, suffix) in candidates {
+        let entries = fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))?;
+        for e in entries {
+            let e = e.with_context(|| format!("cannot read {}", d.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(mac) = name
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix(suffix))
+            else {
+                continue;
+            };
+            if hosts.iter().any(|h| h == mac) {
+                continue;
+            }
+            let ours = fs::read_to_string(e.path())
+                .map(|t| t.contains(bootfiles::GENERATED))
+                .unwrap_or(false);
+            if ours {
+                fs::remove_file(e.path()).with_context(|| {
+                    format!(
+                        "cannot remove the stale per-host config {}",
+                        e.path().display()
+                    )
+                })?;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -260,6 +300,26 @@ mod tests {
         assert!(ipxe.starts_with("#!ipxe\n"));
         assert!(ipxe.contains("kernel vmlinuz initrd=initrd.img console="));
         assert!(ipxe.contains("chain --autofree boot-01-${netX/mac:hexhyp}.ipxe ||"));
+    }
+
+    #[test]
+    fn stale_per_host_configs_are_removed_hand_written_ones_kept() {
+        if !have_boot_files() {
+            eprintln!("skipped: pxelinux or grub-efi-amd64-bin not installed");
+            return;
+        }
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        write_tree(&opts(src.path(), &["52:54:00:00:00:01"], true), out.path()).unwrap();
+        let by_hand = out.path().join("pxelinux.cfg/01-52-54-00-00-00-09");
+        fs::write(&by_hand, "DEFAULT local\n").unwrap();
+        write_tree(&opts(src.path(), &["52:54:00:00:00:02"], true), out.path()).unwrap();
+        let p = out.path();
+        assert!(!p.join("pxelinux.cfg/01-52-54-00-00-00-01").exists());
+        assert!(!p.join("grub.cfg-01-52-54-00-00-00-01").exists());
+        assert!(!p.join("boot-01-52-54-00-00-00-01.ipxe").exists());
+        assert!(p.join("pxelinux.cfg/01-52-54-00-00-00-02").exists());
+        assert!(by_hand.exists());
     }
 
     #[test]

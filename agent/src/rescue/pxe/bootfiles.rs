@@ -13,6 +13,9 @@ pub const BOOTFILES_DIR_VAR: &str = "LIFEBOAT_BOOTFILES_DIR";
 /// Menu timeout in seconds for every menu (default: 10 s, 3 s for unattended per-host menus).
 pub const MENU_TIMEOUT_VAR: &str = "LIFEBOAT_MENU_TIMEOUT";
 
+/// The header line of every file the builder writes from a template.
+pub const GENERATED: &str = "Written by `lifeboat mkrescue`; edits are lost when it runs again.";
+
 /// A boot loader file shipped by a distribution package.
 #[derive(Debug)]
 pub struct BootFile {
@@ -264,10 +267,7 @@ impl Menu {
         let ms = (self.timeout_secs * 1000).max(100).to_string();
         let secs = self.timeout_secs.to_string();
         let mut vars: Vec<(&str, &str)> = vec![
-            (
-                "GENERATED",
-                "Written by `lifeboat mkrescue`; edits are lost when it runs again.",
-            ),
+            ("GENERATED", GENERATED),
             ("TITLE", &self.title),
             ("KERNEL", kernel),
             ("INITRD", initrd),
