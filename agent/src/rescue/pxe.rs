@@ -296,6 +296,7 @@ mod tests {
         let grub = fs::read_to_string(out.path().join("grub.cfg-01-52-54-00-ab-cd-01")).unwrap();
         assert!(grub.contains("set default=unattended"));
         assert!(grub.contains("terminal_output serial console"));
+        assert!(grub.contains("if serial --unit=0 --speed=115200; then"));
         let ipxe = fs::read_to_string(out.path().join("boot.ipxe")).unwrap();
         assert!(ipxe.starts_with("#!ipxe\n"));
         assert!(ipxe.contains("kernel vmlinuz initrd=initrd.img console="));
