@@ -61,7 +61,7 @@ fi
 
 MiB=$((1024 * 1024))
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mkhost.XXXXXX")
-img=$cached.part
+img=$cached.$$.part
 . "$here/disk.sh"
 cleanup() {
   set +e

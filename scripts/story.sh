@@ -122,8 +122,16 @@ qemu_run() {
     sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g' | grep -a --line-buffered -v -E '^\s*$|command-line|\*XenServer \(' | "${filter[@]}" |
     cut -c1-150 | sed -u "s/^/      ${dim}guest| /; s/\$/${reset}/" &
   local follower=$!
-  local t=0
+  local t=0 give_up='Kernel panic - not syncing|LIFEBOAT-DEMO-RESULT rc=[1-9]'
   while kill -0 "$qemu_pid" 2>/dev/null; do
+    if [ $((t % 5)) = 4 ] && grep -a -q -E "$give_up" "$log"; then
+      sleep 3   # let the guest finish its sentence
+      kill "$qemu_pid" 2>/dev/null
+      wait "$qemu_pid" 2>/dev/null
+      qemu_pid=
+      wait "$follower" 2>/dev/null
+      fail "the VM '$name' failed: $(grep -a -E "$give_up" "$log" | tr -d '\r' | head -n1) (serial log: $log)"
+    fi
     if [ "$t" -ge "$timeout" ]; then
       kill "$qemu_pid" 2>/dev/null
       wait "$qemu_pid" 2>/dev/null
@@ -146,14 +154,14 @@ log_line() { tr -d '\r' < "$LOGS/$1.log" | grep -a -E "$2" | tail -n1; }
 
 # A boot of the host from its disk, with a one-shot script (handed over through QEMU's fw_cfg:
 # nothing is written to the host's disk) that ends by powering the host off.
-boot_host() { # NAME SCRIPT
-  local name=$1 script=$WORK/$1.on-boot.sh
+boot_host() { # NAME WHEN SCRIPT
+  local name=$1 when=$2 commands=$3 script=$WORK/$1.on-boot.sh
   cat > "$script" <<EOF
 . /etc/xensource-inventory
 run() { echo "LIFEBOAT-DEMO-RUN \$*"; "\$@"; }
 (
 set -e
-$2
+$commands
 )
 echo "LIFEBOAT-DEMO-RESULT rc=\$?"
 sync
@@ -163,12 +171,12 @@ EOF
     -fw_cfg name=opt/lifeboat/on-boot,file="$script"
   log_has "$name" '^LIFEBOAT-DEMO-HOST-UP ' || fail "the host never said it was up (serial log: $LOGS/$name.log)"
   local up; up=$(log_line "$name" '^LIFEBOAT-DEMO-HOST-UP ')
-  ok "the host booted through OVMF and GRUB to its service: '${up}'"
+  ok "$when: the host booted through OVMF and GRUB to its service: '${up}'"
   local check; check=$(log_line "$name" '^LIFEBOAT-DEMO-CHECK ')
   case "$check" in
     *missing*|"") fail "the host came up incomplete: '$check'" ;;
   esac
-  ok "mounted by LABEL from fstab: /var/log (logs), /boot/efi (ESP), swap; backup partition present; lifeboat runs"
+  ok "$when: fstab mounted /var/log (logs), /boot/efi (ESP) and swap by LABEL; BACKUP_PARTITION present; lifeboat runs"
   log_has "$name" '^LIFEBOAT-DEMO-RESULT rc=0' ||
     fail "a command inside the host failed: $(log_line "$name" 'LIFEBOAT-DEMO-RESULT') (serial log: $LOGS/$name.log)"
 }
@@ -208,6 +216,11 @@ tree_listing() { # DIR OUT [IGNORE-REGEX]
 # --- the story ------------------------------------------------------------------------------
 mkdir -p "$WORK" "$LOGS"
 rm -f "$REPORT"
+# Leftovers of an interrupted run: mounts below $WORK/mnt, loop devices on our images.
+for m in $(awk -v w="$(realpath -m "$WORK/mnt")" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do umount "$m" || true; done
+for f in "$DISK" "$WORK/reference-root.img"; do
+  if [ -e "$f" ]; then losetup -j "$f" -O NAME -n | xargs -r -n1 losetup -d; fi
+done
 echo "${bold}Lifeboat: back up a XenServer-style host, break it, bring it back${reset}"
 echo "${dim}(QEMU under TCG, UEFI firmware; logs in $WORK/logs; damage mode: $DAMAGE)${reset}"
 for f in "$LIFEBOAT" "$LIFEBOAT_INIT"; do
@@ -227,9 +240,9 @@ sgdisk -p "$DISK" | awk '/^ +[0-9]/ { printf "      p%s %s %s %s\n", $1, $4, $5,
 phase 2 "Boot the host, create the backup store, back up, power off"
 say "inside the host: lifeboat init-store on BACKUP_PARTITION, lifeboat backup, lifeboat list"
 if [ "$STORY_STUB" = 1 ]; then
-  boot_host boot1-backup 'run lifeboat --version'
+  boot_host boot1-backup 'first boot' 'run lifeboat --version'
 else
-boot_host boot1-backup '
+boot_host boot1-backup 'first boot' '
 run lifeboat init-store --backup-device "$BACKUP_PARTITION"
 run lifeboat backup
 run lifeboat list
@@ -311,11 +324,10 @@ fi
 
 phase 6 "Boot the restored host from its own disk"
 if [ "$STORY_STUB" = 1 ]; then
-  boot_host boot2-restored 'run lifeboat --version'
+  boot_host boot2-restored 'after the restore' 'run lifeboat --version'
 else
-  boot_host boot2-restored 'run lifeboat list'
+  boot_host boot2-restored 'after the restore' 'run lifeboat list'
 fi
-ok "the restored host boots again through GRUB to the known line"
 
 phase 7 "Compare the restored root with the captured one"
 attach "$DISK" $ROOT_PART ro
@@ -339,15 +351,17 @@ mount_ro "$WORK/reference-root.img" "$WORK/mnt/reference"
 #    excludes, left out of the backup by design (mkhost.sh puts files there on purpose)
 ignore='^\./(lost\+found(/|$)|tmp/.|var/crash/.|var/xsconfig/.|var/xapi/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$)'
 compare_tool=
-for c in target/debug/lbtest-compare target/release/lbtest-compare; do
-  [ -x "$c" ] && { compare_tool=$c; break; }
-done
+if [ -e tests/src/bin/lbtest-compare.rs ]; then
+  cargo build -q --locked -p lifeboat-tests --bin lbtest-compare 2>"$LOGS/lbtest-compare-build.log" ||
+    fail "cannot build the tree comparer: $(tail -n3 "$LOGS/lbtest-compare-build.log")"
+  compare_tool=target/debug/lbtest-compare
+fi
 if [ -n "$compare_tool" ]; then
-  "$compare_tool" --ignore lost+found --ignore 'tmp/*' --ignore 'var/crash/*' --ignore 'var/xsconfig/*' \
-    --ignore "var/xapi/$(sed -n "s/^INSTALLATION_UUID='\(.*\)'/\1/p" "$WORK/mnt/reference/etc/xensource-inventory")" \
-    "$WORK/mnt/reference" "$WORK/mnt/restored" > "$LOGS/compare.log" 2>&1 ||
-    fail "lbtest-compare found differences: $(head -n 20 "$LOGS/compare.log")"
-  ok "lbtest-compare: the restored root equals the captured tree"
+  uuid_file=var/xapi/$(sed -n "s/^INSTALLATION_UUID='\(.*\)'/\1/p" "$WORK/mnt/reference/etc/xensource-inventory")
+  "$compare_tool" "$WORK/mnt/reference" "$WORK/mnt/restored" --ignore lost+found --ignore tmp \
+    --ignore var/crash --ignore var/xsconfig --ignore "$uuid_file" > "$LOGS/compare.log" 2>&1 ||
+    fail "lbtest-compare found differences (all in $LOGS/compare.log): $(head -n 20 "$LOGS/compare.log")"
+  ok "lbtest-compare: $(tail -n1 "$LOGS/compare.log")"
 fi
 tree_listing "$WORK/mnt/reference" "$WORK/listing-reference.txt" "$ignore"
 tree_listing "$WORK/mnt/restored" "$WORK/listing-restored.txt" "$ignore"
@@ -381,11 +395,15 @@ end_phase
   echo
   echo "${bold}Summary${reset}"
   echo "  Times:"
-  for i in "${!phase_names[@]}"; do printf '    %-72s %5ss\n' "${phase_names[i]}" "${phase_times[i]}"; done
-  printf '    %-72s %5ss\n' "total" "$(($(date +%s) - story_start))"
+  for i in "${!phase_names[@]}"; do printf '    %-78s %5ss\n' "${phase_names[i]}" "${phase_times[i]}"; done
+  printf '    %-78s %5ss\n' "total" "$(($(date +%s) - story_start))"
   echo "  Sizes:"
   for s in "${sizes[@]}"; do echo "    $s"; done
   echo "  Verified:"
   for v in "${verified[@]}"; do echo "    - $v"; done
-  echo "${green}${bold}The host was backed up, broken, restored by PXE and boots again with the same root.${reset}"
-} | tee "$REPORT"
+  if [ "$STORY_STUB" = 1 ]; then
+    echo "STORY_STUB=1: the harness works; no backup was taken and no recovery image was booted."
+  else
+    echo "${green}${bold}The host was backed up, broken, restored by PXE and boots again with the same root.${reset}"
+  fi
+} | tee >(sed 's/\x1b\[[0-9;]*m//g' > "$REPORT")
