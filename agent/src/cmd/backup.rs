@@ -193,8 +193,7 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
     if needed > space.available {
         bail!(
             "not enough space on the backup partition {}: the new generation needs about {} ({}), \
-             {} is free; {keep_msg}. Remove old generations (`lifeboat list` shows them) or use a \
-             larger backup partition.",
+             {} is free; {keep_msg}. {}",
             dev.path.display(),
             human(needed),
             match &previous {
@@ -205,7 +204,12 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
                     root.display()
                 ),
             },
-            human(space.available)
+            human(space.available),
+            if previous.is_some() {
+                "Remove old generations (`lifeboat list` shows them) or use a larger backup partition."
+            } else {
+                "Exclude large data (--exclude), compress (--compress zstd), or use a larger backup partition."
+            }
         );
     }
 
