@@ -23,6 +23,7 @@ pub mod header;
 pub mod manifest;
 pub mod pax;
 pub mod reader;
+pub mod sparse;
 pub mod verify;
 pub mod writer;
 
