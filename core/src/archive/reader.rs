@@ -495,7 +495,11 @@ impl<R: Read> ArchiveReader<R> {
                     return Err(self.truncated("file content"));
                 }
                 let k = ((self.end - self.pos) as u64).min(left) as usize;
-                consume(&mut self.cur, &mut self.hasher, &self.buf[self.pos..self.pos + k]);
+                consume(
+                    &mut self.cur,
+                    &mut self.hasher,
+                    &self.buf[self.pos..self.pos + k],
+                );
                 self.pos += k;
                 self.offset += k as u64;
                 left -= k as u64;

@@ -898,7 +898,10 @@ fn archive_dir(dir: &std::path::Path, c: Codec) -> Result<(u64, u64), Box<dyn st
     let mut stack = vec![dir.to_path_buf()];
     let mut buf = Vec::new();
     while let Some(d) = stack.pop() {
-        let mut names: Vec<_> = std::fs::read_dir(&d)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(&d)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
         names.sort();
         for p in names {
             let md = std::fs::symlink_metadata(&p)?;
@@ -908,7 +911,9 @@ fn archive_dir(dir: &std::path::Path, c: Codec) -> Result<(u64, u64), Box<dyn st
                 stack.push(p.clone());
                 EntryKind::Dir
             } else if ft.is_symlink() {
-                EntryKind::Symlink { target: bytes_of(&std::fs::read_link(&p)?) }
+                EntryKind::Symlink {
+                    target: bytes_of(&std::fs::read_link(&p)?),
+                }
             } else if ft.is_file() {
                 EntryKind::File { sparse: None }
             } else {
@@ -920,7 +925,10 @@ fn archive_dir(dir: &std::path::Path, c: Codec) -> Result<(u64, u64), Box<dyn st
                 mode: md.mode() & 0o7777,
                 uid: md.uid() as u64,
                 gid: md.gid() as u64,
-                mtime: Timestamp { secs: md.mtime(), nanos: md.mtime_nsec() as u32 },
+                mtime: Timestamp {
+                    secs: md.mtime(),
+                    nanos: md.mtime_nsec() as u32,
+                },
                 size: 0,
                 xattrs: vec![],
                 flags: FileFlags::default(),
@@ -957,7 +965,11 @@ fn bench_backup_codecs() -> TestResult {
     for c in codecs {
         let t = std::time::Instant::now();
         let (size, _) = archive_dir(&dir, c)?;
-        eprintln!("lifeboat {c}: {:.2}s {} bytes", t.elapsed().as_secs_f64(), size);
+        eprintln!(
+            "lifeboat {c}: {:.2}s {} bytes",
+            t.elapsed().as_secs_f64(),
+            size
+        );
     }
     Ok(())
 }
@@ -971,6 +983,12 @@ fn bench_verify() -> TestResult {
     };
     let t = std::time::Instant::now();
     let r = verify::verify_stream(std::fs::File::open(path)?)?;
-    eprintln!("verify {}: {:.2}s {} entries {} tar bytes", r.codec, t.elapsed().as_secs_f64(), r.counts.entries, r.tar_bytes);
+    eprintln!(
+        "verify {}: {:.2}s {} entries {} tar bytes",
+        r.codec,
+        t.elapsed().as_secs_f64(),
+        r.counts.entries,
+        r.tar_bytes
+    );
     Ok(())
 }
