@@ -440,7 +440,9 @@ impl Extractor {
 /// Clears immutable / append-only on a regular file or directory in the way; true if done.
 fn clear_flags(parent: RawFd, cname: &CString) -> bool {
     let open = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
-    let Ok(fd) = sys::openat(parent, cname, open, 0) else { return false };
+    let Ok(fd) = sys::openat(parent, cname, open, 0) else {
+        return false;
+    };
     let raw = fd.as_raw_fd();
     match sys::get_flags(raw) {
         Ok(f) if f & (sys::FS_IMMUTABLE_FL | sys::FS_APPEND_FL) != 0 => {
