@@ -67,11 +67,12 @@ pub enum RestoreError {
         target: PathBuf,
         source: std::io::Error,
     },
-    #[error("the target {target} is full: {written} bytes written of {total}; free space on it (or restore onto a larger filesystem) and run the restore again")]
+    #[error("the target {target} is full: {written} bytes written{}; free space on it (or restore onto a larger filesystem) and run the restore again", of_total(*.total))]
     TargetFull {
         target: PathBuf,
         written: u64,
-        total: String,
+        /// Content bytes of the archive, when known.
+        total: Option<u64>,
     },
     #[error("the archive is damaged while restoring '{path}': {source}")]
     Content {
@@ -80,6 +81,10 @@ pub enum RestoreError {
     },
     #[error(transparent)]
     Archive(#[from] crate::archive::ArchiveError),
+}
+
+fn of_total(total: Option<u64>) -> String {
+    total.map(|t| format!(" of {t}")).unwrap_or_default()
 }
 
 /// Metadata problems that do not stop a restore (e.g. owners on vfat), kept in bounded memory.
@@ -187,14 +192,10 @@ impl Extractor {
 
     fn write_err(&self, op: &'static str, path: &str, e: std::io::Error) -> RestoreError {
         if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) {
-            let total = match self.opts.expected_bytes {
-                Some(t) => t.to_string(),
-                None => "an unknown total".to_string(),
-            };
             return RestoreError::TargetFull {
                 target: self.opts.target.clone(),
                 written: self.report.bytes,
-                total,
+                total: self.opts.expected_bytes,
             };
         }
         RestoreError::Write {
