@@ -36,6 +36,9 @@ pub struct Closure {
     pub missing_softdeps: BTreeSet<(String, String)>,
 }
 
+/// Soft dependencies: (pre, post).
+pub type SoftDeps = (Vec<String>, Vec<String>);
+
 /// One module tree.
 #[derive(Debug)]
 pub struct ModuleTree {
@@ -49,7 +52,7 @@ pub struct ModuleTree {
     /// name -> dependencies, from modules.dep when the tree has one.
     dep_file: Option<BTreeMap<String, Vec<String>>>,
     /// name -> (pre, post), from modules.softdep when the tree has one.
-    softdep_file: Option<BTreeMap<String, (Vec<String>, Vec<String>)>>,
+    softdep_file: Option<BTreeMap<String, SoftDeps>>,
     /// (pattern, module) of the loadable modules, from modules.alias or built on demand.
     aliases: Option<Vec<(String, String)>>,
     infos: HashMap<String, ModInfo>,
@@ -122,7 +125,7 @@ impl ModuleTree {
                 .collect()
         });
         let softdep_file = read_opt("modules.softdep")?.map(|text| {
-            let mut map: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+            let mut map: BTreeMap<String, SoftDeps> = BTreeMap::new();
             for line in text.lines() {
                 let mut words = line.split_whitespace();
                 if words.next() != Some("softdep") {
@@ -262,7 +265,7 @@ impl ModuleTree {
     }
 
     /// Soft dependencies (pre, post): modules.softdep when present, else `softdep=`.
-    pub fn softdeps(&mut self, name: &str) -> Result<(Vec<String>, Vec<String>), KmodError> {
+    pub fn softdeps(&mut self, name: &str) -> Result<SoftDeps, KmodError> {
         let name = normalize_name(name);
         let from_file = self
             .softdep_file
