@@ -45,7 +45,12 @@ fn kernel_release() -> String {
 /// Boot: pseudo filesystems, consoles, coldplug. Returns the options of the command line.
 fn boot() -> Options {
     let mount_errors = early::mount_pseudo_filesystems();
-    let opts = cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
+    let raw_cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let opts = cmdline::parse(&raw_cmdline);
+    if !raw_cmdline.split_whitespace().any(|w| w.starts_with("loglevel=") || w == "debug") {
+        // Kernel chatter (filesystem mounts) would break up the menu on the consoles.
+        let _ = std::fs::write("/proc/sys/kernel/printk", "4 4 1 7");
+    }
     let failed = console::init(&opts.consoles);
     console::set_log("/run/lifeboat/init.log");
     say(&format!("lifeboat-init {}", lifeboat_core::VERSION));
