@@ -2,6 +2,7 @@
 //! that builds every case Lifeboat must keep ([`fixture`], binary `lbtest-fixture`), and a
 //! tree comparer that checks them ([`compare`], binary `lbtest-compare`).
 
+pub mod backup;
 pub mod compare;
 pub mod fixture;
 pub mod hostile;

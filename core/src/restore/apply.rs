@@ -161,7 +161,15 @@ impl Extractor {
         }
         self.dirs.invalidate(&path.comps);
         self.link_dirs.invalidate(&path.comps);
-        sys::unlinkat(parent, cname, is_dir).map_err(|e| {
+        let mut removed = sys::unlinkat(parent, cname, is_dir);
+        if matches!(&removed, Err(e) if e.raw_os_error() == Some(libc::EPERM))
+            && (is_dir || st.st_mode & libc::S_IFMT == libc::S_IFREG)
+            && clear_flags(parent, cname)
+        {
+            // An immutable or append-only file of an earlier restore: cleared, now removable.
+            removed = sys::unlinkat(parent, cname, is_dir);
+        }
+        removed.map_err(|e| {
             if e.raw_os_error() == Some(libc::ENOTEMPTY) || e.raw_os_error() == Some(libc::EEXIST) {
                 RestoreError::Write {
                     op: "replace the non-empty directory",
@@ -426,6 +434,21 @@ impl Extractor {
         .map_err(|e| self.write_err("set the metadata of", &shown, e))?;
         metadata::apply_flags(raw, entry.flags, &shown, &mut self.report.warnings)
             .map_err(|e| self.write_err("set the flags of", &shown, e))
+    }
+}
+
+/// Clears immutable / append-only on a regular file or directory in the way; true if done.
+fn clear_flags(parent: RawFd, cname: &CString) -> bool {
+    let open = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let Ok(fd) = sys::openat(parent, cname, open, 0) else {
+        return false;
+    };
+    let raw = fd.as_raw_fd();
+    match sys::get_flags(raw) {
+        Ok(f) if f & (sys::FS_IMMUTABLE_FL | sys::FS_APPEND_FL) != 0 => {
+            sys::set_flags(raw, f & !(sys::FS_IMMUTABLE_FL | sys::FS_APPEND_FL)).is_ok()
+        }
+        _ => false,
     }
 }
 

@@ -6,9 +6,10 @@
 //! - [`apply`]: creates files (sparse ones with their holes), directories, symbolic links, hard
 //!   links, device nodes and fifos, replacing what is in the way;
 //! - [`metadata`]: owner, mode, xattrs, mtime and ext flags, in the order that keeps them all;
-//!   directories get theirs after their contents, deepest first;
-//! - [`readahead`]: decompression on its own thread, feeding the extraction through a bounded
-//!   channel of buffers.
+//!   directories get theirs after their contents, deepest first.
+//!
+//! Decompression runs on its own thread ([`crate::codec::decoder`]); extraction writes with
+//! 1 MiB buffers and no per-file fsync (one `syncfs` at the end).
 //!
 //! Use [`Extractor`] directly (`apply(entry, content)` per entry, then `finish()`), or
 //! [`extract`] on an [`ArchiveReader`](crate::archive::reader::ArchiveReader).
@@ -16,7 +17,6 @@
 mod apply;
 pub mod beneath;
 pub mod metadata;
-pub mod readahead;
 mod sys;
 
 use crate::archive::{Entry, FileFlags};
@@ -67,11 +67,12 @@ pub enum RestoreError {
         target: PathBuf,
         source: std::io::Error,
     },
-    #[error("the target {target} is full: {written} bytes written of {total}; free space on it (or restore onto a larger filesystem) and run the restore again")]
+    #[error("the target {target} is full: {written} bytes written{}; free space on it (or restore onto a larger filesystem) and run the restore again", of_total(*.total))]
     TargetFull {
         target: PathBuf,
         written: u64,
-        total: String,
+        /// Content bytes of the archive, when known.
+        total: Option<u64>,
     },
     #[error("the archive is damaged while restoring '{path}': {source}")]
     Content {
@@ -80,6 +81,10 @@ pub enum RestoreError {
     },
     #[error(transparent)]
     Archive(#[from] crate::archive::ArchiveError),
+}
+
+fn of_total(total: Option<u64>) -> String {
+    total.map(|t| format!(" of {t}")).unwrap_or_default()
 }
 
 /// Metadata problems that do not stop a restore (e.g. owners on vfat), kept in bounded memory.
@@ -187,14 +192,10 @@ impl Extractor {
 
     fn write_err(&self, op: &'static str, path: &str, e: std::io::Error) -> RestoreError {
         if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) {
-            let total = match self.opts.expected_bytes {
-                Some(t) => t.to_string(),
-                None => "an unknown total".to_string(),
-            };
             return RestoreError::TargetFull {
                 target: self.opts.target.clone(),
                 written: self.report.bytes,
-                total,
+                total: self.opts.expected_bytes,
             };
         }
         RestoreError::Write {
@@ -204,6 +205,26 @@ impl Extractor {
             source: e,
         }
     }
+}
+
+/// Restores every entry of `reader` beneath `opts.target`, then applies the deferred
+/// directory metadata and syncs. A checksum mismatch or any damage stops it with an error
+/// naming the entry.
+pub fn extract<R: std::io::Read>(
+    reader: &mut crate::archive::reader::ArchiveReader<R>,
+    opts: &RestoreOptions,
+    progress: &dyn crate::progress::Progress,
+) -> Result<RestoreReport, RestoreError> {
+    let mut ex = Extractor::new(opts)?;
+    while let Some(mut item) = reader.next_entry()? {
+        let entry = item.entry.clone();
+        if entry.size >= 1 << 20 {
+            progress.set_message(&entry.display_path());
+        }
+        ex.apply(&entry, &mut item)?;
+    }
+    progress.set_message("setting directory metadata and syncing");
+    ex.finish()
 }
 
 /// Bytes of stored content an entry accounts for (for progress).
