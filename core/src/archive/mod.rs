@@ -53,9 +53,7 @@ impl From<std::io::Error> for ArchiveError {
             if let Some(inner) = e.into_inner() {
                 match inner.downcast::<ArchiveError>() {
                     Ok(a) => return *a,
-                    Err(other) => {
-                        return ArchiveError::Io(std::io::Error::other(other))
-                    }
+                    Err(other) => return ArchiveError::Io(std::io::Error::other(other)),
                 }
             }
             return ArchiveError::Io(std::io::Error::other("unknown archive error"));
