@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// What the ISO is built from.
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct IsoOptions {
     pub kernel: PathBuf,
@@ -64,9 +63,6 @@ const GRUB_ISO_MODULES: &[&str] = &[
 ];
 
 /// Writes the hybrid ISO to `file`.
-// Entry point for `lifeboat mkrescue` (agent/src/cmd/mkrescue.rs); until that calls it, only
-// the tests do.
-#[allow(dead_code)]
 pub fn write_iso(opts: &IsoOptions, file: &Path) -> anyhow::Result<()> {
     let xorriso = bootfiles::tool("xorriso", "xorriso")?;
     let mkfs_vfat = bootfiles::tool("mkfs.vfat", "dosfstools")?;

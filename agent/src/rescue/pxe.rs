@@ -23,7 +23,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// What the PXE tree is built from.
-#[allow(dead_code)]
 #[derive(Debug, Clone)]
 pub struct PxeOptions {
     /// The recovery kernel and initramfs (as written by mkrescue).
@@ -74,9 +73,6 @@ const GRUB_NET_MODULES: &[&str] = &[
 ];
 
 /// Writes the PXE tree into `dir`.
-// Entry point for `lifeboat mkrescue` (agent/src/cmd/mkrescue.rs); until that calls it, only
-// the tests do.
-#[allow(dead_code)]
 pub fn write_tree(opts: &PxeOptions, dir: &Path) -> anyhow::Result<()> {
     let hosts = opts
         .hosts
