@@ -5,3 +5,513 @@
 //! `decoder(reader) -> io::Result<(Codec, Box<dyn Read + Send>)>` (peeks the magic);
 //! `encoder(writer, codec, level: Option<i32>, threads) -> io::Result<Encoder<W>>` where
 //! `Encoder<W>: Write` and `finish(self) -> io::Result<W>`. (Owned by the archive-format work.)
+//!
+//! - zstd: the zstd library's multithreaded compressor (`threads` workers), content checksum
+//!   on, default level 3 (the same as `zstd -3 -T0`).
+//! - gzip: the input is cut into 1 MiB chunks compressed in parallel, each as an independent
+//!   gzip member, written in order: a valid multi-member gzip file that gzip, GNU tar and
+//!   every zlib reader accept (like `pigz --independent`). Default level 6. At most
+//!   `2 x threads` chunks are in flight, so memory stays bounded.
+//! - xz: liblzma's multithreaded stream encoder, CRC64 check, default preset 6.
+//! - none: the tar stream as is.
+//!
+//! Errors propagate: a failed worker makes `write` or `finish` fail, never a short file.
+//! `finish()` must be called; dropping an `Encoder` loses the end of the stream.
+//!
+//! [`decoder`] runs decompression in its own thread and hands 1 MiB chunks over a bounded
+//! channel, so decompressing and extracting use two cores like `zstd -d | tar -x`.
+//! [`decoder_inline`] does the same in the caller's thread, for borrowed readers.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+/// A compression codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    Zstd,
+    Gzip,
+    Xz,
+    None,
+}
+
+impl Codec {
+    pub const ALL: [Codec; 4] = [Codec::Zstd, Codec::Gzip, Codec::Xz, Codec::None];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Zstd => "zstd",
+            Codec::Gzip => "gzip",
+            Codec::Xz => "xz",
+            Codec::None => "none",
+        }
+    }
+
+    /// Parses a codec name (`zstd`, `gzip`/`gz`, `xz`, `none`/`tar`).
+    pub fn from_name(s: &str) -> Option<Codec> {
+        match s.to_ascii_lowercase().as_str() {
+            "zstd" | "zst" => Some(Codec::Zstd),
+            "gzip" | "gz" => Some(Codec::Gzip),
+            "xz" => Some(Codec::Xz),
+            "none" | "tar" => Some(Codec::None),
+            _ => None,
+        }
+    }
+
+    /// The usual file name extension of a tar in this codec.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Codec::Zstd => "tar.zst",
+            Codec::Gzip => "tar.gz",
+            Codec::Xz => "tar.xz",
+            Codec::None => "tar",
+        }
+    }
+
+    pub fn default_level(self) -> i32 {
+        match self {
+            Codec::Zstd => 3,
+            Codec::Gzip => 6,
+            Codec::Xz => 6,
+            Codec::None => 0,
+        }
+    }
+
+    /// Valid levels, for messages and argument checks.
+    pub fn level_range(self) -> (i32, i32) {
+        match self {
+            Codec::Zstd => (1, 19),
+            Codec::Gzip => (1, 9),
+            Codec::Xz => (0, 9),
+            Codec::None => (0, 0),
+        }
+    }
+}
+
+impl std::fmt::Display for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
+
+/// The codec of a stream from its first bytes (anything unknown is taken as plain tar).
+pub fn detect(magic: &[u8]) -> Codec {
+    if magic.starts_with(ZSTD_MAGIC) {
+        Codec::Zstd
+    } else if magic.starts_with(GZIP_MAGIC) {
+        Codec::Gzip
+    } else if magic.starts_with(XZ_MAGIC) {
+        Codec::Xz
+    } else {
+        Codec::None
+    }
+}
+
+/// The number of worker threads to use when the caller passes 0.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A reader with its first bytes put back in front.
+type Peeked<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
+fn peek_magic<R: Read>(mut r: R) -> io::Result<(Codec, Peeked<R>)> {
+    let mut magic = vec![0u8; XZ_MAGIC.len()];
+    let mut got = 0;
+    while got < magic.len() {
+        match r.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    magic.truncate(got);
+    let codec = detect(&magic);
+    Ok((codec, io::Cursor::new(magic).chain(r)))
+}
+
+/// Detects the codec and decompresses in the caller's thread.
+pub fn decoder_inline<'a, R: Read + Send + 'a>(
+    reader: R,
+) -> io::Result<(Codec, Box<dyn Read + Send + 'a>)> {
+    let (codec, r) = peek_magic(reader)?;
+    let d: Box<dyn Read + Send + 'a> = match codec {
+        Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
+        Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
+            io::BufReader::with_capacity(256 * 1024, r),
+        )),
+        Codec::Xz => Box::new(xz2::read::XzDecoder::new_multi_decoder(
+            io::BufReader::with_capacity(256 * 1024, r),
+        )),
+        Codec::None => Box::new(r),
+    };
+    Ok((codec, d))
+}
+
+/// Detects the codec and decompresses in a background thread (see the module doc).
+pub fn decoder<R: Read + Send + 'static>(reader: R) -> io::Result<(Codec, Box<dyn Read + Send>)> {
+    let (codec, inner) = decoder_inline(reader)?;
+    Ok((codec, Box::new(ThreadedReader::spawn(inner)?)))
+}
+
+const CHUNK: usize = 1024 * 1024;
+
+enum Piece {
+    Data(Vec<u8>),
+    Err(io::Error),
+    End,
+}
+
+/// Reads from a reader in a thread, handing over chunks through a bounded channel.
+struct ThreadedReader {
+    rx: Receiver<Piece>,
+    recycle: Sender<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+    finished: bool,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl ThreadedReader {
+    fn spawn(mut inner: Box<dyn Read + Send>) -> io::Result<Self> {
+        let (tx, rx) = bounded::<Piece>(4);
+        let (recycle, spare) = bounded::<Vec<u8>>(8);
+        let handle = std::thread::Builder::new()
+            .name("lifeboat-decompress".into())
+            .spawn(move || loop {
+                let mut buf = spare.try_recv().unwrap_or_default();
+                buf.resize(CHUNK, 0);
+                let mut got = 0;
+                let mut end = false;
+                while got < CHUNK {
+                    match inner.read(&mut buf[got..]) {
+                        Ok(0) => {
+                            end = true;
+                            break;
+                        }
+                        Ok(n) => got += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            if got > 0 {
+                                buf.truncate(got);
+                                let _ = tx.send(Piece::Data(buf));
+                            }
+                            let _ = tx.send(Piece::Err(e));
+                            return;
+                        }
+                    }
+                }
+                buf.truncate(got);
+                if got > 0 && tx.send(Piece::Data(buf)).is_err() {
+                    return;
+                }
+                if end {
+                    let _ = tx.send(Piece::End);
+                    return;
+                }
+            })?;
+        Ok(Self {
+            rx,
+            recycle,
+            cur: Vec::new(),
+            pos: 0,
+            finished: false,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Read for ThreadedReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            if self.finished {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Piece::Data(d)) => {
+                    let old = std::mem::replace(&mut self.cur, d);
+                    let _ = self.recycle.try_send(old);
+                    self.pos = 0;
+                }
+                Ok(Piece::Err(e)) => {
+                    self.finished = true;
+                    return Err(e);
+                }
+                Ok(Piece::End) => {
+                    self.finished = true;
+                    if let Some(h) = self.handle.take() {
+                        let _ = h.join();
+                    }
+                }
+                Err(_) => {
+                    self.finished = true;
+                    return Err(io::Error::other(
+                        "the decompression thread stopped unexpectedly",
+                    ));
+                }
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// A compressing writer; call [`Encoder::finish`] at the end.
+pub struct Encoder<W: Write> {
+    kind: Kind<W>,
+}
+
+enum Kind<W: Write> {
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    Gzip(ParallelGzip<W>),
+    Xz(xz2::write::XzEncoder<W>),
+    None(W),
+}
+
+/// Wraps `writer` in a compressor. `level` None = the codec's default; `threads` 0 = all
+/// cores.
+pub fn encoder<W: Write>(
+    writer: W,
+    codec: Codec,
+    level: Option<i32>,
+    threads: usize,
+) -> io::Result<Encoder<W>> {
+    let threads = if threads == 0 {
+        default_threads()
+    } else {
+        threads
+    };
+    let level = level.unwrap_or(codec.default_level());
+    let (lo, hi) = codec.level_range();
+    if codec != Codec::None && !(lo..=hi).contains(&level) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{codec} level {level} is out of range ({lo}..={hi})"),
+        ));
+    }
+    let kind = match codec {
+        Codec::Zstd => {
+            let mut e = zstd::stream::write::Encoder::new(writer, level)?;
+            e.include_checksum(true)?;
+            if threads > 1 {
+                e.multithread(threads as u32)?;
+            }
+            Kind::Zstd(e)
+        }
+        Codec::Gzip => Kind::Gzip(ParallelGzip::new(writer, level as u32, threads)?),
+        Codec::Xz => {
+            let stream = xz2::stream::MtStreamBuilder::new()
+                .threads(threads as u32)
+                .preset(level as u32)
+                .check(xz2::stream::Check::Crc64)
+                .encoder()
+                .map_err(io::Error::other)?;
+            Kind::Xz(xz2::write::XzEncoder::new_stream(writer, stream))
+        }
+        Codec::None => Kind::None(writer),
+    };
+    Ok(Encoder { kind })
+}
+
+impl<W: Write> Encoder<W> {
+    /// Flushes everything and ends the compressed stream; returns the inner writer.
+    pub fn finish(self) -> io::Result<W> {
+        match self.kind {
+            Kind::Zstd(e) => {
+                let mut w = e.finish()?;
+                w.flush()?;
+                Ok(w)
+            }
+            Kind::Gzip(g) => g.finish(),
+            Kind::Xz(e) => {
+                let mut w = e.finish()?;
+                w.flush()?;
+                Ok(w)
+            }
+            Kind::None(mut w) => {
+                w.flush()?;
+                Ok(w)
+            }
+        }
+    }
+
+    pub fn get_ref(&self) -> &W {
+        match &self.kind {
+            Kind::Zstd(e) => e.get_ref(),
+            Kind::Gzip(g) => &g.out,
+            Kind::Xz(e) => e.get_ref(),
+            Kind::None(w) => w,
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.kind {
+            Kind::Zstd(e) => e.write(buf),
+            Kind::Gzip(g) => g.write(buf),
+            Kind::Xz(e) => e.write(buf),
+            Kind::None(w) => w.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match &mut self.kind {
+            Kind::Zstd(e) => e.write_all(buf),
+            Kind::Gzip(g) => g.write_all(buf),
+            Kind::Xz(e) => e.write_all(buf),
+            Kind::None(w) => w.write_all(buf),
+        }
+    }
+
+    /// Flushes buffered output that is already compressed; it does not end the stream.
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.kind {
+            Kind::Zstd(e) => e.flush(),
+            Kind::Gzip(g) => g.out.flush(),
+            Kind::Xz(e) => e.get_mut().flush(),
+            Kind::None(w) => w.flush(),
+        }
+    }
+}
+
+/// A worker's answer: the compressed member and the input buffer, handed back for reuse.
+type GzDone = io::Result<(Vec<u8>, Vec<u8>)>;
+type GzJob = (Vec<u8>, Sender<GzDone>);
+
+/// Parallel gzip: independent members compressed by worker threads, written in order by the
+/// caller's thread.
+struct ParallelGzip<W: Write> {
+    out: W,
+    chunk: Vec<u8>,
+    jobs: Option<Sender<GzJob>>,
+    queue: VecDeque<Receiver<GzDone>>,
+    spare: Vec<Vec<u8>>,
+    max_in_flight: usize,
+    members: u64,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl<W: Write> ParallelGzip<W> {
+    fn new(out: W, level: u32, threads: usize) -> io::Result<Self> {
+        let (tx, rx) = bounded::<GzJob>(threads * 2);
+        let mut workers = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let rx: Receiver<GzJob> = rx.clone();
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("lifeboat-gzip-{i}"))
+                    .spawn(move || {
+                        let mut out_buf: Vec<u8> = Vec::new();
+                        while let Ok((input, reply)) = rx.recv() {
+                            let mut enc = flate2::write::GzEncoder::new(
+                                std::mem::take(&mut out_buf),
+                                flate2::Compression::new(level),
+                            );
+                            let r = enc.write_all(&input).and_then(|_| enc.finish());
+                            let _ = reply.send(r.map(|v| (v, input)));
+                        }
+                    })?,
+            );
+        }
+        Ok(Self {
+            out,
+            chunk: Vec::with_capacity(CHUNK),
+            jobs: Some(tx),
+            queue: VecDeque::new(),
+            spare: Vec::new(),
+            max_in_flight: threads * 2 + 1,
+            members: 0,
+            workers,
+        })
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(CHUNK - self.chunk.len());
+        self.chunk.extend_from_slice(&buf[..n]);
+        if self.chunk.len() == CHUNK {
+            self.submit()?;
+        }
+        Ok(n)
+    }
+
+    fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let n = self.write(buf)?;
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self) -> io::Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        while self.queue.len() >= self.max_in_flight {
+            self.write_oldest()?;
+        }
+        let next = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(CHUNK));
+        let input = std::mem::replace(&mut self.chunk, next);
+        let (reply_tx, reply_rx) = bounded(1);
+        let jobs = self.jobs.as_ref().ok_or_else(worker_gone)?;
+        jobs.send((input, reply_tx)).map_err(|_| worker_gone())?;
+        self.queue.push_back(reply_rx);
+        // Write whatever is already done, without waiting.
+        while let Some(front) = self.queue.front() {
+            if front.is_empty() {
+                break;
+            }
+            self.write_oldest()?;
+        }
+        Ok(())
+    }
+
+    fn write_oldest(&mut self) -> io::Result<()> {
+        let Some(rx) = self.queue.pop_front() else {
+            return Ok(());
+        };
+        let (compressed, mut input) = rx.recv().map_err(|_| worker_gone())??;
+        self.out.write_all(&compressed)?;
+        self.members += 1;
+        input.clear();
+        if self.spare.len() < 2 {
+            self.spare.push(input);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<W> {
+        self.submit()?;
+        while !self.queue.is_empty() {
+            self.write_oldest()?;
+        }
+        if self.members == 0 {
+            // An empty input still makes a valid gzip file: one empty member.
+            let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            self.out.write_all(&enc.finish()?)?;
+        }
+        self.jobs = None;
+        for w in self.workers.drain(..) {
+            w.join()
+                .map_err(|_| io::Error::other("a gzip worker thread panicked"))?;
+        }
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+fn worker_gone() -> io::Error {
+    io::Error::other("a gzip compression worker stopped unexpectedly")
+}

@@ -1,8 +1,218 @@
-//! `lifeboat host-backup`.
+//! `lifeboat host-backup file-name=F`: streams one archive of the live root to a file or to
+//! stdout, like `xe host-backup`. A file is written as `F.partial` and renamed to `F` only when
+//! the backup is complete, so a failed backup never leaves a plausible `F`.
+//!
+//! Exit status: 0 complete, 1 complete but not consistent (files changed while read, or could
+//! not be read; as GNU tar's 1), 2 error.
 
-use crate::cli::Command;
+use crate::cli::{Command, Compress, SourceArgs};
+use anyhow::{bail, Context};
+use lifeboat_core::archive::Manifest;
+use lifeboat_core::codec::Codec;
+use lifeboat_core::source::{self, BackupReport, SourceOptions};
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub fn run(_cmd: Command, _quiet: bool) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("'host-backup' is not built yet")
+const OUT_BUFFER: usize = 1 << 20;
+
+pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
+    let Command::HostBackup {
+        file_name,
+        source,
+        json,
+    } = cmd
+    else {
+        bail!("internal error: host-backup called with another command");
+    };
+    let to_stdout = file_name.as_os_str() == "-";
+    if to_stdout && std::io::stdout().is_terminal() {
+        bail!(
+            "refusing to write a compressed archive to a terminal: redirect stdout \
+             (file-name=- > backup.xbk) or give file-name=FILE"
+        );
+    }
+    let mut opts = source_options(&source)?;
+    if let Some(hook) = &source.pre_hook {
+        run_pre_hook(hook)?;
+    }
+    let bar = crate::ui::Bar::new(quiet);
+    let manifest = Manifest::default();
+    let (report, written) = if to_stdout {
+        let out = BufWriter::with_capacity(OUT_BUFFER, std::io::stdout().lock());
+        let (mut out, report) = source::write_backup(&opts, manifest, out, &bar)?;
+        out.flush().context("writing the archive to stdout")?;
+        (report, None)
+    } else {
+        let partial = partial_path(&file_name);
+        exclude_own_output(&mut opts, &partial);
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&partial)
+            .with_context(|| {
+                format!(
+                    "cannot create '{}' (is the directory there and writable?)",
+                    partial.display()
+                )
+            })?;
+        let result = write_file(&opts, manifest, file, &bar, &partial, &file_name);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        let (report, size) = result?;
+        (report, Some(size))
+    };
+    lifeboat_core::progress::Progress::finish(&bar);
+    print_notes(&report, quiet);
+    if json {
+        if let Some(size) = written {
+            let summary = serde_json::json!({
+                "file": file_name,
+                "archive_bytes": size,
+                "codec": opts.codec.name(),
+                "consistent": report.changed_files.is_empty(),
+                "skipped_mounts": report.skipped_mounts,
+                "changed_files": report.changed_files,
+                "sockets_skipped": report.sockets_skipped,
+                "warnings": report.warnings,
+                "trailer": report.trailer,
+            });
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+    }
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+fn write_file(
+    opts: &SourceOptions,
+    manifest: Manifest,
+    file: File,
+    bar: &crate::ui::Bar,
+    partial: &Path,
+    dest: &Path,
+) -> anyhow::Result<(BackupReport, u64)> {
+    let out = BufWriter::with_capacity(OUT_BUFFER, file);
+    let (out, report) = source::write_backup(opts, manifest, out, bar)?;
+    let file = out
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing '{}'", partial.display()))?;
+    file.sync_all().with_context(|| {
+        format!(
+            "syncing '{}' (is the disk full or failing?)",
+            partial.display()
+        )
+    })?;
+    let size = file.metadata()?.len();
+    drop(file);
+    std::fs::rename(partial, dest)
+        .with_context(|| format!("renaming '{}' to '{}'", partial.display(), dest.display()))?;
+    if let Some(dir) = dest.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok((report, size))
+}
+
+fn source_options(args: &SourceArgs) -> anyhow::Result<SourceOptions> {
+    let root = std::fs::canonicalize(&args.root).with_context(|| {
+        format!(
+            "the root '{}' does not exist or cannot be read",
+            args.root.display()
+        )
+    })?;
+    let mut opts = SourceOptions::new(root);
+    if args.no_default_excludes {
+        opts.excludes.clear();
+    }
+    opts.excludes.extend(args.excludes.iter().cloned());
+    opts.includes = args.includes.clone();
+    opts.codec = match args.compress {
+        Compress::Zstd => Codec::Zstd,
+        Compress::Gzip => Codec::Gzip,
+        Compress::Xz => Codec::Xz,
+        Compress::None => Codec::None,
+    };
+    opts.level = args.level;
+    opts.threads = args.threads.unwrap_or(0);
+    Ok(opts)
+}
+
+fn run_pre_hook(hook: &str) -> anyhow::Result<()> {
+    let status = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(hook)
+        // The hook must not write into the archive stream.
+        .stdout(std::io::stderr())
+        .status()
+        .with_context(|| format!("cannot run the pre-hook '{hook}' with /bin/sh"))?;
+    if !status.success() {
+        bail!("the pre-hook '{hook}' failed ({status}); no backup was written");
+    }
+    Ok(())
+}
+
+fn partial_path(dest: &Path) -> PathBuf {
+    let mut p = dest.as_os_str().to_os_string();
+    p.push(".partial");
+    PathBuf::from(p)
+}
+
+/// When the archive is written below the root being backed up, it must not archive itself.
+fn exclude_own_output(opts: &mut SourceOptions, partial: &Path) {
+    let Some(name) = partial.file_name() else {
+        return;
+    };
+    let parent = match partial.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let Ok(parent) = std::fs::canonicalize(parent) else {
+        return;
+    };
+    if let Ok(rel) = parent.strip_prefix(&opts.root) {
+        let rel = rel.join(name);
+        let pat = String::from_utf8_lossy(rel.as_os_str().as_bytes()).into_owned();
+        opts.excludes.push(format!("/{pat}"));
+    }
+}
+
+fn print_notes(report: &BackupReport, quiet: bool) {
+    for m in &report.skipped_mounts {
+        eprintln!(
+            "lifeboat: note: '/{m}' is another filesystem: archived as an empty directory \
+             (add --include /{m} to back it up)"
+        );
+    }
+    if report.sockets_skipped > 0 && !quiet {
+        eprintln!(
+            "lifeboat: note: {} socket(s) skipped (tar cannot carry sockets; programs recreate them)",
+            report.sockets_skipped
+        );
+    }
+    for w in &report.warnings {
+        eprintln!("lifeboat: warning: {w}");
+    }
+    if !report.changed_files.is_empty() {
+        eprintln!(
+            "lifeboat: warning: {} file(s) changed while being read; the backup is complete \
+             but not consistent:",
+            report.changed_files.len()
+        );
+        for f in &report.changed_files {
+            eprintln!("  /{f}");
+        }
+    }
 }

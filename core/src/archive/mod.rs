@@ -17,9 +17,14 @@
 //!   are errors. Plain tar archives (e.g. `xe host-backup`, GNU format, GNU sparse, long names)
 //!   read too, with `is_lifeboat() == false` and no checksums.
 
+pub mod digest;
 pub mod entry;
+pub mod header;
 pub mod manifest;
+pub mod pax;
 pub mod reader;
+pub mod sparse;
+pub mod verify;
 pub mod writer;
 
 pub use entry::{Entry, EntryKind, FileFlags, Timestamp};
@@ -29,7 +34,7 @@ pub use manifest::{Counts, Manifest, Trailer};
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     #[error("I/O error in the archive stream: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("the archive is damaged at entry '{path}': {reason}")]
     Corrupt { path: String, reason: String },
     #[error("checksum mismatch for '{path}': the archive's content for this file is damaged")]
@@ -39,3 +44,24 @@ pub enum ArchiveError {
     #[error("unsupported archive: {0}")]
     Unsupported(String),
 }
+
+impl From<std::io::Error> for ArchiveError {
+    /// Unwraps an `ArchiveError` that travelled through a `Read` as an `io::Error` (e.g. a
+    /// checksum mismatch reported by [`reader::ReadEntry`]'s `read`), so callers get the
+    /// specific error back.
+    fn from(e: std::io::Error) -> Self {
+        if e.get_ref().is_some_and(|inner| inner.is::<ArchiveError>()) {
+            if let Some(inner) = e.into_inner() {
+                match inner.downcast::<ArchiveError>() {
+                    Ok(a) => return *a,
+                    Err(other) => return ArchiveError::Io(std::io::Error::other(other)),
+                }
+            }
+            return ArchiveError::Io(std::io::Error::other("unknown archive error"));
+        }
+        ArchiveError::Io(e)
+    }
+}
+
+#[cfg(test)]
+mod tests;

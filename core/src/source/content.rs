@@ -1,0 +1,433 @@
+//! Reading a regular file's content consistently with its checksum.
+//!
+//! The archive needs the BLAKE3 of the logical content (holes as zeros) in the header, that is
+//! before the content. So:
+//! - a small file (up to [`SMALL_FILE_LIMIT`] bytes of data) is read into memory, hashed, and
+//!   its stat compared before and after; on a change it is read again (up to [`TRIES`] times);
+//! - a larger file is hashed in a first pass (same stat check and retries) and streamed in a
+//!   second pass by the writer, hashed again ([`StreamReader`]); the writer compares both;
+//! - a larger file that keeps changing during the first pass is copied once into an unnamed
+//!   temporary file (O_TMPFILE, spool) while hashed, and the copy is archived, so the archive
+//!   holds one consistent version of it, and the file is reported as changed.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+
+/// Files with at most this much data are read into memory (tuned with `make bench`).
+pub const SMALL_FILE_LIMIT: u64 = 8 << 20;
+/// How many times a changing file is read before it is archived as "changed".
+pub const TRIES: usize = 3;
+/// Read buffer for large files.
+pub const CHUNK: usize = 1 << 20;
+
+static ZEROS: [u8; 64 * 1024] = [0u8; 64 * 1024];
+
+/// What identifies a version of a file's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
+
+impl Snapshot {
+    pub fn of(file: &File) -> io::Result<Self> {
+        let m = file.metadata()?;
+        Ok(Self {
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
+/// The layout of a file's data: the whole file, or the data segments of a sparse file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub size: u64,
+    pub sparse: Option<Vec<(u64, u64)>>,
+}
+
+impl Layout {
+    pub fn data_len(&self) -> u64 {
+        match &self.sparse {
+            Some(m) => super::sparse::data_len(m),
+            None => self.size,
+        }
+    }
+    fn segments(&self) -> Vec<(u64, u64)> {
+        match &self.sparse {
+            Some(m) => m.clone(),
+            None => vec![(0, self.size)],
+        }
+    }
+}
+
+fn hash_zeros(h: &mut blake3::Hasher, mut n: u64) {
+    while n > 0 {
+        let k = n.min(ZEROS.len() as u64) as usize;
+        h.update(&ZEROS[..k]);
+        n -= k as u64;
+    }
+}
+
+/// Reads the data of `layout` from `file`, hashing the logical content into `h` and passing
+/// the data bytes to `sink`. A file that got shorter is padded with zeros, so the bytes
+/// produced always match the layout. Returns whether it was short.
+pub fn read_layout(
+    file: &File,
+    layout: &Layout,
+    h: &mut blake3::Hasher,
+    buf: &mut [u8],
+    sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<bool> {
+    let mut short = false;
+    let mut pos = 0u64;
+    for (off, len) in layout.segments() {
+        hash_zeros(h, off.saturating_sub(pos));
+        let end = off + len;
+        let mut at = off;
+        while at < end {
+            let want = ((end - at) as usize).min(buf.len());
+            let n = if short {
+                0
+            } else {
+                read_at_retry(file, &mut buf[..want], at)?
+            };
+            if n == 0 {
+                short = true;
+                buf[..want].fill(0);
+                h.update(&buf[..want]);
+                sink(&buf[..want])?;
+                at += want as u64;
+                continue;
+            }
+            h.update(&buf[..n]);
+            sink(&buf[..n])?;
+            at += n as u64;
+        }
+        pos = end;
+    }
+    hash_zeros(h, layout.size.saturating_sub(pos));
+    Ok(short)
+}
+
+fn read_at_retry(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    loop {
+        match file.read_at(buf, at) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+/// A small file read into memory.
+pub struct SmallRead {
+    pub data: Vec<u8>,
+    pub checksum: [u8; 32],
+    pub layout: Layout,
+    pub snapshot: Snapshot,
+    /// It kept changing: this is the last version read.
+    pub changed: bool,
+}
+
+/// Reads a small file whole, retrying while its stat changes under us. `layout_of` recomputes
+/// the layout (size, holes) for each try.
+pub fn read_small(
+    file: &File,
+    mut layout_of: impl FnMut(&File, &Snapshot) -> io::Result<Layout>,
+) -> io::Result<SmallRead> {
+    let mut before = Snapshot::of(file)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let layout = layout_of(file, &before)?;
+        let mut data = Vec::with_capacity(layout.data_len() as usize);
+        let mut h = blake3::Hasher::new();
+        let mut buf = vec![0u8; (layout.data_len() as usize).clamp(1, CHUNK)];
+        let short = read_layout(file, &layout, &mut h, &mut buf, &mut |b| {
+            data.extend_from_slice(b);
+            Ok(())
+        })?;
+        let after = Snapshot::of(file)?;
+        let stable = after == before && !short;
+        if stable || attempt >= TRIES {
+            return Ok(SmallRead {
+                data,
+                checksum: *h.finalize().as_bytes(),
+                layout,
+                snapshot: before,
+                changed: !stable,
+            });
+        }
+        before = after;
+    }
+}
+
+/// A large file after its first (hashing) pass.
+pub enum LargeRead {
+    /// Stable during the first pass: stream it in the second pass and compare.
+    Stream {
+        checksum: [u8; 32],
+        layout: Layout,
+        snapshot: Snapshot,
+    },
+    /// Kept changing: one version copied into an unnamed temporary file (data bytes only).
+    Spooled {
+        spool: File,
+        checksum: [u8; 32],
+        layout: Layout,
+        snapshot: Snapshot,
+    },
+}
+
+/// First pass over a large file.
+pub fn read_large(
+    file: &File,
+    mut layout_of: impl FnMut(&File, &Snapshot) -> io::Result<Layout>,
+    spool_dir: &std::path::Path,
+) -> io::Result<LargeRead> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut before = Snapshot::of(file)?;
+    for _ in 0..TRIES {
+        let layout = layout_of(file, &before)?;
+        let mut h = blake3::Hasher::new();
+        let short = read_layout(file, &layout, &mut h, &mut buf, &mut |_| Ok(()))?;
+        let after = Snapshot::of(file)?;
+        if after == before && !short {
+            return Ok(LargeRead::Stream {
+                checksum: *h.finalize().as_bytes(),
+                layout,
+                snapshot: before,
+            });
+        }
+        before = after;
+    }
+    // Keeps changing: take one copy of it.
+    let layout = layout_of(file, &before)?;
+    let mut spool = spool_file(spool_dir)?;
+    let mut h = blake3::Hasher::new();
+    {
+        let mut w = io::BufWriter::with_capacity(CHUNK, &mut spool);
+        read_layout(file, &layout, &mut h, &mut buf, &mut |b| w.write_all(b))?;
+        w.flush()?;
+    }
+    spool.rewind()?;
+    Ok(LargeRead::Spooled {
+        spool,
+        checksum: *h.finalize().as_bytes(),
+        layout,
+        snapshot: before,
+    })
+}
+
+/// An unnamed temporary file in `dir` (never visible, gone when closed).
+fn spool_file(dir: &std::path::Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o600)
+        .open(dir)
+}
+
+/// The second pass over a large file: yields its data bytes (as laid out), hashing the logical
+/// content; [`StreamReader::verdict`] says whether it matched the first pass.
+pub struct StreamReader<'a> {
+    file: &'a File,
+    segments: Vec<(u64, u64)>,
+    size: u64,
+    seg: usize,
+    at: u64,
+    hashed_to: u64,
+    short: bool,
+    hasher: blake3::Hasher,
+}
+
+impl<'a> StreamReader<'a> {
+    pub fn new(file: &'a File, layout: &Layout) -> Self {
+        Self {
+            file,
+            segments: layout.segments(),
+            size: layout.size,
+            seg: 0,
+            at: layout.segments().first().map(|s| s.0).unwrap_or(0),
+            hashed_to: 0,
+            short: false,
+            hasher: blake3::Hasher::new(),
+        }
+    }
+
+    /// After everything was read: the checksum of what was produced, and whether the file
+    /// ended early.
+    pub fn verdict(mut self) -> ([u8; 32], bool) {
+        let rest = self.size.saturating_sub(self.hashed_to);
+        hash_zeros(&mut self.hasher, rest);
+        (*self.hasher.finalize().as_bytes(), self.short)
+    }
+}
+
+impl Read for StreamReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(&(off, len)) = self.segments.get(self.seg) else {
+                return Ok(0);
+            };
+            let end = off + len;
+            if self.at >= end {
+                self.seg += 1;
+                if let Some(&(next, _)) = self.segments.get(self.seg) {
+                    self.at = next;
+                }
+                continue;
+            }
+            if self.hashed_to < self.at {
+                hash_zeros(&mut self.hasher, self.at - self.hashed_to);
+                self.hashed_to = self.at;
+            }
+            let want = ((end - self.at) as usize).min(buf.len());
+            if want == 0 {
+                return Ok(0);
+            }
+            let n = if self.short {
+                0
+            } else {
+                read_at_retry(self.file, &mut buf[..want], self.at)?
+            };
+            let n = if n == 0 {
+                self.short = true;
+                buf[..want].fill(0);
+                want
+            } else {
+                n
+            };
+            self.hasher.update(&buf[..n]);
+            self.at += n as u64;
+            self.hashed_to = self.at;
+            return Ok(n);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn whole(_: &File, s: &Snapshot) -> io::Result<Layout> {
+        Ok(Layout {
+            size: s.size,
+            sparse: None,
+        })
+    }
+
+    #[test]
+    fn small_file_checksum_is_blake3_of_content() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"hello lifeboat")?;
+        let f = File::open(&p)?;
+        let r = read_small(&f, whole)?;
+        assert_eq!(r.data, b"hello lifeboat");
+        assert_eq!(r.checksum, *blake3::hash(b"hello lifeboat").as_bytes());
+        assert!(!r.changed);
+        Ok(())
+    }
+
+    #[test]
+    fn stream_reader_matches_first_pass_and_sparse_hash_counts_holes() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("f");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&p)?;
+        f.write_all_at(b"abc", 4096)?;
+        f.set_len(3 * 4096)?;
+        let layout = Layout {
+            size: 3 * 4096,
+            sparse: Some(vec![(4096, 3)]),
+        };
+        let mut r = StreamReader::new(&f, &layout);
+        let mut out = Vec::new();
+        r.read_to_end(&mut out)?;
+        assert_eq!(out, b"abc");
+        let (sum, short) = r.verdict();
+        let mut logical = vec![0u8; 3 * 4096];
+        logical[4096..4099].copy_from_slice(b"abc");
+        assert_eq!(sum, *blake3::hash(&logical).as_bytes());
+        assert!(!short);
+        Ok(())
+    }
+
+    #[test]
+    fn a_file_rewritten_during_the_read_is_read_again() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"version 1")?;
+        let f = File::open(&p)?;
+        let mut calls = 0;
+        // The layout callback runs at the start of every try: rewrite the file during the
+        // first try only (different size, so the stat changes for sure).
+        let r = read_small(&f, |file, s| {
+            calls += 1;
+            if calls == 1 {
+                std::fs::write(&p, b"version 2, longer")?;
+            }
+            whole(file, s)
+        })?;
+        assert_eq!(calls, 2);
+        assert!(!r.changed);
+        assert_eq!(r.data, b"version 2, longer");
+        assert_eq!(r.checksum, *blake3::hash(b"version 2, longer").as_bytes());
+        Ok(())
+    }
+
+    #[test]
+    fn a_file_that_keeps_changing_is_flagged_and_consistent() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"v0")?;
+        let f = File::open(&p)?;
+        let mut n = 0;
+        let r = read_small(&f, |file, s| {
+            n += 1;
+            std::fs::write(&p, format!("version {n} {}", "x".repeat(n)))?;
+            whole(file, s)
+        })?;
+        assert!(r.changed);
+        assert_eq!(r.checksum, *blake3::hash(&r.data).as_bytes());
+        // Large path: spooled copy, consistent with its checksum.
+        let mut n = 0;
+        let r = read_large(
+            &f,
+            |file, s| {
+                n += 1;
+                std::fs::write(&p, format!("large {n} {}", "y".repeat(n)))?;
+                whole(file, s)
+            },
+            dir.path(),
+        )?;
+        match r {
+            LargeRead::Spooled {
+                mut spool,
+                checksum,
+                layout,
+                ..
+            } => {
+                let mut data = Vec::new();
+                spool.read_to_end(&mut data)?;
+                assert_eq!(data.len() as u64, layout.size);
+                assert_eq!(checksum, *blake3::hash(&data).as_bytes());
+            }
+            LargeRead::Stream { .. } => return Err(io::Error::other("expected a spooled copy")),
+        }
+        Ok(())
+    }
+}

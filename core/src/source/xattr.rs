@@ -1,0 +1,85 @@
+//! Extended attributes of one object, read through an open descriptor (files, directories)
+//! or, for objects that cannot be opened (symlinks, devices, fifos), through the l*xattr calls
+//! on `/proc/self/fd/<dirfd>/<name>` so that no full path is ever built.
+//!
+//! nix has no xattr calls, hence these thin libc wrappers.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// Where to read the attributes from.
+pub enum Target<'a> {
+    Fd(BorrowedFd<'a>),
+    /// Not followed if it is a symlink.
+    Path(&'a CString),
+}
+
+/// Every attribute, sorted by name. Filesystems without xattr support yield an empty list.
+pub fn read_all(target: &Target<'_>) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let names = match list(target) {
+        Ok(n) => n,
+        Err(e) if unsupported(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let cname = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+        match get(target, &cname) {
+            Ok(v) => out.push((name.to_vec(), v)),
+            // Removed between list and get.
+            Err(e) if e.raw_os_error() == Some(libc::ENODATA) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOTSUP) | Some(libc::ENOSYS))
+}
+
+/// Calls `f(buf_ptr, len)` with a growing buffer until the value fits (the size-query then
+/// fetch pattern, retried because the value can grow in between).
+fn fetch(mut f: impl FnMut(*mut libc::c_void, usize) -> isize) -> io::Result<Vec<u8>> {
+    for _ in 0..8 {
+        let size = f(std::ptr::null_mut(), 0);
+        if size < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut buf = vec![0u8; size as usize + 1];
+        let n = f(buf.as_mut_ptr().cast(), buf.len());
+        if n >= 0 {
+            buf.truncate(n as usize);
+            return Ok(buf);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ERANGE) {
+            return Err(e);
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::ERANGE))
+}
+
+fn list(target: &Target<'_>) -> io::Result<Vec<u8>> {
+    match target {
+        // SAFETY: the buffer pointer and length come from `fetch`, which owns the buffer.
+        Target::Fd(fd) => fetch(|p, n| unsafe { libc::flistxattr(fd.as_raw_fd(), p.cast(), n) }),
+        // SAFETY: as above; the path is a valid NUL-terminated string.
+        Target::Path(path) => fetch(|p, n| unsafe { libc::llistxattr(path.as_ptr(), p.cast(), n) }),
+    }
+}
+
+fn get(target: &Target<'_>, name: &CString) -> io::Result<Vec<u8>> {
+    match target {
+        // SAFETY: see `list`.
+        Target::Fd(fd) => {
+            fetch(|p, n| unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), p, n) })
+        }
+        // SAFETY: see `list`.
+        Target::Path(path) => {
+            fetch(|p, n| unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), p, n) })
+        }
+    }
+}
