@@ -6,6 +6,7 @@ mod args;
 mod cli;
 mod cmd;
 mod config;
+mod rescue;
 mod ui;
 
 use clap::Parser;

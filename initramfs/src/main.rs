@@ -1,5 +1,207 @@
 //! `lifeboat-init`: PID 1 of the recovery image.
+//!
+//! Mounts the pseudo filesystems, drives every console of the kernel command line, loads the
+//! modules the hardware asks for (coldplug), finds disks, Lifeboat stores and XenServer backup
+//! partitions, and restores a host's root from the "Restore from backup" menu or unattended
+//! (`lifeboat.restore=...`). It never exits and never panics out: every failure is shown with
+//! what to do next, and the menu, the shell and reboot stay available.
+
+mod cmdline;
+mod coldplug;
+mod console;
+mod copytree;
+mod discover;
+mod early;
+mod kmod;
+mod menu;
+mod mkfs;
+mod mounts;
+mod power;
+mod probe;
+mod progress_line;
+mod restore_flow;
+mod store_view;
+mod timefmt;
+mod uevent;
+
+use cmdline::{After, Options};
+use console::say;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn uptime() -> f64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|x| x.parse().ok()))
+        .unwrap_or(0.0)
+}
+
+fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Boot: pseudo filesystems, consoles, coldplug. Returns the options of the command line.
+fn boot() -> Options {
+    let mount_errors = early::mount_pseudo_filesystems();
+    let opts = cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
+    let failed = console::init(&opts.consoles);
+    console::set_log("/run/lifeboat/init.log");
+    say(&format!("lifeboat-init {}", lifeboat_core::VERSION));
+    say(&format!(
+        "Kernel {}, consoles: {}",
+        kernel_release(),
+        console::names().join(", ")
+    ));
+    for e in mount_errors {
+        say(&format!("Warning: {e}"));
+    }
+    for f in failed {
+        say(&format!("Warning: cannot open console {f}"));
+    }
+    for u in &opts.unknown {
+        say(&format!("Warning: unknown or malformed kernel option {u} (ignored)"));
+    }
+
+    let sock = match uevent::UeventSocket::open() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            say(&format!("Warning: cannot listen for device events ({e}); polling /sys instead"));
+            None
+        }
+    };
+    let moddir = PathBuf::from("/lib/modules").join(kernel_release());
+    let mut db = kmod::ModuleDb::open(&moddir);
+    if db.module_count() == 0 {
+        say(&format!(
+            "Warning: no modules.dep in {}: only the drivers built into the kernel are available. Rebuild the image with `lifeboat mkrescue` for this kernel.",
+            moddir.display()
+        ));
+    }
+    say("Loading drivers for the hardware and waiting for disks ...");
+    let max = Duration::from_secs(opts.settle_max_secs.unwrap_or(20));
+    let s = coldplug::run(&mut db, sock.as_ref(), Duration::from_millis(1500), max);
+    let disks: Vec<&str> = s.block_devices.iter().map(String::as_str).collect();
+    say(&format!(
+        "{} after {:.1} s: {} modules loaded; block devices: {}",
+        if s.settled { "Disks settled" } else { "Stopped waiting for disks" },
+        s.elapsed.as_secs_f64(),
+        s.modules_loaded,
+        if disks.is_empty() { "none".to_string() } else { disks.join(" ") }
+    ));
+    for (m, why) in &db.failed {
+        console::log_only(&format!("module {m}: {why}"));
+    }
+    opts
+}
+
+/// Runs the unattended restore named on the command line. Returns when the menu should follow.
+fn unattended(d: &discover::Discovery, opts: &Options, which: &str) {
+    let Some(b) = menu::pick(d, which) else {
+        say(&format!(
+            "lifeboat.restore={which}: no such backup was found on the disks. Showing the menu."
+        ));
+        return;
+    };
+    let confirm = if opts.yes {
+        restore_flow::Confirm::Unattended
+    } else {
+        restore_flow::Confirm::Ask
+    };
+    match restore_flow::restore(b, &d.devices, opts, confirm) {
+        Ok(msg) => {
+            say(&msg);
+            say("RESTORE COMPLETE");
+            menu::after_restore(Some(opts.after.unwrap_or(After::Reboot)), 0);
+        }
+        Err(e) => {
+            say(&format!("RESTORE NOT DONE: {e}"));
+            say("The menu follows: choose the backup to try again, or the rescue shell to investigate.");
+        }
+    }
+}
+
+fn run() {
+    let opts = boot();
+    let mut first = true;
+    loop {
+        say("Looking for backups ...");
+        let d = discover::discover(&opts);
+        for n in &d.notes {
+            console::log_only(&format!("discovery: {n}"));
+        }
+        if !d.boot_disks.is_empty() {
+            let b: Vec<&str> = d.boot_disks.iter().map(String::as_str).collect();
+            say(&format!("Boot medium (never restored to): {}", b.join(" ")));
+        }
+        if let Some(b) = d.backups.iter().find(|b| b.interrupted) {
+            say("");
+            say(&format!(
+                "ATTENTION: a restore from the store on {} started and did not finish. The root partition is incomplete and must not be booted: restore it again.",
+                b.device.dev_path()
+            ));
+        }
+        if first {
+            first = false;
+            say(&format!("Menu ready {:.1} s after the kernel started.", uptime()));
+            if let Some(which) = opts.restore.clone() {
+                unattended(&d, &opts, &which);
+            } else if opts.yes && d.backups.iter().any(|b| b.interrupted) {
+                unattended(&d, &opts, "latest");
+            }
+        }
+        menu::main_menu(&d, &opts);
+    }
+}
+
+/// Last resort after an internal error: the operator can still reboot or get a shell.
+fn fallback() {
+    say("");
+    say("lifeboat-init met an internal error (see above). The disks were not changed by this error");
+    say("unless a restore was running, in which case restore again.");
+    say(" 1) Start over   2) Rescue shell   3) Reboot   4) Power off");
+    console::write("Choice: ");
+    match console::read_line(None) {
+        Some((l, c)) => match l.trim() {
+            "2" => {
+                let all = console::names();
+                let name = all.get(c).cloned().unwrap_or_else(|| "console".into());
+                if let Err(e) = power::run_shell(&name) {
+                    say(&e);
+                }
+            }
+            "3" => say(&power::reboot_now(false)),
+            "4" => say(&power::reboot_now(true)),
+            _ => {}
+        },
+        None => std::thread::sleep(Duration::from_secs(1)),
+    }
+}
 
 fn main() {
-    println!("lifeboat-init {}", lifeboat_core::VERSION);
+    std::panic::set_hook(Box::new(|info| {
+        console::say(&format!("lifeboat-init: internal error: {info}"));
+    }));
+    let mut booted = false;
+    loop {
+        let r = std::panic::catch_unwind(|| {
+            if booted {
+                // Start over from discovery after an internal error.
+                let opts = cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
+                let d = discover::discover(&opts);
+                menu::main_menu(&d, &opts);
+            } else {
+                run();
+            }
+        });
+        booted = true;
+        if r.is_err() {
+            fallback();
+        }
+        if std::process::id() != 1 {
+            // Not PID 1 (a developer running it by hand): do not loop forever.
+            return;
+        }
+    }
 }

@@ -1,8 +1,149 @@
-//! `lifeboat mkrescue`.
+//! `lifeboat mkrescue`: builds the recovery image (kernel, initramfs, listing), and on request
+//! a PXE tree and a hybrid ISO from it.
 
-use crate::cli::MkrescueArgs;
+use crate::cli::{InitrdCompress, MkrescueArgs};
+use crate::rescue::image::Compression;
+use crate::rescue::{self, iso, pxe, RescueOptions, Selection};
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
-pub fn run(_args: MkrescueArgs, _quiet: bool) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("'mkrescue' is not built yet")
+pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
+    let started = Instant::now();
+    let release = running_release()?;
+    let kernel = match &args.kernel {
+        Some(k) => k.clone(),
+        None => PathBuf::from(format!("/boot/vmlinuz-{release}")),
+    };
+    if !kernel.is_file() {
+        bail!(
+            "the kernel {} does not exist: pass the recovery kernel with --kernel",
+            kernel.display()
+        );
+    }
+    let modules = match &args.modules {
+        Some(m) => m.clone(),
+        None => {
+            // The kernel's own release when --kernel names another kernel than the running one.
+            let of_kernel = rescue::kernel_release(&kernel)?.unwrap_or(release.clone());
+            PathBuf::from(format!("/lib/modules/{of_kernel}"))
+        }
+    };
+    if !modules.is_dir() {
+        bail!(
+            "the module tree {} does not exist: pass the kernel's /lib/modules/<version> with --modules",
+            modules.display()
+        );
+    }
+    let init = match &args.init {
+        Some(p) => p.clone(),
+        None => default_init()?,
+    };
+    let opts = RescueOptions {
+        kernel: kernel.clone(),
+        modules,
+        selection: if args.hostonly {
+            Selection::HostOnly
+        } else {
+            Selection::Generic
+        },
+        init,
+        lifeboat: std::env::current_exe().ok(),
+        extra_binaries: args.add_binaries.clone(),
+        shell: args.shell,
+        compression: match args.compress {
+            InitrdCompress::Zstd => Compression::Zstd,
+            InitrdCompress::Xz => Compression::Xz,
+            InitrdCompress::None => Compression::None,
+        },
+        output: args.output.clone(),
+        sysfs: PathBuf::from("/sys"),
+    };
+    let report = rescue::build(&opts)?;
+    if !quiet {
+        for note in &report.notes {
+            eprintln!("lifeboat: note: {note}");
+        }
+        println!(
+            "recovery image for kernel {}: {} modules ({}), {} firmware files ({} missing), {} entries",
+            report.kernel_version,
+            report.modules,
+            mib(report.module_bytes),
+            report.firmware,
+            report.firmware_missing,
+            report.files
+        );
+        println!(
+            "  {}: {} compressed, {} uncompressed",
+            report.initrd.display(),
+            mib(report.compressed_size),
+            mib(report.uncompressed_size)
+        );
+        println!("  {}", report.vmlinuz.display());
+        println!("  {} (what went in)", report.listing.display());
+    }
+    if let Some(dir) = &args.pxe {
+        let pxe_opts = pxe::PxeOptions {
+            kernel: report.vmlinuz.clone(),
+            initrd: report.initrd.clone(),
+            append: args.append.clone(),
+            hosts: args.pxe_hosts.clone(),
+            unattended: args.unattended,
+        };
+        pxe::write_tree(&pxe_opts, dir)
+            .with_context(|| format!("cannot write the PXE tree into {}", dir.display()))?;
+        if !quiet {
+            println!("  PXE tree: {}", dir.display());
+        }
+    }
+    if let Some(file) = &args.iso {
+        let iso_opts = iso::IsoOptions {
+            kernel: report.vmlinuz.clone(),
+            initrd: report.initrd.clone(),
+            append: args.append.clone(),
+        };
+        iso::write_iso(&iso_opts, file)
+            .with_context(|| format!("cannot write the ISO {}", file.display()))?;
+        if !quiet {
+            println!("  ISO: {}", file.display());
+        }
+    }
+    if !quiet {
+        println!("built in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn running_release() -> Result<String> {
+    let uts = nix::sys::utsname::uname().context("uname failed")?;
+    Ok(uts.release().to_string_lossy().into_owned())
+}
+
+/// lifeboat-init beside this program, else the static release build of this workspace.
+fn default_init() -> Result<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            candidates.push(dir.join("lifeboat-init"));
+            // target/<profile>/lifeboat -> target/x86_64-unknown-linux-musl/release/lifeboat-init
+            if let Some(target) = dir.parent() {
+                candidates.push(target.join("x86_64-unknown-linux-musl/release/lifeboat-init"));
+            }
+        }
+    }
+    candidates.push(PathBuf::from(
+        "target/x86_64-unknown-linux-musl/release/lifeboat-init",
+    ));
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "lifeboat-init not found beside {} nor in target/x86_64-unknown-linux-musl/release: \
+                 build it (make build) or pass --init PATH",
+            std::env::current_exe().unwrap_or_default().display()
+        )
+    })
 }

@@ -1,6 +1,22 @@
 //! The hybrid ISO: isolinux (BIOS), GRUB EFI image (UEFI), isohybrid for USB sticks.
+//!
+//! ```text
+//! /isolinux/isolinux.bin ldlinux.c32 menu.c32 libutil.c32 isolinux.cfg boot.cat   BIOS El Torito
+//! /boot/grub/efi.img        FAT image with EFI/BOOT/BOOTX64.EFI                     UEFI El Torito
+//! /boot/grub/grub.cfg       the UEFI menu
+//! /EFI/BOOT/BOOTX64.EFI     the same GRUB image, for firmware that reads the ISO tree
+//! /lifeboat/vmlinuz, /lifeboat/initrd.img, /lifeboat/id-<content id>
+//! ```
+//! xorriso writes an isohybrid MBR (isolinux's isohdpfx.bin: BIOS boot from a USB stick) and a
+//! GPT/MBR partition entry for efi.img (UEFI boot from a USB stick). The GRUB image finds the
+//! ISO by the id file, whose name is unique to this kernel + initrd + command line, so another
+//! Lifeboat stick or CD in the same machine is not picked by mistake.
 
+use super::pxe::bootfiles::{self, Menu, MenuDefault};
+use anyhow::Context;
+use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// What the ISO is built from.
 #[derive(Debug, Clone)]
@@ -10,7 +26,290 @@ pub struct IsoOptions {
     pub append: Option<String>,
 }
 
+/// The ISO 9660 volume label.
+pub const VOLUME_LABEL: &str = "LIFEBOAT";
+
+const SYSLINUX_TEMPLATE: &str = include_str!("../../../pxe/syslinux.cfg");
+const GRUB_TEMPLATE: &str = include_str!("../../../pxe/grub.cfg");
+const GRUB_EARLY_TEMPLATE: &str = include_str!("../../../pxe/grub-iso-early.cfg");
+
+/// GRUB modules built into the ISO's EFI image: the ISO on a CD (iso9660, El Torito) or on a USB
+/// stick (isohybrid: part_msdos/part_gpt), found with `search --file`.
+const GRUB_ISO_MODULES: &[&str] = &[
+    "normal",
+    "configfile",
+    "linux",
+    "echo",
+    "test",
+    "true",
+    "sleep",
+    "minicmd",
+    "serial",
+    "terminal",
+    "terminfo",
+    "search",
+    "search_fs_file",
+    "search_label",
+    "iso9660",
+    "part_msdos",
+    "part_gpt",
+    "fat",
+    "gzio",
+    "halt",
+    "reboot",
+    "efi_gop",
+    "efi_uga",
+    "all_video",
+];
+
 /// Writes the hybrid ISO to `file`.
-pub fn write_iso(_opts: &IsoOptions, _file: &Path) -> anyhow::Result<()> {
-    anyhow::bail!("the ISO is not built yet")
+pub fn write_iso(opts: &IsoOptions, file: &Path) -> anyhow::Result<()> {
+    let xorriso = bootfiles::tool("xorriso", "xorriso")?;
+    let mkfs_vfat = bootfiles::tool("mkfs.vfat", "dosfstools")?;
+    let mmd = bootfiles::tool("mmd", "mtools")?;
+    let mcopy = bootfiles::tool("mcopy", "mtools")?;
+    let isohdpfx = bootfiles::ISOHDPFX_BIN.locate()?;
+    let bios_files = [
+        bootfiles::ISOLINUX_BIN.locate()?,
+        bootfiles::LDLINUX.locate()?,
+        bootfiles::MENU_C32.locate()?,
+        bootfiles::LIBUTIL_C32.locate()?,
+    ];
+    // Resolved, because xorriso would graft a symlink as a symlink.
+    let resolve = |f: &Path| {
+        fs::canonicalize(f)
+            .ok()
+            .filter(|p| p.is_file())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{} does not exist: run `lifeboat mkrescue` first",
+                    f.display()
+                )
+            })
+    };
+    let kernel = resolve(&opts.kernel)?;
+    let initrd = resolve(&opts.initrd)?;
+
+    let staging = Staging::new(file)?;
+    let root = staging.path();
+    for d in ["isolinux", "boot/grub", "EFI/BOOT", "lifeboat"] {
+        fs::create_dir_all(root.join(d))
+            .with_context(|| format!("cannot create {}", root.join(d).display()))?;
+    }
+
+    let append = bootfiles::kernel_cmdline(opts.append.as_deref());
+    let id = bootfiles::content_id(&[&kernel, &initrd], &append)?;
+    let marker = format!("/lifeboat/id-{id}");
+    write(
+        &root.join(marker.trim_start_matches('/')),
+        &format!("{id}\n"),
+    )?;
+
+    let menu = Menu {
+        title: "Lifeboat recovery CD: restore this host from its backup".to_string(),
+        append,
+        timeout_secs: bootfiles::menu_timeout(MenuDefault::Restore),
+        default: MenuDefault::Restore,
+    };
+    // BIOS: isolinux. LOCALBOOT -1 hands back to the BIOS, which tries the next boot device
+    // (0x80 would boot the USB stick itself again when the ISO was written to one).
+    for f in &bios_files {
+        let name = f.file_name().unwrap_or_default();
+        bootfiles::copy_file(f, &root.join("isolinux").join(name))?;
+    }
+    write(
+        &root.join("isolinux/isolinux.cfg"),
+        &menu.fill(
+            SYSLINUX_TEMPLATE,
+            "/lifeboat/vmlinuz",
+            "/lifeboat/initrd.img",
+            &[("LOCALBOOT", "-1")],
+        )?,
+    )?;
+
+    // UEFI: GRUB with an embedded config that finds this ISO, then its grub.cfg.
+    write(
+        &root.join("boot/grub/grub.cfg"),
+        &menu.fill(
+            GRUB_TEMPLATE,
+            "/lifeboat/vmlinuz",
+            "/lifeboat/initrd.img",
+            &[],
+        )?,
+    )?;
+    let early = staging.scratch("grub-early.cfg");
+    write(
+        &early,
+        &bootfiles::fill_template(
+            GRUB_EARLY_TEMPLATE,
+            &[("GENERATED", bootfiles::GENERATED), ("MARKER", &marker)],
+        )?,
+    )?;
+    let efi_binary = root.join("EFI/BOOT/BOOTX64.EFI");
+    bootfiles::grub_mkimage(&efi_binary, "/boot/grub", Some(&early), GRUB_ISO_MODULES)?;
+
+    // The EFI System Partition image: FAT, sized for the GRUB image plus slack.
+    let efi_img = root.join("boot/grub/efi.img");
+    let grub_len = fs::metadata(&efi_binary)
+        .with_context(|| format!("cannot read {}", efi_binary.display()))?
+        .len();
+    let kib = (grub_len / 1024 + 1024).max(2048);
+    bootfiles::run(
+        Command::new(&mkfs_vfat)
+            .arg("-C")
+            .arg("-n")
+            .arg("LIFEBOATEFI")
+            .arg(&efi_img)
+            .arg(kib.to_string()),
+    )?;
+    bootfiles::run(
+        Command::new(&mmd)
+            .arg("-i")
+            .arg(&efi_img)
+            .arg("::/EFI")
+            .arg("::/EFI/BOOT"),
+    )?;
+    bootfiles::run(
+        Command::new(&mcopy)
+            .arg("-i")
+            .arg(&efi_img)
+            .arg(&efi_binary)
+            .arg("::/EFI/BOOT/BOOTX64.EFI"),
+    )?;
+
+    // The ISO, written beside the target and renamed into place when complete.
+    let partial = staging.scratch("lifeboat.iso");
+    let graft = |at: &str, from: &Path| {
+        let mut s = std::ffi::OsString::from(at);
+        s.push("=");
+        s.push(from);
+        s
+    };
+    let mut cmd = Command::new(&xorriso);
+    cmd.args(["-as", "mkisofs", "-quiet"])
+        .args(["-iso-level", "3", "-full-iso9660-filenames"])
+        .args(["-joliet", "-joliet-long", "-rational-rock"])
+        .args(["-volid", VOLUME_LABEL])
+        .args(["-appid", "Lifeboat recovery image"])
+        .args(["-publisher", "lifeboat mkrescue"])
+        // BIOS El Torito (isolinux) and the isohybrid MBR for USB sticks.
+        .args(["-eltorito-boot", "isolinux/isolinux.bin"])
+        .args(["-eltorito-catalog", "isolinux/boot.cat"])
+        .args(["-no-emul-boot", "-boot-load-size", "4", "-boot-info-table"])
+        .arg("-isohybrid-mbr")
+        .arg(&isohdpfx)
+        // UEFI El Torito (the FAT image) and its partition entry for USB sticks.
+        .args([
+            "-eltorito-alt-boot",
+            "-e",
+            "boot/grub/efi.img",
+            "-no-emul-boot",
+        ])
+        .arg("-isohybrid-gpt-basdat")
+        .arg("-o")
+        .arg(&partial)
+        .arg("-graft-points")
+        .arg(graft("/", &root))
+        .arg(graft("/lifeboat/vmlinuz", &kernel))
+        .arg(graft("/lifeboat/initrd.img", &initrd));
+    bootfiles::run(&mut cmd)?;
+    fs::rename(&partial, file)
+        .with_context(|| format!("cannot move the ISO into place at {}", file.display()))?;
+    Ok(())
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// A scratch directory beside the output file (so the final rename stays on one filesystem),
+/// removed when dropped.
+struct Staging {
+    dir: PathBuf,
+}
+
+impl Staging {
+    fn new(file: &Path) -> anyhow::Result<Staging> {
+        let parent = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "lifeboat.iso".into());
+        let dir = parent.join(format!(".{name}.build-{}", std::process::id()));
+        if dir.exists() {
+            fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
+        }
+        fs::create_dir_all(dir.join("tree")).with_context(|| {
+            format!(
+                "cannot create {} (is the directory writable?)",
+                dir.display()
+            )
+        })?;
+        Ok(Staging { dir })
+    }
+
+    /// The ISO's file tree.
+    fn path(&self) -> PathBuf {
+        self.dir.join("tree")
+    }
+
+    /// A file outside the tree.
+    fn scratch(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_has_both_boot_records_and_the_menus() {
+        if bootfiles::tool("xorriso", "xorriso").is_err()
+            || bootfiles::ISOLINUX_BIN.locate().is_err()
+            || bootfiles::grub_dir().is_err()
+            || bootfiles::tool("mcopy", "mtools").is_err()
+        {
+            eprintln!("skipped: xorriso, isolinux, grub-efi-amd64-bin or mtools not installed");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("k"), vec![1u8; 4096]).unwrap();
+        fs::write(dir.path().join("i"), vec![2u8; 4096]).unwrap();
+        let o = IsoOptions {
+            kernel: dir.path().join("k"),
+            initrd: dir.path().join("i"),
+            append: None,
+        };
+        let iso = dir.path().join("out.iso");
+        write_iso(&o, &iso).unwrap();
+        let bytes = fs::read(&iso).unwrap();
+        // isohybrid MBR signature, and the ISO 9660 primary volume descriptor with our label.
+        assert_eq!(&bytes[510..512], &[0x55, 0xaa]);
+        assert_eq!(&bytes[0x8001..0x8006], b"CD001");
+        assert_eq!(
+            &bytes[0x8028..0x8028 + VOLUME_LABEL.len()],
+            VOLUME_LABEL.as_bytes()
+        );
+        // El Torito boot record volume descriptor.
+        assert_eq!(&bytes[0x8801..0x8806], b"CD001");
+        assert_eq!(bytes[0x8800], 0);
+        // No scratch directory left behind.
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
 }

@@ -1,5 +1,25 @@
 //! The PXE tree: pxelinux (BIOS), GRUB netboot (UEFI), iPXE script, per-host configs.
+//!
+//! The menus are the templates in `pxe/` (embedded at build time) filled with the file names and
+//! the kernel command line. The tree is relocatable: every boot loader finds the kernel and initrd
+//! relative to the directory it was loaded from, so the tree can sit at the root of a TFTP/HTTP
+//! server or in any subdirectory of it.
+//!
+//! ```text
+//! DIR/pxelinux.0 ldlinux.c32 menu.c32 libutil.c32   BIOS (Debian's pxelinux, syslinux-common)
+//! DIR/pxelinux.cfg/default, pxelinux.cfg/01-<mac>    its menus
+//! DIR/bootx64.efi                                    UEFI: GRUB network image (grub-mkimage)
+//! DIR/grub.cfg, grub.cfg-01-<mac>                    its menus (GRUB looks these names up itself)
+//! DIR/boot.ipxe, boot-01-<mac>.ipxe                  iPXE (HTTP boot)
+//! DIR/vmlinuz, DIR/initrd.img                        the recovery image
+//! DIR/README.md                                      how to serve the tree
+//! ```
 
+pub(crate) mod bootfiles;
+
+use anyhow::Context;
+use bootfiles::{Menu, MenuDefault};
+use std::fs;
 use std::path::{Path, PathBuf};
 
 /// What the PXE tree is built from.
@@ -16,7 +36,334 @@ pub struct PxeOptions {
     pub unattended: bool,
 }
 
+/// The file names inside the tree.
+pub const KERNEL_NAME: &str = "vmlinuz";
+pub const INITRD_NAME: &str = "initrd.img";
+pub const GRUB_NET_IMAGE: &str = "bootx64.efi";
+pub const IPXE_SCRIPT: &str = "boot.ipxe";
+
+const SYSLINUX_TEMPLATE: &str = include_str!("../../../pxe/syslinux.cfg");
+const GRUB_TEMPLATE: &str = include_str!("../../../pxe/grub.cfg");
+const IPXE_TEMPLATE: &str = include_str!("../../../pxe/boot.ipxe");
+const README: &str = include_str!("../../../pxe/README.md");
+
+/// GRUB modules built into the network image (no module directory is served).
+const GRUB_NET_MODULES: &[&str] = &[
+    "normal",
+    "configfile",
+    "linux",
+    "echo",
+    "test",
+    "true",
+    "sleep",
+    "minicmd",
+    "serial",
+    "terminal",
+    "terminfo",
+    "net",
+    "efinet",
+    "tftp",
+    "http",
+    "gzio",
+    "halt",
+    "reboot",
+    "efi_gop",
+    "efi_uga",
+    "all_video",
+];
+
 /// Writes the PXE tree into `dir`.
-pub fn write_tree(_opts: &PxeOptions, _dir: &Path) -> anyhow::Result<()> {
-    anyhow::bail!("the PXE tree is not built yet")
+pub fn write_tree(opts: &PxeOptions, dir: &Path) -> anyhow::Result<()> {
+    let hosts = opts
+        .hosts
+        .iter()
+        .map(|m| bootfiles::normalize_mac(m))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if opts.unattended && hosts.is_empty() {
+        anyhow::bail!(
+            "--unattended applies only to per-host configs (a default menu that restores without \
+             asking would wipe every machine that boots from the network): name the host with \
+             --pxe-host MAC"
+        );
+    }
+    fs::create_dir_all(dir.join("pxelinux.cfg"))
+        .with_context(|| format!("cannot create the PXE tree {}", dir.display()))?;
+
+    // The recovery image.
+    bootfiles::copy_file(&opts.kernel, &dir.join(KERNEL_NAME))?;
+    bootfiles::copy_file(&opts.initrd, &dir.join(INITRD_NAME))?;
+
+    // BIOS: pxelinux and its modules.
+    for f in [
+        &bootfiles::PXELINUX,
+        &bootfiles::LDLINUX,
+        &bootfiles::MENU_C32,
+        &bootfiles::LIBUTIL_C32,
+    ] {
+        bootfiles::copy_file(&f.locate()?, &dir.join(f.name))?;
+    }
+    // UEFI: a GRUB network image with an empty prefix, so that GRUB takes the directory it
+    // was loaded from (e.g. `(tftp,10.0.0.1)/lifeboat`) as $prefix and reads grub.cfg there.
+    bootfiles::grub_mkimage(&dir.join(GRUB_NET_IMAGE), "", None, GRUB_NET_MODULES)?;
+
+    let interactive = menu(opts, MenuDefault::Restore);
+    let per_host = menu(
+        opts,
+        if opts.unattended {
+            MenuDefault::Unattended
+        } else {
+            MenuDefault::Restore
+        },
+    );
+
+    write(
+        &dir.join("pxelinux.cfg/default"),
+        &syslinux_cfg(&interactive)?,
+    )?;
+    write(&dir.join("grub.cfg"), &grub_cfg(&interactive)?)?;
+    write(&dir.join(IPXE_SCRIPT), &ipxe_script(&interactive, true)?)?;
+    for mac in &hosts {
+        // pxelinux tries pxelinux.cfg/01-<mac> before `default`; Debian's GRUB tries
+        // $prefix/grub.cfg-01-<mac> before $prefix/grub.cfg; boot.ipxe chains boot-01-<mac>.ipxe.
+        write(
+            &dir.join(format!("pxelinux.cfg/01-{mac}")),
+            &syslinux_cfg(&per_host)?,
+        )?;
+        write(
+            &dir.join(format!("grub.cfg-01-{mac}")),
+            &grub_cfg(&per_host)?,
+        )?;
+        write(
+            &dir.join(format!("boot-01-{mac}.ipxe")),
+            &ipxe_script(&per_host, false)?,
+        )?;
+    }
+    remove_stale_host_configs(dir, &hosts)?;
+    write(&dir.join("README.md"), README)?;
+    Ok(())
+}
+
+/// Removes the per-host files that an earlier run wrote for MACs not named this time, so that a
+/// machine is never restored unattended by a config the administrator no longer asked for.
+/// Files without our header (written by hand) are left alone.
+fn remove_stale_host_configs(dir: &Path, hosts: &[String]) -> anyhow::Result<()> {
+    let candidates = [
+        (dir.join("pxelinux.cfg"), "01-", ""),
+        (dir.to_path_buf(), "grub.cfg-01-", ""),
+        (dir.to_path_buf(), "boot-01-", ".ipxe"),
+    ];
+    for (d, prefix, suffix) in candidates {
+        let entries = fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))?;
+        for e in entries {
+            let e = e.with_context(|| format!("cannot read {}", d.display()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(mac) = name
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix(suffix))
+            else {
+                continue;
+            };
+            if hosts.iter().any(|h| h == mac) {
+                continue;
+            }
+            let ours = fs::read_to_string(e.path())
+                .map(|t| t.contains(bootfiles::GENERATED))
+                .unwrap_or(false);
+            if ours {
+                fs::remove_file(e.path()).with_context(|| {
+                    format!(
+                        "cannot remove the stale per-host config {}",
+                        e.path().display()
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn menu(opts: &PxeOptions, default: MenuDefault) -> Menu {
+    Menu {
+        title: "Lifeboat network boot: restore this host from its backup".to_string(),
+        append: bootfiles::kernel_cmdline(opts.append.as_deref()),
+        timeout_secs: bootfiles::menu_timeout(default),
+        default,
+    }
+}
+
+fn syslinux_cfg(menu: &Menu) -> anyhow::Result<String> {
+    // pxelinux resolves relative names against the directory pxelinux.0 came from.
+    menu.fill(
+        SYSLINUX_TEMPLATE,
+        KERNEL_NAME,
+        INITRD_NAME,
+        &[("LOCALBOOT", "0")],
+    )
+}
+
+fn grub_cfg(menu: &Menu) -> anyhow::Result<String> {
+    menu.fill(
+        GRUB_TEMPLATE,
+        &format!("$prefix/{KERNEL_NAME}"),
+        &format!("$prefix/{INITRD_NAME}"),
+        &[],
+    )
+}
+
+fn ipxe_script(menu: &Menu, main: bool) -> anyhow::Result<String> {
+    let chain = if main {
+        "# A per-host script (written by `lifeboat mkrescue --pxe-host MAC`) wins over this menu.\n\
+         chain --autofree boot-01-${netX/mac:hexhyp}.ipxe ||"
+    } else {
+        "# Per-host script."
+    };
+    menu.fill(
+        IPXE_TEMPLATE,
+        KERNEL_NAME,
+        INITRD_NAME,
+        &[("HOSTCHAIN", chain), ("INITRD_NAME", INITRD_NAME)],
+    )
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn opts(dir: &Path, hosts: &[&str], unattended: bool) -> PxeOptions {
+        fs::write(dir.join("k"), b"kernel").unwrap();
+        fs::write(dir.join("i"), b"initrd").unwrap();
+        PxeOptions {
+            kernel: dir.join("k"),
+            initrd: dir.join("i"),
+            append: Some("lifeboat.debug".into()),
+            hosts: hosts.iter().map(|s| s.to_string()).collect(),
+            unattended,
+        }
+    }
+
+    fn have_boot_files() -> bool {
+        bootfiles::PXELINUX.locate().is_ok() && bootfiles::grub_dir().is_ok()
+    }
+
+    #[test]
+    fn tree_has_every_loader_and_per_host_configs() {
+        if !have_boot_files() {
+            eprintln!("skipped: pxelinux or grub-efi-amd64-bin not installed");
+            return;
+        }
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let o = opts(src.path(), &["52:54:00:AB:cd:01"], true);
+        write_tree(&o, out.path()).unwrap();
+        for f in [
+            "pxelinux.0",
+            "ldlinux.c32",
+            "menu.c32",
+            "libutil.c32",
+            "bootx64.efi",
+            "grub.cfg",
+            "boot.ipxe",
+            "vmlinuz",
+            "initrd.img",
+            "pxelinux.cfg/default",
+            "pxelinux.cfg/01-52-54-00-ab-cd-01",
+            "grub.cfg-01-52-54-00-ab-cd-01",
+            "boot-01-52-54-00-ab-cd-01.ipxe",
+            "README.md",
+        ] {
+            assert!(out.path().join(f).is_file(), "{f} missing");
+        }
+        let default = fs::read_to_string(out.path().join("pxelinux.cfg/default")).unwrap();
+        assert!(default.contains("DEFAULT restore"));
+        assert!(default.contains("SERIAL 0 115200"));
+        assert!(default.contains("MENU LABEL Restore from backup\n"));
+        assert!(default.contains("MENU LABEL Restore from backup (unattended)"));
+        assert!(default.contains("LOCALBOOT 0"));
+        assert!(default.contains("console=ttyS0,115200 console=tty0 lifeboat.debug"));
+        let host =
+            fs::read_to_string(out.path().join("pxelinux.cfg/01-52-54-00-ab-cd-01")).unwrap();
+        assert!(host.contains("DEFAULT unattended"));
+        assert!(host.contains("lifeboat.restore=latest lifeboat.yes lifeboat.after=reboot"));
+        let grub = fs::read_to_string(out.path().join("grub.cfg-01-52-54-00-ab-cd-01")).unwrap();
+        assert!(grub.contains("set default=unattended"));
+        assert!(grub.contains("terminal_output serial console"));
+        assert!(grub.contains("if serial --unit=0 --speed=115200; then"));
+        let ipxe = fs::read_to_string(out.path().join("boot.ipxe")).unwrap();
+        assert!(ipxe.starts_with("#!ipxe\n"));
+        assert!(ipxe.contains("kernel vmlinuz initrd=initrd.img console="));
+        assert!(ipxe.contains("chain --autofree boot-01-${netX/mac:hexhyp}.ipxe ||"));
+    }
+
+    #[test]
+    fn stale_per_host_configs_are_removed_hand_written_ones_kept() {
+        if !have_boot_files() {
+            eprintln!("skipped: pxelinux or grub-efi-amd64-bin not installed");
+            return;
+        }
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        write_tree(&opts(src.path(), &["52:54:00:00:00:01"], true), out.path()).unwrap();
+        let by_hand = out.path().join("pxelinux.cfg/01-52-54-00-00-00-09");
+        fs::write(&by_hand, "DEFAULT local\n").unwrap();
+        write_tree(&opts(src.path(), &["52:54:00:00:00:02"], true), out.path()).unwrap();
+        let p = out.path();
+        assert!(!p.join("pxelinux.cfg/01-52-54-00-00-00-01").exists());
+        assert!(!p.join("grub.cfg-01-52-54-00-00-00-01").exists());
+        assert!(!p.join("boot-01-52-54-00-00-00-01.ipxe").exists());
+        assert!(p.join("pxelinux.cfg/01-52-54-00-00-00-02").exists());
+        assert!(by_hand.exists());
+    }
+
+    #[test]
+    fn unattended_default_menu_is_refused() {
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let err = write_tree(&opts(src.path(), &[], true), out.path()).unwrap_err();
+        assert!(err.to_string().contains("--pxe-host"));
+    }
+
+    #[test]
+    fn bad_mac_is_refused_before_writing() {
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let err = write_tree(&opts(src.path(), &["52:54:00"], true), out.path()).unwrap_err();
+        assert!(err.to_string().contains("52:54:00"));
+        assert!(!out.path().join("pxelinux.cfg").exists());
+    }
+
+    /// Builds the boot media from the environment (a driver for tests/qemu until `lifeboat
+    /// mkrescue` is available): LIFEBOAT_MEDIA_KERNEL, LIFEBOAT_MEDIA_INITRD, and
+    /// LIFEBOAT_MEDIA_PXE (a directory) and/or LIFEBOAT_MEDIA_ISO (a file);
+    /// LIFEBOAT_MEDIA_HOST (a MAC) with LIFEBOAT_MEDIA_UNATTENDED=1, LIFEBOAT_MEDIA_APPEND.
+    #[test]
+    #[ignore = "driver for tests/qemu, needs LIFEBOAT_MEDIA_* variables"]
+    fn build_media_from_env() {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let kernel = PathBuf::from(var("LIFEBOAT_MEDIA_KERNEL").unwrap());
+        let initrd = PathBuf::from(var("LIFEBOAT_MEDIA_INITRD").unwrap());
+        let append = var("LIFEBOAT_MEDIA_APPEND");
+        if let Some(dir) = var("LIFEBOAT_MEDIA_PXE") {
+            let o = PxeOptions {
+                kernel: kernel.clone(),
+                initrd: initrd.clone(),
+                append: append.clone(),
+                hosts: var("LIFEBOAT_MEDIA_HOST").into_iter().collect(),
+                unattended: var("LIFEBOAT_MEDIA_UNATTENDED").is_some(),
+            };
+            write_tree(&o, Path::new(&dir)).unwrap();
+        }
+        if let Some(file) = var("LIFEBOAT_MEDIA_ISO") {
+            let o = super::super::iso::IsoOptions {
+                kernel,
+                initrd,
+                append,
+            };
+            super::super::iso::write_iso(&o, Path::new(&file)).unwrap();
+        }
+    }
 }

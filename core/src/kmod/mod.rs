@@ -1,5 +1,49 @@
 //! Kernel module metadata for the recovery image: dependencies (modules.dep or the modules'
-//! own `.modinfo`), softdeps, firmware, decompression (owned by the image-builder work), and
-//! alias matching for coldplug (`alias`, owned by the recovery-init work).
+//! own `.modinfo`), softdeps, firmware, decompression (`modinfo`, `tree`, `index`, owned by the
+//! image-builder work), and alias matching for coldplug (`alias`, owned by the recovery-init
+//! work).
 
 pub mod alias;
+pub mod index;
+pub mod modinfo;
+pub mod tree;
+
+pub use modinfo::ModInfo;
+pub use tree::{Closure, Lookup, ModuleTree};
+
+use std::path::PathBuf;
+
+/// What can go wrong while reading a module tree.
+#[derive(Debug, thiserror::Error)]
+pub enum KmodError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("not a readable ELF module: {0}")]
+    Elf(String),
+    #[error("the module has no .modinfo section")]
+    NoModinfo,
+    #[error("{}: {source}", path.display())]
+    Module {
+        path: PathBuf,
+        #[source]
+        source: Box<KmodError>,
+    },
+    #[error(
+        "{}: no kernel modules found there (expected a /lib/modules/<version> tree with *.ko files); \
+         pass the module tree of the kernel with --modules",
+        .0.display()
+    )]
+    EmptyTree(PathBuf),
+}
+
+/// Module names treat `-` and `_` alike (the kernel does); we use `_`.
+pub fn normalize_name(name: &str) -> String {
+    name.trim().replace('-', "_")
+}
+
+#[cfg(test)]
+mod kernel_tests;

@@ -1,0 +1,536 @@
+//! A `/lib/modules/<version>` tree: which modules exist, which are built in, what each one
+//! needs, and the closure of a set of modules in load order.
+//!
+//! The index files depmod generates (modules.dep, modules.softdep, modules.alias) are used when
+//! present; otherwise every answer comes from the modules' own `.modinfo` (Debian ships its
+//! kernel packages without them and generates them at install time).
+
+use super::modinfo::{module_name_of, read_decompressed, ModInfo};
+use super::{normalize_name, KmodError};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// What a name stands for in this tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// A loadable module (normalized name).
+    Module(String),
+    /// Built into the kernel: nothing to load.
+    Builtin(String),
+    /// Neither.
+    Missing,
+}
+
+/// A set of modules with everything they need.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Closure {
+    /// Loadable modules, each after its dependencies and "pre" softdeps.
+    pub modules: Vec<String>,
+    /// Names (requested or needed) that are built into the kernel.
+    pub builtin: BTreeSet<String>,
+    /// Requested names this kernel has neither as module nor built in.
+    pub missing: BTreeSet<String>,
+    /// Hard dependencies that cannot be found: (module, dependency). A broken tree.
+    pub broken: BTreeSet<(String, String)>,
+    /// Softdeps that cannot be found: (module, name). Harmless, as for modprobe.
+    pub missing_softdeps: BTreeSet<(String, String)>,
+}
+
+/// One module tree.
+#[derive(Debug)]
+pub struct ModuleTree {
+    dir: PathBuf,
+    version: String,
+    /// name -> path relative to `dir`, as found (maybe compressed).
+    paths: BTreeMap<String, PathBuf>,
+    builtin: BTreeSet<String>,
+    /// (pattern, module) from modules.builtin.modinfo.
+    builtin_aliases: Vec<(String, String)>,
+    /// name -> dependencies, from modules.dep when the tree has one.
+    dep_file: Option<BTreeMap<String, Vec<String>>>,
+    /// name -> (pre, post), from modules.softdep when the tree has one.
+    softdep_file: Option<BTreeMap<String, (Vec<String>, Vec<String>)>>,
+    /// (pattern, module) of the loadable modules, from modules.alias or built on demand.
+    aliases: Option<Vec<(String, String)>>,
+    infos: HashMap<String, ModInfo>,
+}
+
+impl ModuleTree {
+    /// Scans a module tree.
+    pub fn open(dir: &Path) -> Result<Self, KmodError> {
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| KmodError::Io { path, source }
+        };
+        let mut files = Vec::new();
+        collect_modules(dir, Path::new(""), &mut files).map_err(io_err(dir))?;
+        if files.is_empty() {
+            return Err(KmodError::EmptyTree(dir.to_path_buf()));
+        }
+        files.sort();
+        let mut paths = BTreeMap::new();
+        for rel in files {
+            let Some(name) = module_name_of(&rel) else {
+                continue;
+            };
+            // depmod's default search order: updates/ wins over the rest.
+            let preferred = rel.starts_with("updates");
+            match paths.get(&name) {
+                Some(_) if !preferred => {}
+                _ => {
+                    paths.insert(name, rel);
+                }
+            }
+        }
+
+        let read_opt = |name: &str| -> Result<Option<String>, KmodError> {
+            let path = dir.join(name);
+            match std::fs::read(&path) {
+                Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(KmodError::Io { path, source: e }),
+            }
+        };
+
+        let builtin = read_opt("modules.builtin")?
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| module_name_of(Path::new(l.trim())))
+            .collect();
+        let mut builtin_aliases = Vec::new();
+        if let Some(text) = read_opt("modules.builtin.modinfo")? {
+            for entry in text.split('\0') {
+                if let Some((module, value)) = entry
+                    .split_once(".alias=")
+                    .filter(|(m, _)| !m.contains('='))
+                {
+                    builtin_aliases.push((value.to_string(), normalize_name(module)));
+                }
+            }
+        }
+        let dep_file = read_opt("modules.dep")?.map(|text| {
+            text.lines()
+                .filter_map(|line| {
+                    let (module, deps) = line.split_once(':')?;
+                    let name = module_name_of(Path::new(module.trim()))?;
+                    let deps = deps
+                        .split_whitespace()
+                        .filter_map(|d| module_name_of(Path::new(d)))
+                        .collect();
+                    Some((name, deps))
+                })
+                .collect()
+        });
+        let softdep_file = read_opt("modules.softdep")?.map(|text| {
+            let mut map: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+            for line in text.lines() {
+                let mut words = line.split_whitespace();
+                if words.next() != Some("softdep") {
+                    continue;
+                }
+                let Some(module) = words.next() else { continue };
+                let rest: Vec<&str> = words.collect();
+                let (pre, post) = super::modinfo::parse_softdep(&rest.join(" "));
+                let entry = map.entry(normalize_name(module)).or_default();
+                entry.0.extend(pre);
+                entry.1.extend(post);
+            }
+            map
+        });
+        let aliases = read_opt("modules.alias")?.map(|text| {
+            text.lines()
+                .filter_map(|line| {
+                    let mut words = line.split_whitespace();
+                    (words.next()? == "alias").then_some(())?;
+                    let pattern = words.next()?;
+                    let module = words.next()?;
+                    Some((pattern.to_string(), normalize_name(module)))
+                })
+                .collect()
+        });
+
+        let mut tree = Self {
+            dir: dir.to_path_buf(),
+            version: String::new(),
+            paths,
+            builtin,
+            builtin_aliases,
+            dep_file,
+            softdep_file,
+            aliases,
+            infos: HashMap::new(),
+        };
+        tree.version = tree.find_version()?;
+        Ok(tree)
+    }
+
+    /// The kernel release: the tree's directory name when it looks like one, otherwise the
+    /// `vermagic` of a module.
+    fn find_version(&mut self) -> Result<String, KmodError> {
+        let canonical = std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        let dir_name = canonical
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let looks_like_release =
+            dir_name.chars().next().is_some_and(|c| c.is_ascii_digit()) && dir_name.contains('.');
+        if looks_like_release {
+            return Ok(dir_name);
+        }
+        let first = self.paths.keys().next().cloned().unwrap_or_default();
+        Ok(self
+            .info(&first)?
+            .kernel_release()
+            .unwrap_or(&dir_name)
+            .to_string())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The kernel release this tree belongs to (e.g. `6.1.0-56-cloud-amd64`).
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Names of every loadable module, sorted.
+    pub fn module_names(&self) -> impl Iterator<Item = &str> {
+        self.paths.keys().map(String::as_str)
+    }
+
+    /// Path of a module relative to the tree, as found (maybe compressed).
+    pub fn relative_path(&self, name: &str) -> Option<&Path> {
+        self.paths.get(&normalize_name(name)).map(PathBuf::as_path)
+    }
+
+    /// Path of a module relative to the tree once decompressed (`….ko`).
+    pub fn plain_relative_path(&self, name: &str) -> Option<PathBuf> {
+        let rel = self.relative_path(name)?;
+        let text = rel.to_string_lossy();
+        let end = text.rfind(".ko").map(|i| i + 3).unwrap_or(text.len());
+        Some(PathBuf::from(&text[..end]))
+    }
+
+    pub fn is_builtin(&self, name: &str) -> bool {
+        self.builtin.contains(&normalize_name(name))
+    }
+
+    /// The raw modules.builtin file, if the tree has one.
+    pub fn builtin_names(&self) -> &BTreeSet<String> {
+        &self.builtin
+    }
+
+    /// The module's bytes, decompressed.
+    pub fn read_module(&self, name: &str) -> Result<Vec<u8>, KmodError> {
+        let rel = self
+            .relative_path(name)
+            .ok_or_else(|| KmodError::Elf(format!("no module named {name}")))?;
+        read_decompressed(&self.dir.join(rel))
+    }
+
+    /// The module's `.modinfo` (read once, then cached).
+    pub fn info(&mut self, name: &str) -> Result<&ModInfo, KmodError> {
+        let name = normalize_name(name);
+        if !self.infos.contains_key(&name) {
+            let rel = self
+                .paths
+                .get(&name)
+                .ok_or_else(|| KmodError::Elf(format!("no module named {name}")))?;
+            let path = self.dir.join(rel);
+            let wrap = |e| KmodError::Module {
+                path: path.clone(),
+                source: Box::new(e),
+            };
+            let bytes = read_decompressed(&path).map_err(wrap)?;
+            let info = ModInfo::from_elf(&bytes).map_err(wrap)?;
+            self.infos.insert(name.clone(), info);
+        }
+        self.infos
+            .get(&name)
+            .ok_or_else(|| KmodError::Elf(format!("no module named {name}")))
+    }
+
+    /// Direct hard dependencies (modules.dep when present, else `depends=`).
+    pub fn dependencies(&mut self, name: &str) -> Result<Vec<String>, KmodError> {
+        let name = normalize_name(name);
+        if let Some(deps) = self.dep_file.as_ref().and_then(|d| d.get(&name)) {
+            return Ok(deps.clone());
+        }
+        Ok(self.info(&name)?.depends.clone())
+    }
+
+    /// Soft dependencies (pre, post): modules.softdep when present, else `softdep=`.
+    pub fn softdeps(&mut self, name: &str) -> Result<(Vec<String>, Vec<String>), KmodError> {
+        let name = normalize_name(name);
+        let from_file = self
+            .softdep_file
+            .as_ref()
+            .map(|f| f.get(&name).cloned().unwrap_or_default());
+        match from_file {
+            Some(sd) => Ok(sd),
+            None => {
+                let info = self.info(&name)?;
+                Ok((info.softdep_pre.clone(), info.softdep_post.clone()))
+            }
+        }
+    }
+
+    /// Every (alias pattern, module) of the loadable modules.
+    pub fn aliases(&mut self) -> Result<&[(String, String)], KmodError> {
+        if self.aliases.is_none() {
+            let names: Vec<String> = self.paths.keys().cloned().collect();
+            let mut all = Vec::new();
+            for name in names {
+                for alias in &self.info(&name)?.aliases {
+                    all.push((alias.clone(), name.clone()));
+                }
+            }
+            self.aliases = Some(all);
+        }
+        Ok(self.aliases.as_deref().unwrap_or_default())
+    }
+
+    /// Aliases of built-in modules (from modules.builtin.modinfo).
+    pub fn builtin_aliases(&self) -> &[(String, String)] {
+        &self.builtin_aliases
+    }
+
+    /// Loadable modules whose aliases match `modalias` (a device's, or a name such as
+    /// `fs-vfat` or `crypto-crc32c`), sorted.
+    pub fn modules_for_alias(&mut self, modalias: &str) -> Result<Vec<String>, KmodError> {
+        let found: BTreeSet<String> = self
+            .aliases()?
+            .iter()
+            .filter(|(pattern, _)| glob_match(pattern.as_bytes(), modalias.as_bytes()))
+            .map(|(_, module)| module.clone())
+            .collect();
+        Ok(found.into_iter().collect())
+    }
+
+    /// What a name (module name or alias) stands for.
+    pub fn lookup(&mut self, name: &str) -> Result<Lookup, KmodError> {
+        let normalized = normalize_name(name);
+        if self.paths.contains_key(&normalized) {
+            return Ok(Lookup::Module(normalized));
+        }
+        if self.builtin.contains(&normalized) {
+            return Ok(Lookup::Builtin(normalized));
+        }
+        if let Some(first) = self.modules_for_alias(name)?.into_iter().next() {
+            return Ok(Lookup::Module(first));
+        }
+        if let Some((_, module)) = self
+            .builtin_aliases
+            .iter()
+            .find(|(pattern, _)| glob_match(pattern.as_bytes(), name.as_bytes()))
+        {
+            return Ok(Lookup::Builtin(module.clone()));
+        }
+        Ok(Lookup::Missing)
+    }
+
+    /// The requested modules (names or aliases) with their dependencies and softdeps, in an
+    /// order in which they can be loaded.
+    pub fn closure<S: AsRef<str>>(&mut self, requests: &[S]) -> Result<Closure, KmodError> {
+        let mut walk = Walk::default();
+        for request in requests {
+            match self.lookup(request.as_ref())? {
+                Lookup::Module(m) => self.visit(&m, &mut walk)?,
+                Lookup::Builtin(b) => {
+                    walk.closure.builtin.insert(b);
+                }
+                Lookup::Missing => {
+                    walk.closure
+                        .missing
+                        .insert(normalize_name(request.as_ref()));
+                }
+            }
+        }
+        Ok(walk.closure)
+    }
+
+    fn visit(&mut self, module: &str, walk: &mut Walk) -> Result<(), KmodError> {
+        if !walk.seen.insert(module.to_string()) {
+            return Ok(());
+        }
+        let (pre, post) = self.softdeps(module)?;
+        for soft in pre {
+            self.visit_soft(module, &soft, walk)?;
+        }
+        let mut deps = self.dependencies(module)?;
+        deps.sort();
+        for dep in deps {
+            match self.lookup(&dep)? {
+                Lookup::Module(m) => self.visit(&m, walk)?,
+                Lookup::Builtin(b) => {
+                    walk.closure.builtin.insert(b);
+                }
+                Lookup::Missing => {
+                    walk.closure.broken.insert((module.to_string(), dep));
+                }
+            }
+        }
+        walk.closure.modules.push(module.to_string());
+        for soft in post {
+            self.visit_soft(module, &soft, walk)?;
+        }
+        Ok(())
+    }
+
+    fn visit_soft(&mut self, module: &str, soft: &str, walk: &mut Walk) -> Result<(), KmodError> {
+        match self.lookup(soft)? {
+            Lookup::Module(m) => self.visit(&m, walk),
+            Lookup::Builtin(b) => {
+                walk.closure.builtin.insert(b);
+                Ok(())
+            }
+            Lookup::Missing => {
+                walk.closure
+                    .missing_softdeps
+                    .insert((module.to_string(), soft.to_string()));
+                Ok(())
+            }
+        }
+    }
+
+    /// Every hard dependency of `module`, transitively, in the order depmod writes them in
+    /// modules.dep: a module comes before the modules it needs, so a loader loads the list
+    /// from the last entry to the first, then `module` itself.
+    pub fn dependency_list(&mut self, module: &str) -> Result<Vec<String>, KmodError> {
+        let mut walk = Walk::default();
+        walk.seen.insert(normalize_name(module));
+        let mut deps = self.dependencies(module)?;
+        deps.sort();
+        for dep in deps {
+            self.visit_hard(&dep, &mut walk)?;
+        }
+        walk.closure.modules.reverse();
+        Ok(walk.closure.modules)
+    }
+
+    fn visit_hard(&mut self, name: &str, walk: &mut Walk) -> Result<(), KmodError> {
+        let Lookup::Module(module) = self.lookup(name)? else {
+            return Ok(());
+        };
+        if !walk.seen.insert(module.clone()) {
+            return Ok(());
+        }
+        let mut deps = self.dependencies(&module)?;
+        deps.sort();
+        for dep in deps {
+            self.visit_hard(&dep, walk)?;
+        }
+        walk.closure.modules.push(module);
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Walk {
+    seen: BTreeSet<String>,
+    closure: Closure,
+}
+
+fn collect_modules(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(root.join(rel))? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let child = rel.join(entry.file_name());
+        // `build` and `source` are symlinks to kernel headers: never follow symlinks.
+        if kind.is_dir() {
+            collect_modules(root, &child, out)?;
+        } else if kind.is_file() && module_name_of(&child).is_some() {
+            out.push(child);
+        }
+    }
+    Ok(())
+}
+
+/// Shell-style glob match (`*`, `?`, `[...]` with ranges and `!`/`^` negation) as modprobe
+/// applies alias patterns (fnmatch without flags). Written here because it is a dozen lines and
+/// the module tree needs it before coldplug's own matcher exists.
+pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0usize, 0usize);
+    let mut backtrack: Option<(usize, usize)> = None;
+    while t < text.len() {
+        let step = match pattern.get(p) {
+            Some(b'*') => {
+                backtrack = Some((p, t));
+                p += 1;
+                continue;
+            }
+            Some(b'?') => Some(p + 1),
+            Some(b'[') => match_class(pattern, p, text[t]),
+            Some(&c) if c == text[t] => Some(p + 1),
+            _ => None,
+        };
+        match step {
+            Some(next) => {
+                p = next;
+                t += 1;
+            }
+            None => match backtrack {
+                Some((bp, bt)) => {
+                    p = bp + 1;
+                    t = bt + 1;
+                    backtrack = Some((bp, bt + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
+}
+
+/// Matches `c` against the class starting at `pattern[start] == '['`; returns the index after
+/// the class on a match.
+fn match_class(pattern: &[u8], start: usize, c: u8) -> Option<usize> {
+    let mut i = start + 1;
+    let negate = matches!(pattern.get(i), Some(b'!') | Some(b'^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    loop {
+        let &lo = pattern.get(i)?;
+        if lo == b']' && !first {
+            break;
+        }
+        first = false;
+        if pattern.get(i + 1) == Some(&b'-') && pattern.get(i + 2).is_some_and(|&h| h != b']') {
+            let hi = pattern[i + 2];
+            matched |= lo <= c && c <= hi;
+            i += 3;
+        } else {
+            matched |= lo == c;
+            i += 1;
+        }
+    }
+    (matched != negate).then_some(i + 1)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_fnmatch() {
+        let m = |p: &str, t: &str| glob_match(p.as_bytes(), t.as_bytes());
+        assert!(m("virtio:d00000002v*", "virtio:d00000002v00001AF4"));
+        assert!(!m("virtio:d00000001v*", "virtio:d00000002v00001AF4"));
+        assert!(m(
+            "pci:v00008086d*sv*sd*bc01sc06i01*",
+            "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"
+        ));
+        assert!(m("a?c", "abc"));
+        assert!(m("x[0-9]y", "x5y"));
+        assert!(!m("x[!0-9]y", "x5y"));
+        assert!(m("*", ""));
+        assert!(!m("a", ""));
+        assert!(m("fs-vfat", "fs-vfat"));
+    }
+}

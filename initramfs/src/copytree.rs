@@ -1,0 +1,176 @@
+//! Copies a XenServer backup partition's tree onto the new root with all its metadata (what
+//! the installer does with `cp -a`, which this image does not carry): regular files (holes
+//! kept), directories, symlinks, hardlinks, device nodes, fifos, numeric owners, modes with
+//! setuid/setgid/sticky, nanosecond mtimes and every extended attribute.
+
+use lifeboat_core::progress::Progress;
+use nix::sys::stat::{mknod, utimensat, Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchownat, FchownatFlags, Gid, Uid};
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+/// Top-level names of a XenServer backup partition that are not part of the root.
+pub const SKIP_TOP: &[&str] = &["lost+found", ".xen-backup-partition", ".xen-gpt.bin"];
+
+#[derive(Default)]
+pub struct CopyStats {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+fn cpath(p: &Path) -> Result<CString, String> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("{}: NUL in path", p.display()))
+}
+
+fn copy_xattrs(src: &Path, dst: &Path) -> Result<(), String> {
+    let s = cpath(src)?;
+    let d = cpath(dst)?;
+    // SAFETY: the buffers are sized from the lengths the kernel returns; strings are NUL-terminated.
+    let len = unsafe { libc::llistxattr(s.as_ptr(), std::ptr::null_mut(), 0) };
+    if len <= 0 {
+        return Ok(());
+    }
+    let mut names = vec![0u8; len as usize];
+    let len = unsafe { libc::llistxattr(s.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if len <= 0 {
+        return Ok(());
+    }
+    names.truncate(len as usize);
+    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let n = CString::new(name).map_err(|_| "bad xattr name".to_string())?;
+        let vlen = unsafe { libc::lgetxattr(s.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
+        if vlen < 0 {
+            continue;
+        }
+        let mut val = vec![0u8; vlen as usize];
+        let vlen = unsafe { libc::lgetxattr(s.as_ptr(), n.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
+        if vlen < 0 {
+            continue;
+        }
+        val.truncate(vlen as usize);
+        let rc = unsafe { libc::lsetxattr(d.as_ptr(), n.as_ptr(), val.as_ptr().cast(), val.len(), 0) };
+        if rc != 0 {
+            return Err(format!(
+                "cannot set extended attribute {} on {}: {}",
+                String::from_utf8_lossy(name),
+                dst.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn copy_file(src: &Path, dst: &Path, progress: &dyn Progress, stats: &mut CopyStats) -> Result<(), String> {
+    let mut i = File::open(src).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
+    let mut o = File::create(dst).map_err(|e| format!("cannot create {}: {e}", dst.display()))?;
+    let len = i.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0u64;
+    loop {
+        let n = i.read(&mut buf).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().all(|&b| b == 0) {
+            // Keep holes: seek over blocks of zeros.
+            o.seek(SeekFrom::Current(n as i64)).map_err(|e| format!("{}: {e}", dst.display()))?;
+        } else {
+            o.write_all(&buf[..n]).map_err(|e| format!("cannot write {}: {e}", dst.display()))?;
+        }
+        pos += n as u64;
+        stats.bytes += n as u64;
+        progress.advance(n as u64);
+    }
+    o.set_len(len.max(pos)).map_err(|e| format!("{}: {e}", dst.display()))?;
+    Ok(())
+}
+
+fn set_meta(dst: &Path, md: &fs::Metadata, is_link: bool) -> Result<(), String> {
+    fchownat(None, dst, Some(Uid::from_raw(md.uid())), Some(Gid::from_raw(md.gid())), FchownatFlags::NoFollowSymlink)
+        .map_err(|e| format!("cannot set owner of {}: {e}", dst.display()))?;
+    if !is_link {
+        fs::set_permissions(dst, std::os::unix::fs::PermissionsExt::from_mode(md.mode() & 0o7777))
+            .map_err(|e| format!("cannot set mode of {}: {e}", dst.display()))?;
+    }
+    let at = TimeSpec::new(md.atime(), md.atime_nsec());
+    let mt = TimeSpec::new(md.mtime(), md.mtime_nsec());
+    utimensat(None, dst, &at, &mt, UtimensatFlags::NoFollowSymlink)
+        .map_err(|e| format!("cannot set times of {}: {e}", dst.display()))
+}
+
+/// Copies the tree below `src` into `dst` (an existing directory), skipping SKIP_TOP names
+/// at the top.
+pub fn copy_tree(src: &Path, dst: &Path, progress: &dyn Progress) -> Result<CopyStats, String> {
+    let mut stats = CopyStats::default();
+    let mut links: HashMap<(u64, u64), std::path::PathBuf> = HashMap::new();
+    copy_dir(src, dst, true, progress, &mut stats, &mut links)?;
+    let md = fs::symlink_metadata(src).map_err(|e| format!("{}: {e}", src.display()))?;
+    set_meta(dst, &md, false)?;
+    copy_xattrs(src, dst)?;
+    Ok(stats)
+}
+
+fn copy_dir(
+    src: &Path,
+    dst: &Path,
+    top: bool,
+    progress: &dyn Progress,
+    stats: &mut CopyStats,
+    links: &mut HashMap<(u64, u64), std::path::PathBuf>,
+) -> Result<(), String> {
+    let rd = fs::read_dir(src).map_err(|e| format!("cannot list {}: {e}", src.display()))?;
+    let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
+    names.sort();
+    for name in names {
+        if top && SKIP_TOP.iter().any(|s| OsStr::new(s) == name) {
+            continue;
+        }
+        let s = src.join(&name);
+        let d = dst.join(&name);
+        let md = fs::symlink_metadata(&s).map_err(|e| format!("{}: {e}", s.display()))?;
+        let ft = md.file_type();
+        stats.entries += 1;
+        if !ft.is_dir() && md.nlink() > 1 {
+            if let Some(first) = links.get(&(md.dev(), md.ino())) {
+                fs::hard_link(first, &d).map_err(|e| format!("cannot link {}: {e}", d.display()))?;
+                continue;
+            }
+            links.insert((md.dev(), md.ino()), d.clone());
+        }
+        if ft.is_dir() {
+            match fs::create_dir(&d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(format!("cannot create {}: {e}", d.display())),
+            }
+            copy_dir(&s, &d, false, progress, stats, links)?;
+        } else if ft.is_file() {
+            copy_file(&s, &d, progress, stats)?;
+        } else if ft.is_symlink() {
+            let t = fs::read_link(&s).map_err(|e| format!("{}: {e}", s.display()))?;
+            std::os::unix::fs::symlink(&t, &d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+        } else if ft.is_block_device() || ft.is_char_device() || ft.is_fifo() {
+            let kind = if ft.is_block_device() {
+                SFlag::S_IFBLK
+            } else if ft.is_char_device() {
+                SFlag::S_IFCHR
+            } else {
+                SFlag::S_IFIFO
+            };
+            mknod(&d, kind, Mode::from_bits_truncate(md.mode() & 0o7777), md.rdev())
+                .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+        } else {
+            continue; // sockets: nothing to restore
+        }
+        set_meta(&d, &md, ft.is_symlink())?;
+        copy_xattrs(&s, &d)?;
+    }
+    Ok(())
+}

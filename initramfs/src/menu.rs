@@ -1,0 +1,230 @@
+//! The "Restore from backup" menu: numbered choices, usable on a dumb serial console and VGA.
+
+use crate::cmdline::{After, Options};
+use crate::console::{flush_input, names, read_line, say};
+use crate::discover::{Backup, BackupKind, Discovery};
+use crate::power;
+use crate::probe::human_size;
+use crate::restore_flow::{self, describe_dev, describe_disk, Confirm};
+
+fn ruler() {
+    say("==========================================================================");
+}
+
+fn show_backup_line(i: usize, b: &Backup, d: &Discovery) {
+    let gen = b.generation().map(|g| format!(", generation {g}")).unwrap_or_default();
+    say(&format!(
+        " {}) {} | {} | product {} | {}{}",
+        i + 1,
+        b.host,
+        b.time,
+        b.product_version,
+        human_size(b.size),
+        gen
+    ));
+    say(&format!("      {} on {}", b.kind_name(), b.device.dev_path()));
+    match &b.target {
+        Ok(t) => {
+            say(&format!("      will overwrite {}", describe_dev(&t.root)));
+            say(&format!("      on {}", describe_disk(&d.devices, &t.root.disk)));
+        }
+        Err(e) => say(&format!("      cannot be restored as is: {e}")),
+    }
+    if b.interrupted {
+        say("      !! a restore from this store started and did not finish: the root is incomplete");
+    }
+}
+
+/// Reads a numbered choice in 1..=max; None on anything else.
+fn choose(max: usize) -> Option<(usize, usize)> {
+    crate::console::write("Choice: ");
+    let (line, console) = read_line(None)?;
+    let n: usize = line.trim().parse().ok()?;
+    (1..=max).contains(&n).then_some((n, console))
+}
+
+fn details(b: &Backup, d: &Discovery) {
+    ruler();
+    say(&format!("Details of the {} backup on {}", b.kind_name(), b.device.dev_path()));
+    say(&format!("  host: {}   taken: {}   size: {}", b.host, b.time, human_size(b.size)));
+    match &b.kind {
+        BackupKind::Lifeboat { generation, archive, manifest } => {
+            say(&format!("  generation: {generation}   archive: {}", archive.display()));
+            say(&format!("  tool version: {}   codec: {}", manifest.tool_version, manifest.codec));
+            let m = &manifest.machine;
+            say(&format!(
+                "  machine: {} {} uuid {} serial {}",
+                m.sys_vendor.as_deref().unwrap_or("-"),
+                m.product_name.as_deref().unwrap_or("-"),
+                m.product_uuid.as_deref().unwrap_or("-"),
+                m.product_serial.as_deref().unwrap_or("-")
+            ));
+            let s = &manifest.source;
+            say(&format!(
+                "  root: {} uuid {} label {} partuuid {}",
+                s.filesystem.fstype,
+                s.filesystem.uuid.as_deref().unwrap_or("-"),
+                s.filesystem.label.as_deref().unwrap_or("-"),
+                s.partition.partuuid.as_deref().unwrap_or("-")
+            ));
+            say(&format!(
+                "  disk: model {} serial {} size {}",
+                s.disk.model.as_deref().unwrap_or("-"),
+                s.disk.serial.as_deref().unwrap_or("-"),
+                human_size(s.disk.size_bytes)
+            ));
+            if let Some(e) = &s.esp {
+                say(&format!("  ESP: vfat id {} label {}", e.uuid.as_deref().unwrap_or("-"), e.label.as_deref().unwrap_or("-")));
+            }
+            for (k, v) in &manifest.inventory {
+                say(&format!("  {k}={v}"));
+            }
+        }
+        BackupKind::XenTree { inventory } => {
+            for (k, v) in inventory {
+                say(&format!("  {k}={v}"));
+            }
+        }
+    }
+    match &b.target {
+        Ok(t) => {
+            say(&format!("  target: {} (found by {})", describe_dev(&t.root), t.how));
+            say(&format!("  {}", describe_disk(&d.devices, &t.root.disk)));
+            if let Some(e) = &t.esp {
+                say(&format!("  ESP target: {}", describe_dev(e)));
+            }
+        }
+        Err(e) => say(&format!("  target: {e}")),
+    }
+    ruler();
+}
+
+/// What to do after a successful restore.
+pub fn after_restore(after: Option<After>, console: usize) {
+    let choice = match after {
+        Some(a) => a,
+        None => {
+            say("Restore finished. 1) Reboot  2) Power off  3) Back to the menu  4) Rescue shell");
+            match choose(4) {
+                Some((1, _)) => After::Reboot,
+                Some((2, _)) => After::Poweroff,
+                Some((4, _)) => After::Shell,
+                _ => After::Menu,
+            }
+        }
+    };
+    match choice {
+        After::Reboot => say(&power::reboot_now(false)),
+        After::Poweroff => say(&power::reboot_now(true)),
+        After::Shell => shell(console),
+        After::Menu => {}
+    }
+}
+
+fn shell(console: usize) {
+    let all = names();
+    let name = all.get(console).or_else(|| all.last()).cloned().unwrap_or_else(|| "console".into());
+    if let Err(e) = power::run_shell(&name) {
+        say(&format!("Rescue shell: {e}"));
+    }
+}
+
+fn backup_menu(b: &Backup, d: &Discovery, opts: &Options) {
+    loop {
+        say("");
+        say(&format!("Backup of {} taken {} ({})", b.host, b.time, b.kind_name()));
+        say(" 1) Restore");
+        say(" 2) Verify only");
+        say(" 3) Details");
+        say(" 4) Back");
+        let Some((n, console)) = choose(4) else { continue };
+        match n {
+            1 => match restore_flow::restore(b, &d.devices, opts, Confirm::Ask) {
+                Ok(msg) => {
+                    say(&msg);
+                    after_restore(opts.after, console);
+                    return;
+                }
+                Err(e) => {
+                    say(&format!("RESTORE NOT DONE: {e}"));
+                }
+            },
+            2 => match restore_flow::verify(b) {
+                Ok(s) => say(&format!("Verify OK: {s}")),
+                Err(e) => say(&format!("VERIFY FAILED: {e}")),
+            },
+            3 => details(b, d),
+            _ => return,
+        }
+    }
+}
+
+/// The main menu; returns when the operator asks to rescan the disks.
+pub fn main_menu(d: &Discovery, opts: &Options) {
+    loop {
+        say("");
+        ruler();
+        say("  Restore from backup");
+        ruler();
+        if d.backups.is_empty() {
+            say(" No backups were found. Disks and partitions seen:");
+            for dev in &d.devices {
+                say(&format!("   {}", describe_dev(dev)));
+            }
+            for n in &d.notes {
+                say(&format!("   note: {n}"));
+            }
+        }
+        for (i, b) in d.backups.iter().enumerate() {
+            show_backup_line(i, b, d);
+        }
+        let n = d.backups.len();
+        let has_shell = power::shell_path().is_some();
+        say("");
+        let mut actions: Vec<(&str, u8)> = Vec::new();
+        if has_shell {
+            actions.push(("Rescue shell", b's'));
+        }
+        actions.push(("Rescan disks", b'd'));
+        actions.push(("Reboot", b'r'));
+        actions.push(("Power off", b'p'));
+        for (k, (label, _)) in actions.iter().enumerate() {
+            say(&format!(" {}) {label}", n + k + 1));
+        }
+        if n > 0 {
+            say(&format!("Choose a backup (1-{n}) or an action:"));
+        }
+        flush_input();
+        let Some((c, console)) = choose(n + actions.len()) else {
+            say("Please type one of the numbers above and press Enter.");
+            continue;
+        };
+        if c <= n {
+            if let Some(b) = d.backups.get(c - 1) {
+                backup_menu(b, d, opts);
+            }
+            continue;
+        }
+        match actions.get(c - n - 1).map(|a| a.1) {
+            Some(b's') => shell(console),
+            Some(b'd') => return,
+            Some(b'r') => say(&power::reboot_now(false)),
+            Some(b'p') => say(&power::reboot_now(true)),
+            _ => {}
+        }
+    }
+}
+
+/// Picks the backup `lifeboat.restore=` names: `latest` (the newest Lifeboat generation, else
+/// the XenServer backup partition), a generation id, or `xen`.
+pub fn pick<'a>(d: &'a Discovery, which: &str) -> Option<&'a Backup> {
+    match which {
+        "latest" | "" => d
+            .backups
+            .iter()
+            .find(|b| matches!(b.kind, BackupKind::Lifeboat { .. }))
+            .or_else(|| d.backups.first()),
+        "xen" | "xenserver" => d.backups.iter().find(|b| matches!(b.kind, BackupKind::XenTree { .. })),
+        g => d.backups.iter().find(|b| b.generation() == Some(g)),
+    }
+}

@@ -1,0 +1,124 @@
+//! Recreates filesystems with the identity recorded at backup time, by running the image's
+//! mke2fs and mkfs.vfat (copied into the image with their libraries by `lifeboat mkrescue`).
+
+use crate::console::{log_only, say};
+use lifeboat_core::archive::manifest::FilesystemIdentity;
+use std::path::Path;
+use std::process::Command;
+
+/// ext features that describe a filesystem's state, not its format: mke2fs cannot set them.
+const STATE_FEATURES: &[&str] = &["needs_recovery", "journal_dev", "orphan_present", "snapshot_bitmap"];
+
+pub fn find_program(names: &[&str]) -> Option<String> {
+    for dir in ["/sbin", "/usr/sbin", "/bin", "/usr/bin"] {
+        for n in names {
+            let p = format!("{dir}/{n}");
+            if Path::new(&p).exists() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+fn run(program: &str, args: &[String]) -> Result<(), String> {
+    say(&format!("Running {program} {}", args.join(" ")));
+    let out = Command::new(program)
+        .args(args)
+        .env("PATH", "/sbin:/usr/sbin:/bin:/usr/bin")
+        .env("MKE2FS_CONFIG", "/etc/mke2fs.conf")
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    log_only(&String::from_utf8_lossy(&out.stdout));
+    log_only(&String::from_utf8_lossy(&out.stderr));
+    if out.status.success() {
+        Ok(())
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last: Vec<&str> = err.lines().rev().take(4).collect();
+        Err(format!(
+            "{program} failed ({}): {}",
+            out.status,
+            last.into_iter().rev().collect::<Vec<_>>().join(" / ")
+        ))
+    }
+}
+
+/// The mke2fs arguments that recreate `fs` on `dev` (type, UUID, label, exact feature set,
+/// block size, inode size).
+pub fn mke2fs_args(fs: &FilesystemIdentity, dev: &str) -> Vec<String> {
+    let fstype = if fs.fstype.starts_with("ext") { fs.fstype.as_str() } else { "ext4" };
+    let mut a: Vec<String> = vec!["-F".into(), "-q".into(), "-t".into(), fstype.into()];
+    if let Some(u) = fs.uuid.as_deref().filter(|u| !u.is_empty()) {
+        a.extend(["-U".into(), u.into()]);
+    }
+    if let Some(l) = fs.label.as_deref().filter(|l| !l.is_empty()) {
+        a.extend(["-L".into(), l.into()]);
+    }
+    let feats: Vec<&str> = fs
+        .features
+        .iter()
+        .map(String::as_str)
+        .filter(|f| !STATE_FEATURES.contains(f))
+        .collect();
+    if !feats.is_empty() {
+        a.extend(["-O".into(), format!("none,{}", feats.join(","))]);
+    }
+    if fs.block_size > 0 {
+        a.extend(["-b".into(), fs.block_size.to_string()]);
+    }
+    if fs.inode_size > 0 {
+        a.extend(["-I".into(), fs.inode_size.to_string()]);
+    }
+    a.push(dev.into());
+    a
+}
+
+pub fn make_ext(fs: &FilesystemIdentity, dev: &str) -> Result<(), String> {
+    let prog = find_program(&["mke2fs", "mkfs.ext4"]).ok_or_else(|| {
+        "mke2fs is not in this image; rebuild it with `lifeboat mkrescue` (which adds mke2fs)".to_string()
+    })?;
+    run(&prog, &mke2fs_args(fs, dev))
+}
+
+/// mkfs.vfat with the original volume id (the UUID "ABCD-1234") and label.
+pub fn make_vfat(fs: &FilesystemIdentity, dev: &str) -> Result<(), String> {
+    let prog = find_program(&["mkfs.vfat", "mkfs.fat", "mkdosfs"]).ok_or_else(|| {
+        "mkfs.vfat is not in this image; rebuild it with `lifeboat mkrescue`".to_string()
+    })?;
+    let mut a: Vec<String> = Vec::new();
+    if let Some(u) = fs.uuid.as_deref() {
+        let id: String = u.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+        if id.len() == 8 {
+            a.extend(["-i".into(), id]);
+        }
+    }
+    if let Some(l) = fs.label.as_deref().filter(|l| !l.is_empty()) {
+        a.extend(["-n".into(), l.into()]);
+    }
+    a.push(dev.into());
+    run(&prog, &a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recreates_the_recorded_identity() {
+        let fs = FilesystemIdentity {
+            fstype: "ext4".into(),
+            uuid: Some("0a1b2c3d-0000-4000-8000-000000000001".into()),
+            label: Some("root-test".into()),
+            block_size: 4096,
+            inode_size: 256,
+            features: vec!["has_journal".into(), "extent".into(), "needs_recovery".into()],
+            ..Default::default()
+        };
+        let a = mke2fs_args(&fs, "/dev/vda1").join(" ");
+        assert_eq!(
+            a,
+            "-F -q -t ext4 -U 0a1b2c3d-0000-4000-8000-000000000001 -L root-test -O none,has_journal,extent -b 4096 -I 256 /dev/vda1"
+        );
+    }
+}

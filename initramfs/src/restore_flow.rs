@@ -1,0 +1,373 @@
+//! The restore: verify first (nothing destructive before), check the machine and the disk
+//! against the backup's identity, journal the start, recreate the root filesystem (and the
+//! ESP) with their original identity, extract (or copy a XenServer tree), sync, journal the
+//! end.
+
+use crate::cmdline::Options;
+use crate::console::{flush_input, read_line, say};
+use crate::copytree;
+use crate::discover::{Backup, BackupKind, Target};
+use crate::mkfs;
+use crate::mounts;
+use crate::probe::{human_size, BlockDev};
+use crate::progress_line::LineProgress;
+use crate::store_view;
+use lifeboat_core::archive::manifest::FilesystemIdentity;
+use lifeboat_core::archive::Manifest;
+use lifeboat_core::progress::Progress;
+use std::path::{Path, PathBuf};
+
+/// Label the new root carries while it is being filled: a host that finds its root by label
+/// (XenServer's grub.cfg and fstab) cannot boot a half-restored root.
+const PARTIAL_LABEL: &str = "lifeboat-partial";
+
+pub fn describe_dev(d: &BlockDev) -> String {
+    let mut s = format!("{} ({}", d.dev_path(), human_size(d.size));
+    if let Some(l) = d.label() {
+        s.push_str(&format!(", label {l}"));
+    }
+    if !d.fstype().is_empty() {
+        s.push_str(&format!(", {}", d.fstype()));
+    }
+    s.push(')');
+    s
+}
+
+pub fn describe_disk(devs: &[BlockDev], disk: &str) -> String {
+    match devs.iter().find(|d| d.name == disk) {
+        Some(d) => format!(
+            "disk /dev/{disk}: model {}, serial {}, {}",
+            d.model.as_deref().unwrap_or("unknown"),
+            d.serial.as_deref().unwrap_or("unknown"),
+            human_size(d.size)
+        ),
+        None => format!("disk /dev/{disk}"),
+    }
+}
+
+fn read_dmi(name: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/sys/class/dmi/id/{name}"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Differences between this machine/disk and the ones the backup was taken on.
+pub fn identity_mismatches(m: &Manifest, devs: &[BlockDev], target: &Target) -> Vec<String> {
+    let mut out = Vec::new();
+    let eq = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b.trim());
+    if let Some(want) = m.machine.product_uuid.as_deref().filter(|s| !s.is_empty()) {
+        match read_dmi("product_uuid") {
+            Some(have) if eq(&have, want) => {}
+            have => out.push(format!(
+                "machine UUID: backup {want}, this machine {}",
+                have.as_deref().unwrap_or("unknown")
+            )),
+        }
+    }
+    if let Some(want) = m.machine.product_serial.as_deref().filter(|s| !s.is_empty()) {
+        match read_dmi("product_serial") {
+            Some(have) if eq(&have, want) => {}
+            have => out.push(format!(
+                "machine serial: backup {want}, this machine {}",
+                have.as_deref().unwrap_or("unknown")
+            )),
+        }
+    }
+    let disk = devs.iter().find(|d| d.name == target.root.disk);
+    let rec = &m.source.disk;
+    if let Some(disk) = disk {
+        if let (Some(want), Some(have)) = (rec.serial.as_deref(), disk.serial.as_deref()) {
+            if !want.is_empty() && !eq(want, have) {
+                out.push(format!("disk serial: backup {want}, /dev/{} {have}", disk.name));
+            }
+        }
+        if let (Some(want), Some(have)) = (rec.model.as_deref(), disk.model.as_deref()) {
+            if !want.is_empty() && !eq(want, have) {
+                out.push(format!("disk model: backup {want}, /dev/{} {have}", disk.name));
+            }
+        }
+        if rec.size_bytes > 0 && rec.size_bytes != disk.size {
+            out.push(format!(
+                "disk size: backup {} bytes, /dev/{} {} bytes",
+                rec.size_bytes, disk.name, disk.size
+            ));
+        }
+    }
+    out
+}
+
+/// Asks for an explicit "yes" on any console. `false` on anything else.
+pub fn ask_yes(question: &str) -> bool {
+    flush_input();
+    say(question);
+    say("Type yes and press Enter to continue, anything else to go back:");
+    matches!(read_line(None), Some((l, _)) if l.eq_ignore_ascii_case("yes"))
+}
+
+/// How confirmations are obtained.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Confirm {
+    /// Ask on the consoles.
+    Ask,
+    /// `lifeboat.yes`: the restore itself is confirmed; an identity mismatch still needs
+    /// `lifeboat.allow-other-host`.
+    Unattended,
+}
+
+/// Reads the whole backup and checks it. Nothing is written anywhere.
+pub fn verify(b: &Backup) -> Result<String, String> {
+    match &b.kind {
+        BackupKind::Lifeboat { archive, .. } => {
+            say(&format!("Verifying {} (every checksum, the trailer) ...", archive.display()));
+            let p = LineProgress::new("verify");
+            p.set_total(Some(b.size));
+            let r = store_view::verify(archive, &p);
+            p.finish();
+            r
+        }
+        BackupKind::XenTree { inventory } => {
+            for f in ["etc/xensource-inventory", "etc/fstab"] {
+                if !b.mount.join(f).exists() {
+                    return Err(format!("{} has no {f}: it is not a complete XenServer backup", b.device.dev_path()));
+                }
+            }
+            Ok(format!(
+                "XenServer backup partition {} with product {} (installation {}); XenServer trees carry no checksums",
+                b.device.dev_path(),
+                b.product_version,
+                inventory.get("INSTALLATION_UUID").map(String::as_str).unwrap_or("unknown")
+            ))
+        }
+    }
+}
+
+fn journal(b: &Backup, event: &str, detail: &str) {
+    let BackupKind::Lifeboat { generation, .. } = &b.kind else { return };
+    let r = mounts::remount(&b.mount, false)
+        .and_then(|()| store_view::journal(&b.mount, event, generation, detail));
+    let _ = mounts::syncfs(&b.mount);
+    let _ = mounts::remount(&b.mount, true);
+    if let Err(e) = r {
+        say(&format!("Warning: could not write \"{event}\" to the store's journal on {}: {e}", b.device.dev_path()));
+    }
+}
+
+fn unmount_all_of(dev: &str) -> Result<(), String> {
+    for dir in mounts::mounted_at(dev) {
+        mounts::unmount(&dir).map_err(|e| format!("{dev} is in use and cannot be unmounted: {e}"))?;
+    }
+    Ok(())
+}
+
+struct Mounted {
+    dirs: Vec<PathBuf>,
+}
+
+impl Mounted {
+    fn release(&mut self) -> Result<(), String> {
+        while let Some(d) = self.dirs.pop() {
+            let _ = mounts::syncfs(&d);
+            mounts::unmount(&d)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = self.release();
+    }
+}
+
+fn set_label(dev: &str, label: &str) -> Result<(), String> {
+    let prog = mkfs::find_program(&["tune2fs", "e2label"]).ok_or("tune2fs is not in this image")?;
+    let args: Vec<String> = if prog.ends_with("e2label") {
+        vec![dev.into(), label.into()]
+    } else {
+        vec!["-L".into(), label.into(), dev.into()]
+    };
+    let out = std::process::Command::new(&prog)
+        .args(&args)
+        .output()
+        .map_err(|e| format!("cannot run {prog}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{prog} failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// The whole restore of `b`. Returns a summary on success; every error says what was touched.
+pub fn restore(b: &Backup, devs: &[BlockDev], opts: &Options, confirm: Confirm) -> Result<String, String> {
+    let target = b.target.clone()?;
+    let root = &target.root;
+    say("");
+    say(&format!("Restore {} backup of {} taken {}", b.kind_name(), b.host, b.time));
+    say(&format!("  from {}", describe_dev(&b.device)));
+    say(&format!("  onto {} (found by {})", describe_dev(root), target.how));
+    say(&format!("  on   {}", describe_disk(devs, &root.disk)));
+    if let Some(e) = &target.esp {
+        say(&format!("  ESP  {}", describe_dev(e)));
+    }
+
+    // 1. Verify: nothing destructive before this succeeds.
+    let summary = verify(b).map_err(|e| {
+        format!(
+            "the backup failed verification: {e}\nNothing was written to {}. Choose another generation, or run `lifeboat verify` on the host to find the damage.",
+            root.dev_path()
+        )
+    })?;
+    say(&format!("Verified: {summary}"));
+
+    // 2. Identity.
+    if let BackupKind::Lifeboat { manifest, .. } = &b.kind {
+        let diffs = identity_mismatches(manifest, devs, &target);
+        if !diffs.is_empty() {
+            say("");
+            say("WARNING: this backup was taken on another machine or disk:");
+            for d in &diffs {
+                say(&format!("  - {d}"));
+            }
+            say("Restoring a host's root onto another machine clones its identity: two hosts with the");
+            say("same installation and control-domain UUIDs in one pool corrupt the pool database, and the");
+            say("wrong disk may be overwritten. Restore onto other hardware only to replace the original.");
+            if opts.allow_other_host {
+                say("lifeboat.allow-other-host is set: continuing.");
+            } else if confirm == Confirm::Unattended {
+                return Err(format!(
+                    "refused: identity mismatch and no lifeboat.allow-other-host on the kernel command line. Nothing was written to {}.",
+                    root.dev_path()
+                ));
+            } else if !ask_yes("Restore onto this machine anyway?") {
+                return Err(format!("cancelled: nothing was written to {}", root.dev_path()));
+            }
+        }
+    }
+
+    // 3. Confirmation.
+    if confirm == Confirm::Ask
+        && !ask_yes(&format!(
+            "Everything on {} will be ERASED and replaced by this backup.",
+            describe_dev(root)
+        ))
+    {
+        return Err(format!("cancelled: nothing was written to {}", root.dev_path()));
+    }
+
+    // 4. Journal the start (the next boot of this image finishes an interrupted restore).
+    journal(b, "restore-started", &root.dev_path());
+
+    // 5. Recreate the root filesystem.
+    unmount_all_of(&root.dev_path())?;
+    let (fs_id, final_label): (FilesystemIdentity, Option<String>) = match &b.kind {
+        BackupKind::Lifeboat { manifest, .. } => {
+            let f = manifest.source.filesystem.clone();
+            let l = f.label.clone();
+            (f, l)
+        }
+        BackupKind::XenTree { .. } => {
+            let f = FilesystemIdentity {
+                fstype: if b.device.fstype() == "ext4" { "ext4".into() } else { "ext3".into() },
+                uuid: root.fs_uuid().map(str::to_string),
+                label: root.label().map(str::to_string),
+                ..Default::default()
+            };
+            let l = f.label.clone();
+            (f, l)
+        }
+    };
+    let use_partial = final_label.is_some() && mkfs::find_program(&["tune2fs", "e2label"]).is_some();
+    let mut mk = fs_id.clone();
+    if use_partial {
+        mk.label = Some(PARTIAL_LABEL.into());
+    }
+    say(&format!("Creating {} on {} ...", fs_id.fstype, root.dev_path()));
+    mkfs::make_ext(&mk, &root.dev_path()).map_err(|e| {
+        format!("{e}\n{} may now be unusable; the backup is intact: try again from the menu.", root.dev_path())
+    })?;
+    let target_dir = PathBuf::from("/run/lifeboat/target");
+    let mut mounted = Mounted { dirs: Vec::new() };
+    mounts::mount_fs(&root.dev_path(), &target_dir, &fs_id.fstype, false)?;
+    mounted.dirs.push(target_dir.clone());
+
+    // 6. The ESP, when the backup has one.
+    let esp_fs: Option<FilesystemIdentity> = match &b.kind {
+        BackupKind::Lifeboat { manifest, .. } => manifest.source.esp.clone(),
+        BackupKind::XenTree { .. } => target.esp.as_ref().map(|e| FilesystemIdentity {
+            fstype: "vfat".into(),
+            uuid: e.fs_uuid().map(str::to_string),
+            label: e.label().map(str::to_string),
+            ..Default::default()
+        }),
+    };
+    match (&esp_fs, &target.esp) {
+        (Some(fs), Some(esp)) => {
+            unmount_all_of(&esp.dev_path())?;
+            say(&format!("Creating vfat on {} (ESP) ...", esp.dev_path()));
+            mkfs::make_vfat(fs, &esp.dev_path())?;
+            let dir = target_dir.join("boot/efi");
+            mounts::mount_fs(&esp.dev_path(), &dir, "vfat", false)?;
+            mounted.dirs.push(dir);
+        }
+        (Some(_), None) => say("Warning: the backup has an ESP (/boot/efi) but no ESP partition was found on the target disk; its files go into the root filesystem."),
+        _ => {}
+    }
+
+    // 7. Extract or copy.
+    let report = match &b.kind {
+        BackupKind::Lifeboat { archive, .. } => {
+            say("Extracting ...");
+            let p = LineProgress::new("extract");
+            p.set_total(Some(b.size));
+            let r = store_view::extract(archive, &target_dir, &p);
+            p.finish();
+            r
+        }
+        BackupKind::XenTree { .. } => {
+            say("Copying the XenServer backup tree ...");
+            let p = LineProgress::new("copy");
+            p.set_total(Some(b.size));
+            let r = copytree::copy_tree(&b.mount, &target_dir, &p)
+                .map(|s| format!("{} entries, {}", s.entries, human_size(s.bytes)));
+            p.finish();
+            r
+        }
+    };
+    let report = report.map_err(|e| {
+        format!(
+            "the restore stopped: {e}\n{} holds an INCOMPLETE root: do not boot it. Restore again from the menu.",
+            root.dev_path()
+        )
+    })?;
+
+    // 8. Sync and unmount.
+    say("Syncing ...");
+    mounted
+        .release()
+        .map_err(|e| format!("{e}\nThe restored root may not be fully written; restore again."))?;
+    power_sync();
+    if use_partial {
+        if let Some(l) = &final_label {
+            set_label(&root.dev_path(), l)?;
+        }
+    }
+    journal(b, "restore-done", &root.dev_path());
+    Ok(format!("Restored {} onto {}: {report}", b.host, root.dev_path()))
+}
+
+fn power_sync() {
+    crate::power::sync_all();
+}
+
+/// Used by the Details screen.
+pub fn manifest_of(b: &Backup) -> Option<&Manifest> {
+    match &b.kind {
+        BackupKind::Lifeboat { manifest, .. } => Some(manifest),
+        BackupKind::XenTree { .. } => None,
+    }
+}
+
+pub fn path_exists(p: &Path) -> bool {
+    p.exists()
+}

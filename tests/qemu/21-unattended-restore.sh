@@ -1,0 +1,15 @@
+#!/bin/bash
+# Issue 3, check 1: an unattended restore (lifeboat.restore=latest lifeboat.yes
+# lifeboat.after=poweroff) of a root damaged after the backup; the host side then finds the
+# original tree, label and UUID included, and the journal records the restore.
+source "$(dirname "$0")/lib.sh"
+lb_setup
+lb_image
+source "$(dirname "$0")/store-disk.sh"
+
+lb_boot "$LB_WORK/serial.log" "lifeboat.restore=latest lifeboat.yes lifeboat.after=poweroff"
+lb_expect_log "$LB_WORK/serial.log" "lifeboat-init "
+lb_expect_log "$LB_WORK/serial.log" "Verified:"
+lb_expect_log "$LB_WORK/serial.log" "RESTORE COMPLETE"
+lb_check_restored
+echo "PASS: unattended restore"

@@ -1,0 +1,48 @@
+#!/bin/bash
+# Issue 3, check 3: a XenServer-style backup partition (unpacked tree, .xen-backup-partition,
+# etc/xensource-inventory) is found and restored onto the root-* partition of its disk.
+source "$(dirname "$0")/lib.sh"
+lb_setup
+lb_image
+
+lb_disk "$LB_WORK/disk.img" 512
+lb_attach "$LB_DISK"
+mkfs.ext4 -q -L root-test "$LB_P1"
+mkfs.ext3 -q "$LB_P2"
+root_uuid=$(blkid -s UUID -o value "$LB_P1")
+mnt=$LB_WORK/mnt; mkdir -p "$mnt"
+lb_on_exit "umount '$mnt' 2>/dev/null"
+mount "$LB_P2" "$mnt"
+lb_fixture "$mnt"
+cat > "$mnt/etc/xensource-inventory" <<INV
+PRODUCT_BRAND='XCP-ng'
+PRODUCT_VERSION='8.2.1'
+PLATFORM_VERSION='3.2.1'
+BUILD_NUMBER='release/yangtze/master/58'
+INSTALLATION_UUID='3f8e2c1a-1111-4222-8333-444455556666'
+CONTROL_DOMAIN_UUID='9a7b6c5d-1111-4222-8333-444455556666'
+PRIMARY_DISK='/dev/disk/by-id/virtio-$LB_DISK_SERIAL'
+BACKUP_PARTITION='/dev/disk/by-id/virtio-$LB_DISK_SERIAL-part2'
+PARTITION_LAYOUT='ROOT,BACKUP'
+INV
+touch "$mnt/.xen-backup-partition"
+umount "$mnt"
+# The "old" root: something else entirely.
+mount "$LB_P1" "$mnt"; echo broken > "$mnt/broken"; umount "$mnt"
+lb_detach
+
+lb_boot "$LB_WORK/serial.log" "lifeboat.restore=latest lifeboat.yes lifeboat.after=poweroff"
+lb_expect_log "$LB_WORK/serial.log" "lifeboat-init "
+lb_expect_log "$LB_WORK/serial.log" "XenServer backup partition"
+lb_expect_log "$LB_WORK/serial.log" "RESTORE COMPLETE"
+
+lb_attach "$LB_DISK"
+[ "$(blkid -s LABEL -o value "$LB_P1")" = root-test ] || lb_fail "root label not kept"
+[ "$(blkid -s UUID -o value "$LB_P1")" = "$root_uuid" ] || lb_fail "root UUID not kept"
+[ "$(blkid -s TYPE -o value "$LB_P1")" = ext3 ] || lb_fail "root not recreated as ext3 (the backup's type)"
+want=$LB_WORK/want; got=$LB_WORK/got; mkdir -p "$want" "$got"
+mount -o ro "$LB_P2" "$want"; lb_on_exit "umount '$want' 2>/dev/null"
+mount -o ro "$LB_P1" "$got"; lb_on_exit "umount '$got' 2>/dev/null"
+[ ! -e "$got/broken" ] || lb_fail "the old root's files survived"
+lb_compare "$want" "$got" || lb_fail "restored root differs from the XenServer backup tree"
+echo "PASS: XenServer backup partition restored (label, UUID, tree)"

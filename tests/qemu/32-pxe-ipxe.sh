@@ -1,0 +1,10 @@
+#!/bin/bash
+# iPXE script: QEMU's NIC ROM is iPXE; given boot.ipxe as the DHCP boot file it runs the script,
+# which loads the kernel and initrd by paths relative to its own URL (TFTP here, HTTP in
+# production) -> lifeboat-init and its menu.
+source "$(dirname "$0")/lib/media.bash"
+media_build
+boot_watch pxe-ipxe 240 -- -M pc \
+  -netdev "user,id=n0,tftp=$MEDIA/pxe,bootfile=boot.ipxe" -device virtio-net-pci,netdev=n0 -boot n
+kernel_cmdline | grep -q 'initrd=initrd.img console=ttyS0,115200 console=tty0' || die "kernel command line: $(kernel_cmdline)"
+echo "ok: the iPXE script boots the recovery image"
