@@ -1,0 +1,79 @@
+#!/bin/bash
+# Builds a recovery image with `lifeboat mkrescue` from Debian's cloud kernel and boots it in
+# QEMU (TCG), with zstd and with xz: a test /init (busybox script) loads virtio_pci and
+# virtio_blk in the order the image's modules.dep gives, and must see the virtio disk and read
+# its marker. Prints initrd sizes and boot times.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+
+bash scripts/fetch-kernel.sh build/kernel
+lifeboat=target/x86_64-unknown-linux-musl/release/lifeboat
+if [ ! -x "$lifeboat" ]; then
+  cargo build -q -p lifeboat
+  lifeboat=target/debug/lifeboat
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# The disk: a marker in its first sector.
+truncate -s 16M "$work/disk.img"
+printf 'LIFEBOAT-DISK-MARKER-7d3f' | dd of="$work/disk.img" conv=notrunc status=none
+
+cat > "$work/init" <<'INIT'
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo "TEST: init running on $(uname -r)"
+dir=/lib/modules/$(uname -r)
+# modules.dep lists a module's dependencies before the modules they need: load from the last.
+load() {
+  line=$(grep "/$1.ko:" "$dir/modules.dep") || { echo "TEST: $1 not in modules.dep"; return 1; }
+  mod=${line%%:*}
+  deps=""
+  for d in ${line#*:}; do deps="$d $deps"; done
+  for p in $deps $mod; do
+    insmod "$dir/$p" 2>/dev/null || grep -q "^$(basename "$p" .ko | tr - _) " /proc/modules ||
+      echo "TEST: insmod $p failed"
+  done
+}
+load virtio_pci
+load virtio_blk
+for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/block/vda ] && break; sleep 1; done
+echo "TEST: block devices: $(ls /sys/block | tr '\n' ' ')"
+if [ -e /dev/vda ] && head -c 25 /dev/vda | grep -q LIFEBOAT-DISK-MARKER-7d3f; then
+  echo "TEST: PASS virtio disk vda with marker, $(cat /sys/block/vda/size) sectors"
+else
+  echo "TEST: FAIL no virtio disk"
+fi
+echo "TEST: modules: $(cut -d' ' -f1 /proc/modules | tr '\n' ' ')"
+poweroff -f
+INIT
+chmod 755 "$work/init"
+
+status=0
+for compress in zstd xz; do
+  out=$work/out-$compress
+  "$lifeboat" mkrescue --kernel build/kernel/vmlinuz --modules build/kernel/modules \
+    --init "$work/init" --shell --compress "$compress" --output "$out" | sed 's/^/  /'
+  size=$(stat -c %s "$out/initrd.img")
+  log=$work/serial-$compress.log
+  start=$(date +%s.%N)
+  timeout 300 qemu-system-x86_64 -m 512 -nographic -no-reboot -nodefaults -serial stdio \
+    -kernel "$out/vmlinuz" -initrd "$out/initrd.img" \
+    -append 'console=ttyS0 panic=-1' \
+    -drive file="$work/disk.img",if=virtio,format=raw >"$log" 2>&1 || true
+  end=$(date +%s.%N)
+  grep '^TEST:' "$log" | sed 's/^/  /' || true
+  secs=$(echo "$end - $start" | bc)
+  if grep -q '^TEST: PASS' "$log"; then
+    echo "ok: $compress initrd $size bytes, QEMU boot to disk found and powered off in ${secs}s"
+  else
+    echo "FAIL: $compress image did not find the virtio disk; serial log:"
+    tail -40 "$log"
+    status=1
+  fi
+done
+exit $status
