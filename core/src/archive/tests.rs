@@ -896,9 +896,12 @@ fn archive_dir(dir: &std::path::Path, c: Codec) -> Result<(u64, u64), Box<dyn st
     let enc = codec::encoder(sink, c, None, 0)?;
     let mut w = ArchiveWriter::new(enc, &sample_manifest())?;
     let mut stack = vec![dir.to_path_buf()];
-    let mut buf = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
     while let Some(d) = stack.pop() {
-        let mut names: Vec<_> = std::fs::read_dir(&d)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        let mut names: Vec<_> = std::fs::read_dir(&d)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
         names.sort();
         for p in names {
             let md = std::fs::symlink_metadata(&p)?;
@@ -908,7 +911,9 @@ fn archive_dir(dir: &std::path::Path, c: Codec) -> Result<(u64, u64), Box<dyn st
                 stack.push(p.clone());
                 EntryKind::Dir
             } else if ft.is_symlink() {
-                EntryKind::Symlink { target: bytes_of(&std::fs::read_link(&p)?) }
+                EntryKind::Symlink {
+                    target: bytes_of(&std::fs::read_link(&p)?),
+                }
             } else if ft.is_file() {
                 EntryKind::File { sparse: None }
             } else {
@@ -920,19 +925,32 @@ fn archive_dir(dir: &std::path::Path, c: Codec) -> Result<(u64, u64), Box<dyn st
                 mode: md.mode() & 0o7777,
                 uid: md.uid() as u64,
                 gid: md.gid() as u64,
-                mtime: Timestamp { secs: md.mtime(), nanos: md.mtime_nsec() as u32 },
+                mtime: Timestamp {
+                    secs: md.mtime(),
+                    nanos: md.mtime_nsec() as u32,
+                },
                 size: 0,
                 xattrs: vec![],
                 flags: FileFlags::default(),
                 checksum: None,
             };
             if e.is_file() {
-                buf.clear();
-                std::fs::File::open(&p)?.read_to_end(&mut buf)?;
-                e.size = buf.len() as u64;
-                e.checksum = Some(*blake3::hash(&buf).as_bytes());
+                // Hash pass, then write pass (what a streaming source does).
+                let mut h = blake3::Hasher::new();
+                let mut f = std::fs::File::open(&p)?;
+                loop {
+                    let n = f.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                }
+                e.size = md.len();
+                e.checksum = Some(*h.finalize().as_bytes());
+                w.append(&e, &mut std::fs::File::open(&p)?)?;
+            } else {
+                w.append(&e, &mut std::io::empty())?;
             }
-            w.append(&e, &mut &buf[..])?;
         }
     }
     let (enc, _) = w.finish(vec![], 0)?;
@@ -957,7 +975,11 @@ fn bench_backup_codecs() -> TestResult {
     for c in codecs {
         let t = std::time::Instant::now();
         let (size, _) = archive_dir(&dir, c)?;
-        eprintln!("lifeboat {c}: {:.2}s {} bytes", t.elapsed().as_secs_f64(), size);
+        eprintln!(
+            "lifeboat {c}: {:.2}s {} bytes",
+            t.elapsed().as_secs_f64(),
+            size
+        );
     }
     Ok(())
 }
@@ -971,6 +993,73 @@ fn bench_verify() -> TestResult {
     };
     let t = std::time::Instant::now();
     let r = verify::verify_stream(std::fs::File::open(path)?)?;
-    eprintln!("verify {}: {:.2}s {} entries {} tar bytes", r.codec, t.elapsed().as_secs_f64(), r.counts.entries, r.tar_bytes);
+    eprintln!(
+        "verify {}: {:.2}s {} entries {} tar bytes",
+        r.codec,
+        t.elapsed().as_secs_f64(),
+        r.counts.entries,
+        r.tar_bytes
+    );
+    Ok(())
+}
+
+/// `LIFEBOAT_BENCH_TAR=x.tar cargo test --release -p lifeboat-core bench_ -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_codec_only() -> TestResult {
+    let Ok(path) = std::env::var("LIFEBOAT_BENCH_TAR") else {
+        return Ok(());
+    };
+    let codecs: Vec<Codec> = std::env::var("LIFEBOAT_BENCH_CODECS")
+        .unwrap_or_else(|_| "zstd,gzip".into())
+        .split(',')
+        .filter_map(Codec::from_name)
+        .collect();
+    let mut buf = vec![0u8; 512 * 1024];
+    for c in codecs {
+        let t = std::time::Instant::now();
+        let mut f = std::fs::File::open(&path)?;
+        let threads = std::env::var("LIFEBOAT_BENCH_THREADS")
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        eprintln!("threads {threads} (default {})", codec::default_threads());
+        let mut enc = codec::encoder(
+            crate::io::CountingWriter::new(std::io::sink()),
+            c,
+            None,
+            threads,
+        )?;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            enc.write_all(&buf[..n])?;
+        }
+        let n = enc.finish()?.count();
+        eprintln!("codec {c}: {:.2}s {n} bytes", t.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+#[test]
+fn a_run_of_pax_headers_is_bounded() -> TestResult {
+    let mut data = Vec::new();
+    pax::push_record(&mut data, b"SCHILY.xattr.user.x", &vec![b'v'; 900_000]);
+    let mut t = Vec::new();
+    for _ in 0..10 {
+        t.extend_from_slice(&raw_header(b"././@PaxHeader", b'x', data.len() as u64));
+        t.extend_from_slice(&data);
+        t.resize(t.len() + header::padding(data.len() as u64) as usize, 0);
+    }
+    t.extend_from_slice(&raw_header(b"./x", b'0', 0));
+    t.extend_from_slice(&[0u8; 1024]);
+    match verify::verify_tar(&t[..], Codec::None) {
+        Err(ArchiveError::Corrupt { reason, .. }) => {
+            assert!(reason.contains("exceeds"), "{reason}")
+        }
+        other => return Err(format!("pax run gave {other:?}").into()),
+    }
     Ok(())
 }
