@@ -14,9 +14,12 @@ pub enum Fill {
     Zeros(u64),
 }
 
+/// A list of `(offset, length)` data segments.
+pub type SparseMap = Vec<(u64, u64)>;
+
 /// Validates `map` (sorted, non-overlapping, inside `size`; empty segments are dropped) and
 /// returns the aligned map with the steps that build its stored data from the caller's data.
-pub fn align(map: &[(u64, u64)], size: u64) -> Result<(Vec<(u64, u64)>, Vec<Fill>), String> {
+pub fn align(map: &[(u64, u64)], size: u64) -> Result<(SparseMap, Vec<Fill>), String> {
     let segs: Vec<(u64, u64)> = map.iter().copied().filter(|&(_, l)| l > 0).collect();
     let mut prev_end = 0u64;
     for &(o, l) in &segs {

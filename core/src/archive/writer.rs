@@ -28,6 +28,7 @@ pub struct ArchiveWriter<W: Write> {
     pax: Vec<u8>,
     name: Vec<u8>,
     scratch: Vec<u8>,
+    value: Vec<u8>,
     digest: EntriesDigest,
     counts: Counts,
     manifest_digest: String,
@@ -44,6 +45,7 @@ impl<W: Write> ArchiveWriter<W> {
             pax: Vec::with_capacity(4096),
             name: Vec::with_capacity(256),
             scratch: Vec::with_capacity(256),
+            value: Vec::with_capacity(256),
             digest: EntriesDigest::new(),
             counts: Counts::default(),
             manifest_digest: String::new(),
@@ -217,18 +219,18 @@ impl<W: Write> ArchiveWriter<W> {
         }
         let t = entry.mtime;
         if t.nanos != 0 || t.secs < 0 || !header::fits_octal(t.secs as u64, header::MTIME.1) {
-            let mut v = Vec::with_capacity(32);
-            pax::push_time(&mut v, t);
-            pax::push_record(&mut self.pax, b"mtime", &v);
+            self.value.clear();
+            pax::push_time(&mut self.value, t);
+            pax::push_record(&mut self.pax, b"mtime", &self.value);
         }
         let checksum = match entry.kind {
             EntryKind::File { .. } => entry.checksum.as_ref(),
             _ => None,
         };
         if checksum.is_some() || !entry.flags.is_empty() {
-            let mut v = Vec::with_capacity(100);
-            pax::push_lifeboat_comment(&mut v, checksum, entry.flags);
-            pax::push_record(&mut self.pax, b"comment", &v);
+            self.value.clear();
+            pax::push_lifeboat_comment(&mut self.value, checksum, entry.flags);
+            pax::push_record(&mut self.pax, b"comment", &self.value);
         }
         for (k, v) in &entry.xattrs {
             if k.is_empty() || k.contains(&b'=') || k.contains(&0) {
@@ -238,10 +240,10 @@ impl<W: Write> ArchiveWriter<W> {
                     entry.display_path()
                 )));
             }
-            let mut key = Vec::with_capacity(13 + k.len());
-            key.extend_from_slice(b"SCHILY.xattr.");
-            key.extend_from_slice(k);
-            pax::push_record(&mut self.pax, &key, v);
+            self.value.clear();
+            self.value.extend_from_slice(b"SCHILY.xattr.");
+            self.value.extend_from_slice(k);
+            pax::push_record(&mut self.pax, &self.value, v);
         }
 
         // Remaining ustar fields.
@@ -450,11 +452,17 @@ impl<W: Write> ArchiveWriter<W> {
     }
 }
 
-fn dec(buf: &mut [u8; 24], v: u64) -> &[u8] {
-    let mut tmp = Vec::with_capacity(20);
-    pax::push_decimal(&mut tmp, v);
-    buf[..tmp.len()].copy_from_slice(&tmp);
-    &buf[..tmp.len()]
+fn dec(buf: &mut [u8; 24], mut v: u64) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }
 
 /// Writes the sparse map of format 1.0 (`count\n` then `offset\nlength\n` per segment) for an
