@@ -51,7 +51,7 @@ zstd -dc "$W/b.xbk" | tar --xattrs --xattrs-include='*' --numeric-owner -xpf - -
 [ "$(cat "$W/x/usr/bin/tool")" = data ] || fail "content differs"
 [ "$(stat -c %a "$W/x/usr/bin/tool")" = 4755 ] || fail "setuid lost"
 [ "$(stat -c %i "$W/x/usr/bin/tool")" = "$(stat -c %i "$W/x/usr/bin/tool2")" ] || fail "hardlink lost"
-[ "$(getfattr --only-values -n user.lifeboat "$W/x/etc/xensource-inventory")" = yes ] || fail "xattr lost"
+[ "$(getfattr --absolute-names --only-values -n user.lifeboat "$W/x/etc/xensource-inventory")" = yes ] || fail "xattr lost"
 
 # 3. gzip and --exclude; stdout.
 "$LIFEBOAT" host-backup file-name=- --root "$R" --compress gzip --exclude 'usr/*' -q >"$W/b.tgz" \
