@@ -67,10 +67,10 @@ done
 ZSIZE=$(stat -c %s "$W/good.zst")
 for at in $((ZSIZE / 4)) $((ZSIZE / 2)) $((ZSIZE - 16)); do
   cp "$W/good.zst" "$W/bad.zst"; flip "$W/bad.zst" "$at"
-  expect_damage "zstd bit flip at $at" "$W/bad.zst"
+  expect_damage "zstd bit flip at $at" "$W/bad.zst" "archive entry"
 done
 head -c $((ZSIZE / 2)) "$W/good.zst" >"$W/cut.zst"
-expect_damage "zstd truncated" "$W/cut.zst"
+expect_damage "zstd truncated" "$W/cut.zst" "archive entry"
 "$LIFEBOAT" verify file-name="$W/cut.zst" --json >"$W/v.json" 2>/dev/null || true
 grep -q '"ok":false' "$W/v.json" || fail "verify --json: $(cat "$W/v.json")"
 echo "13-verify-corruption: ok"

@@ -81,6 +81,11 @@ pub enum RestoreError {
     },
     #[error(transparent)]
     Archive(#[from] crate::archive::ArchiveError),
+    #[error("{source} (the damage is in or after the archive entry '{after}')")]
+    ArchiveAt {
+        after: String,
+        source: crate::archive::ArchiveError,
+    },
 }
 
 fn of_total(total: Option<u64>) -> String {
@@ -216,15 +221,40 @@ pub fn extract<R: std::io::Read>(
     progress: &dyn crate::progress::Progress,
 ) -> Result<RestoreReport, RestoreError> {
     let mut ex = Extractor::new(opts)?;
-    while let Some(mut item) = reader.next_entry()? {
+    let mut last: Option<String> = None;
+    loop {
+        let mut item = match reader.next_entry() {
+            Ok(Some(item)) => item,
+            Ok(None) => break,
+            Err(e) => return Err(locate(e, last.as_deref())),
+        };
         let entry = item.entry.clone();
+        last = Some(entry.display_path());
         if entry.size >= 1 << 20 {
             progress.set_message(&entry.display_path());
         }
-        ex.apply(&entry, &mut item)?;
+        ex.apply(&entry, &mut item).map_err(|e| match e {
+            RestoreError::Archive(a) => locate(a, last.as_deref()),
+            other => other,
+        })?;
     }
     progress.set_message("setting directory metadata and syncing");
     ex.finish()
+}
+
+/// Says where in the archive an error that names no entry (a decompression error, a
+/// truncation) happened: after the last entry read.
+pub fn locate(e: crate::archive::ArchiveError, last: Option<&str>) -> RestoreError {
+    use crate::archive::ArchiveError as A;
+    match (e, last) {
+        (e @ (A::Io(_) | A::Truncated(_) | A::Unsupported(_)), Some(path)) => {
+            RestoreError::ArchiveAt {
+                after: path.to_string(),
+                source: e,
+            }
+        }
+        (e, _) => RestoreError::Archive(e),
+    }
 }
 
 /// Bytes of stored content an entry accounts for (for progress).
