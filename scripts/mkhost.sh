@@ -43,7 +43,7 @@ die() { echo "mkhost: $*" >&2; exit 1; }
 [ -x "$LIFEBOAT_BIN" ] || die "no static lifeboat at $LIFEBOAT_BIN: run 'make build'"
 [ -x "$BUSYBOX" ] || die "no busybox at $BUSYBOX: install busybox-static (make setup)"
 KVER=$(cat "$KERNEL_DIR/version")
-grub_version=$(dpkg-query -W -f='${Version}' grub-efi-amd64-bin 2>/dev/null || echo unknown)
+grub_version=$(dpkg-query -W -f='${Version} ' grub-efi-amd64-bin e2fsprogs libc6 2>/dev/null || echo unknown)
 
 key=$( {
   cat scripts/mkhost.sh "$here"/*
@@ -123,6 +123,24 @@ cp "$BUSYBOX" "$R/bin/busybox"
 for applet in $("$BUSYBOX" --list-full); do
   [ -e "$R/$applet" ] || [ -L "$R/$applet" ] || ln -s /bin/busybox "$R/$applet"
 done
+# e2fsprogs, as on every dom0 (`lifeboat init-store` makes its ext4 with mkfs.ext4): the build
+# machine's programs with the shared libraries they load.
+add_program() { # PATH-ON-BUILD-MACHINE [NAME-IN-HOST...]
+  local src=$1 lib; shift
+  [ -x "$src" ] || die "$src is missing on this machine (make setup installs it)"
+  rm -f "$R/sbin/${src##*/}"
+  cp -L "$src" "$R/sbin/${src##*/}"
+  for lib in $(ldd "$src" | grep -o '/[^ ]*'); do
+    [ -e "$R$lib" ] || { mkdir -p "$R${lib%/*}" && cp -L "$lib" "$R$lib"; }
+  done
+  for name in "$@"; do rm -f "$R/sbin/$name"; ln -s "${src##*/}" "$R/sbin/$name"; done
+}
+add_program /sbin/mke2fs mkfs.ext4 mkfs.ext3 mkfs.ext2
+add_program /sbin/e2fsck fsck.ext4 fsck.ext3
+add_program /sbin/tune2fs e2label
+add_program /sbin/dumpe2fs
+add_program /sbin/blkid
+cp /etc/mke2fs.conf "$R/etc/mke2fs.conf"
 cp "$LIFEBOAT_BIN" "$R/usr/sbin/lifeboat"
 chmod 0755 "$R/usr/sbin/lifeboat"
 

@@ -35,6 +35,7 @@ pub const GENERIC: &[&str] = &[
     "ext4",
     "vfat",
     "nls_cp437",
+    "nls_ascii", // vfat's default iocharset in Debian kernels (FAT_DEFAULT_IOCHARSET)
     "nls_iso8859_1",
     "nls_utf8",
     "isofs",
@@ -52,6 +53,7 @@ pub const FILESYSTEMS: &[&str] = &[
     "ext4",
     "vfat",
     "nls_cp437",
+    "nls_ascii", // vfat's default iocharset in Debian kernels (FAT_DEFAULT_IOCHARSET)
     "nls_iso8859_1",
     "nls_utf8",
     "isofs",
