@@ -85,6 +85,13 @@ pub struct ReadEntry<'a, R> {
     reader: &'a mut ArchiveReader<R>,
 }
 
+impl<R: Read> ReadEntry<'_, R> {
+    /// Bytes of stored content not read yet (for a sparse file: of its data segments).
+    pub fn remaining(&self) -> u64 {
+        self.reader.cur.as_ref().map_or(0, |c| c.left)
+    }
+}
+
 impl<R: Read> Read for ReadEntry<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.reader.read_content(buf)

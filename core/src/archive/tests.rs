@@ -171,8 +171,11 @@ fn read_all(tar: &[u8]) -> Result<ReadBack, ArchiveError> {
     let mut r = ArchiveReader::new(tar);
     let mut out = Vec::new();
     while let Some(mut e) = r.next_entry()? {
+        let before = e.remaining();
         let mut c = Vec::new();
         e.read_to_end(&mut c)?;
+        assert_eq!(before, c.len() as u64);
+        assert_eq!(e.remaining(), 0);
         out.push((e.entry.clone(), c));
     }
     Ok((out, r.is_lifeboat(), r.trailer().cloned()))
@@ -664,6 +667,11 @@ fn bit_flips_are_detected() -> TestResult {
         let mut c = Vec::new();
         if let Err(err) = e.read_to_end(&mut c) {
             assert!(err.to_string().contains("dir/hello.txt"), "{err}");
+            // Converted back, the caller gets the specific error.
+            match ArchiveError::from(err) {
+                ArchiveError::ChecksumMismatch { path } => assert_eq!(path, "dir/hello.txt"),
+                other => return Err(format!("read error converts to {other}").into()),
+            }
             failed = true;
             break;
         }
