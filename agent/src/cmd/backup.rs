@@ -30,6 +30,8 @@ pub(crate) struct WritableStore {
     pub lock: StoreLock,
     pub store: Store,
     pub removed_leftovers: Vec<String>,
+    /// Held for its Drop: unmounts what we mounted.
+    #[allow(dead_code)]
     pub mounted: Mounted,
 }
 
@@ -141,9 +143,9 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     let dev = config::find_backup_device(device.backup_device.as_deref(), &root)?;
     let w = open_for_writing(&dev, "backup", quiet)?;
-    if identity::blockdev::name_of_dir(&root).ok().flatten()
-        == identity::blockdev::name_of_device(&dev.path).ok()
-    {
+    let root_dev = identity::blockdev::name_of_dir(&root).ok().flatten();
+    let backup_dev = identity::blockdev::name_of_device(&dev.path).ok();
+    if root_dev.is_some() && root_dev == backup_dev {
         bail!(
             "the backup device {} holds the root {} itself; choose another partition",
             dev.path.display(),
@@ -191,8 +193,7 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
     if needed > space.available {
         bail!(
             "not enough space on the backup partition {}: the new generation needs about {} ({}), \
-             {} is free; {keep_msg}. Remove old generations (`lifeboat list` shows them) or use a \
-             larger backup partition.",
+             {} is free; {keep_msg}. {}",
             dev.path.display(),
             human(needed),
             match &previous {
@@ -203,7 +204,12 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
                     root.display()
                 ),
             },
-            human(space.available)
+            human(space.available),
+            if previous.is_some() {
+                "Remove old generations (`lifeboat list` shows them) or use a larger backup partition."
+            } else {
+                "Exclude large data (--exclude), compress (--compress zstd), or use a larger backup partition."
+            }
         );
     }
 
@@ -304,7 +310,7 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
     let summary = Summary {
         generation: generation.id.clone(),
         device: dev.path.display().to_string(),
-        archive: generation.archive_path().display().to_string(),
+        archive: format!("generations/{}/{}", generation.id, generation.meta.archive),
         size,
         files: counts.files,
         entries: counts.entries,

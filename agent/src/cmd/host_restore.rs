@@ -103,7 +103,6 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(e) => {
             bar.finish();
-            let staging_dir = staging.dir().display().to_string();
             staging.discard();
             if is_no_space(&e) {
                 bail!(
@@ -113,8 +112,8 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
                 );
             }
             return Err(e.context(format!(
-                "{shown_input} was refused: it is damaged or not a backup; the partial copy in \
-                 {staging_dir} was removed and {keep_msg}"
+                "{shown_input} was refused: it is damaged or not a backup; the partial copy was \
+                 removed and {keep_msg}"
             )));
         }
     };

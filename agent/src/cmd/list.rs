@@ -63,8 +63,8 @@ pub fn run(cmd: Command, _quiet: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<20} {:<20} {:<16} {:<8} {:>10} {:>8} {:<5} {:<12} {}",
-        "ID", "CREATED", "HOST", "VERSION", "SIZE", "FILES", "CODEC", "STATE", "ORIGIN"
+        "{:<20} {:<20} {:<16} {:<8} {:>10} {:>8} {:<5} {:<12} ORIGIN",
+        "ID", "CREATED", "HOST", "VERSION", "SIZE", "FILES", "CODEC", "STATE"
     );
     for r in &rows {
         println!(

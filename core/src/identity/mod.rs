@@ -65,7 +65,7 @@ impl IdentityError {
 pub fn manifest_for_root(root: &Path) -> Manifest {
     Manifest {
         format_version: FORMAT_VERSION,
-        tool_version: crate::VERSION.to_string(),
+        tool_version: format!("lifeboat {}", crate::VERSION),
         created: clock::now_rfc3339(),
         hostname: machine::hostname_of_root(root),
         inventory: read_inventory(root).ok().flatten().unwrap_or_default(),

@@ -157,13 +157,36 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn private_dir() -> Result<PathBuf, StoreError> {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let base = if Path::new("/run").is_dir() {
+fn private_base() -> PathBuf {
+    if Path::new("/run").is_dir() {
         PathBuf::from("/run/lifeboat")
     } else {
         std::env::temp_dir().join("lifeboat")
-    };
+    }
+}
+
+/// True for `<base>/store-<pid>-<n>` whose process is gone.
+fn orphaned(dir: &Path) -> bool {
+    if dir.parent() != Some(private_base().as_path()) {
+        return false;
+    }
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let pid = name
+        .strip_prefix("store-")
+        .and_then(|r| r.split('-').next())
+        .and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        Some(pid) => pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists(),
+        None => false,
+    }
+}
+
+fn private_dir() -> Result<PathBuf, StoreError> {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let base = private_base();
     super::fsync::ensure_dir(&base).map_err(|e| StoreError::io(&base, e))?;
     let dir = base.join(format!(
         "store-{}-{}",
@@ -188,10 +211,13 @@ pub fn mount_device(dev: &Path, read_only: bool) -> Result<Mounted, StoreError> 
                 ),
             });
         }
+        // A private mount left by a lifeboat that was killed is taken over, so it is
+        // unmounted when we are done.
+        let owned = orphaned(&dir);
         return Ok(Mounted {
             dir,
             device: dev.to_path_buf(),
-            owned: false,
+            owned,
             read_only: ro,
         });
     }

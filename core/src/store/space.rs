@@ -25,13 +25,20 @@ pub fn space_of(dir: &Path) -> Result<Space, StoreError> {
     })
 }
 
-/// Estimated archive size of the next generation: the previous generation's size plus 10%,
-/// or, for a first backup, the source's used bytes (halved for a compressed codec, since
-/// a dom0 compresses at least 2:1), plus a fixed margin for the metadata.
+/// Estimated archive size of the next generation: the previous generation's size plus 10%
+/// (but never more than the source's used bytes plus 5%, which bounds any tar of it), or,
+/// for a first backup, the source's used bytes (halved for a compressed codec, since a dom0
+/// compresses at least 2:1), plus a fixed margin for the metadata. `source_used` 0 means
+/// unknown.
 pub fn estimate(previous_size: Option<u64>, source_used: u64, compressed: bool) -> u64 {
     const MARGIN: u64 = 1 << 20;
+    let bound = if source_used == 0 {
+        u64::MAX
+    } else {
+        source_used + source_used / 20
+    };
     let base = match previous_size {
-        Some(s) => s + s / 10,
+        Some(s) => (s + s / 10).min(bound),
         None if compressed => source_used / 2,
         None => source_used,
     };
