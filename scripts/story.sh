@@ -14,6 +14,8 @@
 #   RELEASE_DIR   static binaries from `make build` (default target/x86_64-unknown-linux-musl/release)
 #   BOOT_TIMEOUT  seconds for a host boot (default 300); RESTORE_TIMEOUT (default 1500)
 #   STORY_VERBOSE 1: show every line the guests print (default: the lines that tell the story)
+#   STORY_FROM    6 or 7: for work on this script only: start at that phase, reusing $WORK from
+#                 a previous run (the disk, the captured root, $WORK/state.env)
 #   STORY_STUB    1: for work on this script only: no backup, and phase 5 copies the captured
 #                 root back instead of booting the recovery image (verifies the harness itself)
 set -euo pipefail
@@ -28,6 +30,7 @@ BOOT_TIMEOUT=${BOOT_TIMEOUT:-300}
 RESTORE_TIMEOUT=${RESTORE_TIMEOUT:-1500}
 STORY_VERBOSE=${STORY_VERBOSE:-0}
 STORY_STUB=${STORY_STUB:-0}
+STORY_FROM=${STORY_FROM:-1}
 OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE.fd}
 OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS.fd}
 MAC=52:54:00:12:34:56
@@ -104,7 +107,7 @@ mount_ro() { # DEV DIR
 # qemu_run NAME TIMEOUT ARGS...: runs a VM (TCG, UEFI, serial on stdout) until it powers off or
 # reboots (-no-reboot makes both end QEMU); shows the lines that tell the story as they come.
 # The serial log is $LOGS/NAME.log.
-story_lines='LIFEBOAT-DEMO|[Ll]ifeboat|[Rr]estor|[Vv]erif|[Bb]ackup|generation|[Ee]rror|[Ff]ail|panic|PXE|TFTP|Welcome to GRUB|[Dd]one'
+story_lines='LIFEBOAT-DEMO|RESTORE|Creating|Running|Menu ready|Disks settled|Loading|[Ll]ifeboat|[Rr]estor|[Vv]erif|[Bb]ackup|generation|[Ee]rror|[Ff]ail|panic|PXE|TFTP|Welcome to GRUB|[Dd]one'
 qemu_run() {
   local name=$1 timeout=$2; shift 2
   local log=$LOGS/$name.log
@@ -122,7 +125,7 @@ qemu_run() {
     sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g' | grep -a --line-buffered -v -E '^\s*$|command-line|\*XenServer \(' | "${filter[@]}" |
     cut -c1-150 | sed -u "s/^/      ${dim}guest| /; s/\$/${reset}/" &
   local follower=$!
-  local t=0 give_up='Kernel panic - not syncing|LIFEBOAT-DEMO-RESULT rc=[1-9]'
+  local t=0 give_up='Kernel panic - not syncing|LIFEBOAT-DEMO-RESULT rc=[1-9]|RESTORE NOT DONE'
   while kill -0 "$qemu_pid" 2>/dev/null; do
     if [ $((t % 5)) = 4 ] && grep -a -q -E "$give_up" "$log"; then
       sleep 3   # let the guest finish its sentence
@@ -229,6 +232,12 @@ done
 [ -s "$KERNEL_DIR/version" ] || fail "no kernel in $KERNEL_DIR: run 'make kernel'"
 [ -r "$OVMF_CODE" ] || fail "no UEFI firmware at $OVMF_CODE: run 'make setup' (package ovmf)"
 
+if [ "$STORY_FROM" -gt 1 ]; then
+  [ -s "$WORK/state.env" ] || fail "STORY_FROM=$STORY_FROM needs a previous run's $WORK/state.env"
+  . "$WORK/state.env"
+  say "STORY_FROM=$STORY_FROM: phases 1 to $((STORY_FROM - 1)) skipped, reusing $WORK"
+fi
+if [ "$STORY_FROM" -le 5 ]; then
 phase 1 "Build the virtual XenServer host disk"
 say "GPT in XenServer's order: logs, backup, root, ESP, swap, SR; busybox dom0 with the Debian kernel"
 t0=$(date +%s)
@@ -273,6 +282,7 @@ ref_count=$(find "$WORK/mnt/reference" -xdev | wc -l)
 size_of "root content (captured)" "$(du -sh --apparent-size "$WORK/mnt/reference" | cut -f1), $ref_count entries"
 detach_all
 say "root $root_label_before (UUID $root_uuid_before) copied to $WORK/reference-root.img; ESP files copied"
+declare -p root_off root_size esp_off sr_off sr_size sr_hash_before root_uuid_before root_label_before > "$WORK/state.env"
 
 phase 4 "Damage the root filesystem ($DAMAGE)"
 case "$DAMAGE" in
@@ -319,9 +329,14 @@ qemu_run restore "$RESTORE_TIMEOUT" \
   -device virtio-blk-pci,drive=disk0,serial=$SERIAL,bootindex=2 \
   -netdev user,id=n0,tftp="$WORK/tftp",bootfile="$bootfile" \
   -device virtio-net-pci,netdev=n0,mac=$MAC,bootindex=1
-ok "the recovery image booted by PXE, restored unattended and rebooted"
+log_has restore '^RESTORE COMPLETE' ||
+  fail "the recovery image ended without 'RESTORE COMPLETE' (serial log: $LOGS/restore.log)"
+say "$(log_line restore '^Restored ')"
+ok "the recovery image booted by UEFI PXE (per-host GRUB config), restored unattended and rebooted"
 fi
 
+fi
+if [ "$STORY_FROM" -le 6 ]; then
 phase 6 "Boot the restored host from its own disk"
 if [ "$STORY_STUB" = 1 ]; then
   boot_host boot2-restored 'after the restore' 'run lifeboat --version'
@@ -329,6 +344,7 @@ else
   boot_host boot2-restored 'after the restore' 'run lifeboat list'
 fi
 
+fi
 phase 7 "Compare the restored root with the captured one"
 attach "$DISK" $ROOT_PART ro
 restored_dev=$REPLY
@@ -343,13 +359,23 @@ else
 fi
 mount_ro "$restored_dev" "$WORK/mnt/restored"
 mount_ro "$WORK/reference-root.img" "$WORK/mnt/reference"
-# What legitimately differs, and why:
-#  - lost+found: made by mkfs, not part of any backup (its size/mtime depend on the mkfs run)
-#  - the root directory itself: its mtime is set when restored entries are created in it... it
-#    is restored last by a correct restore, so it is compared; nothing else is ignored here.
+# What legitimately differs, and why (each is left out on both sides):
+#  - lost+found: made by mkfs, not part of any backup (the restore's mkfs makes a new one).
+#  - the mount points dev, proc, sys, run, tmp, var/log, boot/efi: a backup of the live root sees
+#    the root directory of the filesystem mounted there (devtmpfs, proc, sysfs, tmpfs, the logs
+#    partition, the ESP), so their own mode and mtime are those of the mounted filesystem, as with
+#    xe host-backup. They are empty on the root filesystem; that they exist is checked below.
 #  - tmp/*, var/crash/*, var/xsconfig/*, uuid-named files in var/xapi: the xe host-backup default
-#    excludes, left out of the backup by design (mkhost.sh puts files there on purpose)
-ignore='^\./(lost\+found(/|$)|tmp/.|var/crash/.|var/xsconfig/.|var/xapi/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$)'
+#    excludes, left out of the backup by design (mkhost.sh puts files there on purpose).
+mountpoints=(dev proc sys run tmp var/log boot/efi)
+for m in "${mountpoints[@]}"; do
+  [ -d "$WORK/mnt/restored/$m" ] && [ ! -L "$WORK/mnt/restored/$m" ] ||
+    fail "the mount point /$m is missing from the restored root"
+done
+ok "the mount points exist in the restored root: ${mountpoints[*]/#//}"
+uuid_file=var/xapi/$(sed -n "s/^INSTALLATION_UUID='\(.*\)'/\1/p" "$WORK/mnt/reference/etc/xensource-inventory")
+ignored=(lost+found "${mountpoints[@]}" var/crash var/xsconfig "$uuid_file")
+ignore="^\./(lost\+found(/|\$)|($(IFS='|'; echo "${mountpoints[*]}"))\$|tmp/.|var/crash/.|var/xsconfig/.|$uuid_file\$)"
 compare_tool=
 if [ -e tests/src/bin/lbtest-compare.rs ]; then
   cargo build -q --locked -p lifeboat-tests --bin lbtest-compare 2>"$LOGS/lbtest-compare-build.log" ||
@@ -357,9 +383,9 @@ if [ -e tests/src/bin/lbtest-compare.rs ]; then
   compare_tool=target/debug/lbtest-compare
 fi
 if [ -n "$compare_tool" ]; then
-  uuid_file=var/xapi/$(sed -n "s/^INSTALLATION_UUID='\(.*\)'/\1/p" "$WORK/mnt/reference/etc/xensource-inventory")
-  "$compare_tool" "$WORK/mnt/reference" "$WORK/mnt/restored" --ignore lost+found --ignore tmp \
-    --ignore var/crash --ignore var/xsconfig --ignore "$uuid_file" > "$LOGS/compare.log" 2>&1 ||
+  ignore_args=()
+  for i in "${ignored[@]}"; do ignore_args+=(--ignore "$i"); done
+  "$compare_tool" "$WORK/mnt/reference" "$WORK/mnt/restored" "${ignore_args[@]}" > "$LOGS/compare.log" 2>&1 ||
     fail "lbtest-compare found differences (all in $LOGS/compare.log): $(head -n 20 "$LOGS/compare.log")"
   ok "lbtest-compare: $(tail -n1 "$LOGS/compare.log")"
 fi
@@ -372,7 +398,7 @@ if ! diff -u "$WORK/listing-reference.txt" "$WORK/listing-restored.txt" > "$WORK
 fi
 entries=$(grep -a -c '|' "$WORK/listing-reference.txt" || true)
 ok "every one of $entries entries equal: type, mode, owner, size, mtime (ns), link targets, devices, content, hardlinks, xattrs/ACLs/capabilities, ext flags"
-ok "excluded by design and ignored: lost+found (mkfs), tmp/*, var/crash/*, var/xsconfig/*, uuid-named var/xapi files (xe host-backup excludes)"
+ok "left out on both sides: lost+found (mkfs), the mount points' own mode/mtime (a live backup sees the mounted filesystem), tmp/*, var/crash/*, var/xsconfig/*, $uuid_file (xe host-backup excludes)"
 detach_all
 rm -rf "$WORK/restored-esp" && mkdir -p "$WORK/restored-esp"
 MTOOLS_SKIP_CHECK=1 mcopy -s -n -i "$DISK@@$esp_off" ::/ "$WORK/restored-esp/" ||
