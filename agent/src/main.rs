@@ -5,6 +5,7 @@
 mod args;
 mod cli;
 mod cmd;
+mod config;
 mod ui;
 
 use clap::Parser;

@@ -118,7 +118,10 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn peek_magic<R: Read>(mut r: R) -> io::Result<(Codec, io::Chain<io::Cursor<Vec<u8>>, R>)> {
+/// A reader with its first bytes put back in front.
+type Peeked<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
+fn peek_magic<R: Read>(mut r: R) -> io::Result<(Codec, Peeked<R>)> {
     let mut magic = vec![0u8; XZ_MAGIC.len()];
     let mut got = 0;
     while got < magic.len() {
@@ -381,7 +384,9 @@ impl<W: Write> Write for Encoder<W> {
     }
 }
 
-type GzJob = (Vec<u8>, Sender<io::Result<(Vec<u8>, Vec<u8>)>>);
+/// A worker's answer: the compressed member and the input buffer, handed back for reuse.
+type GzDone = io::Result<(Vec<u8>, Vec<u8>)>;
+type GzJob = (Vec<u8>, Sender<GzDone>);
 
 /// Parallel gzip: independent members compressed by worker threads, written in order by the
 /// caller's thread.
@@ -389,7 +394,7 @@ struct ParallelGzip<W: Write> {
     out: W,
     chunk: Vec<u8>,
     jobs: Option<Sender<GzJob>>,
-    queue: VecDeque<Receiver<io::Result<(Vec<u8>, Vec<u8>)>>>,
+    queue: VecDeque<Receiver<GzDone>>,
     spare: Vec<Vec<u8>>,
     max_in_flight: usize,
     members: u64,

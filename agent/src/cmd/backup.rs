@@ -1,8 +1,370 @@
-//! `lifeboat backup`.
+//! `lifeboat backup`: a new generation of the root in the backup partition.
+//!
+//! Steps: find the device, mount it, lock the store, remove debris of interrupted runs, check
+//! the space, write the archive into `staging/`, fsync, read it back from disk through the
+//! archive reader (every checksum, the trailer), commit by rename, prune beyond `--keep`.
+//! Also holds what `host-restore` shares with it.
 
-use crate::cli::Command;
+use crate::cli::{Command, Compress};
+use crate::config::{self, BackupDevice};
+use crate::ui::Bar;
+use anyhow::{bail, Context};
+use lifeboat_core::archive::verify::verify_stream;
+use lifeboat_core::codec::Codec;
+use lifeboat_core::identity;
+use lifeboat_core::progress::Progress;
+use lifeboat_core::source::{self, SourceOptions};
+use lifeboat_core::store::{
+    self, layout, space::human, GenerationMeta, GenerationState, Mounted, Origin, Store, StoreLock,
+};
+use serde::Serialize;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
+use std::time::Instant;
 
-pub fn run(_cmd: Command, _quiet: bool) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("'backup' is not built yet")
+/// A store opened for writing: lock held, leftovers removed. Fields drop in order: the
+/// lock is released before the filesystem is unmounted.
+pub(crate) struct WritableStore {
+    pub lock: StoreLock,
+    pub store: Store,
+    pub removed_leftovers: Vec<String>,
+    /// Held for its Drop: unmounts what we mounted.
+    #[allow(dead_code)]
+    pub mounted: Mounted,
+}
+
+/// Mounts the backup device read-write, opens its store, takes the lock for `command`, and
+/// removes what interrupted runs left in staging/ (saying so).
+pub(crate) fn open_for_writing(
+    dev: &BackupDevice,
+    command: &str,
+    quiet: bool,
+) -> anyhow::Result<WritableStore> {
+    let mounted = store::mount_device(&dev.path, false)?;
+    let store = Store::open(mounted.dir()).map_err(|e| match e {
+        store::StoreError::NotAStore(_) => anyhow::anyhow!(
+            "the backup device {} (from {}) holds no Lifeboat store; create one with \
+             `lifeboat init-store --backup-device {}`",
+            dev.path.display(),
+            dev.source,
+            dev.path.display()
+        ),
+        e => anyhow::Error::new(e)
+            .context(format!("cannot open the store on {}", dev.path.display())),
+    })?;
+    let lock = store
+        .lock(command)
+        .with_context(|| format!("cannot lock the store on {}", dev.path.display()))?;
+    let removed = store.remove_leftovers(&lock)?;
+    if !quiet {
+        for name in &removed {
+            eprintln!(
+                "lifeboat: removed '{name}' from {}/staging: left by an interrupted run (the committed generations are intact)",
+                dev.path.display()
+            );
+        }
+    }
+    Ok(WritableStore {
+        lock,
+        store,
+        removed_leftovers: removed,
+        mounted,
+    })
+}
+
+/// Drops a written file's pages from the page cache, so that reading it back checks what
+/// is on the disk rather than what is in memory.
+pub(crate) fn drop_cache(file: &File) {
+    let _ = nix::fcntl::posix_fadvise(
+        file.as_raw_fd(),
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    );
+}
+
+/// True when an error (anywhere in its chain) is "no space left on device".
+pub(crate) fn is_no_space(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .and_then(|io| io.raw_os_error())
+            == Some(libc::ENOSPC)
+            || c.to_string().contains("os error 28")
+            || c.to_string().contains("No space left on device")
+    })
+}
+
+fn codec_of(c: Compress) -> Codec {
+    match c {
+        Compress::Zstd => Codec::Zstd,
+        Compress::Gzip => Codec::Gzip,
+        Compress::Xz => Codec::Xz,
+        Compress::None => Codec::None,
+    }
+}
+
+#[derive(Serialize)]
+struct Summary {
+    generation: String,
+    device: String,
+    archive: String,
+    size: u64,
+    files: u64,
+    entries: u64,
+    bytes: u64,
+    codec: String,
+    state: String,
+    seconds: f64,
+    pruned: Vec<String>,
+    removed_leftovers: Vec<String>,
+    skipped_mounts: Vec<String>,
+    changed_files: Vec<String>,
+    sockets_skipped: u64,
+    warnings: Vec<String>,
+    free_bytes: u64,
+}
+
+pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
+    let Command::Backup {
+        source: args,
+        device,
+        keep,
+        json,
+    } = cmd
+    else {
+        bail!("internal error: backup called with another command");
+    };
+    let started = Instant::now();
+    let root = args.root.clone();
+    if !root.is_dir() {
+        bail!("the root {} is not a directory", root.display());
+    }
+    let dev = config::find_backup_device(device.backup_device.as_deref(), &root)?;
+    let w = open_for_writing(&dev, "backup", quiet)?;
+    let root_dev = identity::blockdev::name_of_dir(&root).ok().flatten();
+    let backup_dev = identity::blockdev::name_of_device(&dev.path).ok();
+    if root_dev.is_some() && root_dev == backup_dev {
+        bail!(
+            "the backup device {} holds the root {} itself; choose another partition",
+            dev.path.display(),
+            root.display()
+        );
+    }
+
+    if let Some(hook) = &args.pre_hook {
+        let status = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(hook)
+            .status()
+            .with_context(|| format!("cannot run the pre-hook '{hook}'"))?;
+        if !status.success() {
+            bail!("the pre-hook '{hook}' failed ({status}); no backup was written");
+        }
+    }
+
+    let codec = codec_of(args.compress);
+    let mut opts = SourceOptions::new(&root);
+    if args.no_default_excludes {
+        opts.excludes.clear();
+    }
+    opts.excludes.extend(args.excludes.iter().cloned());
+    opts.includes = args.includes.clone();
+    opts.codec = codec;
+    opts.level = args.level;
+    opts.threads = args.threads.unwrap_or(0);
+    let mut manifest = identity::manifest_for_root(&root);
+    manifest.codec = codec.name().to_string();
+
+    // Space, before anything is written.
+    let previous = w.store.latest()?;
+    let keep_msg = match &previous {
+        Some(g) => format!("the last good generation {} is intact", g.id),
+        None => "nothing was written".to_string(),
+    };
+    let space = w.store.space()?;
+    let source_used = store::space::space_of(&root).map(|s| s.used).unwrap_or(0);
+    let needed = store::space::estimate(
+        previous.as_ref().map(|g| g.meta.size),
+        source_used,
+        codec != Codec::None,
+    );
+    if needed > space.available {
+        bail!(
+            "not enough space on the backup partition {}: the new generation needs about {} ({}), \
+             {} is free; {keep_msg}. {}",
+            dev.path.display(),
+            human(needed),
+            match &previous {
+                Some(g) => format!("estimated from generation {}", g.id),
+                None => format!(
+                    "estimated from the {} used on {}",
+                    human(source_used),
+                    root.display()
+                ),
+            },
+            human(space.available),
+            if previous.is_some() {
+                "Remove old generations (`lifeboat list` shows them) or use a larger backup partition."
+            } else {
+                "Exclude large data (--exclude), compress (--compress zstd), or use a larger backup partition."
+            }
+        );
+    }
+
+    let staging = w
+        .store
+        .begin(&w.lock, layout::ext_for_codec(codec.name()))?;
+    let bar = Bar::new(quiet || json);
+    let written = (|| -> anyhow::Result<_> {
+        let file = staging.create_archive()?;
+        let out = BufWriter::with_capacity(1 << 20, file);
+        let (mut out, report) = source::write_backup(&opts, manifest, out, &bar)?;
+        out.flush()?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop_cache(&file);
+        Ok((file.metadata()?.len(), report))
+    })();
+    bar.finish();
+    let (size, report) = match written {
+        Ok(r) => r,
+        Err(e) => {
+            staging.discard();
+            if is_no_space(&e) {
+                bail!(
+                    "the backup partition {} is full: the new generation did not fit and was removed; \
+                     {keep_msg}. Remove old generations (`lifeboat list` shows them) or use a larger \
+                     backup partition.",
+                    dev.path.display()
+                );
+            }
+            return Err(e.context(format!("the backup failed; {keep_msg}")));
+        }
+    };
+
+    // Read it back from the disk: every header, checksum and the trailer.
+    let archive = staging.archive_path().to_path_buf();
+    let verified = File::open(&archive)
+        .map_err(anyhow::Error::new)
+        .and_then(|f| verify_stream(f).map_err(anyhow::Error::new));
+    let verified = match verified {
+        Ok(v) => v,
+        Err(e) => {
+            staging.discard();
+            return Err(e.context(format!(
+                "the new generation failed verification after it was written to {}; it was removed and {keep_msg}",
+                dev.path.display()
+            )));
+        }
+    };
+    let same = verified
+        .trailer
+        .as_ref()
+        .map(|t| (&t.entries_digest, &t.counts))
+        == Some((&report.trailer.entries_digest, &report.trailer.counts));
+    if !same {
+        staging.discard();
+        bail!(
+            "the new generation read back from {} differs from what was written; it was removed and {keep_msg}",
+            dev.path.display()
+        );
+    }
+
+    let manifest = verified.manifest.clone();
+    let counts = &report.trailer.counts;
+    let meta = GenerationMeta {
+        id: String::new(),
+        created: manifest
+            .as_ref()
+            .map(|m| m.created.clone())
+            .unwrap_or_default(),
+        committed: String::new(),
+        origin: Origin::Backup,
+        host: manifest
+            .as_ref()
+            .map(|m| m.hostname.clone())
+            .unwrap_or_default(),
+        product_version: manifest
+            .as_ref()
+            .and_then(|m| identity::inventory::product_version(&m.inventory).map(String::from)),
+        size,
+        files: counts.files,
+        entries: counts.entries,
+        bytes: counts.bytes,
+        codec: codec.name().to_string(),
+        archive: String::new(),
+        state: if report.changed_files.is_empty() {
+            GenerationState::Verified
+        } else {
+            GenerationState::Inconsistent
+        },
+        changed_files: report.changed_files.clone(),
+        manifest,
+    };
+    let generation = w.store.commit(&w.lock, staging, meta)?;
+    let pruned = w.store.prune(&w.lock, keep, &generation.id)?;
+    let free = w.store.space().map(|s| s.available).unwrap_or(0);
+
+    let summary = Summary {
+        generation: generation.id.clone(),
+        device: dev.path.display().to_string(),
+        archive: format!("generations/{}/{}", generation.id, generation.meta.archive),
+        size,
+        files: counts.files,
+        entries: counts.entries,
+        bytes: counts.bytes,
+        codec: codec.name().to_string(),
+        state: generation.meta.state.name().to_string(),
+        seconds: started.elapsed().as_secs_f64(),
+        pruned,
+        removed_leftovers: w.removed_leftovers.clone(),
+        skipped_mounts: report.skipped_mounts.clone(),
+        changed_files: report.changed_files.clone(),
+        sockets_skipped: report.sockets_skipped,
+        warnings: report.warnings.clone(),
+        free_bytes: free,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else if !quiet {
+        print_summary(&summary);
+    }
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+fn print_summary(s: &Summary) {
+    println!(
+        "Generation {} committed on {}: {} files, {} of data in {} ({}), verified, {:.1} s.",
+        s.generation,
+        s.device,
+        s.files,
+        human(s.bytes),
+        human(s.size),
+        s.codec,
+        s.seconds
+    );
+    for m in &s.skipped_mounts {
+        println!("  not included (another filesystem): /{m}");
+    }
+    if !s.pruned.is_empty() {
+        println!("  pruned: {}", s.pruned.join(", "));
+    }
+    if s.sockets_skipped > 0 {
+        println!("  sockets skipped: {}", s.sockets_skipped);
+    }
+    for w in &s.warnings {
+        println!("  warning: {w}");
+    }
+    if !s.changed_files.is_empty() {
+        println!(
+            "  {} file(s) kept changing while they were read; the backup is complete but not consistent:",
+            s.changed_files.len()
+        );
+        for f in s.changed_files.iter().take(20) {
+            println!("    /{f}");
+        }
+    }
+    println!("  {} free on the backup partition.", human(s.free_bytes));
 }

@@ -23,6 +23,7 @@ pub mod header;
 pub mod manifest;
 pub mod pax;
 pub mod reader;
+pub mod sparse;
 pub mod verify;
 pub mod writer;
 
@@ -53,12 +54,7 @@ impl From<std::io::Error> for ArchiveError {
             if let Some(inner) = e.into_inner() {
                 match inner.downcast::<ArchiveError>() {
                     Ok(a) => return *a,
-                    Err(other) => {
-                        return ArchiveError::Io(std::io::Error::new(
-                            std::io::ErrorKind::Other,
-                            other,
-                        ))
-                    }
+                    Err(other) => return ArchiveError::Io(std::io::Error::other(other)),
                 }
             }
             return ArchiveError::Io(std::io::Error::other("unknown archive error"));

@@ -445,39 +445,8 @@ impl<R: Read> ArchiveReader<R> {
     }
 
     /// Accounts for `data` of the current entry's stored content.
-    fn consume(&mut self, mut data: &[u8]) {
-        let Some(cur) = self.cur.as_mut() else {
-            return;
-        };
-        cur.left -= data.len() as u64;
-        if cur.expected.is_none() {
-            return;
-        }
-        let h = &mut self.hasher;
-        match cur.sparse.as_mut() {
-            None => {
-                h.update(data);
-            }
-            Some(sp) => {
-                while !data.is_empty() {
-                    if sp.in_seg == 0 {
-                        let Some(&(o, l)) = sp.map.get(sp.next) else {
-                            break;
-                        };
-                        sp.next += 1;
-                        hash_zeros(h, o - sp.logical);
-                        sp.logical = o;
-                        sp.in_seg = l;
-                        continue;
-                    }
-                    let k = (sp.in_seg.min(data.len() as u64)) as usize;
-                    h.update(&data[..k]);
-                    sp.in_seg -= k as u64;
-                    sp.logical += k as u64;
-                    data = &data[k..];
-                }
-            }
-        }
+    fn consume(&mut self, data: &[u8]) {
+        consume(&mut self.cur, &mut self.hasher, data);
     }
 
     /// At the end of the current entry's content: compare the checksum (once).
@@ -520,11 +489,19 @@ impl<R: Read> ArchiveReader<R> {
         let verifying = cur.expected.is_some();
         let mut left = cur.left;
         if verifying {
-            let mut tmp = vec![0u8; (left.min(BUF_SIZE as u64)) as usize];
+            // Hash straight out of the input buffer.
             while left > 0 {
-                let k = left.min(tmp.len() as u64) as usize;
-                self.read_exact_or(&mut tmp[..k], "file content")?;
-                self.consume(&tmp[..k]);
+                if self.pos == self.end && self.fill().map_err(|e| self.io_err(e))? == 0 {
+                    return Err(self.truncated("file content"));
+                }
+                let k = ((self.end - self.pos) as u64).min(left) as usize;
+                consume(
+                    &mut self.cur,
+                    &mut self.hasher,
+                    &self.buf[self.pos..self.pos + k],
+                );
+                self.pos += k;
+                self.offset += k as u64;
                 left -= k as u64;
             }
         } else if left > 0 {
@@ -552,6 +529,11 @@ impl<R: Read> ArchiveReader<R> {
             let (entry, layout) = match self.read_member()? {
                 Member::End => {
                     self.done = true;
+                    if self.offset == 0 {
+                        return Err(ArchiveError::Truncated(
+                            "the archive is empty (0 bytes)".into(),
+                        ));
+                    }
                     if self.is_lifeboat && self.trailer.is_none() {
                         return Err(ArchiveError::Truncated(format!(
                             "the archive ends after {} entries without its trailer",
@@ -1098,6 +1080,42 @@ fn check_sparse(
         ));
     }
     Ok(out)
+}
+
+/// Accounts for `data` of the current entry's stored content: hashes it (holes of a sparse
+/// file as zeros) when the entry is verified.
+fn consume(cur: &mut Option<Current>, h: &mut blake3::Hasher, mut data: &[u8]) {
+    let Some(cur) = cur.as_mut() else {
+        return;
+    };
+    cur.left -= data.len() as u64;
+    if cur.expected.is_none() {
+        return;
+    }
+    match cur.sparse.as_mut() {
+        None => {
+            h.update(data);
+        }
+        Some(sp) => {
+            while !data.is_empty() {
+                if sp.in_seg == 0 {
+                    let Some(&(o, l)) = sp.map.get(sp.next) else {
+                        break;
+                    };
+                    sp.next += 1;
+                    hash_zeros(h, o - sp.logical);
+                    sp.logical = o;
+                    sp.in_seg = l;
+                    continue;
+                }
+                let k = (sp.in_seg.min(data.len() as u64)) as usize;
+                h.update(&data[..k]);
+                sp.in_seg -= k as u64;
+                sp.logical += k as u64;
+                data = &data[k..];
+            }
+        }
+    }
 }
 
 fn hash_zeros(h: &mut blake3::Hasher, mut n: u64) {

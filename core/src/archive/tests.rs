@@ -165,7 +165,9 @@ pub(crate) fn write_archive(entries: &[(Entry, Vec<u8>)]) -> Result<Vec<u8>, Arc
 }
 
 /// Reads everything; returns the entries with their stored content.
-fn read_all(tar: &[u8]) -> Result<(Vec<(Entry, Vec<u8>)>, bool, Option<Trailer>), ArchiveError> {
+type ReadBack = (Vec<(Entry, Vec<u8>)>, bool, Option<Trailer>);
+
+fn read_all(tar: &[u8]) -> Result<ReadBack, ArchiveError> {
     let mut r = ArchiveReader::new(tar);
     let mut out = Vec::new();
     while let Some(mut e) = r.next_entry()? {
@@ -186,9 +188,20 @@ fn round_trip_every_kind() -> TestResult {
     assert_eq!(trailer.counts.sockets_skipped, 2);
     assert_eq!(trailer.changed_files, vec!["changed".to_string()]);
     assert_eq!(got.len(), entries.len());
-    for ((want, wc), (have, hc)) in entries.iter().zip(&got) {
-        assert_eq!(want, have, "entry {}", want.display_path());
-        assert_eq!(wc, hc, "content of {}", want.display_path());
+    for ((orig, wc), (have, hc)) in entries.iter().zip(&got) {
+        let mut want = orig.clone();
+        if let EntryKind::File { sparse: Some(map) } = &want.kind {
+            want.kind = EntryKind::File {
+                sparse: Some(sparse::aligned_map(map, want.size)?),
+            };
+        }
+        assert_eq!(&want, have, "entry {}", want.display_path());
+        assert_eq!(
+            logical(orig, wc),
+            logical(have, hc),
+            "content of {}",
+            want.display_path()
+        );
     }
     Ok(())
 }
@@ -236,5 +249,746 @@ fn every_codec_round_trips() -> TestResult {
         assert_eq!(report.codec, c);
         assert_eq!(report.counts.entries, sample_entries().len() as u64);
     }
+    Ok(())
+}
+
+fn run(
+    cmd: &mut std::process::Command,
+) -> Result<std::process::Output, Box<dyn std::error::Error>> {
+    let out = cmd.output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(out)
+}
+
+fn have(tool: &str) -> bool {
+    std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn dump_sample_for_inspection() -> TestResult {
+    if let Ok(p) = std::env::var("LIFEBOAT_DUMP_SAMPLE") {
+        std::fs::write(p, write_archive(&sample_entries())?)?;
+    }
+    Ok(())
+}
+
+/// Expands stored content into the logical content of a file entry.
+fn logical(e: &Entry, stored: &[u8]) -> Vec<u8> {
+    match &e.kind {
+        EntryKind::File { sparse: Some(map) } => {
+            let mut out = vec![0u8; e.size as usize];
+            let mut pos = 0usize;
+            for &(o, l) in map {
+                out[o as usize..(o + l) as usize].copy_from_slice(&stored[pos..pos + l as usize]);
+                pos += l as usize;
+            }
+            out
+        }
+        _ => stored.to_vec(),
+    }
+}
+
+fn bytes_of(p: &std::path::Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    p.as_os_str().as_bytes().to_vec()
+}
+
+fn lgetxattr(path: &std::path::Path, name: &str) -> Option<Vec<u8>> {
+    let c = std::ffi::CString::new(bytes_of(path)).ok()?;
+    let n = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0u8; 65536];
+    // SAFETY: valid NUL-terminated strings and a buffer of the length passed.
+    let r = unsafe { libc::lgetxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        return None;
+    }
+    buf.truncate(r as usize);
+    Some(buf)
+}
+
+/// The sample without the 5000-byte path (GNU tar cannot create files beyond PATH_MAX).
+fn sample_for_gnu_tar() -> Vec<(Entry, Vec<u8>)> {
+    sample_entries()
+        .into_iter()
+        .filter(|(e, _)| e.path.len() < 4000)
+        .collect()
+}
+
+#[test]
+fn gnu_tar_lists_and_extracts_our_archive() -> TestResult {
+    use std::os::unix::fs::MetadataExt;
+    if !have("tar") {
+        eprintln!("GNU tar not installed; skipped");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let entries = sample_for_gnu_tar();
+    let tar = write_archive(&entries)?;
+    let mut enc = codec::encoder(Vec::new(), Codec::Gzip, None, 2)?;
+    enc.write_all(&tar)?;
+    let archive = dir.path().join("backup.tar.gz");
+    std::fs::write(&archive, enc.finish()?)?;
+    if let Ok(p) = std::env::var("LIFEBOAT_DUMP_SAMPLE") {
+        std::fs::copy(&archive, format!("{p}.gnu.tgz"))?;
+    }
+    let list = run(std::process::Command::new("tar").arg("-tvzf").arg(&archive))?;
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.contains("./dir/hello.txt"), "{list}");
+    assert!(list.contains("./.lifeboat/manifest.json"), "{list}");
+    assert!(list.contains("./sparse"), "{list}");
+    assert!(!list.contains("GNUSparseFile"), "{list}");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out)?;
+    run(std::process::Command::new("tar")
+        .args(["--xattrs", "--xattrs-include=*", "-xpzf"])
+        .arg(&archive)
+        .arg("-C")
+        .arg(&out))?;
+    for (e, c) in &entries {
+        let p = out.join(os(&e.path));
+        let md = std::fs::symlink_metadata(&p)?;
+        match &e.kind {
+            EntryKind::File { .. } => {
+                assert_eq!(std::fs::read(&p)?, logical(e, c), "{}", e.display_path());
+                assert_eq!(md.mode() & 0o7777, e.mode, "{}", e.display_path());
+                assert_eq!(md.uid() as u64, e.uid, "{}", e.display_path());
+                assert_eq!(
+                    (md.mtime(), md.mtime_nsec() as u32),
+                    (e.mtime.secs, e.mtime.nanos),
+                    "{}",
+                    e.display_path()
+                );
+                if let EntryKind::File { sparse: Some(_) } = e.kind {
+                    assert!(
+                        md.blocks() * 512 < e.size.max(1) || e.size < 65536,
+                        "{} is not sparse: {} blocks",
+                        e.display_path(),
+                        md.blocks()
+                    );
+                }
+            }
+            EntryKind::Symlink { target } => {
+                assert_eq!(bytes_of(&std::fs::read_link(&p)?), *target);
+            }
+            EntryKind::HardLink { target } => {
+                let t = std::fs::metadata(out.join(os(target)))?;
+                assert_eq!(md.ino(), t.ino());
+            }
+            EntryKind::CharDevice { major, minor } | EntryKind::BlockDevice { major, minor } => {
+                assert_eq!(libc::major(md.rdev()), *major);
+                assert_eq!(libc::minor(md.rdev()), *minor);
+            }
+            _ => {}
+        }
+        for (k, v) in &e.xattrs {
+            if k.starts_with(b"user.") {
+                let name = String::from_utf8_lossy(k).into_owned();
+                assert_eq!(
+                    lgetxattr(&p, &name).as_ref(),
+                    Some(v),
+                    "{name} of {}",
+                    e.display_path()
+                );
+            }
+        }
+    }
+    // The sparse file really has holes.
+    let big_hole = std::fs::metadata(out.join("sparse-all-hole"))?;
+    assert_eq!(big_hole.len(), 1 << 30);
+    assert!(
+        big_hole.blocks() < 64,
+        "all-hole file took {} blocks",
+        big_hole.blocks()
+    );
+    Ok(())
+}
+
+#[test]
+fn bsdtar_lists_and_extracts_our_archive() -> TestResult {
+    if !have("bsdtar") {
+        eprintln!("bsdtar not installed; skipped");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let entries = sample_entries();
+    let tar = write_archive(&entries)?;
+    let mut enc = codec::encoder(Vec::new(), Codec::Zstd, None, 2)?;
+    enc.write_all(&tar)?;
+    let archive = dir.path().join("backup.tar.zst");
+    std::fs::write(&archive, enc.finish()?)?;
+    let list = run(std::process::Command::new("bsdtar")
+        .arg("-tf")
+        .arg(&archive))?;
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(list.contains("./dir/hello.txt"), "{list}");
+    assert!(list.contains("./sparse\n"), "{list}");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out)?;
+    run(std::process::Command::new("bsdtar")
+        .arg("-xpf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&out))?;
+    for (e, c) in &entries {
+        if e.path.len() > 4000 || !e.is_file() {
+            continue;
+        }
+        let p = out.join(os(&e.path));
+        assert_eq!(std::fs::read(&p)?, logical(e, c), "{}", e.display_path());
+    }
+    Ok(())
+}
+
+fn os(b: &[u8]) -> &std::ffi::OsStr {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(b)
+}
+
+/// A tree with a long name, a sparse file, a hardlink, a symlink and an xattr.
+fn make_tree(root: &std::path::Path) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    use std::os::unix::fs::FileExt;
+    let src = root.join("src");
+    std::fs::create_dir_all(src.join("sub"))?;
+    std::fs::write(src.join(format!("longname_{}", "x".repeat(120))), b"long")?;
+    // A name that only fits ustar with the prefix field (> 100, each part < 100/155).
+    let deep = src.join("sub").join("p".repeat(90));
+    std::fs::create_dir_all(&deep)?;
+    std::fs::write(deep.join("q".repeat(60)), b"prefixed")?;
+    let f = std::fs::File::create(src.join("sparse"))?;
+    let mut sparse = vec![0u8; 5 << 20];
+    for (off, byte, len) in [(1usize << 20, b'A', 5000usize), (3 << 20, b'B', 10)] {
+        let chunk = vec![byte; len];
+        f.write_all_at(&chunk, off as u64)?;
+        sparse[off..off + len].copy_from_slice(&chunk);
+    }
+    f.set_len(5 << 20)?;
+    std::fs::write(src.join("plain"), b"plain\n")?;
+    std::fs::hard_link(src.join("plain"), src.join("hard"))?;
+    std::os::unix::fs::symlink("plain", src.join("sym"))?;
+    let c = std::ffi::CString::new(bytes_of(&src.join("plain")))?;
+    // SAFETY: valid NUL-terminated strings and a value of the length passed.
+    let r = unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            c"user.test".as_ptr(),
+            b"hello".as_ptr().cast(),
+            5,
+            0,
+        )
+    };
+    assert_eq!(r, 0, "setting user.test failed");
+    Ok(sparse)
+}
+
+#[test]
+fn reads_archives_made_by_gnu_tar() -> TestResult {
+    if !have("tar") {
+        eprintln!("GNU tar not installed; skipped");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let sparse_content = make_tree(dir.path())?;
+    let variants: &[(&str, &[&str])] = &[
+        (
+            "default.tgz",
+            &["--sparse", "--xattrs", "--numeric-owner", "-czf"],
+        ),
+        (
+            "gnu.tar",
+            &["--format=gnu", "--sparse", "--numeric-owner", "-cf"],
+        ),
+        (
+            "oldgnu.tar",
+            &["--format=oldgnu", "--sparse", "--numeric-owner", "-cf"],
+        ),
+        (
+            "pax00.tar.xz",
+            &[
+                "--format=posix",
+                "--sparse",
+                "--sparse-version=0.0",
+                "--xattrs",
+                "-cJf",
+            ],
+        ),
+        (
+            "pax01.tar",
+            &[
+                "--format=posix",
+                "--sparse",
+                "--sparse-version=0.1",
+                "--xattrs",
+                "-cf",
+            ],
+        ),
+        (
+            "pax10.tar.zst",
+            &[
+                "--format=posix",
+                "--sparse",
+                "--sparse-version=1.0",
+                "--xattrs",
+                "--zstd",
+                "-cf",
+            ],
+        ),
+        ("ustar.tar", &["--format=ustar", "-cf"]),
+    ];
+    for (name, args) in variants {
+        let archive = dir.path().join(name);
+        let mut cmd = std::process::Command::new("tar");
+        cmd.args(*args)
+            .arg(&archive)
+            .arg("-C")
+            .arg(dir.path().join("src"))
+            .arg(".");
+        if run(&mut cmd).is_err() {
+            // ustar cannot hold the 129-byte name: let it drop that one file.
+            if !name.starts_with("ustar") {
+                run(&mut cmd)?;
+            }
+        }
+        let (codec, stream) = codec::decoder(std::fs::File::open(&archive)?)?;
+        let mut r = ArchiveReader::new(stream);
+        let mut seen = std::collections::BTreeMap::new();
+        while let Some(mut e) = r.next_entry()? {
+            let mut c = Vec::new();
+            e.read_to_end(&mut c)?;
+            let content = logical(&e.entry, &c);
+            seen.insert(e.entry.path.clone(), (e.entry.clone(), content));
+        }
+        assert!(!r.is_lifeboat(), "{name}");
+        assert!(r.manifest().is_none());
+        let get = |p: &str| {
+            seen.get(p.as_bytes()).ok_or_else(|| {
+                format!(
+                    "{name} ({codec}): {p} missing; have {:?}",
+                    seen.keys()
+                        .map(|k| String::from_utf8_lossy(k).into_owned())
+                        .collect::<Vec<_>>()
+                )
+            })
+        };
+        assert!(matches!(get(".")?.0.kind, EntryKind::Dir));
+        if !name.starts_with("ustar") {
+            let (e, c) = get(&format!("longname_{}", "x".repeat(120)))?;
+            assert_eq!(c, b"long");
+            assert_eq!(e.size, 4);
+        }
+        let (_, c) = get(&format!("sub/{}/{}", "p".repeat(90), "q".repeat(60)))?;
+        assert_eq!(c, b"prefixed", "{name}");
+        let (e, c) = get("sparse")?;
+        assert_eq!(e.size, 5 << 20, "{name}");
+        assert!(c == &sparse_content, "{name}: sparse content differs");
+        if !name.starts_with("ustar") {
+            assert!(
+                matches!(&e.kind, EntryKind::File { sparse: Some(m) } if !m.is_empty()),
+                "{name}: {:?}",
+                e.kind
+            );
+        }
+        let (sym, _) = get("sym")?;
+        assert_eq!(
+            sym.kind,
+            EntryKind::Symlink {
+                target: b"plain".to_vec()
+            }
+        );
+        // One of plain/hard is the file, the other a hard link to it.
+        let (p, _) = get("plain")?;
+        let (h, _) = get("hard")?;
+        let (file, link) = if p.is_file() { (p, h) } else { (h, p) };
+        assert!(file.is_file(), "{name}");
+        assert_eq!(
+            link.kind,
+            EntryKind::HardLink {
+                target: file.path.clone()
+            },
+            "{name}"
+        );
+        if args.contains(&"--xattrs") {
+            assert!(
+                file.xattrs
+                    .contains(&(b"user.test".to_vec(), b"hello".to_vec())),
+                "{name}: {:?}",
+                file.xattrs
+            );
+            assert!(
+                file.mtime.nanos != 0 || p.mtime.nanos != 0,
+                "{name}: no ns mtime"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn expect_damage(tar: &[u8], what: &str) -> Result<ArchiveError, Box<dyn std::error::Error>> {
+    match verify::verify_tar(tar, Codec::None) {
+        Ok(_) => Err(format!("{what}: damage not detected").into()),
+        Err(e) => Ok(e),
+    }
+}
+
+/// Offset of the first occurrence of `needle` in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[test]
+fn bit_flips_are_detected() -> TestResult {
+    let tar = write_archive(&sample_entries())?;
+    verify::verify_tar(&tar[..], Codec::None)?;
+
+    // In file data: names the file.
+    let mut t = tar.clone();
+    let at = find(&t, b"hello, world").ok_or("data not found")?;
+    t[at] ^= 1;
+    match expect_damage(&t, "data")? {
+        ArchiveError::ChecksumMismatch { path } => assert_eq!(path, "dir/hello.txt"),
+        e => return Err(format!("data flip gave {e}").into()),
+    }
+    // Also when the caller reads the content itself: the read reaching the end fails.
+    let mut r = ArchiveReader::new(&t[..]);
+    let mut failed = false;
+    while let Some(mut e) = r.next_entry().map_err(|e| e.to_string())? {
+        let mut c = Vec::new();
+        if let Err(err) = e.read_to_end(&mut c) {
+            assert!(err.to_string().contains("dir/hello.txt"), "{err}");
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed);
+
+    // In sparse data.
+    let mut t = tar.clone();
+    let at = find(&t, b"GNU.sparse.name=./sparse\n").ok_or("sparse not found")?;
+    let data = at + 1500 + 4096; // well inside the stored segments
+    t[data] ^= 0x40;
+    expect_damage(&t, "sparse data")?;
+
+    // In a ustar header: header checksum.
+    let mut t = tar.clone();
+    let at = find(&t, b"./empty\0").ok_or("header not found")?;
+    t[at + 100] ^= 1; // mode field
+    match expect_damage(&t, "header")? {
+        ArchiveError::Corrupt { path, reason } => {
+            assert_eq!(path, "./empty");
+            assert!(reason.contains("checksum"), "{reason}");
+        }
+        e => return Err(format!("header flip gave {e}").into()),
+    }
+
+    // In pax records (covered by the trailer digest): an mtime digit.
+    let mut t = tar.clone();
+    let at = find(&t, b"mtime=1700000000.123456789").ok_or("pax mtime not found")?;
+    t[at + 8] = b'9';
+    expect_damage(&t, "pax mtime")?;
+
+    // In the checksum itself.
+    let mut t = tar.clone();
+    let at = find(&t, b" b3=").ok_or("b3 not found")?;
+    let at = find(&t[at + 4000..], b" b3=").ok_or("b3 not found")? + at + 4000;
+    t[at + 10] = if t[at + 10] == b'0' { b'1' } else { b'0' };
+    expect_damage(&t, "checksum")?;
+
+    // In the manifest.
+    let mut t = tar.clone();
+    let at = find(&t, b"\"hostname\"").ok_or("manifest not found")?;
+    t[at + 3] ^= 1;
+    match expect_damage(&t, "manifest")? {
+        ArchiveError::ChecksumMismatch { path } => assert_eq!(path, manifest::MANIFEST_PATH),
+        e => return Err(format!("manifest flip gave {e}").into()),
+    }
+
+    // In the trailer.
+    let mut t = tar.clone();
+    let at = find(&t, b"\"entries_digest\"").ok_or("trailer not found")?;
+    t[at + 20] ^= 1;
+    match expect_damage(&t, "trailer")? {
+        ArchiveError::ChecksumMismatch { path } => assert_eq!(path, manifest::TRAILER_PATH),
+        e => return Err(format!("trailer flip gave {e}").into()),
+    }
+    Ok(())
+}
+
+#[test]
+fn altered_archives_are_detected() -> TestResult {
+    let entries = sample_entries();
+    let tar = write_archive(&entries)?;
+    // Drop an entry (recompute nothing): the trailer counts/digest disagree.
+    let fewer: Vec<_> = entries
+        .iter()
+        .filter(|(e, _)| e.path != b"fifo")
+        .cloned()
+        .collect();
+    let short = write_archive(&fewer)?;
+    let trailer_at = |t: &[u8]| -> Result<usize, Box<dyn std::error::Error>> {
+        // Start of the pax header that precedes the trailer entry.
+        let at = find(t, b"./.lifeboat/trailer.json").ok_or("trailer header")?;
+        Ok(at - 1024)
+    };
+    let mut spliced = short[..trailer_at(&short)?].to_vec();
+    spliced.extend_from_slice(&tar[trailer_at(&tar)?..]);
+    match expect_damage(&spliced, "missing entry")? {
+        ArchiveError::Corrupt { reason, .. } => assert!(reason.contains("trailer"), "{reason}"),
+        e => return Err(format!("missing entry gave {e}").into()),
+    }
+    // Something appended after the trailer.
+    let mut t = tar[..tar.len() - 1024].to_vec();
+    t.extend_from_slice(&tar[512 * 3..512 * 6]);
+    t.extend_from_slice(&[0u8; 1024]);
+    expect_damage(&t, "appended")?;
+    Ok(())
+}
+
+#[test]
+fn truncation_is_detected_everywhere() -> TestResult {
+    let entries: Vec<_> = sample_entries()
+        .into_iter()
+        .filter(|(e, _)| e.size < 100_000)
+        .collect();
+    let tar = write_archive(&entries)?;
+    let end_of_trailer = tar.len() - 1024;
+    let mut offsets: Vec<usize> = (0..end_of_trailer).step_by(509).collect();
+    offsets.extend([1, 511, 512, 513, end_of_trailer - 1]);
+    for cut in offsets {
+        match verify::verify_tar(&tar[..cut], Codec::None) {
+            Ok(_) => {
+                return Err(format!("truncation at {cut} of {} not detected", tar.len()).into())
+            }
+            Err(ArchiveError::Truncated(_)) | Err(ArchiveError::Corrupt { .. }) => {}
+            Err(e) => return Err(format!("truncation at {cut} gave {e}").into()),
+        }
+    }
+    // Losing only the end-of-archive zero blocks is harmless.
+    verify::verify_tar(&tar[..end_of_trailer], Codec::None)?;
+
+    // Inside compressed streams.
+    for c in [Codec::Zstd, Codec::Gzip, Codec::Xz] {
+        let mut enc = codec::encoder(Vec::new(), c, Some(1.max(c.level_range().0)), 2)?;
+        enc.write_all(&tar)?;
+        let packed = enc.finish()?;
+        for cut in [
+            packed.len() / 3,
+            packed.len() / 2,
+            packed.len() - 30,
+            packed.len() - 1,
+        ] {
+            let r = verify::verify_stream(std::io::Cursor::new(packed[..cut].to_vec()));
+            assert!(
+                r.is_err(),
+                "{c}: truncation at {cut} of {} not detected",
+                packed.len()
+            );
+        }
+        // A flipped bit in the compressed stream.
+        let mut bad = packed.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0x10;
+        assert!(
+            verify::verify_stream(std::io::Cursor::new(bad)).is_err(),
+            "{c}: bit flip not detected"
+        );
+    }
+    Ok(())
+}
+
+/// A raw header block with the given name, type and size (valid checksum).
+fn raw_header(name: &[u8], typeflag: u8, size: u64) -> [u8; 512] {
+    let mut b = [0u8; 512];
+    b[..name.len()].copy_from_slice(name);
+    header::put_u64(&mut b, header::MODE, 0o644);
+    header::put_u64(&mut b, header::UID, 0);
+    header::put_u64(&mut b, header::GID, 0);
+    header::put_u64(&mut b, header::SIZE, size);
+    header::put_i64(&mut b, header::MTIME, 0);
+    b[header::TYPEFLAG] = typeflag;
+    b[257..265].copy_from_slice(header::USTAR_MAGIC);
+    header::set_checksum(&mut b);
+    b
+}
+
+#[test]
+fn hostile_headers_are_refused() -> TestResult {
+    // A pax header claiming 8 GiB: refused before allocating.
+    let mut t = raw_header(b"././@PaxHeader", b'x', 8 << 30).to_vec();
+    t.extend_from_slice(&[0u8; 2048]);
+    match verify::verify_tar(&t[..], Codec::None) {
+        Err(ArchiveError::Corrupt { reason, .. }) => {
+            assert!(reason.contains("exceeds"), "{reason}")
+        }
+        other => return Err(format!("huge pax header gave {other:?}").into()),
+    }
+    // A pax record whose length points past the header.
+    let mut data = b"999999 path=x\n".to_vec();
+    data.resize(512, 0);
+    let mut t = raw_header(b"././@PaxHeader", b'x', 14).to_vec();
+    t.extend_from_slice(&data);
+    t.extend_from_slice(&raw_header(b"./x", b'0', 0));
+    t.extend_from_slice(&[0u8; 1024]);
+    assert!(matches!(
+        verify::verify_tar(&t[..], Codec::None),
+        Err(ArchiveError::Corrupt { .. })
+    ));
+    // A GNU long name of 1 TiB.
+    let mut t = raw_header(b"././@LongLink", b'L', 1 << 40).to_vec();
+    t.extend_from_slice(&[0u8; 1024]);
+    assert!(matches!(
+        verify::verify_tar(&t[..], Codec::None),
+        Err(ArchiveError::Corrupt { .. })
+    ));
+    // Bad octal in the size field.
+    let mut h = raw_header(b"./x", b'0', 0);
+    h[124..136].copy_from_slice(b"00000000x00\0");
+    header::set_checksum(&mut h);
+    let mut t = h.to_vec();
+    t.extend_from_slice(&[0u8; 1024]);
+    assert!(matches!(
+        verify::verify_tar(&t[..], Codec::None),
+        Err(ArchiveError::Corrupt { .. })
+    ));
+    // A sparse 1.0 map with a huge count.
+    let mut pax_data = Vec::new();
+    pax::push_record(&mut pax_data, b"GNU.sparse.major", b"1");
+    pax::push_record(&mut pax_data, b"GNU.sparse.minor", b"0");
+    pax::push_record(&mut pax_data, b"GNU.sparse.realsize", b"1000");
+    let mut t = raw_header(b"././@PaxHeader", b'x', pax_data.len() as u64).to_vec();
+    pax_data.resize(512, 0);
+    t.extend_from_slice(&pax_data);
+    t.extend_from_slice(&raw_header(b"./s", b'0', 512));
+    let mut map = b"99999999999\n".to_vec();
+    map.resize(512, 0);
+    t.extend_from_slice(&map);
+    t.extend_from_slice(&[0u8; 1024]);
+    assert!(matches!(
+        verify::verify_tar(&t[..], Codec::None),
+        Err(ArchiveError::Corrupt { .. })
+    ));
+    // Many unknown members in a row do not exhaust the stack.
+    let mut t = Vec::new();
+    for _ in 0..100_000 {
+        t.extend_from_slice(&raw_header(b"./n", b'N', 0));
+    }
+    t.extend_from_slice(&[0u8; 1024]);
+    let report = verify::verify_tar(&t[..], Codec::None)?;
+    assert_eq!(report.counts.entries, 0);
+    // Garbage is not an archive.
+    let junk: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 3) as u8).collect();
+    assert!(verify::verify_tar(&junk[..], Codec::None).is_err());
+    Ok(())
+}
+
+/// Walks `dir` (no sparse detection) and writes an archive through `codec` into a sink.
+fn archive_dir(dir: &std::path::Path, c: Codec) -> Result<(u64, u64), Box<dyn std::error::Error>> {
+    use std::os::unix::fs::MetadataExt;
+    let sink = crate::io::CountingWriter::new(std::io::sink());
+    let enc = codec::encoder(sink, c, None, 0)?;
+    let mut w = ArchiveWriter::new(enc, &sample_manifest())?;
+    let mut stack = vec![dir.to_path_buf()];
+    let mut buf = Vec::new();
+    while let Some(d) = stack.pop() {
+        let mut names: Vec<_> = std::fs::read_dir(&d)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
+        names.sort();
+        for p in names {
+            let md = std::fs::symlink_metadata(&p)?;
+            let rel = p.strip_prefix(dir)?;
+            let ft = md.file_type();
+            let kind = if ft.is_dir() {
+                stack.push(p.clone());
+                EntryKind::Dir
+            } else if ft.is_symlink() {
+                EntryKind::Symlink {
+                    target: bytes_of(&std::fs::read_link(&p)?),
+                }
+            } else if ft.is_file() {
+                EntryKind::File { sparse: None }
+            } else {
+                continue;
+            };
+            let mut e = Entry {
+                path: bytes_of(rel),
+                kind,
+                mode: md.mode() & 0o7777,
+                uid: md.uid() as u64,
+                gid: md.gid() as u64,
+                mtime: Timestamp {
+                    secs: md.mtime(),
+                    nanos: md.mtime_nsec() as u32,
+                },
+                size: 0,
+                xattrs: vec![],
+                flags: FileFlags::default(),
+                checksum: None,
+            };
+            if e.is_file() {
+                buf.clear();
+                std::fs::File::open(&p)?.read_to_end(&mut buf)?;
+                e.size = buf.len() as u64;
+                e.checksum = Some(*blake3::hash(&buf).as_bytes());
+            }
+            w.append(&e, &mut &buf[..])?;
+        }
+    }
+    let (enc, _) = w.finish(vec![], 0)?;
+    let tar_bytes = 0;
+    let sink = enc.finish()?;
+    Ok((sink.count(), tar_bytes))
+}
+
+/// `LIFEBOAT_BENCH_DIR=/usr/share cargo test --release -p lifeboat-core bench_ -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_backup_codecs() -> TestResult {
+    let Ok(dir) = std::env::var("LIFEBOAT_BENCH_DIR") else {
+        return Ok(());
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let codecs: Vec<Codec> = std::env::var("LIFEBOAT_BENCH_CODECS")
+        .unwrap_or_else(|_| "zstd,gzip".into())
+        .split(',')
+        .filter_map(Codec::from_name)
+        .collect();
+    for c in codecs {
+        let t = std::time::Instant::now();
+        let (size, _) = archive_dir(&dir, c)?;
+        eprintln!(
+            "lifeboat {c}: {:.2}s {} bytes",
+            t.elapsed().as_secs_f64(),
+            size
+        );
+    }
+    Ok(())
+}
+
+/// `LIFEBOAT_BENCH_ARCHIVE=x.tar.zst cargo test --release -p lifeboat-core bench_ -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_verify() -> TestResult {
+    let Ok(path) = std::env::var("LIFEBOAT_BENCH_ARCHIVE") else {
+        return Ok(());
+    };
+    let t = std::time::Instant::now();
+    let r = verify::verify_stream(std::fs::File::open(path)?)?;
+    eprintln!(
+        "verify {}: {:.2}s {} entries {} tar bytes",
+        r.codec,
+        t.elapsed().as_secs_f64(),
+        r.counts.entries,
+        r.tar_bytes
+    );
     Ok(())
 }

@@ -12,6 +12,7 @@ use super::entry::{Entry, EntryKind, FileFlags, Timestamp};
 use super::header::{self, BLOCK};
 use super::manifest::{Counts, Manifest, Trailer, FORMAT_VERSION, MANIFEST_PATH, TRAILER_PATH};
 use super::pax;
+use super::sparse;
 use super::ArchiveError;
 
 const BUF_SIZE: usize = 512 * 1024;
@@ -27,6 +28,7 @@ pub struct ArchiveWriter<W: Write> {
     pax: Vec<u8>,
     name: Vec<u8>,
     scratch: Vec<u8>,
+    value: Vec<u8>,
     digest: EntriesDigest,
     counts: Counts,
     manifest_digest: String,
@@ -43,6 +45,7 @@ impl<W: Write> ArchiveWriter<W> {
             pax: Vec::with_capacity(4096),
             name: Vec::with_capacity(256),
             scratch: Vec::with_capacity(256),
+            value: Vec::with_capacity(256),
             digest: EntriesDigest::new(),
             counts: Counts::default(),
             manifest_digest: String::new(),
@@ -96,9 +99,11 @@ impl<W: Write> ArchiveWriter<W> {
         let mut sparse_name = false;
         let mut linkname: Option<&[u8]> = None;
         let mut hardlink_target = Vec::new();
+        let mut normalized: Option<Entry> = None;
+        let mut plan: Option<Vec<sparse::Fill>> = None;
         match &entry.kind {
             EntryKind::File { sparse } => {
-                let sum = entry.checksum.as_ref().ok_or_else(|| {
+                entry.checksum.as_ref().ok_or_else(|| {
                     ArchiveError::Unsupported(format!(
                         "internal error: no checksum for '{}'",
                         entry.display_path()
@@ -110,16 +115,25 @@ impl<W: Write> ArchiveWriter<W> {
                         data_size = entry.size;
                     }
                     Some(map) => {
-                        stored = sparse_map_text(&mut self.scratch, map, entry.size).map_err(
-                            |reason| ArchiveError::Corrupt {
+                        let (aligned, fill) = sparse::align(map, entry.size).map_err(|reason| {
+                            ArchiveError::Corrupt {
                                 path: entry.display_path(),
                                 reason,
-                            },
-                        )?;
+                            }
+                        })?;
+                        stored = sparse_map_text(&mut self.scratch, &aligned, entry.size);
                         let map_len = self.scratch.len() as u64;
                         let padded = map_len + header::padding(map_len);
                         self.scratch.resize(padded as usize, 0);
                         data_size = padded + stored;
+                        if aligned != *map {
+                            let mut e = entry.clone();
+                            e.kind = EntryKind::File {
+                                sparse: Some(aligned),
+                            };
+                            normalized = Some(e);
+                        }
+                        plan = Some(fill);
                         sparse_name = true;
                         pax::push_record(&mut self.pax, b"GNU.sparse.major", b"1");
                         pax::push_record(&mut self.pax, b"GNU.sparse.minor", b"0");
@@ -129,7 +143,6 @@ impl<W: Write> ArchiveWriter<W> {
                         pax::push_record(&mut self.pax, b"GNU.sparse.realsize", &v);
                     }
                 }
-                let _ = sum;
             }
             EntryKind::Dir => typeflag = b'5',
             EntryKind::Symlink { target } => {
@@ -206,18 +219,18 @@ impl<W: Write> ArchiveWriter<W> {
         }
         let t = entry.mtime;
         if t.nanos != 0 || t.secs < 0 || !header::fits_octal(t.secs as u64, header::MTIME.1) {
-            let mut v = Vec::with_capacity(32);
-            pax::push_time(&mut v, t);
-            pax::push_record(&mut self.pax, b"mtime", &v);
+            self.value.clear();
+            pax::push_time(&mut self.value, t);
+            pax::push_record(&mut self.pax, b"mtime", &self.value);
         }
         let checksum = match entry.kind {
             EntryKind::File { .. } => entry.checksum.as_ref(),
             _ => None,
         };
         if checksum.is_some() || !entry.flags.is_empty() {
-            let mut v = Vec::with_capacity(100);
-            pax::push_lifeboat_comment(&mut v, checksum, entry.flags);
-            pax::push_record(&mut self.pax, b"comment", &v);
+            self.value.clear();
+            pax::push_lifeboat_comment(&mut self.value, checksum, entry.flags);
+            pax::push_record(&mut self.pax, b"comment", &self.value);
         }
         for (k, v) in &entry.xattrs {
             if k.is_empty() || k.contains(&b'=') || k.contains(&0) {
@@ -227,10 +240,10 @@ impl<W: Write> ArchiveWriter<W> {
                     entry.display_path()
                 )));
             }
-            let mut key = Vec::with_capacity(13 + k.len());
-            key.extend_from_slice(b"SCHILY.xattr.");
-            key.extend_from_slice(k);
-            pax::push_record(&mut self.pax, &key, v);
+            self.value.clear();
+            self.value.extend_from_slice(b"SCHILY.xattr.");
+            self.value.extend_from_slice(k);
+            pax::push_record(&mut self.pax, &self.value, v);
         }
 
         // Remaining ustar fields.
@@ -263,11 +276,24 @@ impl<W: Write> ArchiveWriter<W> {
             self.scratch = map;
             r?;
         }
-        let short = self.copy_content(content, stored)?;
+        let short = match &plan {
+            None => self.copy_content(content, stored)?,
+            Some(plan) => {
+                let mut short = 0;
+                for step in plan {
+                    match *step {
+                        sparse::Fill::Data(n) => short += self.copy_content(content, n)?,
+                        sparse::Fill::Zeros(n) => self.put_zeros_u64(n)?,
+                    }
+                }
+                short
+            }
+        };
         self.put_zeros(header::padding(data_size) as usize)?;
 
-        self.digest.add(entry);
-        digest::count(&mut self.counts, entry);
+        let stored_entry = normalized.as_ref().unwrap_or(entry);
+        self.digest.add(stored_entry);
+        digest::count(&mut self.counts, stored_entry);
         if short > 0 {
             return Err(ArchiveError::Io(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -367,13 +393,8 @@ impl<W: Write> ArchiveWriter<W> {
             let room = (self.buf.len() - self.len).min(n.min(usize::MAX as u64) as usize);
             match content.read(&mut self.buf[self.len..self.len + room]) {
                 Ok(0) => {
-                    let missing = n;
-                    while n > 0 {
-                        let z = n.min(BUF_SIZE as u64) as usize;
-                        self.put_zeros(z)?;
-                        n -= z as u64;
-                    }
-                    return Ok(missing);
+                    self.put_zeros_u64(n)?;
+                    return Ok(n);
                 }
                 Ok(k) => {
                     self.len += k;
@@ -412,6 +433,15 @@ impl<W: Write> ArchiveWriter<W> {
         Ok(())
     }
 
+    fn put_zeros_u64(&mut self, mut n: u64) -> io::Result<()> {
+        while n > 0 {
+            let z = n.min(BUF_SIZE as u64) as usize;
+            self.put_zeros(z)?;
+            n -= z as u64;
+        }
+        Ok(())
+    }
+
     fn flush_buf(&mut self) -> io::Result<()> {
         if self.len > 0 {
             self.out.write_all(&self.buf[..self.len])?;
@@ -422,38 +452,29 @@ impl<W: Write> ArchiveWriter<W> {
     }
 }
 
-fn dec(buf: &mut [u8; 24], v: u64) -> &[u8] {
-    let mut tmp = Vec::with_capacity(20);
-    pax::push_decimal(&mut tmp, v);
-    buf[..tmp.len()].copy_from_slice(&tmp);
-    &buf[..tmp.len()]
+fn dec(buf: &mut [u8; 24], mut v: u64) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[i..]
 }
 
-/// Writes the sparse map of format 1.0 (`count\n` then `offset\nlength\n` per segment) and
-/// returns the number of data bytes. Zero-length segments are dropped; when the file ends in
-/// a hole a final `(size, 0)` segment is added so every extractor sets the full size.
-fn sparse_map_text(out: &mut Vec<u8>, map: &[(u64, u64)], size: u64) -> Result<u64, String> {
-    let mut end = 0u64;
-    let mut stored = 0u64;
-    let mut count = 0u64;
-    for &(o, l) in map {
-        if l == 0 {
-            continue;
-        }
-        if o < end {
-            return Err("sparse map segments overlap or are out of order".into());
-        }
-        end = o.checked_add(l).ok_or("sparse map segment overflows")?;
-        if end > size {
-            return Err("sparse map segment beyond the end of the file".into());
-        }
-        stored += l;
-        count += 1;
-    }
-    let terminator = end < size || count == 0;
-    pax::push_decimal(out, count + terminator as u64);
+/// Writes the sparse map of format 1.0 (`count\n` then `offset\nlength\n` per segment) for an
+/// aligned map and returns the number of data bytes. When the file ends in a hole a final
+/// `(size, 0)` segment is added so every extractor sets the full size (GNU tar does the same).
+fn sparse_map_text(out: &mut Vec<u8>, map: &[(u64, u64)], size: u64) -> u64 {
+    let end = map.last().map_or(0, |&(o, l)| o + l);
+    let stored = map.iter().map(|&(_, l)| l).sum();
+    let terminator = end < size || map.is_empty();
+    pax::push_decimal(out, map.len() as u64 + terminator as u64);
     out.push(b'\n');
-    for &(o, l) in map.iter().filter(|(_, l)| *l > 0) {
+    for &(o, l) in map {
         pax::push_decimal(out, o);
         out.push(b'\n');
         pax::push_decimal(out, l);
@@ -463,7 +484,7 @@ fn sparse_map_text(out: &mut Vec<u8>, map: &[(u64, u64)], size: u64) -> Result<u
         pax::push_decimal(out, size);
         out.extend_from_slice(b"\n0\n");
     }
-    Ok(stored)
+    stored
 }
 
 /// RFC 3339 UTC time with second precision, e.g. `2026-11-22T03:04:05Z`.

@@ -1,0 +1,116 @@
+//! `/etc/lifeboat/lifeboat.toml` (or `$LIFEBOAT_CONFIG`), and how the backup device is found.
+//!
+//! ```toml
+//! # The backup partition: a path (by-id links welcome), PARTUUID=..., PARTLABEL=... or LABEL=...
+//! backup_device = "/dev/disk/by-id/nvme-eui.0025388b91b23c10-part2"
+//! ```
+
+use anyhow::{bail, Context};
+use lifeboat_core::identity::{self, inventory};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Default place of the configuration file.
+pub const CONFIG_PATH: &str = "/etc/lifeboat/lifeboat.toml";
+
+/// The configuration file's content.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The backup partition.
+    pub backup_device: Option<String>,
+}
+
+/// Path of the configuration file: `$LIFEBOAT_CONFIG`, else [`CONFIG_PATH`].
+pub fn config_path() -> PathBuf {
+    std::env::var_os("LIFEBOAT_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(CONFIG_PATH))
+}
+
+/// Reads the configuration; an absent file is an empty configuration.
+pub fn load() -> anyhow::Result<Config> {
+    let path = config_path();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    toml::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
+}
+
+/// The backup device and where it was found (for messages).
+#[derive(Debug, Clone)]
+pub struct BackupDevice {
+    /// The resolved device node.
+    pub path: PathBuf,
+    /// How it was named, e.g. "--backup-device /dev/sdb2" or "BACKUP_PARTITION of
+    /// /etc/xensource-inventory".
+    pub source: String,
+}
+
+fn resolve(spec: &str, source: String) -> anyhow::Result<BackupDevice> {
+    let path = identity::resolve_device(spec)
+        .with_context(|| format!("the backup device {spec} (from {source}) cannot be found"))?;
+    Ok(BackupDevice { path, source })
+}
+
+/// Finds the backup partition: `--backup-device`, else the config file's `backup_device`,
+/// else `BACKUP_PARTITION` of `<root>/etc/xensource-inventory`, else a partition whose GPT
+/// name or filesystem label is `lifeboat`.
+pub fn find_backup_device(cli: Option<&Path>, root: &Path) -> anyhow::Result<BackupDevice> {
+    if let Some(dev) = cli {
+        return resolve(
+            &dev.to_string_lossy(),
+            format!("--backup-device {}", dev.display()),
+        );
+    }
+    let config = load()?;
+    if let Some(dev) = config.backup_device.as_deref() {
+        return resolve(dev, format!("backup_device in {}", config_path().display()));
+    }
+    if let Some(inv) = inventory::read_inventory(root).with_context(|| {
+        format!(
+            "cannot read {}",
+            root.join(inventory::INVENTORY_PATH).display()
+        )
+    })? {
+        if let Some(dev) = inv.get("BACKUP_PARTITION").filter(|d| !d.is_empty()) {
+            return resolve(
+                dev,
+                format!(
+                    "BACKUP_PARTITION of {}",
+                    root.join(inventory::INVENTORY_PATH).display()
+                ),
+            );
+        }
+    }
+    // By name: a GPT partition named `lifeboat`, else a filesystem labelled `lifeboat`.
+    // Several candidates are refused: guessing could write into the wrong disk.
+    for spec in ["PARTLABEL=lifeboat", "LABEL=lifeboat"] {
+        let found = identity::blockdev::find_tagged(spec)?.unwrap_or_default();
+        match found.as_slice() {
+            [] => continue,
+            [one] => {
+                return Ok(BackupDevice {
+                    path: one.clone(),
+                    source: format!("the partition with {spec}"),
+                })
+            }
+            many => bail!(
+                "several partitions have {spec} ({}); choose one with --backup-device DEV or \
+                 backup_device in {}",
+                many.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                config_path().display()
+            ),
+        }
+    }
+    bail!(
+        "no backup device: pass --backup-device DEV, set backup_device in {}, or name a partition \
+         `lifeboat` (sgdisk -c N:lifeboat) and run `lifeboat init-store --backup-device DEV`",
+        config_path().display()
+    )
+}

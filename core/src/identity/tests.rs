@@ -1,0 +1,271 @@
+//! Partition tables and superblocks of images made by the real tools (sgdisk, sfdisk,
+//! mkfs.ext4, mkfs.vfat) in temporary files. Skipped when a tool is missing.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use super::*;
+use std::process::Command;
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool} >/dev/null"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn run(cmd: &str) {
+    let st = Command::new("sh").arg("-c").arg(cmd).status().unwrap();
+    assert!(st.success(), "{cmd}");
+}
+
+fn image(size_mib: u64) -> tempfile::NamedTempFile {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    f.as_file().set_len(size_mib << 20).unwrap();
+    f
+}
+
+#[test]
+fn gpt_made_by_sgdisk() {
+    if !have("sgdisk") {
+        eprintln!("sgdisk missing: skipped");
+        return;
+    }
+    let img = image(64);
+    let p = img.path().display();
+    run(&format!(
+        "sgdisk -U 11111111-2222-3333-4444-555555555555 \
+         -n 1:2048:+8M -t 1:EF00 -c 1:'EFI system' -u 1:c0ffee00-0000-4000-8000-000000000001 \
+         -n 2:0:+16M -t 2:8300 -c 2:root-abc -u 2:c0ffee00-0000-4000-8000-000000000002 \
+         -n 4:0:+4M -t 4:8200 {p} >/dev/null"
+    ));
+    let t = read_partition_table(img.path()).unwrap().unwrap();
+    assert_eq!(t.kind, TableKind::Gpt);
+    assert_eq!(t.id, "11111111-2222-3333-4444-555555555555");
+    assert_eq!(t.partitions.len(), 3);
+    let esp = t.entry(1).unwrap();
+    assert_eq!(esp.type_id, gpt::types::ESP);
+    assert_eq!(esp.name.as_deref(), Some("EFI system"));
+    assert_eq!(esp.partuuid, "c0ffee00-0000-4000-8000-000000000001");
+    assert_eq!(esp.start_bytes, 2048 * 512);
+    assert_eq!(esp.size_bytes, 8 << 20);
+    let root = t.entry(2).unwrap();
+    assert_eq!(root.type_id, gpt::types::LINUX_FS);
+    assert_eq!(root.name.as_deref(), Some("root-abc"));
+    assert_eq!(t.entry(4).unwrap().type_id, gpt::types::LINUX_SWAP);
+    assert!(t.entry(3).is_none());
+
+    // A damaged primary header: the backup one still gives the same table.
+    use std::os::unix::fs::FileExt;
+    img.as_file().write_all_at(b"XXXX", 512 + 24).unwrap();
+    let t2 = read_partition_table(img.path()).unwrap().unwrap();
+    assert_eq!(t2.partitions, t.partitions);
+}
+
+#[test]
+fn mbr_made_by_sfdisk() {
+    if !have("sfdisk") {
+        eprintln!("sfdisk missing: skipped");
+        return;
+    }
+    let img = image(64);
+    let p = img.path().display();
+    run(&format!(
+        "printf 'label: dos\\nlabel-id: 0xdeadbeef\\n,8M,83\\n,8M,82\\n,,5\\n,4M,83\\n,4M,c\\n' | sfdisk -q {p}"
+    ));
+    let t = read_partition_table(img.path()).unwrap().unwrap();
+    assert_eq!(t.kind, TableKind::Dos);
+    assert_eq!(t.id, "deadbeef");
+    let nums: Vec<u32> = t.partitions.iter().map(|e| e.number).collect();
+    assert_eq!(nums, [1, 2, 3, 5, 6]);
+    assert_eq!(t.entry(1).unwrap().partuuid, "deadbeef-01");
+    assert_eq!(t.entry(1).unwrap().type_id, "0x83");
+    assert_eq!(t.entry(2).unwrap().type_id, "0x82");
+    assert_eq!(t.entry(6).unwrap().partuuid, "deadbeef-06");
+    assert_eq!(t.entry(6).unwrap().type_id, "0xc");
+    assert_eq!(t.entry(5).unwrap().size_bytes, 4 << 20);
+}
+
+#[test]
+fn ext4_superblock_made_by_mkfs() {
+    if !have("mkfs.ext4") {
+        eprintln!("mkfs.ext4 missing: skipped");
+        return;
+    }
+    let img = image(32);
+    let p = img.path().display();
+    run(&format!(
+        "mkfs.ext4 -q -F -L root-xyz -U 0a0b0c0d-1111-2222-3333-444455556666 -b 4096 -I 256 \
+         -O metadata_csum,64bit,^huge_file {p}"
+    ));
+    let fs = probe(img.path()).unwrap().unwrap();
+    assert_eq!(fs.fstype, "ext4");
+    assert_eq!(fs.label.as_deref(), Some("root-xyz"));
+    assert_eq!(
+        fs.uuid.as_deref(),
+        Some("0a0b0c0d-1111-2222-3333-444455556666")
+    );
+    assert_eq!(fs.block_size, 4096);
+    assert_eq!(fs.inode_size, 256);
+    assert_eq!(fs.size, 32 << 20);
+    for f in [
+        "has_journal",
+        "extent",
+        "flex_bg",
+        "64bit",
+        "metadata_csum",
+        "dir_index",
+    ] {
+        assert!(
+            fs.features.iter().any(|x| x == f),
+            "missing {f} in {:?}",
+            fs.features
+        );
+    }
+    assert!(!fs.features.iter().any(|x| x == "huge_file"));
+
+    run(&format!("mkfs.ext3 -q -F -L old {p}"));
+    let fs = probe(img.path()).unwrap().unwrap();
+    assert_eq!(fs.fstype, "ext3");
+    run(&format!("mkfs.ext2 -q -F {p}"));
+    let fs = probe(img.path()).unwrap().unwrap();
+    assert_eq!(fs.fstype, "ext2");
+    assert_eq!(fs.label, None);
+}
+
+#[test]
+fn vfat_boot_sector_made_by_mkfs() {
+    if !have("mkfs.vfat") {
+        eprintln!("mkfs.vfat missing: skipped");
+        return;
+    }
+    let img = image(64);
+    let p = img.path().display();
+    run(&format!(
+        "mkfs.vfat -F 32 -n BOOT-ABC -i 1234ABCD {p} >/dev/null"
+    ));
+    let fs = probe(img.path()).unwrap().unwrap();
+    assert_eq!(fs.fstype, "vfat");
+    assert_eq!(fs.uuid.as_deref(), Some("1234-ABCD"));
+    assert_eq!(fs.label.as_deref(), Some("BOOT-ABC"));
+    run(&format!("mkfs.vfat -F 16 -i 0000BEEF {p} >/dev/null"));
+    let fs = probe(img.path()).unwrap().unwrap();
+    assert_eq!(fs.uuid.as_deref(), Some("0000-BEEF"));
+    assert_eq!(fs.label, None);
+}
+
+#[test]
+fn other_signatures_and_empty_devices() {
+    let img = image(1);
+    assert!(probe(img.path()).unwrap().is_none());
+    if have("mkswap") {
+        run(&format!("mkswap -q {} >/dev/null", img.path().display()));
+        assert_eq!(probe(img.path()).unwrap().unwrap().fstype, "swap");
+    }
+}
+
+/// The manifest of a loop-mounted partition names the loop disk, the GPT entry and the
+/// filesystem (root only; skipped otherwise).
+#[test]
+fn manifest_of_a_loop_mounted_root() {
+    if !nix::unistd::Uid::effective().is_root() || !have("losetup") || !have("sgdisk") {
+        eprintln!("needs root, losetup and sgdisk: skipped");
+        return;
+    }
+    let img = image(64);
+    let p = img.path().display();
+    run(&format!(
+        "sgdisk -n 1:2048:+32M -c 1:root-test -u 1:c0ffee00-0000-4000-8000-0000000000aa {p} >/dev/null"
+    ));
+    let out = Command::new("losetup")
+        .args(["--find", "--show", "--partscan"])
+        .arg(img.path())
+        .output()
+        .unwrap();
+    let loopdev = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(!loopdev.is_empty());
+    let mnt = tempfile::tempdir().unwrap();
+    let m = mnt.path().display();
+    let result = std::panic::catch_unwind(|| {
+        run(&format!("[ -e {loopdev}p1 ] || partx -a {loopdev}; mkfs.ext4 -q -F -L root-test {loopdev}p1 && mount {loopdev}p1 {m}"));
+        std::fs::create_dir_all(mnt.path().join("etc")).unwrap();
+        std::fs::write(
+            mnt.path().join("etc/xensource-inventory"),
+            "PRODUCT_VERSION='8.2.1'\n",
+        )
+        .unwrap();
+        let man = manifest_for_root(mnt.path());
+        run(&format!("umount {m}"));
+        man
+    });
+    run(&format!("losetup -d {loopdev}"));
+    let man = result.unwrap();
+    assert_eq!(man.inventory["PRODUCT_VERSION"], "8.2.1");
+    assert_eq!(man.source.filesystem.fstype, "ext4");
+    assert_eq!(man.source.filesystem.label.as_deref(), Some("root-test"));
+    assert_eq!(man.source.partition.name.as_deref(), Some("root-test"));
+    assert_eq!(
+        man.source.partition.partuuid.as_deref(),
+        Some("c0ffee00-0000-4000-8000-0000000000aa")
+    );
+    assert_eq!(man.source.partition.number, Some(1));
+    assert_eq!(man.source.disk.size_bytes, 64 << 20);
+    assert_eq!(man.source.disk.table_type.as_deref(), Some("gpt"));
+    assert!(man
+        .source
+        .disk
+        .kernel_name
+        .as_deref()
+        .unwrap()
+        .starts_with("loop"));
+    assert!(man.created.ends_with('Z'));
+}
+
+/// On whatever this host is (container, VM, overlay root), the manifest is filled as far as
+/// it can be and never fails.
+#[test]
+fn manifest_of_this_host_is_best_effort() {
+    let m = manifest_for_root(std::path::Path::new("/"));
+    eprintln!("{}", serde_json::to_string_pretty(&m).unwrap());
+    assert!(!m.hostname.is_empty());
+    assert_eq!(m.format_version, crate::archive::manifest::FORMAT_VERSION);
+    // Every disk sysfs lists has a device node name and a size.
+    for d in list_disks().unwrap() {
+        assert!(d.dev_path.starts_with("/dev"));
+        assert!(d.size_bytes > 0);
+    }
+}
+
+#[test]
+fn by_id_names_match_serials_and_wwns() {
+    use blockdev::by_id_matches;
+    assert!(by_id_matches(
+        "ata-QEMU_HARDDISK_QM00001",
+        Some("QM00001"),
+        None
+    ));
+    assert!(by_id_matches(
+        "nvme-eui.0025388b91b23c10",
+        None,
+        Some("eui.0025388b91b23c10")
+    ));
+    assert!(by_id_matches(
+        "wwn-0x5000c500a1b2c3d4",
+        None,
+        Some("naa.5000c500a1b2c3d4")
+    ));
+    assert!(by_id_matches(
+        "scsi-35000c500a1b2c3d4",
+        None,
+        Some("naa.5000c500a1b2c3d4")
+    ));
+    assert!(!by_id_matches(
+        "ata-QEMU_HARDDISK_QM00002",
+        Some("QM00001"),
+        None
+    ));
+    assert!(
+        !by_id_matches("ata-X_1", Some("1"), None),
+        "too short to be trusted"
+    );
+}

@@ -1,0 +1,239 @@
+//! Extracts an archive beneath a target directory, writing nothing outside it.
+//!
+//! - [`beneath`]: archive paths are checked and resolved from the target's dirfd, component by
+//!   component, never through a symbolic link (`..`, absolute paths, symlink and hardlink
+//!   escapes are refused with an error naming the entry);
+//! - [`apply`]: creates files (sparse ones with their holes), directories, symbolic links, hard
+//!   links, device nodes and fifos, replacing what is in the way;
+//! - [`metadata`]: owner, mode, xattrs, mtime and ext flags, in the order that keeps them all;
+//!   directories get theirs after their contents, deepest first.
+//!
+//! Decompression runs on its own thread ([`crate::codec::decoder`]); extraction writes with
+//! 1 MiB buffers and no per-file fsync (one `syncfs` at the end).
+//!
+//! Use [`Extractor`] directly (`apply(entry, content)` per entry, then `finish()`), or
+//! [`extract`] on an [`ArchiveReader`](crate::archive::reader::ArchiveReader).
+
+mod apply;
+pub mod beneath;
+pub mod metadata;
+mod sys;
+
+use crate::archive::{Entry, FileFlags};
+use beneath::{DirCache, SafePath};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// What to restore where.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// The directory everything is written beneath (typically the new root filesystem).
+    pub target: PathBuf,
+    /// Set the archive's numeric owners (default: when running as root, as tar does).
+    pub preserve_owner: bool,
+    /// `syncfs` the target once at the end (default true; there is no per-file fsync).
+    pub sync: bool,
+    /// Content bytes the archive holds, when known (manifest counts), for messages.
+    pub expected_bytes: Option<u64>,
+}
+
+impl RestoreOptions {
+    pub fn new(target: impl Into<PathBuf>) -> Self {
+        Self {
+            target: target.into(),
+            preserve_owner: sys::is_root(),
+            sync: true,
+            expected_bytes: None,
+        }
+    }
+}
+
+/// Why a restore stopped. Every message names the entry or the target and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("cannot open the target directory {target}: {source}")]
+    TargetDir {
+        target: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("refusing the archive entry '{path}': {reason}. Nothing was written outside the target; the archive is damaged or hostile")]
+    Unsafe { path: String, reason: String },
+    #[error("refusing the archive entry '{path}': {reason} (a damaged or hostile archive)")]
+    Bomb { path: String, reason: String },
+    #[error("cannot {op} '{path}' in the target {target}: {source}")]
+    Write {
+        op: &'static str,
+        path: String,
+        target: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the target {target} is full: {written} bytes written of {total}; free space on it (or restore onto a larger filesystem) and run the restore again")]
+    TargetFull {
+        target: PathBuf,
+        written: u64,
+        total: String,
+    },
+    #[error("the archive is damaged while restoring '{path}': {source}")]
+    Content {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
+}
+
+/// Metadata problems that do not stop a restore (e.g. owners on vfat), kept in bounded memory.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Warnings {
+    pub count: u64,
+    /// The first [`Warnings::KEPT`] messages.
+    pub messages: Vec<String>,
+}
+
+impl Warnings {
+    pub const KEPT: usize = 100;
+    pub fn push(&mut self, msg: String) {
+        self.count += 1;
+        if self.messages.len() < Self::KEPT {
+            self.messages.push(msg);
+        }
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RestoreReport {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub hardlinks: u64,
+    pub devices: u64,
+    pub fifos: u64,
+    /// Logical bytes of file content written (holes excluded).
+    pub bytes: u64,
+    /// Directories made because the archive lacked an entry for a parent.
+    pub created_parents: u64,
+    pub warnings: Warnings,
+}
+
+/// A directory whose mode, times, xattrs and flags wait for its contents.
+struct DeferredDir {
+    path: SafePath,
+    entry: Entry,
+}
+
+/// Restores entries one at a time beneath the target.
+pub struct Extractor {
+    opts: RestoreOptions,
+    dirs: DirCache,
+    /// A second cache for hard link targets (they live elsewhere in the tree).
+    link_dirs: DirCache,
+    buf: Vec<u8>,
+    deferred_dirs: Vec<DeferredDir>,
+    deferred_flags: Vec<(SafePath, FileFlags)>,
+    report: RestoreReport,
+}
+
+/// Copy buffer size: big writes, few system calls.
+const BUF_SIZE: usize = 1 << 20;
+
+impl Extractor {
+    pub fn new(opts: &RestoreOptions) -> Result<Self, RestoreError> {
+        let target_err = |source| RestoreError::TargetDir {
+            target: opts.target.clone(),
+            source,
+        };
+        let root = sys::open_path(&opts.target).map_err(target_err)?;
+        let root2 = sys::dup(&root).map_err(target_err)?;
+        Ok(Self {
+            opts: opts.clone(),
+            dirs: DirCache::new(root),
+            link_dirs: DirCache::new(root2),
+            buf: vec![0; BUF_SIZE],
+            deferred_dirs: Vec::new(),
+            deferred_flags: Vec::new(),
+            report: RestoreReport::default(),
+        })
+    }
+
+    pub fn target(&self) -> &Path {
+        &self.opts.target
+    }
+
+    /// The report so far.
+    pub fn report(&self) -> &RestoreReport {
+        &self.report
+    }
+
+    /// Applies the deferred directory metadata (deepest first) and flags, syncs the target.
+    pub fn finish(mut self) -> Result<RestoreReport, RestoreError> {
+        let flags = std::mem::take(&mut self.deferred_flags);
+        for (path, f) in flags {
+            self.apply_file_flags(&path, f)?;
+        }
+        let mut dirs = std::mem::take(&mut self.deferred_dirs);
+        // Stable sort: deepest first, archive order within a depth.
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.path.comps.len()));
+        for d in dirs {
+            self.apply_dir_metadata(&d.path, &d.entry)?;
+        }
+        if self.opts.sync {
+            let root = self.dirs.root_fd();
+            sys::syncfs(root).map_err(|e| self.write_err("sync", ".", e))?;
+        }
+        self.report.created_parents = self.dirs.created_parents;
+        Ok(self.report)
+    }
+
+    fn write_err(&self, op: &'static str, path: &str, e: std::io::Error) -> RestoreError {
+        if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) {
+            let total = match self.opts.expected_bytes {
+                Some(t) => t.to_string(),
+                None => "an unknown total".to_string(),
+            };
+            return RestoreError::TargetFull {
+                target: self.opts.target.clone(),
+                written: self.report.bytes,
+                total,
+            };
+        }
+        RestoreError::Write {
+            op,
+            path: path.to_string(),
+            target: self.opts.target.clone(),
+            source: e,
+        }
+    }
+}
+
+/// Restores every entry of `reader` beneath `opts.target`, then applies the deferred
+/// directory metadata and syncs. A checksum mismatch or any damage stops it with an error
+/// naming the entry.
+pub fn extract<R: std::io::Read>(
+    reader: &mut crate::archive::reader::ArchiveReader<R>,
+    opts: &RestoreOptions,
+    progress: &dyn crate::progress::Progress,
+) -> Result<RestoreReport, RestoreError> {
+    let mut ex = Extractor::new(opts)?;
+    while let Some(mut item) = reader.next_entry()? {
+        let entry = item.entry.clone();
+        if entry.size >= 1 << 20 {
+            progress.set_message(&entry.display_path());
+        }
+        ex.apply(&entry, &mut item)?;
+    }
+    progress.set_message("setting directory metadata and syncing");
+    ex.finish()
+}
+
+/// Bytes of stored content an entry accounts for (for progress).
+pub fn entry_bytes(entry: &Entry) -> u64 {
+    match &entry.kind {
+        crate::archive::EntryKind::File { sparse: Some(segs) } => segs.iter().map(|s| s.1).sum(),
+        crate::archive::EntryKind::File { sparse: None } => entry.size,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests;

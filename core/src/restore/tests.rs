@@ -1,0 +1,364 @@
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use super::*;
+use crate::archive::{EntryKind, Timestamp};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+fn entry(path: &str, kind: EntryKind) -> Entry {
+    Entry {
+        path: path.as_bytes().to_vec(),
+        kind,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: Timestamp {
+            secs: 1_600_000_000,
+            nanos: 123_456_789,
+        },
+        size: 0,
+        xattrs: Vec::new(),
+        flags: FileFlags::default(),
+        checksum: None,
+    }
+}
+
+fn file(path: &str, data: &[u8]) -> (Entry, Vec<u8>) {
+    let mut e = entry(path, EntryKind::File { sparse: None });
+    e.size = data.len() as u64;
+    (e, data.to_vec())
+}
+
+fn opts(dir: &Path) -> RestoreOptions {
+    let mut o = RestoreOptions::new(dir);
+    o.preserve_owner = false;
+    o.sync = false;
+    o
+}
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    target: PathBuf,
+    canary: PathBuf,
+}
+
+fn setup() -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = tmp.path().join("target");
+    let canary = tmp.path().join("canary");
+    fs::create_dir(&target).unwrap();
+    fs::create_dir(&canary).unwrap();
+    fs::write(canary.join("passwd"), b"root:x:0:0").unwrap();
+    Setup {
+        _tmp: tmp,
+        target,
+        canary,
+    }
+}
+
+fn canary_untouched(s: &Setup) {
+    let names: Vec<_> = fs::read_dir(&s.canary)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("passwd")]);
+    assert_eq!(fs::read(s.canary.join("passwd")).unwrap(), b"root:x:0:0");
+    assert_eq!(fs::metadata(s.canary.join("passwd")).unwrap().nlink(), 1);
+}
+
+#[test]
+fn restores_kinds_and_metadata() {
+    let s = setup();
+    let mut ex = Extractor::new(&opts(&s.target)).unwrap();
+    let mut root = entry(".", EntryKind::Dir);
+    root.mode = 0o755;
+    ex.apply(&root, &mut std::io::empty()).unwrap();
+    let mut d = entry("d", EntryKind::Dir);
+    d.mode = 0o555;
+    d.mtime = Timestamp {
+        secs: 1_500_000_000,
+        nanos: 42,
+    };
+    ex.apply(&d, &mut std::io::empty()).unwrap();
+    let (mut f, data) = file("d/f", b"hello");
+    f.mode = 0o640;
+    ex.apply(&f, &mut &data[..]).unwrap();
+    let l = entry(
+        "d/l",
+        EntryKind::Symlink {
+            target: b"f".to_vec(),
+        },
+    );
+    ex.apply(&l, &mut std::io::empty()).unwrap();
+    let h = entry(
+        "d/h",
+        EntryKind::HardLink {
+            target: b"d/f".to_vec(),
+        },
+    );
+    ex.apply(&h, &mut std::io::empty()).unwrap();
+    let p = entry("d/p", EntryKind::Fifo);
+    ex.apply(&p, &mut std::io::empty()).unwrap();
+    // A parent missing from the archive is created.
+    let (n, data) = file("x/y/z", b"deep");
+    ex.apply(&n, &mut &data[..]).unwrap();
+    // Sparse: 64 MiB with two 4 KiB data blocks.
+    let mut sp = entry(
+        "sparse",
+        EntryKind::File {
+            sparse: Some(vec![(0, 4096), (32 << 20, 4096)]),
+        },
+    );
+    sp.size = 64 << 20;
+    let seg = vec![7u8; 8192];
+    ex.apply(&sp, &mut &seg[..]).unwrap();
+    let report = ex.finish().unwrap();
+    assert_eq!(
+        (
+            report.files,
+            report.dirs,
+            report.symlinks,
+            report.hardlinks,
+            report.fifos
+        ),
+        (3, 2, 1, 1, 1)
+    );
+    assert_eq!(report.created_parents, 2);
+
+    let t = &s.target;
+    assert_eq!(fs::read(t.join("d/f")).unwrap(), b"hello");
+    let md = fs::symlink_metadata(t.join("d/f")).unwrap();
+    assert_eq!(md.mode() & 0o7777, 0o640);
+    assert_eq!((md.mtime(), md.mtime_nsec()), (1_600_000_000, 123_456_789));
+    assert_eq!(md.nlink(), 2);
+    let dm = fs::symlink_metadata(t.join("d")).unwrap();
+    assert_eq!(dm.mode() & 0o7777, 0o555);
+    assert_eq!((dm.mtime(), dm.mtime_nsec()), (1_500_000_000, 42));
+    let lm = fs::symlink_metadata(t.join("d/l")).unwrap();
+    assert!(lm.file_type().is_symlink());
+    assert_eq!((lm.mtime(), lm.mtime_nsec()), (1_600_000_000, 123_456_789));
+    assert_eq!(fs::read(t.join("x/y/z")).unwrap(), b"deep");
+    let sm = fs::metadata(t.join("sparse")).unwrap();
+    assert_eq!(sm.len(), 64 << 20);
+    assert!(
+        sm.blocks() * 512 < 1 << 20,
+        "holes were filled: {} blocks",
+        sm.blocks()
+    );
+    let sdata = fs::read(t.join("sparse")).unwrap();
+    assert_eq!(&sdata[..4096], &seg[..4096]);
+    assert!(sdata[4096..32 << 20].iter().all(|&b| b == 0));
+    assert_eq!(
+        fs::metadata(t).unwrap().permissions().mode() & 0o7777,
+        0o755
+    );
+    fs::set_permissions(t.join("d"), fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn replaces_files_and_keeps_directories() {
+    let s = setup();
+    fs::create_dir(s.target.join("keep")).unwrap();
+    fs::write(s.target.join("keep/old"), b"old").unwrap();
+    fs::write(s.target.join("f"), b"previous content").unwrap();
+    std::os::unix::fs::symlink("/nonexistent", s.target.join("l")).unwrap();
+    let mut ex = Extractor::new(&opts(&s.target)).unwrap();
+    ex.apply(&entry("keep", EntryKind::Dir), &mut std::io::empty())
+        .unwrap();
+    let (f, data) = file("f", b"new");
+    ex.apply(&f, &mut &data[..]).unwrap();
+    let (l, data) = file("l", b"now a file");
+    ex.apply(&l, &mut &data[..]).unwrap();
+    ex.finish().unwrap();
+    assert_eq!(fs::read(s.target.join("keep/old")).unwrap(), b"old");
+    assert_eq!(fs::read(s.target.join("f")).unwrap(), b"new");
+    assert_eq!(fs::read(s.target.join("l")).unwrap(), b"now a file");
+}
+
+fn refused(s: &Setup, entries: Vec<(Entry, Vec<u8>)>) -> String {
+    let mut ex = Extractor::new(&opts(&s.target)).unwrap();
+    for (e, data) in entries {
+        if let Err(err) = ex.apply(&e, &mut &data[..]) {
+            return err.to_string();
+        }
+    }
+    panic!("the hostile archive was accepted");
+}
+
+#[test]
+fn hostile_paths_are_refused() {
+    let s = setup();
+    let canary = s.canary.to_string_lossy().into_owned();
+    let up = "../canary/x".to_string();
+    let abs = format!("{canary}/x");
+    for p in [&up, &abs, &"a//b".to_string()] {
+        let msg = refused(&s, vec![file(p, b"evil")]);
+        assert!(msg.contains(p.as_str()), "{msg}");
+    }
+    // A symbolic link the archive creates, then a file through it.
+    let msg = refused(
+        &s,
+        vec![
+            (
+                entry(
+                    "a",
+                    EntryKind::Symlink {
+                        target: canary.clone().into_bytes(),
+                    },
+                ),
+                vec![],
+            ),
+            file("a/file", b"evil"),
+        ],
+    );
+    assert!(
+        msg.contains("a/file") && msg.contains("symbolic link"),
+        "{msg}"
+    );
+    // A hard link out of the target.
+    let msg = refused(
+        &s,
+        vec![(
+            entry(
+                "h",
+                EntryKind::HardLink {
+                    target: b"../canary/passwd".to_vec(),
+                },
+            ),
+            vec![],
+        )],
+    );
+    assert!(
+        msg.contains("'h'") && msg.contains("../canary/passwd"),
+        "{msg}"
+    );
+    // A symbolic link to a directory outside, then a hard link through it.
+    let msg = refused(
+        &s,
+        vec![
+            (
+                entry(
+                    "s",
+                    EntryKind::Symlink {
+                        target: canary.clone().into_bytes(),
+                    },
+                ),
+                vec![],
+            ),
+            (
+                entry(
+                    "h2",
+                    EntryKind::HardLink {
+                        target: b"s/passwd".to_vec(),
+                    },
+                ),
+                vec![],
+            ),
+        ],
+    );
+    assert!(msg.contains("h2") && msg.contains("symbolic link"), "{msg}");
+    // A hard link to a symbolic link pointing outside links the symlink, not its target.
+    let mut ex = Extractor::new(&opts(&s.target)).unwrap();
+    let out = format!("{canary}/passwd");
+    ex.apply(
+        &entry(
+            "s2",
+            EntryKind::Symlink {
+                target: out.into_bytes(),
+            },
+        ),
+        &mut std::io::empty(),
+    )
+    .unwrap();
+    ex.apply(
+        &entry(
+            "h3",
+            EntryKind::HardLink {
+                target: b"s2".to_vec(),
+            },
+        ),
+        &mut std::io::empty(),
+    )
+    .unwrap();
+    ex.finish().unwrap();
+    assert!(fs::symlink_metadata(s.target.join("h3"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    canary_untouched(&s);
+}
+
+#[test]
+fn bombs_and_short_content_are_refused() {
+    let s = setup();
+    let mut big = entry(
+        "big",
+        EntryKind::File {
+            sparse: Some(vec![(0, 1)]),
+        },
+    );
+    big.size = 1 << 60;
+    let msg = refused(&s, vec![(big, vec![0])]);
+    assert!(msg.contains("'big'") && msg.contains("size"), "{msg}");
+    let mut bad = entry(
+        "bad",
+        EntryKind::File {
+            sparse: Some(vec![(100, 10), (50, 10)]),
+        },
+    );
+    bad.size = 1000;
+    assert!(refused(&s, vec![(bad, vec![0; 20])]).contains("sparse map"));
+    let (mut short, _) = file("short", b"");
+    short.size = 10;
+    let msg = refused(&s, vec![(short, b"abc".to_vec())]);
+    assert!(
+        msg.contains("'short'") && msg.contains("7 bytes early"),
+        "{msg}"
+    );
+    let (long, _) = file("long", b"ab");
+    let msg = refused(&s, vec![(long, b"abc".to_vec())]);
+    assert!(msg.contains("'long'"), "{msg}");
+}
+
+#[test]
+fn content_errors_name_the_path() {
+    struct Bad;
+    impl std::io::Read for Bad {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "checksum mismatch",
+            ))
+        }
+    }
+    let s = setup();
+    let mut ex = Extractor::new(&opts(&s.target)).unwrap();
+    let (e, _) = file("etc/shadow", b"0123");
+    let msg = ex.apply(&e, &mut Bad).err().unwrap().to_string();
+    assert!(
+        msg.contains("etc/shadow") && msg.contains("checksum mismatch"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn paths_longer_than_path_max() {
+    let s = setup();
+    let mut ex = Extractor::new(&opts(&s.target)).unwrap();
+    let comp = "d".repeat(200);
+    let mut path = String::new();
+    for _ in 0..30 {
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(&comp);
+        ex.apply(&entry(&path, EntryKind::Dir), &mut std::io::empty())
+            .unwrap();
+    }
+    path.push_str("/file");
+    assert!(path.len() > 4096);
+    let (f, data) = file(&path, b"far");
+    ex.apply(&f, &mut &data[..]).unwrap();
+    let report = ex.finish().unwrap();
+    assert_eq!(report.dirs, 30);
+}

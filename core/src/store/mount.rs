@@ -1,0 +1,271 @@
+//! Mounting the backup partition: reuse the mount point when the device is already mounted,
+//! else mount it at a private temporary directory and unmount it when dropped.
+
+use super::StoreError;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A mounted backup filesystem.
+#[derive(Debug)]
+pub struct Mounted {
+    dir: PathBuf,
+    device: PathBuf,
+    /// We mounted it (and unmount it on drop).
+    owned: bool,
+    read_only: bool,
+}
+
+impl Mounted {
+    /// The mount point (the root of the store).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn device(&self) -> &Path {
+        &self.device
+    }
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+    /// True when it was mounted by us (not an existing mount that was reused).
+    pub fn owned(&self) -> bool {
+        self.owned
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
+        nix::unistd::sync();
+        if umount2(&self.dir, MntFlags::empty()).is_err() {
+            // Still busy (a child holding a file): detach it so it goes away when released.
+            let _ = umount2(&self.dir, MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// A mount of a device, from /proc/self/mountinfo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    pub mount_point: PathBuf,
+    /// The directory of the filesystem mounted there ("/" for the whole filesystem).
+    pub fs_root: String,
+    pub read_only: bool,
+}
+
+fn devnum(dev: &Path) -> Result<(u64, u64), StoreError> {
+    let meta = std::fs::metadata(dev).map_err(|e| StoreError::io(dev, e))?;
+    if !meta.file_type().is_block_device() {
+        return Err(StoreError::Invalid(format!(
+            "{} is not a block device",
+            dev.display()
+        )));
+    }
+    let rdev = meta.rdev();
+    Ok((nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev)))
+}
+
+/// Every mount of a block device.
+pub fn mounts_of(dev: &Path) -> Result<Vec<MountEntry>, StoreError> {
+    let (major, minor) = devnum(dev)?;
+    let want = format!("{major}:{minor}");
+    let info = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| StoreError::io(Path::new("/proc/self/mountinfo"), e))?;
+    Ok(info
+        .lines()
+        .map(|l| l.split(' ').collect::<Vec<&str>>())
+        .filter(|f| f.len() >= 6 && f[2] == want)
+        .map(|f| MountEntry {
+            mount_point: PathBuf::from(unescape(f[4])),
+            fs_root: unescape(f[3]),
+            read_only: f[5].split(',').any(|o| o == "ro"),
+        })
+        .collect())
+}
+
+/// Where a device's whole filesystem is mounted: (mount point, read-only).
+pub fn find_mount(dev: &Path) -> Result<Option<(PathBuf, bool)>, StoreError> {
+    Ok(mounts_of(dev)?
+        .into_iter()
+        .find(|m| m.fs_root == "/")
+        .map(|m| (m.mount_point, m.read_only)))
+}
+
+/// Why a device must not be formatted now: mounted, active swap, or held by md/dm (LVM,
+/// RAID, multipath). None when it is free.
+pub fn in_use(dev: &Path) -> Result<Option<String>, StoreError> {
+    if let Some(m) = mounts_of(dev)?.first() {
+        return Ok(Some(format!(
+            "it is mounted at {}",
+            m.mount_point.display()
+        )));
+    }
+    let (major, minor) = devnum(dev)?;
+    if let Ok(swaps) = std::fs::read_to_string("/proc/swaps") {
+        for line in swaps.lines().skip(1) {
+            let Some(name) = line.split_whitespace().next() else {
+                continue;
+            };
+            if devnum(Path::new(name)).ok() == Some((major, minor)) {
+                return Ok(Some("it is in use as swap".into()));
+            }
+        }
+    }
+    let holders = Path::new("/sys/dev/block")
+        .join(format!("{major}:{minor}"))
+        .join("holders");
+    let held: Vec<String> = std::fs::read_dir(holders)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !held.is_empty() {
+        return Ok(Some(format!(
+            "it is part of {} (RAID, LVM or multipath)",
+            held.join(", ")
+        )));
+    }
+    Ok(None)
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let oct = &s[i + 1..i + 4];
+            if let Ok(v) = u8::from_str_radix(oct, 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn private_base() -> PathBuf {
+    if Path::new("/run").is_dir() {
+        PathBuf::from("/run/lifeboat")
+    } else {
+        std::env::temp_dir().join("lifeboat")
+    }
+}
+
+/// True for `<base>/store-<pid>-<n>` whose process is gone.
+fn orphaned(dir: &Path) -> bool {
+    if dir.parent() != Some(private_base().as_path()) {
+        return false;
+    }
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let pid = name
+        .strip_prefix("store-")
+        .and_then(|r| r.split('-').next())
+        .and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        Some(pid) => pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists(),
+        None => false,
+    }
+}
+
+fn private_dir() -> Result<PathBuf, StoreError> {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let base = private_base();
+    super::fsync::ensure_dir(&base).map_err(|e| StoreError::io(&base, e))?;
+    let dir = base.join(format!(
+        "store-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    super::fsync::ensure_dir(&dir).map_err(|e| StoreError::io(&dir, e))?;
+    Ok(dir)
+}
+
+/// Mounts the backup device (ext2/3/4), or reuses its existing mount. A read-write request
+/// on a device mounted read-only is refused.
+pub fn mount_device(dev: &Path, read_only: bool) -> Result<Mounted, StoreError> {
+    if let Some((dir, ro)) = find_mount(dev)? {
+        if ro && !read_only {
+            return Err(StoreError::Mount {
+                device: dev.to_path_buf(),
+                reason: format!(
+                    "it is mounted read-only at {}; remount it read-write (mount -o remount,rw {}) or unmount it",
+                    dir.display(),
+                    dir.display()
+                ),
+            });
+        }
+        // A private mount left by a lifeboat that was killed is taken over, so it is
+        // unmounted when we are done.
+        let owned = orphaned(&dir);
+        return Ok(Mounted {
+            dir,
+            device: dev.to_path_buf(),
+            owned,
+            read_only: ro,
+        });
+    }
+    let fstype = match crate::identity::probe(dev) {
+        Ok(Some(fs)) if fs.fstype.starts_with("ext") => fs.fstype,
+        Ok(Some(fs)) => {
+            return Err(StoreError::Mount {
+                device: dev.to_path_buf(),
+                reason: format!(
+                    "it holds a {} filesystem, not ext2/3/4; a backup store is ext4 (see `lifeboat init-store`)",
+                    fs.fstype
+                ),
+            })
+        }
+        Ok(None) => {
+            return Err(StoreError::Mount {
+                device: dev.to_path_buf(),
+                reason: "it holds no filesystem; create a store with `lifeboat init-store --backup-device DEV`".into(),
+            })
+        }
+        Err(e) => {
+            return Err(StoreError::Mount {
+                device: dev.to_path_buf(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    let dir = private_dir()?;
+    let mut flags = MsFlags::MS_NOATIME | MsFlags::MS_NODEV | MsFlags::MS_NOSUID;
+    if read_only {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    let mut result = mount(Some(dev), &dir, Some(fstype.as_str()), flags, None::<&str>);
+    if result.is_err() && fstype != "ext4" {
+        // ext2/ext3 are served by the ext4 driver on kernels built without the old ones.
+        result = mount(Some(dev), &dir, Some("ext4"), flags, None::<&str>);
+    }
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir(&dir);
+        return Err(StoreError::Mount {
+            device: dev.to_path_buf(),
+            reason: format!("mount as {fstype} failed: {e}"),
+        });
+    }
+    Ok(Mounted {
+        dir,
+        device: dev.to_path_buf(),
+        owned: true,
+        read_only,
+    })
+}

@@ -1,0 +1,62 @@
+//! Free space on the store, and how much a new generation will need.
+
+use super::StoreError;
+use std::path::Path;
+
+/// Space of a filesystem, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    pub total: u64,
+    /// Usable by an unprivileged writer (f_bavail).
+    pub available: u64,
+    /// In use (total minus free).
+    pub used: u64,
+}
+
+/// statvfs of the filesystem holding `dir`.
+pub fn space_of(dir: &Path) -> Result<Space, StoreError> {
+    let st = nix::sys::statvfs::statvfs(dir).map_err(|e| StoreError::io(dir, e.into()))?;
+    let frsize = st.fragment_size() as u64;
+    let blocks = st.blocks() as u64;
+    Ok(Space {
+        total: blocks * frsize,
+        available: st.blocks_available() as u64 * frsize,
+        used: blocks.saturating_sub(st.blocks_free() as u64) * frsize,
+    })
+}
+
+/// Estimated archive size of the next generation: the previous generation's size plus 10%
+/// (but never more than the source's used bytes plus 5%, which bounds any tar of it), or,
+/// for a first backup, the source's used bytes (halved for a compressed codec, since a dom0
+/// compresses at least 2:1), plus a fixed margin for the metadata. `source_used` 0 means
+/// unknown.
+pub fn estimate(previous_size: Option<u64>, source_used: u64, compressed: bool) -> u64 {
+    const MARGIN: u64 = 1 << 20;
+    let bound = if source_used == 0 {
+        u64::MAX
+    } else {
+        source_used + source_used / 20
+    };
+    let base = match previous_size {
+        Some(s) => (s + s / 10).min(bound),
+        None if compressed => source_used / 2,
+        None => source_used,
+    };
+    base + MARGIN
+}
+
+/// Human-readable bytes (binary units), for messages.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
