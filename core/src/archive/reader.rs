@@ -719,6 +719,9 @@ impl<R: Read> ArchiveReader<R> {
         let mut long_name: Option<Vec<u8>> = None;
         let mut long_link: Option<Vec<u8>> = None;
         let mut had_pax = false;
+        // Bytes of extended headers (pax, long names) read for this member: bounded so a run
+        // of headers cannot pile up memory.
+        let mut ext_total = 0u64;
         let block = loop {
             let Some(block) = self.read_block()? else {
                 if had_pax || long_name.is_some() || long_link.is_some() {
@@ -744,6 +747,18 @@ impl<R: Read> ArchiveReader<R> {
             }
             let size = header::parse_u64(header::field(&block, header::SIZE))
                 .map_err(|e| corrupt(raw_name, format!("bad size field: {e}")))?;
+            if matches!(block[header::TYPEFLAG], b'x' | b'g' | b'L' | b'K') {
+                ext_total = ext_total.saturating_add(size);
+                if ext_total > 4 * MAX_PAX_HEADER {
+                    return Err(corrupt(
+                        raw_name,
+                        format!(
+                            "extended headers of {ext_total} bytes before one entry: exceeds the {} bytes allowed",
+                            4 * MAX_PAX_HEADER
+                        ),
+                    ));
+                }
+            }
             match block[header::TYPEFLAG] {
                 b'x' => {
                     let mut data = std::mem::take(&mut self.pax_buf);

@@ -896,7 +896,7 @@ fn archive_dir(dir: &std::path::Path, c: Codec) -> Result<(u64, u64), Box<dyn st
     let enc = codec::encoder(sink, c, None, 0)?;
     let mut w = ArchiveWriter::new(enc, &sample_manifest())?;
     let mut stack = vec![dir.to_path_buf()];
-    let mut buf = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
     while let Some(d) = stack.pop() {
         let mut names: Vec<_> = std::fs::read_dir(&d)?
             .filter_map(|e| e.ok())
@@ -935,12 +935,22 @@ fn archive_dir(dir: &std::path::Path, c: Codec) -> Result<(u64, u64), Box<dyn st
                 checksum: None,
             };
             if e.is_file() {
-                buf.clear();
-                std::fs::File::open(&p)?.read_to_end(&mut buf)?;
-                e.size = buf.len() as u64;
-                e.checksum = Some(*blake3::hash(&buf).as_bytes());
+                // Hash pass, then write pass (what a streaming source does).
+                let mut h = blake3::Hasher::new();
+                let mut f = std::fs::File::open(&p)?;
+                loop {
+                    let n = f.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    h.update(&buf[..n]);
+                }
+                e.size = md.len();
+                e.checksum = Some(*h.finalize().as_bytes());
+                w.append(&e, &mut std::fs::File::open(&p)?)?;
+            } else {
+                w.append(&e, &mut std::io::empty())?;
             }
-            w.append(&e, &mut &buf[..])?;
         }
     }
     let (enc, _) = w.finish(vec![], 0)?;
@@ -990,5 +1000,66 @@ fn bench_verify() -> TestResult {
         r.counts.entries,
         r.tar_bytes
     );
+    Ok(())
+}
+
+/// `LIFEBOAT_BENCH_TAR=x.tar cargo test --release -p lifeboat-core bench_ -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_codec_only() -> TestResult {
+    let Ok(path) = std::env::var("LIFEBOAT_BENCH_TAR") else {
+        return Ok(());
+    };
+    let codecs: Vec<Codec> = std::env::var("LIFEBOAT_BENCH_CODECS")
+        .unwrap_or_else(|_| "zstd,gzip".into())
+        .split(',')
+        .filter_map(Codec::from_name)
+        .collect();
+    let mut buf = vec![0u8; 512 * 1024];
+    for c in codecs {
+        let t = std::time::Instant::now();
+        let mut f = std::fs::File::open(&path)?;
+        let threads = std::env::var("LIFEBOAT_BENCH_THREADS")
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        eprintln!("threads {threads} (default {})", codec::default_threads());
+        let mut enc = codec::encoder(
+            crate::io::CountingWriter::new(std::io::sink()),
+            c,
+            None,
+            threads,
+        )?;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            enc.write_all(&buf[..n])?;
+        }
+        let n = enc.finish()?.count();
+        eprintln!("codec {c}: {:.2}s {n} bytes", t.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+#[test]
+fn a_run_of_pax_headers_is_bounded() -> TestResult {
+    let mut data = Vec::new();
+    pax::push_record(&mut data, b"SCHILY.xattr.user.x", &vec![b'v'; 900_000]);
+    let mut t = Vec::new();
+    for _ in 0..10 {
+        t.extend_from_slice(&raw_header(b"././@PaxHeader", b'x', data.len() as u64));
+        t.extend_from_slice(&data);
+        t.resize(t.len() + header::padding(data.len() as u64) as usize, 0);
+    }
+    t.extend_from_slice(&raw_header(b"./x", b'0', 0));
+    t.extend_from_slice(&[0u8; 1024]);
+    match verify::verify_tar(&t[..], Codec::None) {
+        Err(ArchiveError::Corrupt { reason, .. }) => {
+            assert!(reason.contains("exceeds"), "{reason}")
+        }
+        other => return Err(format!("pax run gave {other:?}").into()),
+    }
     Ok(())
 }
