@@ -12,7 +12,9 @@
 //!   gzip member, written in order: a valid multi-member gzip file that gzip, GNU tar and
 //!   every zlib reader accept (like `pigz --independent`). Default level 6. At most
 //!   `2 x threads` chunks are in flight, so memory stays bounded.
-//! - xz: liblzma's multithreaded stream encoder, CRC64 check, default preset 6.
+//! - xz: liblzma's multithreaded stream encoder, CRC64 check, default preset 6; like `xz -T0`
+//!   it uses fewer threads when they would need more than a quarter of RAM (preset 6 needs
+//!   about 165 MiB per thread, so xz cannot meet a 128 MiB memory budget; zstd and gzip do).
 //! - none: the tar stream as is.
 //!
 //! Errors propagate: a failed worker makes `write` or `finish` fail, never a short file.
@@ -265,6 +267,18 @@ impl Read for ThreadedReader {
     }
 }
 
+/// A quarter of the machine's RAM (512 MiB when it cannot be read).
+fn xz_memory_budget() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(512 << 20, |kib| kib * 1024 / 4)
+}
+
 /// A compressing writer; call [`Encoder::finish`] at the end.
 pub struct Encoder<W: Write> {
     kind: Kind<W>,
@@ -309,12 +323,16 @@ pub fn encoder<W: Write>(
         }
         Codec::Gzip => Kind::Gzip(ParallelGzip::new(writer, level as u32, threads)?),
         Codec::Xz => {
-            let stream = xz2::stream::MtStreamBuilder::new()
-                .threads(threads as u32)
-                .preset(level as u32)
-                .check(xz2::stream::Check::Crc64)
-                .encoder()
-                .map_err(io::Error::other)?;
+            let mut b = xz2::stream::MtStreamBuilder::new();
+            b.preset(level as u32).check(xz2::stream::Check::Crc64);
+            // Like xz -T0: fewer threads when they would need more than a quarter of RAM
+            // (each thread of preset 6 needs about 165 MiB).
+            let budget = xz_memory_budget();
+            let mut t = threads as u32;
+            while t > 1 && b.threads(t).memusage() > budget {
+                t -= 1;
+            }
+            let stream = b.threads(t).encoder().map_err(io::Error::other)?;
             Kind::Xz(xz2::write::XzEncoder::new_stream(writer, stream))
         }
         Codec::None => Kind::None(writer),

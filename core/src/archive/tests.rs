@@ -171,8 +171,11 @@ fn read_all(tar: &[u8]) -> Result<ReadBack, ArchiveError> {
     let mut r = ArchiveReader::new(tar);
     let mut out = Vec::new();
     while let Some(mut e) = r.next_entry()? {
+        let before = e.remaining();
         let mut c = Vec::new();
         e.read_to_end(&mut c)?;
+        assert_eq!(before, c.len() as u64);
+        assert_eq!(e.remaining(), 0);
         out.push((e.entry.clone(), c));
     }
     Ok((out, r.is_lifeboat(), r.trailer().cloned()))
@@ -664,6 +667,11 @@ fn bit_flips_are_detected() -> TestResult {
         let mut c = Vec::new();
         if let Err(err) = e.read_to_end(&mut c) {
             assert!(err.to_string().contains("dir/hello.txt"), "{err}");
+            // Converted back, the caller gets the specific error.
+            match ArchiveError::from(err) {
+                ArchiveError::ChecksumMismatch { path } => assert_eq!(path, "dir/hello.txt"),
+                other => return Err(format!("read error converts to {other}").into()),
+            }
             failed = true;
             break;
         }
@@ -892,7 +900,11 @@ fn hostile_headers_are_refused() -> TestResult {
 /// Walks `dir` (no sparse detection) and writes an archive through `codec` into a sink.
 fn archive_dir(dir: &std::path::Path, c: Codec) -> Result<(u64, u64), Box<dyn std::error::Error>> {
     use std::os::unix::fs::MetadataExt;
-    let sink = crate::io::CountingWriter::new(std::io::sink());
+    let out: Box<dyn Write> = match std::env::var("LIFEBOAT_BENCH_OUT") {
+        Ok(p) => Box::new(std::fs::File::create(format!("{p}.{}", c.extension()))?),
+        Err(_) => Box::new(std::io::sink()),
+    };
+    let sink = crate::io::CountingWriter::new(out);
     let enc = codec::encoder(sink, c, None, 0)?;
     let mut w = ArchiveWriter::new(enc, &sample_manifest())?;
     let mut stack = vec![dir.to_path_buf()];
@@ -992,7 +1004,12 @@ fn bench_verify() -> TestResult {
         return Ok(());
     };
     let t = std::time::Instant::now();
-    let r = verify::verify_stream(std::fs::File::open(path)?)?;
+    let r = if std::env::var("LIFEBOAT_BENCH_INLINE").is_ok() {
+        let (c, tar) = codec::decoder_inline(std::fs::File::open(path)?)?;
+        verify::verify_tar(tar, c)?
+    } else {
+        verify::verify_stream(std::fs::File::open(path)?)?
+    };
     eprintln!(
         "verify {}: {:.2}s {} entries {} tar bytes",
         r.codec,
@@ -1061,5 +1078,60 @@ fn a_run_of_pax_headers_is_bounded() -> TestResult {
         }
         other => return Err(format!("pax run gave {other:?}").into()),
     }
+    Ok(())
+}
+
+#[test]
+fn random_damage_never_panics_and_is_reported() -> TestResult {
+    use rand::{Rng, SeedableRng};
+    let entries: Vec<_> = sample_entries()
+        .into_iter()
+        .filter(|(e, _)| e.size < 100_000)
+        .collect();
+    let tar = write_archive(&entries)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut undetected = 0;
+    for i in 0..1500 {
+        let mut t = tar.clone();
+        match i % 3 {
+            0 => {
+                let at = rng.gen_range(0..t.len() - 1024);
+                t[at] ^= 1 << rng.gen_range(0..8);
+            }
+            1 => {
+                for _ in 0..8 {
+                    let at = rng.gen_range(0..t.len());
+                    t[at] = rng.gen();
+                }
+            }
+            _ => {
+                let at = rng.gen_range(0..t.len() - 1024);
+                let len = rng.gen_range(1..64).min(t.len() - at);
+                for b in &mut t[at..at + len] {
+                    *b = rng.gen();
+                }
+            }
+        }
+        if t == tar {
+            continue;
+        }
+        if verify::verify_tar(&t[..], Codec::None).is_ok() {
+            undetected += 1;
+            if let Some(at) = t.iter().zip(&tar).position(|(a, b)| a != b) {
+                let blk = at / 512 * 512;
+                eprintln!(
+                    "undetected change at {at} (block {blk} +{}): {:?}",
+                    at - blk,
+                    String::from_utf8_lossy(&tar[at.saturating_sub(20)..(at + 20).min(tar.len())])
+                );
+            }
+        }
+    }
+    // Every byte before the end-of-archive blocks is covered: headers by their checksum, pax
+    // records and metadata by the trailer digest, content by its BLAKE3, padding must be zero.
+    assert_eq!(
+        undetected, 0,
+        "{undetected} of 1500 random damages went unnoticed"
+    );
     Ok(())
 }
