@@ -12,7 +12,9 @@
 //!   gzip member, written in order: a valid multi-member gzip file that gzip, GNU tar and
 //!   every zlib reader accept (like `pigz --independent`). Default level 6. At most
 //!   `2 x threads` chunks are in flight, so memory stays bounded.
-//! - xz: liblzma's multithreaded stream encoder, CRC64 check, default preset 6.
+//! - xz: liblzma's multithreaded stream encoder, CRC64 check, default preset 6; like `xz -T0`
+//!   it uses fewer threads when they would need more than a quarter of RAM (preset 6 needs
+//!   about 165 MiB per thread, so xz cannot meet a 128 MiB memory budget; zstd and gzip do).
 //! - none: the tar stream as is.
 //!
 //! Errors propagate: a failed worker makes `write` or `finish` fail, never a short file.
@@ -82,7 +84,7 @@ impl Codec {
     /// Valid levels, for messages and argument checks.
     pub fn level_range(self) -> (i32, i32) {
         match self {
-            Codec::Zstd => (1, 19),
+            Codec::Zstd => (-7, 22),
             Codec::Gzip => (1, 9),
             Codec::Xz => (0, 9),
             Codec::None => (0, 0),
@@ -265,6 +267,18 @@ impl Read for ThreadedReader {
     }
 }
 
+/// A quarter of the machine's RAM (512 MiB when it cannot be read).
+fn xz_memory_budget() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(512 << 20, |kib| kib * 1024 / 4)
+}
+
 /// A compressing writer; call [`Encoder::finish`] at the end.
 pub struct Encoder<W: Write> {
     kind: Kind<W>,
@@ -309,12 +323,16 @@ pub fn encoder<W: Write>(
         }
         Codec::Gzip => Kind::Gzip(ParallelGzip::new(writer, level as u32, threads)?),
         Codec::Xz => {
-            let stream = xz2::stream::MtStreamBuilder::new()
-                .threads(threads as u32)
-                .preset(level as u32)
-                .check(xz2::stream::Check::Crc64)
-                .encoder()
-                .map_err(io::Error::other)?;
+            let mut b = xz2::stream::MtStreamBuilder::new();
+            b.preset(level as u32).check(xz2::stream::Check::Crc64);
+            // Like xz -T0: fewer threads when they would need more than a quarter of RAM
+            // (each thread of preset 6 needs about 165 MiB).
+            let budget = xz_memory_budget();
+            let mut t = threads as u32;
+            while t > 1 && b.threads(t).memusage() > budget {
+                t -= 1;
+            }
+            let stream = b.threads(t).encoder().map_err(io::Error::other)?;
             Kind::Xz(xz2::write::XzEncoder::new_stream(writer, stream))
         }
         Codec::None => Kind::None(writer),
@@ -411,10 +429,9 @@ impl<W: Write> ParallelGzip<W> {
                 std::thread::Builder::new()
                     .name(format!("lifeboat-gzip-{i}"))
                     .spawn(move || {
-                        let mut out_buf: Vec<u8> = Vec::new();
                         while let Ok((input, reply)) = rx.recv() {
                             let mut enc = flate2::write::GzEncoder::new(
-                                std::mem::take(&mut out_buf),
+                                Vec::with_capacity(input.len() / 2 + 1024),
                                 flate2::Compression::new(level),
                             );
                             let r = enc.write_all(&input).and_then(|_| enc.finish());
@@ -514,4 +531,154 @@ impl<W: Write> ParallelGzip<W> {
 
 fn worker_gone() -> io::Error {
     io::Error::other("a gzip compression worker stopped unexpectedly")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn sample(n: usize) -> Vec<u8> {
+        // Compressible but not trivial.
+        let mut v = Vec::with_capacity(n);
+        let mut x: u32 = 12345;
+        while v.len() < n {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let word = (x >> 16) % 64;
+            v.extend_from_slice(format!("word{word} ").as_bytes());
+        }
+        v.truncate(n);
+        v
+    }
+
+    fn compress(c: Codec, data: &[u8], threads: usize) -> io::Result<Vec<u8>> {
+        let mut e = encoder(Vec::new(), c, None, threads)?;
+        // Odd write sizes cross chunk boundaries.
+        for part in data.chunks(77_777) {
+            e.write_all(part)?;
+        }
+        e.finish()
+    }
+
+    #[test]
+    fn each_codec_round_trips_and_is_detected() -> TestResult {
+        for c in Codec::ALL {
+            let data = sample(if c == Codec::Xz { 300_000 } else { 3 << 20 });
+            let packed = compress(c, &data, 2)?;
+            assert_eq!(detect(&packed), c);
+            if c != Codec::None {
+                assert!(packed.len() < data.len() / 2, "{c} did not compress");
+            }
+            for threaded in [true, false] {
+                let (got, mut r) = if threaded {
+                    decoder(io::Cursor::new(packed.clone()))?
+                } else {
+                    decoder_inline(&packed[..])?
+                };
+                assert_eq!(got, c);
+                let mut back = Vec::new();
+                r.read_to_end(&mut back)?;
+                assert!(back == data, "{c} round trip differs");
+            }
+            assert_eq!(Codec::from_name(c.name()), Some(c));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn empty_input_makes_valid_streams() -> TestResult {
+        for c in Codec::ALL {
+            let packed = compress(c, b"", 2)?;
+            let (_, mut r) = decoder_inline(&packed[..])?;
+            let mut back = Vec::new();
+            r.read_to_end(&mut back)?;
+            assert!(back.is_empty(), "{c}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn parallel_gzip_is_read_by_gzip() -> TestResult {
+        let data = sample(5 << 20);
+        let packed = compress(Codec::Gzip, &data, 3)?;
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("x.gz");
+        std::fs::write(&p, &packed)?;
+        let out = std::process::Command::new("gzip")
+            .arg("-dc")
+            .arg(&p)
+            .output();
+        match out {
+            Ok(o) => {
+                assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+                assert!(o.stdout == data, "gzip -dc gave different bytes");
+            }
+            Err(_) => eprintln!("gzip not installed; skipped"),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn zstd_frames_carry_a_checksum() -> TestResult {
+        let packed = compress(Codec::Zstd, &sample(1 << 20), 2)?;
+        // Frame header descriptor: bit 2 = content checksum flag.
+        assert_eq!(packed[4] & 0b100, 0b100);
+        Ok(())
+    }
+
+    /// A writer that fails after `left` bytes.
+    struct Failing {
+        left: usize,
+    }
+    impl Write for Failing {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.left == 0 {
+                return Err(io::Error::other("disk full"));
+            }
+            let n = buf.len().min(self.left);
+            self.left -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn write_errors_propagate() -> TestResult {
+        let data = sample(4 << 20);
+        for c in Codec::ALL {
+            let r = (|| -> io::Result<Failing> {
+                let mut e = encoder(Failing { left: 1000 }, c, Some(c.level_range().0), 2)?;
+                e.write_all(&data)?;
+                e.finish()
+            })();
+            assert!(r.is_err(), "{c}: a failing output was not reported");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn truncated_streams_are_errors() -> TestResult {
+        let data = sample(2 << 20);
+        for c in [Codec::Zstd, Codec::Gzip] {
+            let packed = compress(c, &data, 2)?;
+            let cut = &packed[..packed.len() - 10];
+            let (_, mut r) = decoder(io::Cursor::new(cut.to_vec()))?;
+            let mut back = Vec::new();
+            assert!(
+                r.read_to_end(&mut back).is_err(),
+                "{c}: truncation not reported"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn bad_levels_are_refused() {
+        assert!(encoder(Vec::new(), Codec::Gzip, Some(12), 1).is_err());
+        assert!(encoder(Vec::new(), Codec::Zstd, Some(23), 1).is_err());
+    }
 }

@@ -16,6 +16,51 @@
 //!   read it), and at the end checks the trailer (counts, digest) so truncation and tampering
 //!   are errors. Plain tar archives (e.g. `xe host-backup`, GNU format, GNU sparse, long names)
 //!   read too, with `is_lifeboat() == false` and no checksums.
+//! - [`verify::verify_stream`]: decompress and check a whole archive, returning a report or the
+//!   first damaged path.
+//!
+//! # Format (version 1)
+//!
+//! A POSIX.1-2001 pax archive, 512-byte blocks, compressed as a whole by [`crate::codec`].
+//!
+//! 1. `./.lifeboat/manifest.json`: regular file, mode 0600, uid/gid 0, the [`Manifest`] as
+//!    pretty JSON, with a pax `comment` carrying its BLAKE3.
+//! 2. One member per filesystem object, in the order the writer was given them:
+//!    - ustar header (magic `ustar\0`, version `00`), name `./` + path (`./` for the root,
+//!      directories end in `/`), numeric uid/gid (uname/gname empty), mode & 0o7777, device
+//!      major/minor in their fields. Numbers that do not fit the octal fields are written in
+//!      GNU base-256 *and* as pax records (`size`, `uid`, `gid`, `mtime`).
+//!    - a pax extended header (typeflag `x`, name `././@PaxHeader`) preceding it when needed,
+//!      with records in this order: `hdrcharset=BINARY` (only when a `path`/`linkpath`/
+//!      `GNU.sparse.name` record is not UTF-8), `GNU.sparse.*` (sparse files), `path` (name
+//!      longer than 100 bytes; raw bytes), `linkpath` (link target longer than 100 bytes),
+//!      `size`, `uid`, `gid` (only when too large for ustar), `mtime` (whenever the time has
+//!      nanoseconds or is negative: `secs.nnnnnnnnn`, the real signed value, e.g. secs=-2,
+//!      nanos=500000000 is `-1.500000000`), `comment` (below), then
+//!      `SCHILY.xattr.<name>=<raw value>` for every xattr in the entry's order.
+//!    - `comment=lifeboat[ b3=<64 lower-case hex>][ fl=<flags>]`: `b3` is the BLAKE3 of the
+//!      file's logical content (holes read as zeros), present for every regular file; `fl`
+//!      lists `i` (immutable) and/or `a` (append-only), present only when set (on any kind).
+//!      Readers ignore unknown `key=value` tokens; a comment not starting with the token
+//!      `lifeboat` is not ours. (GNU tar and bsdtar ignore `comment` silently.)
+//!    - Hard links (typeflag `1`) name their target as `./` + target path; symlinks (`2`) keep
+//!      their raw target.
+//!    - Sparse files use GNU pax sparse format 1.0: records `GNU.sparse.major=1`,
+//!      `GNU.sparse.minor=0`, `GNU.sparse.name=./<path>`, `GNU.sparse.realsize=<size>`; the
+//!      ustar name is `./GNUSparseFile.0/<basename>`, typeflag `0`; the data starts with the
+//!      map in decimal lines (`count`, then `offset`, `length` per segment) padded with NULs
+//!      to 512 bytes, followed by the segments' bytes back to back. Every segment but the last
+//!      is a multiple of 512 bytes (see [`sparse`]); when the file ends in a hole a final
+//!      `(size, 0)` segment is added.
+//! 3. `./.lifeboat/trailer.json`: like the manifest, the [`Trailer`] as JSON: `counts` of the
+//!    entries of step 2, `entries_digest` (see [`digest`]), `manifest_digest` (BLAKE3 hex of the
+//!    manifest file's bytes), finish time, changed files.
+//! 4. Two zero blocks.
+//!
+//! A reader treats an archive as Lifeboat's when its first member is
+//! `.lifeboat/manifest.json` or carries a Lifeboat comment; from then on a file without `b3`,
+//! a checksum mismatch, a missing trailer, members after the trailer, or counts/digests that
+//! disagree with the trailer are errors.
 
 pub mod digest;
 pub mod entry;

@@ -39,6 +39,7 @@ pub struct ArchiveReader<R> {
     /// Tar stream offset of `buf[pos]`.
     offset: u64,
     started: bool,
+    dirty_first_padding: bool,
     done: bool,
     is_lifeboat: bool,
     manifest: Option<Manifest>,
@@ -82,6 +83,13 @@ struct SparseCursor {
 pub struct ReadEntry<'a, R> {
     pub entry: Entry,
     reader: &'a mut ArchiveReader<R>,
+}
+
+impl<R: Read> ReadEntry<'_, R> {
+    /// Bytes of stored content not read yet (for a sparse file: of its data segments).
+    pub fn remaining(&self) -> u64 {
+        self.reader.cur.as_ref().map_or(0, |c| c.left)
+    }
 }
 
 impl<R: Read> Read for ReadEntry<'_, R> {
@@ -220,6 +228,7 @@ impl<R: Read> ArchiveReader<R> {
             end: 0,
             offset: 0,
             started: false,
+            dirty_first_padding: false,
             done: false,
             is_lifeboat: false,
             manifest: None,
@@ -395,6 +404,42 @@ impl<R: Read> ArchiveReader<R> {
         Ok(())
     }
 
+    /// Skips padding; in a Lifeboat archive it must be zeros (the writer's), so that no byte
+    /// of the archive can change unnoticed.
+    fn skip_padding(&mut self, mut n: u64, path: &[u8]) -> Result<(), ArchiveError> {
+        if !self.is_lifeboat && self.started {
+            return self.skip(n, "padding");
+        }
+        while n > 0 {
+            if self.pos == self.end && self.fill().map_err(|e| self.io_err(e))? == 0 {
+                return Err(self.truncated("padding"));
+            }
+            let k = ((self.end - self.pos) as u64).min(n) as usize;
+            if self.buf[self.pos..self.pos + k].iter().any(|&b| b != 0) {
+                if !self.started {
+                    // Before the first entry we do not know yet whether this is a Lifeboat
+                    // archive: remember, and judge once we know.
+                    self.dirty_first_padding = true;
+                    self.pos += k;
+                    self.offset += k as u64;
+                    n -= k as u64;
+                    continue;
+                }
+                return Err(corrupt(
+                    path,
+                    format!(
+                        "non-zero bytes in the padding near tar offset {} (the archive was altered)",
+                        self.offset
+                    ),
+                ));
+            }
+            self.pos += k;
+            self.offset += k as u64;
+            n -= k as u64;
+        }
+        Ok(())
+    }
+
     fn read_small(&mut self, size: u64, max: u64, what: &str) -> Result<Vec<u8>, ArchiveError> {
         if size > max {
             return Err(corrupt(
@@ -495,7 +540,11 @@ impl<R: Read> ArchiveReader<R> {
                     return Err(self.truncated("file content"));
                 }
                 let k = ((self.end - self.pos) as u64).min(left) as usize;
-                consume(&mut self.cur, &mut self.hasher, &self.buf[self.pos..self.pos + k]);
+                consume(
+                    &mut self.cur,
+                    &mut self.hasher,
+                    &self.buf[self.pos..self.pos + k],
+                );
                 self.pos += k;
                 self.offset += k as u64;
                 left -= k as u64;
@@ -507,10 +556,12 @@ impl<R: Read> ArchiveReader<R> {
             }
         }
         let r = self.check_current();
-        let pad = self.cur.as_ref().map_or(0, |c| c.pad);
-        self.cur = None;
+        let cur = self.cur.take();
         r?;
-        self.skip(pad, "padding")
+        match cur {
+            Some(c) if c.pad > 0 => self.skip_padding(c.pad, &c.path),
+            _ => Ok(()),
+        }
     }
 
     // ----- members -----
@@ -544,6 +595,12 @@ impl<R: Read> ArchiveReader<R> {
             let first = !self.started;
             self.started = true;
             if first && (entry.path == MANIFEST_PATH.as_bytes() || layout.lifeboat) {
+                if self.dirty_first_padding {
+                    return Err(corrupt(
+                        &entry.path,
+                        "non-zero bytes in the padding of its header (the archive was altered)",
+                    ));
+                }
                 self.read_manifest_entry(&entry, &layout)?;
                 continue;
             }
@@ -618,7 +675,7 @@ impl<R: Read> ArchiveReader<R> {
         }
         let mut v = vec![0u8; layout.stored as usize];
         self.read_exact_or(&mut v, "Lifeboat metadata")?;
-        self.skip(layout.pad, "padding")?;
+        self.skip_padding(layout.pad, &entry.path)?;
         let sum = entry
             .checksum
             .ok_or_else(|| corrupt(&entry.path, "the header carries no checksum"))?;
@@ -715,6 +772,9 @@ impl<R: Read> ArchiveReader<R> {
         let mut long_name: Option<Vec<u8>> = None;
         let mut long_link: Option<Vec<u8>> = None;
         let mut had_pax = false;
+        // Bytes of extended headers (pax, long names) read for this member: bounded so a run
+        // of headers cannot pile up memory.
+        let mut ext_total = 0u64;
         let block = loop {
             let Some(block) = self.read_block()? else {
                 if had_pax || long_name.is_some() || long_link.is_some() {
@@ -740,6 +800,18 @@ impl<R: Read> ArchiveReader<R> {
             }
             let size = header::parse_u64(header::field(&block, header::SIZE))
                 .map_err(|e| corrupt(raw_name, format!("bad size field: {e}")))?;
+            if matches!(block[header::TYPEFLAG], b'x' | b'g' | b'L' | b'K') {
+                ext_total = ext_total.saturating_add(size);
+                if ext_total > 4 * MAX_PAX_HEADER {
+                    return Err(corrupt(
+                        raw_name,
+                        format!(
+                            "extended headers of {ext_total} bytes before one entry: exceeds the {} bytes allowed",
+                            4 * MAX_PAX_HEADER
+                        ),
+                    ));
+                }
+            }
             match block[header::TYPEFLAG] {
                 b'x' => {
                     let mut data = std::mem::take(&mut self.pax_buf);
@@ -752,7 +824,7 @@ impl<R: Read> ArchiveReader<R> {
                     }
                     data.resize(size as usize, 0);
                     self.read_exact_or(&mut data, "a pax header")?;
-                    self.skip(header::padding(size), "a pax header")?;
+                    self.skip_padding(header::padding(size), raw_name)?;
                     let r = pax::parse_records(&data, |k, v| attrs.apply(k, v));
                     self.pax_buf = data;
                     r.map_err(|e| corrupt(raw_name, format!("bad pax header: {e}")))?;
@@ -997,6 +1069,9 @@ impl<R: Read> ArchiveReader<R> {
             let o = next_number(self, &mut used)?;
             let l = next_number(self, &mut used)?;
             map.push((o, l));
+        }
+        if self.is_lifeboat && block[pos.min(BLOCK)..].iter().any(|&b| b != 0) {
+            return Err(corrupt(path, "non-zero bytes after the sparse map"));
         }
         Ok((map, used))
     }
