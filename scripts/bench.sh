@@ -8,6 +8,8 @@
 #                    the page cache (fair, and kind to the other users of the machine);
 #   BENCH_CACHE=cold drop the page cache before every run (echo 3 > drop_caches).
 #   BENCH_CODECS="zstd gzip xz" which codecs to run (xz is slow: minutes per run).
+#   BENCH_REPEAT=N   run every command N times and keep the fastest (default 1; use 3 or more
+#                    on a busy machine: the minimum is the least disturbed run).
 #   LIFEBOAT=path    the binary (default: the release musl build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +18,7 @@ B=$ROOT_DIR/build/bench
 LIFEBOAT=${LIFEBOAT:-$ROOT_DIR/target/x86_64-unknown-linux-musl/release/lifeboat}
 CACHE=${BENCH_CACHE:-warm}
 CODECS=${BENCH_CODECS-zstd gzip xz}
+REPEAT=${BENCH_REPEAT:-1}
 MIN_BYTES=$((1500 * 1000 * 1000))
 MIN_FILES=40000
 TAR_OPTS=(--xattrs --xattrs-include='*' --acls --selinux --sparse --numeric-owner)
@@ -71,15 +74,21 @@ if [ "$CACHE" = warm ]; then
   tar -C "$B/mnt" -cf - . | cat >/dev/null
 fi
 
-# run NAME OUTPUT COMMAND...: times COMMAND (its stdout goes to OUTPUT), records time, size, RSS.
+# run NAME OUTPUT COMMAND...: times COMMAND (its stdout goes to OUTPUT) REPEAT times; records
+# the fastest time, the size and the largest peak RSS. $BEFORE_RUN (if set) runs before each.
 declare -A T S M
 run() {
   local name=$1 out=$2; shift 2
-  prepare
-  /usr/bin/time -f '%e %M' -o "$B/time.txt" bash -c "$*" >"$out"
-  local secs kib
-  read -r secs kib <"$B/time.txt"
-  T[$name]=$secs; M[$name]=$kib
+  local i secs kib best="" rss=0
+  for ((i = 0; i < REPEAT; i++)); do
+    [ -n "${BEFORE_RUN:-}" ] && $BEFORE_RUN
+    prepare
+    /usr/bin/time -f '%e %M' -o "$B/time.txt" bash -c "$*" >"$out"
+    read -r secs kib <"$B/time.txt"
+    if [ -z "$best" ] || awk -v a="$secs" -v b="$best" 'BEGIN { exit !(a < b) }'; then best=$secs; fi
+    [ "$kib" -gt "$rss" ] && rss=$kib
+  done
+  T[$name]=$best; M[$name]=$rss
   S[$name]=$(stat -c %s "$out" 2>/dev/null || echo 0)
   printf '  %-22s %8.2f s %14s bytes %8s KiB\n' "$name" "${T[$name]}" "${S[$name]}" "${M[$name]}"
 }
@@ -89,7 +98,8 @@ fresh_target() {
   mount -o loop "$B/target.img" "$B/target"
 }
 
-echo "bench: tree $((TREE_BYTES / 1000000)) MB, $TREE_FILES entries; $(nproc) cores; cache: $CACHE"
+echo "bench: tree $((TREE_BYTES / 1000000)) MB, $TREE_FILES entries; $(nproc) cores;" \
+  "cache: $CACHE; best of $REPEAT; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 TAR="tar ${TAR_OPTS[*]} -C $B/mnt -cf - ."
 LB="$LIFEBOAT host-backup file-name=- --root $B/mnt --quiet"
 for c in $CODECS; do
@@ -109,20 +119,20 @@ done
 # Restores, into a fresh ext4 each time.
 RESTORE=n/a
 if [ -f "$B/out/lb.zst" ] && [ -f "$B/out/tar.zst" ]; then
-  fresh_target
+  BEFORE_RUN=fresh_target
   run "zstd -d | tar -x" /dev/null \
     "zstd -dc $B/out/tar.zst | tar ${TAR_OPTS[*]} -C $B/target -xpf -"
   fresh_target
   if "$LIFEBOAT" restore --help >/dev/null 2>&1 \
      && "$LIFEBOAT" restore --file-name "$B/out/lb.zst" --target-dir "$B/target" --quiet \
           >/dev/null 2>"$B/restore.err"; then
-    fresh_target
     run "lifeboat restore" /dev/null \
       "$LIFEBOAT restore --file-name $B/out/lb.zst --target-dir $B/target --quiet"
     RESTORE=ok
   else
     echo "  lifeboat restore       n/a ($(head -c 200 "$B/restore.err" 2>/dev/null))"
   fi
+  unset BEFORE_RUN
   umount "$B/target"
 fi
 

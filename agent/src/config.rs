@@ -85,12 +85,27 @@ pub fn find_backup_device(cli: Option<&Path>, root: &Path) -> anyhow::Result<Bac
             );
         }
     }
+    // By name: a GPT partition named `lifeboat`, else a filesystem labelled `lifeboat`.
+    // Several candidates are refused: guessing could write into the wrong disk.
     for spec in ["PARTLABEL=lifeboat", "LABEL=lifeboat"] {
-        if let Ok(path) = identity::resolve_device(spec) {
-            return Ok(BackupDevice {
-                path,
-                source: format!("the partition with {spec}"),
-            });
+        let found = identity::blockdev::find_tagged(spec)?.unwrap_or_default();
+        match found.as_slice() {
+            [] => continue,
+            [one] => {
+                return Ok(BackupDevice {
+                    path: one.clone(),
+                    source: format!("the partition with {spec}"),
+                })
+            }
+            many => bail!(
+                "several partitions have {spec} ({}); choose one with --backup-device DEV or \
+                 backup_device in {}",
+                many.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                config_path().display()
+            ),
         }
     }
     bail!(

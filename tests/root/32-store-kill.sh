@@ -18,6 +18,7 @@ note "a backup takes ${ms} ms; killing at random moments within $((ms * 12 / 10)
 
 use_verify=1
 "$LIFEBOAT" verify latest --backup-device "$B" -q >"$W/v" 2>&1 || use_verify=0
+note "checking with $([ $use_verify = 1 ] && echo "lifeboat verify" || echo "zstd -t and tar -t")"
 check_store() { # ROUND: the newest generation verifies
   local n
   n=$("$LIFEBOAT" list --backup-device "$B" --json | json "len(j['backups'])") || fail "round $1: list failed"

@@ -16,7 +16,7 @@
 //! | `sparse/` 64 MiB with two 4 KiB data blocks; data then a trailing hole | a fs with holes (ext4) |
 //! | `long/` a path of 30 x 200-byte names (> PATH_MAX), made with openat | - |
 //! | `names/` Latin-1 and invalid UTF-8 bytes, space, newline, UTF-8 | - |
-//! | `flags/` immutable, append-only | root and ext2/3/4 |
+//! | `flags/` immutable (with a hard link), append-only | root and ext2/3/4 |
 //! | every entry (files, dirs, symlinks, the top) | mtime with nanoseconds, set last |
 //!
 //! Cases whose needs are not met are skipped and listed in the report.
@@ -316,6 +316,9 @@ pub fn build(dir: &Path, opts: &FixtureOptions) -> Result<FixtureReport> {
         b.dir("flags")?;
         b.file("flags/immutable", b"cannot change\n", 0o644)?;
         b.file("flags/append-only", b"log line\n", 0o644)?;
+        // An immutable file with a second name: a restore must link it before making it
+        // immutable (an immutable inode cannot be linked).
+        fs::hard_link(b.p("flags/immutable"), b.p("flags/immutable-link"))?;
         flagged.push(("flags/immutable", sys::FS_IMMUTABLE_FL));
         flagged.push(("flags/append-only", sys::FS_APPEND_FL));
     }

@@ -51,6 +51,25 @@ impl TarBuilder {
         self.out.extend(std::iter::repeat_n(0u8, pad));
         self
     }
+    /// A pax extended header ('x') with `key=value` records, applying to the next member.
+    pub fn pax(mut self, records: &[(&str, &str)]) -> Self {
+        let mut body = Vec::new();
+        for (k, v) in records {
+            let rest = format!(" {k}={v}\n");
+            // The length counts its own digits.
+            let mut len = rest.len() + 1;
+            while format!("{len}").len() + rest.len() != len {
+                len += 1;
+            }
+            body.extend_from_slice(format!("{len}{rest}").as_bytes());
+        }
+        self.out
+            .extend(header(b"PaxHeaders/x", b'x', body.len() as u64, b"", 0o644));
+        let pad = (512 - body.len() % 512) % 512;
+        self.out.extend_from_slice(&body);
+        self.out.extend(std::iter::repeat_n(0u8, pad));
+        self
+    }
     pub fn dir(mut self, name: &str) -> Self {
         self.out
             .extend(header(name.as_bytes(), b'5', 0, b"", 0o755));
@@ -176,6 +195,26 @@ pub fn cases(canary: &Path) -> Vec<Case> {
     .into_iter()
     .map(refused)
     .collect();
+    // A sparse file (pax GNU sparse 1.0) claiming 1 EiB with one 4 KiB data block: refused
+    // before anything is allocated.
+    let mut data = b"1\n0\n4096\n".to_vec();
+    data.resize(512, 0);
+    data.extend(std::iter::repeat_n(b'x', 4096));
+    let eib = (1u64 << 60).to_string();
+    all.push(Case {
+        name: "sparse-bomb",
+        what: "a sparse file claiming 1 EiB",
+        tar: TarBuilder::new()
+            .pax(&[
+                ("GNU.sparse.major", "1"),
+                ("GNU.sparse.minor", "0"),
+                ("GNU.sparse.name", "bomb"),
+                ("GNU.sparse.realsize", &eib),
+            ])
+            .file("GNUSparseFile.0/bomb", &data)
+            .finish(),
+        expect: Expect::Refused,
+    });
     all.push(Case {
         name: "symlink-then-same-name-file",
         what: "a symlink to the canary's passwd, then a file of the same name: the file replaces the link",

@@ -143,9 +143,9 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
     }
     let dev = config::find_backup_device(device.backup_device.as_deref(), &root)?;
     let w = open_for_writing(&dev, "backup", quiet)?;
-    if identity::blockdev::name_of_dir(&root).ok().flatten()
-        == identity::blockdev::name_of_device(&dev.path).ok()
-    {
+    let root_dev = identity::blockdev::name_of_dir(&root).ok().flatten();
+    let backup_dev = identity::blockdev::name_of_device(&dev.path).ok();
+    if root_dev.is_some() && root_dev == backup_dev {
         bail!(
             "the backup device {} holds the root {} itself; choose another partition",
             dev.path.display(),

@@ -40,7 +40,7 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
         run_pre_hook(hook)?;
     }
     let bar = crate::ui::Bar::new(quiet);
-    let manifest = Manifest::default();
+    let manifest = lifeboat_core::identity::manifest_for_root(&opts.root);
     let (report, written) = if to_stdout {
         let out = BufWriter::with_capacity(OUT_BUFFER, std::io::stdout().lock());
         let (mut out, report) = source::write_backup(&opts, manifest, out, &bar)?;

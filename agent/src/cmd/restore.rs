@@ -153,7 +153,12 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
     let report = match result {
         Ok(r) => r,
         Err(e) => {
-            let damaged = matches!(e, RestoreError::Archive(_) | RestoreError::Content { .. });
+            let damaged = matches!(
+                e,
+                RestoreError::Archive(_)
+                    | RestoreError::ArchiveAt { .. }
+                    | RestoreError::Content { .. }
+            );
             if json {
                 let out = serde_json::json!({
                     "ok": false, "archive": input.name, "target": target_dir, "error": e.to_string(),

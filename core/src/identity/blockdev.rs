@@ -226,20 +226,11 @@ pub fn parent_disk(name: &str) -> Option<(String, u32)> {
 /// Without udev (the recovery image), a /dev/disk/by-id/ link that does not exist is matched
 /// against the disks' serials and WWNs, with its `-partN` suffix.
 pub fn resolve_device(spec: &str) -> Result<PathBuf, IdentityError> {
-    if let Some((key, value)) = spec.split_once('=') {
-        let value = value.trim_matches('"');
-        let found = match key {
-            "PARTUUID" => find_partition(|_, e| {
-                e.map(|e| e.partuuid.eq_ignore_ascii_case(value)) == Some(true)
-            })?,
-            "PARTLABEL" => find_partition(|_, e| e.and_then(|e| e.name.as_deref()) == Some(value))?,
-            "UUID" => find_by_fs(|f| {
-                f.uuid.as_deref().map(|u| u.eq_ignore_ascii_case(value)) == Some(true)
-            })?,
-            "LABEL" => find_by_fs(|f| f.label.as_deref() == Some(value))?,
-            _ => None,
-        };
-        return found.ok_or_else(|| IdentityError::NotFound(format!("no device has {spec}")));
+    if let Some(found) = find_tagged(spec)? {
+        return found
+            .into_iter()
+            .next()
+            .ok_or_else(|| IdentityError::NotFound(format!("no device has {spec}")));
     }
     let path = Path::new(spec);
     if path.exists() {
@@ -266,15 +257,7 @@ fn match_by_id(id: &str) -> Result<Option<PathBuf>, IdentityError> {
     };
     let mut hits = Vec::new();
     for d in list_disks()? {
-        let keys = [d.serial.as_deref(), d.wwn.as_deref()];
-        let matched = keys.iter().flatten().any(|k| {
-            let k = k.replace(' ', "_");
-            k.len() >= 4
-                && (base.ends_with(&k)
-                    || base.contains(&format!("_{k}"))
-                    || base.ends_with(k.trim_start_matches("0x")))
-        });
-        if matched {
+        if by_id_matches(base, d.serial.as_deref(), d.wwn.as_deref()) {
             hits.push(d);
         }
     }
@@ -292,9 +275,52 @@ fn match_by_id(id: &str) -> Result<Option<PathBuf>, IdentityError> {
     })
 }
 
-fn find_partition(
+/// True when a by-id name (without `-partN`) names a disk with this serial or WWN: udev
+/// builds those names as `<bus>-<vendor>_<model>_<serial>`, `wwn-0x<naa>`, `scsi-3<naa>`,
+/// `nvme-eui.<eui>`, so the identifier is the name's tail.
+pub fn by_id_matches(base: &str, serial: Option<&str>, wwn: Option<&str>) -> bool {
+    let mut keys: Vec<String> = Vec::new();
+    if let Some(s) = serial {
+        keys.push(s.trim().replace(' ', "_"));
+    }
+    if let Some(w) = wwn {
+        let w = w.trim();
+        keys.push(w.to_string());
+        for prefix in ["naa.", "eui.", "t10.", "0x"] {
+            if let Some(rest) = w.strip_prefix(prefix) {
+                keys.push(rest.to_string());
+            }
+        }
+    }
+    keys.iter()
+        .any(|k| k.len() >= 4 && base.to_ascii_lowercase().ends_with(&k.to_ascii_lowercase()))
+}
+
+/// Every device with a tag such as `PARTUUID=...`, `PARTLABEL=...`, `UUID=...` or
+/// `LABEL=...`, in disk order; None when `spec` is not such a tag.
+pub fn find_tagged(spec: &str) -> Result<Option<Vec<PathBuf>>, IdentityError> {
+    let Some((key, value)) = spec.split_once('=') else {
+        return Ok(None);
+    };
+    let value = value.trim_matches('"');
+    let found = match key {
+        "PARTUUID" => {
+            find_partitions(|_, e| e.map(|e| e.partuuid.eq_ignore_ascii_case(value)) == Some(true))?
+        }
+        "PARTLABEL" => find_partitions(|_, e| e.and_then(|e| e.name.as_deref()) == Some(value))?,
+        "UUID" => {
+            find_by_fs(|f| f.uuid.as_deref().map(|u| u.eq_ignore_ascii_case(value)) == Some(true))?
+        }
+        "LABEL" => find_by_fs(|f| f.label.as_deref() == Some(value))?,
+        _ => return Ok(None),
+    };
+    Ok(Some(found))
+}
+
+fn find_partitions(
     pred: impl Fn(&Partition, Option<&super::table::TableEntry>) -> bool,
-) -> Result<Option<PathBuf>, IdentityError> {
+) -> Result<Vec<PathBuf>, IdentityError> {
+    let mut out = Vec::new();
     for d in list_disks()? {
         if d.partitions.is_empty() {
             continue;
@@ -303,28 +329,29 @@ fn find_partition(
         for p in &d.partitions {
             let entry = table.as_ref().and_then(|t| t.entry(p.number));
             if pred(p, entry) {
-                return Ok(Some(p.dev_path.clone()));
+                out.push(p.dev_path.clone());
             }
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 fn find_by_fs(
     pred: impl Fn(&crate::archive::manifest::FilesystemIdentity) -> bool,
-) -> Result<Option<PathBuf>, IdentityError> {
+) -> Result<Vec<PathBuf>, IdentityError> {
+    let mut out = Vec::new();
     for d in list_disks()? {
         let mut nodes: Vec<PathBuf> = d.partitions.iter().map(|p| p.dev_path.clone()).collect();
         nodes.push(d.dev_path.clone());
         for node in nodes {
             if let Ok(Some(fs)) = super::fs::probe(&node) {
                 if pred(&fs) {
-                    return Ok(Some(node));
+                    out.push(node);
                 }
             }
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 /// The identity a manifest records for a disk.

@@ -235,3 +235,37 @@ fn manifest_of_this_host_is_best_effort() {
         assert!(d.size_bytes > 0);
     }
 }
+
+#[test]
+fn by_id_names_match_serials_and_wwns() {
+    use blockdev::by_id_matches;
+    assert!(by_id_matches(
+        "ata-QEMU_HARDDISK_QM00001",
+        Some("QM00001"),
+        None
+    ));
+    assert!(by_id_matches(
+        "nvme-eui.0025388b91b23c10",
+        None,
+        Some("eui.0025388b91b23c10")
+    ));
+    assert!(by_id_matches(
+        "wwn-0x5000c500a1b2c3d4",
+        None,
+        Some("naa.5000c500a1b2c3d4")
+    ));
+    assert!(by_id_matches(
+        "scsi-35000c500a1b2c3d4",
+        None,
+        Some("naa.5000c500a1b2c3d4")
+    ));
+    assert!(!by_id_matches(
+        "ata-QEMU_HARDDISK_QM00002",
+        Some("QM00001"),
+        None
+    ));
+    assert!(
+        !by_id_matches("ata-X_1", Some("1"), None),
+        "too short to be trusted"
+    );
+}

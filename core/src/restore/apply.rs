@@ -19,6 +19,8 @@ pub const MAX_FILE_SIZE: u64 = 1 << 50;
 pub const MAX_SPARSE_SEGMENTS: usize = 1 << 22;
 /// Most bytes of xattrs (names and values) one entry may carry.
 pub const MAX_XATTR_BYTES: usize = 4 << 20;
+/// Files at least this big have their writeback started as soon as they are written.
+pub const WRITEBACK_AT: u64 = 1 << 20;
 /// Longest symbolic link target (PATH_MAX).
 pub const MAX_LINK_TARGET: usize = 4096;
 
@@ -161,7 +163,15 @@ impl Extractor {
         }
         self.dirs.invalidate(&path.comps);
         self.link_dirs.invalidate(&path.comps);
-        sys::unlinkat(parent, cname, is_dir).map_err(|e| {
+        let mut removed = sys::unlinkat(parent, cname, is_dir);
+        if matches!(&removed, Err(e) if e.raw_os_error() == Some(libc::EPERM))
+            && (is_dir || st.st_mode & libc::S_IFMT == libc::S_IFREG)
+            && clear_flags(parent, cname)
+        {
+            // An immutable or append-only file of an earlier restore: cleared, now removable.
+            removed = sys::unlinkat(parent, cname, is_dir);
+        }
+        removed.map_err(|e| {
             if e.raw_os_error() == Some(libc::ENOTEMPTY) || e.raw_os_error() == Some(libc::EEXIST) {
                 RestoreError::Write {
                     op: "replace the non-empty directory",
@@ -231,6 +241,11 @@ impl Extractor {
             }
         }
         self.expect_end(content, &shown)?;
+        if entry.size >= WRITEBACK_AT {
+            // Start writing this file back now (no waiting), so that the one syncfs at the
+            // end finds little left to do. Advisory: a failure changes nothing.
+            let _ = sys::start_writeback(file.as_raw_fd());
+        }
         metadata::apply(
             Target::Fd(file.as_raw_fd()),
             entry,
@@ -426,6 +441,21 @@ impl Extractor {
         .map_err(|e| self.write_err("set the metadata of", &shown, e))?;
         metadata::apply_flags(raw, entry.flags, &shown, &mut self.report.warnings)
             .map_err(|e| self.write_err("set the flags of", &shown, e))
+    }
+}
+
+/// Clears immutable / append-only on a regular file or directory in the way; true if done.
+fn clear_flags(parent: RawFd, cname: &CString) -> bool {
+    let open = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let Ok(fd) = sys::openat(parent, cname, open, 0) else {
+        return false;
+    };
+    let raw = fd.as_raw_fd();
+    match sys::get_flags(raw) {
+        Ok(f) if f & (sys::FS_IMMUTABLE_FL | sys::FS_APPEND_FL) != 0 => {
+            sys::set_flags(raw, f & !(sys::FS_IMMUTABLE_FL | sys::FS_APPEND_FL)).is_ok()
+        }
+        _ => false,
     }
 }
 

@@ -67,11 +67,12 @@ pub enum RestoreError {
         target: PathBuf,
         source: std::io::Error,
     },
-    #[error("the target {target} is full: {written} bytes written of {total}; free space on it (or restore onto a larger filesystem) and run the restore again")]
+    #[error("the target {target} is full: {written} bytes written{}; free space on it (or restore onto a larger filesystem) and run the restore again", of_total(*.total))]
     TargetFull {
         target: PathBuf,
         written: u64,
-        total: String,
+        /// Content bytes of the archive, when known.
+        total: Option<u64>,
     },
     #[error("the archive is damaged while restoring '{path}': {source}")]
     Content {
@@ -80,6 +81,15 @@ pub enum RestoreError {
     },
     #[error(transparent)]
     Archive(#[from] crate::archive::ArchiveError),
+    #[error("{source} (the damage is in or after the archive entry '{after}')")]
+    ArchiveAt {
+        after: String,
+        source: crate::archive::ArchiveError,
+    },
+}
+
+fn of_total(total: Option<u64>) -> String {
+    total.map(|t| format!(" of {t}")).unwrap_or_default()
 }
 
 /// Metadata problems that do not stop a restore (e.g. owners on vfat), kept in bounded memory.
@@ -187,14 +197,10 @@ impl Extractor {
 
     fn write_err(&self, op: &'static str, path: &str, e: std::io::Error) -> RestoreError {
         if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) {
-            let total = match self.opts.expected_bytes {
-                Some(t) => t.to_string(),
-                None => "an unknown total".to_string(),
-            };
             return RestoreError::TargetFull {
                 target: self.opts.target.clone(),
                 written: self.report.bytes,
-                total,
+                total: self.opts.expected_bytes,
             };
         }
         RestoreError::Write {
@@ -215,15 +221,40 @@ pub fn extract<R: std::io::Read>(
     progress: &dyn crate::progress::Progress,
 ) -> Result<RestoreReport, RestoreError> {
     let mut ex = Extractor::new(opts)?;
-    while let Some(mut item) = reader.next_entry()? {
+    let mut last: Option<String> = None;
+    loop {
+        let mut item = match reader.next_entry() {
+            Ok(Some(item)) => item,
+            Ok(None) => break,
+            Err(e) => return Err(locate(e, last.as_deref())),
+        };
         let entry = item.entry.clone();
+        last = Some(entry.display_path());
         if entry.size >= 1 << 20 {
             progress.set_message(&entry.display_path());
         }
-        ex.apply(&entry, &mut item)?;
+        ex.apply(&entry, &mut item).map_err(|e| match e {
+            RestoreError::Archive(a) => locate(a, last.as_deref()),
+            other => other,
+        })?;
     }
     progress.set_message("setting directory metadata and syncing");
     ex.finish()
+}
+
+/// Says where in the archive an error that names no entry (a decompression error, a
+/// truncation) happened: after the last entry read.
+pub fn locate(e: crate::archive::ArchiveError, last: Option<&str>) -> RestoreError {
+    use crate::archive::ArchiveError as A;
+    match (e, last) {
+        (e @ (A::Io(_) | A::Truncated(_) | A::Unsupported(_)), Some(path)) => {
+            RestoreError::ArchiveAt {
+                after: path.to_string(),
+                source: e,
+            }
+        }
+        (e, _) => RestoreError::Archive(e),
+    }
 }
 
 /// Bytes of stored content an entry accounts for (for progress).

@@ -223,6 +223,12 @@ pub fn set_flags(fd: RawFd, flags: libc::c_int) -> io::Result<()> {
     check(unsafe { libc::ioctl(fd, FS_IOC_SETFLAGS as _, &flags) }).map(|_| ())
 }
 
+/// Starts writeback of a file's dirty pages without waiting for it.
+pub fn start_writeback(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain syscall on an fd.
+    check(unsafe { libc::sync_file_range(fd, 0, 0, libc::SYNC_FILE_RANGE_WRITE) }).map(|_| ())
+}
+
 pub fn syncfs(fd: RawFd) -> io::Result<()> {
     // SAFETY: plain syscall on an fd.
     check(unsafe { libc::syncfs(fd) }).map(|_| ())

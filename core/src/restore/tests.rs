@@ -362,3 +362,22 @@ fn paths_longer_than_path_max() {
     let report = ex.finish().unwrap();
     assert_eq!(report.dirs, 30);
 }
+
+#[test]
+fn errors_naming_no_entry_are_located() {
+    use crate::archive::ArchiveError;
+    let io = ArchiveError::Io(std::io::Error::other("incomplete frame"));
+    let msg = locate(io, Some("etc/passwd")).to_string();
+    assert!(
+        msg.contains("incomplete frame") && msg.contains("after the archive entry 'etc/passwd'"),
+        "{msg}"
+    );
+    let named = ArchiveError::ChecksumMismatch {
+        path: "etc/shadow".into(),
+    };
+    let msg = locate(named, Some("etc/passwd")).to_string();
+    assert!(
+        msg.contains("etc/shadow") && !msg.contains("etc/passwd"),
+        "{msg}"
+    );
+}

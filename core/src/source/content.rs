@@ -23,11 +23,12 @@ pub const CHUNK: usize = 1 << 20;
 
 static ZEROS: [u8; 64 * 1024] = [0u8; 64 * 1024];
 
-/// What identifies a version of a file's content.
+/// What identifies a version of a file's content (`blocks` only serves to spot holes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Snapshot {
     pub ino: u64,
     pub size: u64,
+    pub blocks: u64,
     pub mtime: (i64, i64),
     pub ctime: (i64, i64),
 }
@@ -38,9 +39,28 @@ impl Snapshot {
         Ok(Self {
             ino: m.ino(),
             size: m.size(),
+            blocks: m.blocks(),
             mtime: (m.mtime(), m.mtime_nsec()),
             ctime: (m.ctime(), m.ctime_nsec()),
         })
+    }
+
+    pub fn from_stat(st: &libc::stat) -> Self {
+        Self {
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            blocks: st.st_blocks as u64,
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+            ctime: (st.st_ctime, st.st_ctime_nsec),
+        }
+    }
+
+    /// Whether both describe the same version of the content.
+    pub fn same_version(&self, other: &Snapshot) -> bool {
+        self.ino == other.ino
+            && self.size == other.size
+            && self.mtime == other.mtime
+            && self.ctime == other.ctime
     }
 }
 
@@ -134,26 +154,26 @@ pub struct SmallRead {
     pub changed: bool,
 }
 
-/// Reads a small file whole, retrying while its stat changes under us. `layout_of` recomputes
-/// the layout (size, holes) for each try.
+/// Reads a small file whole into `data` (a recycled buffer), retrying while its stat changes
+/// under us. `first` is the stat taken when the file was opened; `layout_of` computes the
+/// layout (size, holes) for each try.
 pub fn read_small(
     file: &File,
+    first: Snapshot,
+    mut data: Vec<u8>,
     mut layout_of: impl FnMut(&File, &Snapshot) -> io::Result<Layout>,
 ) -> io::Result<SmallRead> {
-    let mut before = Snapshot::of(file)?;
+    let mut before = first;
     let mut attempt = 0;
     loop {
         attempt += 1;
         let layout = layout_of(file, &before)?;
-        let mut data = Vec::with_capacity(layout.data_len() as usize);
+        data.clear();
+        data.resize(layout.data_len() as usize, 0);
         let mut h = blake3::Hasher::new();
-        let mut buf = vec![0u8; (layout.data_len() as usize).clamp(1, CHUNK)];
-        let short = read_layout(file, &layout, &mut h, &mut buf, &mut |b| {
-            data.extend_from_slice(b);
-            Ok(())
-        })?;
+        let short = read_into(file, &layout, &mut h, &mut data)?;
         let after = Snapshot::of(file)?;
-        let stable = after == before && !short;
+        let stable = after.same_version(&before) && !short;
         if stable || attempt >= TRIES {
             return Ok(SmallRead {
                 data,
@@ -165,6 +185,36 @@ pub fn read_small(
         }
         before = after;
     }
+}
+
+/// Reads the data of `layout` straight into `data` (already sized to the data length and
+/// zeroed), hashing the logical content. Returns whether the file ended early (the rest stays
+/// zeros).
+fn read_into(
+    file: &File,
+    layout: &Layout,
+    h: &mut blake3::Hasher,
+    data: &mut [u8],
+) -> io::Result<bool> {
+    let mut short = false;
+    let (mut pos, mut di) = (0u64, 0usize);
+    for (off, len) in layout.segments() {
+        hash_zeros(h, off.saturating_sub(pos));
+        let dst = &mut data[di..di + len as usize];
+        let mut got = 0;
+        while got < dst.len() && !short {
+            let n = read_at_retry(file, &mut dst[got..], off + got as u64)?;
+            if n == 0 {
+                short = true;
+            }
+            got += n;
+        }
+        h.update(dst);
+        di += len as usize;
+        pos = off + len;
+    }
+    hash_zeros(h, layout.size.saturating_sub(pos));
+    Ok(short)
 }
 
 /// A large file after its first (hashing) pass.
@@ -187,17 +237,18 @@ pub enum LargeRead {
 /// First pass over a large file.
 pub fn read_large(
     file: &File,
+    first: Snapshot,
     mut layout_of: impl FnMut(&File, &Snapshot) -> io::Result<Layout>,
     spool_dir: &std::path::Path,
 ) -> io::Result<LargeRead> {
     let mut buf = vec![0u8; CHUNK];
-    let mut before = Snapshot::of(file)?;
+    let mut before = first;
     for _ in 0..TRIES {
         let layout = layout_of(file, &before)?;
         let mut h = blake3::Hasher::new();
         let short = read_layout(file, &layout, &mut h, &mut buf, &mut |_| Ok(()))?;
         let after = Snapshot::of(file)?;
-        if after == before && !short {
+        if after.same_version(&before) && !short {
             return Ok(LargeRead::Stream {
                 checksum: *h.finalize().as_bytes(),
                 layout,
@@ -331,7 +382,7 @@ mod tests {
         let p = dir.path().join("f");
         std::fs::write(&p, b"hello lifeboat")?;
         let f = File::open(&p)?;
-        let r = read_small(&f, whole)?;
+        let r = read_small(&f, Snapshot::of(&f)?, Vec::new(), whole)?;
         assert_eq!(r.data, b"hello lifeboat");
         assert_eq!(r.checksum, *blake3::hash(b"hello lifeboat").as_bytes());
         assert!(!r.changed);
@@ -375,7 +426,7 @@ mod tests {
         let mut calls = 0;
         // The layout callback runs at the start of every try: rewrite the file during the
         // first try only (different size, so the stat changes for sure).
-        let r = read_small(&f, |file, s| {
+        let r = read_small(&f, Snapshot::of(&f)?, Vec::new(), |file, s| {
             calls += 1;
             if calls == 1 {
                 std::fs::write(&p, b"version 2, longer")?;
@@ -396,7 +447,7 @@ mod tests {
         std::fs::write(&p, b"v0")?;
         let f = File::open(&p)?;
         let mut n = 0;
-        let r = read_small(&f, |file, s| {
+        let r = read_small(&f, Snapshot::of(&f)?, Vec::new(), |file, s| {
             n += 1;
             std::fs::write(&p, format!("version {n} {}", "x".repeat(n)))?;
             whole(file, s)
@@ -407,6 +458,7 @@ mod tests {
         let mut n = 0;
         let r = read_large(
             &f,
+            Snapshot::of(&f)?,
             |file, s| {
                 n += 1;
                 std::fs::write(&p, format!("large {n} {}", "y".repeat(n)))?;

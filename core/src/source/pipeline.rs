@@ -11,7 +11,10 @@ use std::io::{self, Read};
 use std::sync::{Condvar, Mutex};
 
 /// Bytes of file content that may wait in memory between the walker and the writer.
-pub const MEMORY_BUDGET: u64 = 48 << 20;
+pub const MEMORY_BUDGET: u64 = 32 << 20;
+/// Bytes of emptied read buffers kept for reuse (musl's allocator maps and zeroes fresh
+/// pages for every large allocation; recycling saves that work for every file).
+pub const POOL_BYTES: u64 = 16 << 20;
 /// Entries that may wait in the channel.
 pub const CHANNEL_LEN: usize = 4096;
 
@@ -60,9 +63,49 @@ impl Budget {
     }
 }
 
+/// Emptied buffers travelling back from the writer to the walker.
+struct Pool {
+    tx: crossbeam_channel::Sender<Vec<u8>>,
+    rx: crossbeam_channel::Receiver<Vec<u8>>,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Pool {
+    fn new() -> Self {
+        let (tx, rx) = crossbeam_channel::bounded(256);
+        Self {
+            tx,
+            rx,
+            bytes: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+    fn take(&self) -> Vec<u8> {
+        use std::sync::atomic::Ordering;
+        match self.rx.try_recv() {
+            Ok(v) => {
+                self.bytes.fetch_sub(v.capacity() as u64, Ordering::Relaxed);
+                v
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+    fn give(&self, mut v: Vec<u8>) {
+        use std::sync::atomic::Ordering;
+        let cap = v.capacity() as u64;
+        if cap == 0 || self.bytes.load(Ordering::Relaxed) + cap > POOL_BYTES {
+            return;
+        }
+        v.clear();
+        if self.tx.try_send(v).is_ok() {
+            self.bytes.fetch_add(cap, Ordering::Relaxed);
+        }
+    }
+}
+
 struct ChannelEmit<'a> {
     tx: crossbeam_channel::Sender<Item>,
     budget: &'a Budget,
+    pool: &'a Pool,
 }
 
 impl Emit for ChannelEmit<'_> {
@@ -73,6 +116,9 @@ impl Emit for ChannelEmit<'_> {
     }
     fn reserve(&mut self, bytes: u64) {
         self.budget.acquire(bytes);
+    }
+    fn buffer(&mut self) -> Vec<u8> {
+        self.pool.take()
     }
 }
 
@@ -91,6 +137,7 @@ pub fn run<S: EntrySink>(
     progress: &dyn Progress,
 ) -> Result<WalkNotes, SourceError> {
     let budget = Budget::new(MEMORY_BUDGET);
+    let pool = Pool::new();
     let (tx, rx) = crossbeam_channel::bounded::<Item>(CHANNEL_LEN);
     std::thread::scope(|s| {
         let walker = std::thread::Builder::new()
@@ -100,6 +147,7 @@ pub fn run<S: EntrySink>(
                 let mut emit = ChannelEmit {
                     tx,
                     budget: &budget,
+                    pool: &pool,
                 };
                 let r = w.run(&mut emit);
                 (r, w.notes)
@@ -107,7 +155,7 @@ pub fn run<S: EntrySink>(
             .map_err(SourceError::Output)?;
         let written = {
             let _close = CloseOnDrop(&budget);
-            write_all(&rx, sink, progress, &budget)
+            write_all(&rx, sink, progress, &budget, &pool)
         };
         drop(rx);
         let (walked, mut notes) = walker
@@ -130,6 +178,7 @@ fn write_all<S: EntrySink>(
     sink: &mut S,
     progress: &dyn Progress,
     budget: &Budget,
+    pool: &Pool,
 ) -> Result<Vec<(String, String)>, SourceError> {
     let mut late = Vec::new();
     let arch = |e: ArchiveError| SourceError::Archive(e);
@@ -146,7 +195,10 @@ fn write_all<S: EntrySink>(
         };
         match content {
             Content::None => sink.append(&entry, &mut io::empty()).map_err(arch)?,
-            Content::Memory(v) => sink.append(&entry, &mut &v[..]).map_err(arch)?,
+            Content::Memory(v) => {
+                sink.append(&entry, &mut &v[..]).map_err(arch)?;
+                pool.give(v);
+            }
             Content::Spool(mut f) => sink.append(&entry, &mut f).map_err(arch)?,
             Content::Stream {
                 file,

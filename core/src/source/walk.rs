@@ -14,7 +14,6 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 /// The content that goes with an entry.
@@ -47,6 +46,10 @@ pub trait Emit {
     fn emit(&mut self, item: Item) -> io::Result<()>;
     /// Reserves `bytes` of memory before a file is read into it.
     fn reserve(&mut self, _bytes: u64) {}
+    /// A buffer to read a small file into (recycled from the writer when possible).
+    fn buffer(&mut self) -> Vec<u8> {
+        Vec::new()
+    }
 }
 
 /// What the walk saw besides entries.
@@ -61,6 +64,8 @@ pub struct WalkNotes {
 }
 
 const MAX_WARNINGS: usize = 1000;
+/// Budget charged for a large file waiting in the channel (its descriptor, its read buffer).
+const STREAM_COST: u64 = 1 << 20;
 
 impl WalkNotes {
     fn warn(&mut self, msg: String) {
@@ -520,8 +525,7 @@ impl<'a> Walker<'a> {
         let mut entry = base_entry(rel, &st, EntryKind::File { sparse: None });
         self.fill_fd_meta(&mut entry, file.as_fd());
         let layout_of = |f: &File, s: &Snapshot| -> io::Result<Layout> {
-            let blocks = f.metadata()?.blocks();
-            let sparse = if blocks.saturating_mul(512) < s.size {
+            let sparse = if s.blocks.saturating_mul(512) < s.size {
                 sparse::data_map(f.as_fd(), s.size)?
             } else {
                 None
@@ -531,15 +535,17 @@ impl<'a> Walker<'a> {
                 sparse,
             })
         };
-        let first = layout_of(&file, &Snapshot::of(&file)?)?;
+        let first = Snapshot::from_stat(&st);
+        let first_len = layout_of(&file, &first)?.data_len();
         let (content, layout, checksum, snapshot, changed, held) =
-            if first.data_len() <= self.cfg.small_file_limit {
-                let want = first.data_len();
-                out.reserve(want);
-                let r = content::read_small(&file, layout_of)?;
-                let held = r.data.len() as u64;
-                if held > want {
-                    out.reserve(held - want);
+            if first_len <= self.cfg.small_file_limit {
+                out.reserve(first_len);
+                let buf = out.buffer();
+                let r = content::read_small(&file, first, buf, layout_of)?;
+                // Account for the buffer's real size (a recycled buffer may be larger).
+                let held = r.data.capacity() as u64;
+                if held > first_len {
+                    out.reserve(held - first_len);
                 }
                 (
                     Content::Memory(r.data),
@@ -547,10 +553,13 @@ impl<'a> Walker<'a> {
                     r.checksum,
                     r.snapshot,
                     r.changed,
-                    held.max(want),
+                    held.max(first_len),
                 )
             } else {
-                match content::read_large(&file, layout_of, &self.cfg.spool_dir)? {
+                // An open large file waiting in the channel costs a descriptor: count it
+                // against the budget so only a few wait at a time.
+                out.reserve(STREAM_COST);
+                match content::read_large(&file, first, layout_of, &self.cfg.spool_dir)? {
                     LargeRead::Stream {
                         checksum,
                         layout,
@@ -566,14 +575,21 @@ impl<'a> Walker<'a> {
                         checksum,
                         snapshot,
                         false,
-                        0,
+                        STREAM_COST,
                     ),
                     LargeRead::Spooled {
                         spool,
                         checksum,
                         layout,
                         snapshot,
-                    } => (Content::Spool(spool), layout, checksum, snapshot, true, 0),
+                    } => (
+                        Content::Spool(spool),
+                        layout,
+                        checksum,
+                        snapshot,
+                        true,
+                        STREAM_COST,
+                    ),
                 }
             };
         entry.size = layout.size;

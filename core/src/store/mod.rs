@@ -357,9 +357,16 @@ impl Store {
         Ok(removed)
     }
 
-    /// A fresh id for now, unique among generations and staging.
+    /// A fresh id for now, unique among generations and staging, and never sorting before
+    /// an existing generation (a clock set back must not make the new one look older).
     fn new_id(&self) -> String {
-        let base = UtcTime::now().compact();
+        let mut base = UtcTime::now().compact();
+        if let Ok(Some(last)) = self.latest() {
+            let last_base = layout::id_sort_key(&last.id).0;
+            if last_base > base {
+                base = last_base;
+            }
+        }
         let taken = |id: &str| {
             self.root.join(GENERATIONS).join(id).exists()
                 || self.root.join(STAGING).join(id).exists()

@@ -203,3 +203,20 @@ fn ids_sort_by_time_then_suffix() {
         ]
     );
 }
+
+#[test]
+fn ids_never_go_back_in_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::create(tmp.path()).unwrap();
+    let lock = store.lock("backup").unwrap();
+    // A generation from the future (a clock that was ahead).
+    let future = tmp.path().join("generations/29991231T235959Z");
+    std::fs::create_dir_all(&future).unwrap();
+    let mut m = meta("h");
+    m.id = "29991231T235959Z".into();
+    m.archive = "backup.tar.zst".into();
+    std::fs::write(future.join("meta.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    let g = write_generation(&store, &lock, b"now");
+    assert_eq!(g.id, "29991231T235959Z-02");
+    assert_eq!(store.latest().unwrap().unwrap().id, g.id);
+}
