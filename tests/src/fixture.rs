@@ -330,12 +330,12 @@ pub fn build(dir: &Path, opts: &FixtureOptions) -> Result<FixtureReport> {
     let c = sys::cstr(dir.as_os_str().as_bytes())?;
     let ts = [
         libc::timespec {
-            tv_sec: s as libc::time_t,
-            tv_nsec: ns as libc::c_long,
+            tv_sec: s as _,
+            tv_nsec: ns as _,
         },
         libc::timespec {
-            tv_sec: s as libc::time_t,
-            tv_nsec: ns as libc::c_long,
+            tv_sec: s as _,
+            tv_nsec: ns as _,
         },
     ];
     // SAFETY: valid C string and timespec array.

@@ -137,12 +137,12 @@ pub fn set_mtime_at(dir: RawFd, name: &[u8], secs: i64, nanos: u32) -> Result<()
     let c = cstr(name)?;
     let ts = [
         libc::timespec {
-            tv_sec: secs as libc::time_t,
-            tv_nsec: nanos as libc::c_long,
+            tv_sec: secs as _,
+            tv_nsec: nanos as _,
         },
         libc::timespec {
-            tv_sec: secs as libc::time_t,
-            tv_nsec: nanos as libc::c_long,
+            tv_sec: secs as _,
+            tv_nsec: nanos as _,
         },
     ];
     // SAFETY: valid C string and timespec array.

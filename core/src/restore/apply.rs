@@ -241,7 +241,7 @@ impl Extractor {
             }
         }
         self.expect_end(content, &shown)?;
-        if entry.size >= WRITEBACK_AT {
+        if self.opts.early_writeback && entry.size >= WRITEBACK_AT {
             // Start writing this file back now (no waiting), so that the one syncfs at the
             // end finds little left to do. Advisory: a failure changes nothing.
             let _ = sys::start_writeback(file.as_raw_fd());

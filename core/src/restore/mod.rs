@@ -35,6 +35,8 @@ pub struct RestoreOptions {
     pub sync: bool,
     /// Content bytes the archive holds, when known (manifest counts), for messages.
     pub expected_bytes: Option<u64>,
+    /// Start the writeback of each big file as soon as it is written (without waiting).
+    pub early_writeback: bool,
 }
 
 impl RestoreOptions {
@@ -44,6 +46,7 @@ impl RestoreOptions {
             preserve_owner: sys::is_root(),
             sync: true,
             expected_bytes: None,
+            early_writeback: true,
         }
     }
 }

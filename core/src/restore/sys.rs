@@ -151,8 +151,8 @@ fn times(secs: i64, nanos: u32) -> [libc::timespec; 2] {
             tv_nsec: libc::UTIME_OMIT,
         },
         libc::timespec {
-            tv_sec: secs as libc::time_t,
-            tv_nsec: nanos as libc::c_long,
+            tv_sec: secs as _,
+            tv_nsec: nanos as _,
         },
     ]
 }
