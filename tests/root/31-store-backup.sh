@@ -69,7 +69,25 @@ echo 'backup_devic = "x"' >"$W/bad.toml"
 if LIFEBOAT_CONFIG=$W/bad.toml "$LIFEBOAT" backup --root "$R" 2>"$W/err"; then fail "a bad config was accepted"; fi
 grep -q "bad.toml" "$W/err" || fail "bad config message: $(cat "$W/err")"
 
-note "5. no store on the device"
+note "5. a file rewritten during the backup: exit 1, generation marked inconsistent"
+head -c 20M /dev/urandom >"$R/var/lib/busy"
+touch "$W/writing"
+( while [ -e "$W/writing" ]; do
+    dd if=/dev/urandom of="$R/var/lib/busy" bs=64k count=1 seek=$((RANDOM % 300)) conv=notrunc status=none 2>/dev/null || true
+  done ) &
+writer=$!
+rc=0; "$LIFEBOAT" backup --root "$R" --backup-device "$B" --keep 5 --json >"$W/busy.json" 2>"$W/err" || rc=$?
+rm -f "$W/writing"; wait $writer 2>/dev/null || true; rm -f "$R/var/lib/busy"
+if [ $rc = 1 ]; then
+  json "j['state'], j['changed_files']" <"$W/busy.json" | grep -q "inconsistent.*var/lib/busy" || fail "summary: $(cat "$W/busy.json")"
+  "$LIFEBOAT" list --backup-device "$B" --json | json "j['backups'][-1]['state']" | grep -qx inconsistent || fail "list state"
+elif [ $rc = 2 ]; then
+  grep -q "kept being rewritten" "$W/err" || fail "backup of a busy file: $(cat "$W/err")"
+else
+  fail "backup of a busy file exited $rc: $(cat "$W/err")"
+fi
+
+note "6. no store on the device"
 wipefs -q -a "$B"; mkfs.ext4 -q -F "$B"
 if "$LIFEBOAT" backup --root "$R" --backup-device "$B" 2>"$W/err"; then fail "backup into a non-store"; fi
 grep -q "init-store" "$W/err" || fail "message: $(cat "$W/err")"

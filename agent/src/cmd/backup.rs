@@ -10,6 +10,7 @@ use crate::config::{self, BackupDevice};
 use crate::ui::Bar;
 use anyhow::{bail, Context};
 use lifeboat_core::archive::verify::verify_stream;
+use lifeboat_core::archive::ArchiveError;
 use lifeboat_core::codec::Codec;
 use lifeboat_core::identity;
 use lifeboat_core::progress::Progress;
@@ -213,64 +214,93 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
         );
     }
 
-    let staging = w
-        .store
-        .begin(&w.lock, layout::ext_for_codec(codec.name()))?;
-    let bar = Bar::new(quiet || json);
-    let written = (|| -> anyhow::Result<_> {
-        let file = staging.create_archive()?;
-        let out = BufWriter::with_capacity(1 << 20, file);
-        let (mut out, report) = source::write_backup(&opts, manifest, out, &bar)?;
-        out.flush()?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop_cache(&file);
-        Ok((file.metadata()?.len(), report))
-    })();
-    bar.finish();
-    let (size, report) = match written {
-        Ok(r) => r,
-        Err(e) => {
-            staging.discard();
-            if is_no_space(&e) {
+    // A large file rewritten between its checksum pass and its copy leaves a copy that
+    // cannot verify; the whole backup is taken again once before giving up on it.
+    const ATTEMPTS: u32 = 2;
+    let mut attempt = 1;
+    let (staging, size, report, verified) = loop {
+        let staging = w
+            .store
+            .begin(&w.lock, layout::ext_for_codec(codec.name()))?;
+        let bar = Bar::new(quiet || json);
+        let written = (|| -> anyhow::Result<_> {
+            let file = staging.create_archive()?;
+            let out = BufWriter::with_capacity(1 << 20, file);
+            let (mut out, report) = source::write_backup(&opts, manifest.clone(), out, &bar)?;
+            out.flush()?;
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            drop_cache(&file);
+            Ok((file.metadata()?.len(), report))
+        })();
+        bar.finish();
+        let (size, report) = match written {
+            Ok(r) => r,
+            Err(e) => {
+                staging.discard();
+                if is_no_space(&e) {
+                    bail!(
+                        "the backup partition {} is full: the new generation did not fit and was removed; \
+                         {keep_msg}. Remove old generations (`lifeboat list` shows them) or use a larger \
+                         backup partition.",
+                        dev.path.display()
+                    );
+                }
+                return Err(e.context(format!("the backup failed; {keep_msg}")));
+            }
+        };
+
+        // Read it back from the disk: every header, checksum and the trailer.
+        let verified = File::open(staging.archive_path())
+            .map_err(ArchiveError::Io)
+            .and_then(verify_stream);
+        let verified = match verified {
+            Ok(v) => v,
+            Err(ArchiveError::ChecksumMismatch { path })
+                if report
+                    .changed_files
+                    .iter()
+                    .any(|c| c.trim_start_matches('/') == path.trim_start_matches('/')) =>
+            {
+                staging.discard();
+                if attempt < ATTEMPTS {
+                    attempt += 1;
+                    if !quiet {
+                        eprintln!(
+                            "lifeboat: /{path} was rewritten while it was copied, so its copy cannot be \
+                             verified; backing up again (attempt {attempt} of {ATTEMPTS})"
+                        );
+                    }
+                    continue;
+                }
                 bail!(
-                    "the backup partition {} is full: the new generation did not fit and was removed; \
-                     {keep_msg}. Remove old generations (`lifeboat list` shows them) or use a larger \
-                     backup partition.",
-                    dev.path.display()
+                    "/{path} kept being rewritten while it was copied, so its copy in the archive cannot \
+                     be verified; the new generation was removed and {keep_msg}. Stop what writes it \
+                     during the backup, or leave it out with --exclude '{path}'."
                 );
             }
-            return Err(e.context(format!("the backup failed; {keep_msg}")));
-        }
-    };
-
-    // Read it back from the disk: every header, checksum and the trailer.
-    let archive = staging.archive_path().to_path_buf();
-    let verified = File::open(&archive)
-        .map_err(anyhow::Error::new)
-        .and_then(|f| verify_stream(f).map_err(anyhow::Error::new));
-    let verified = match verified {
-        Ok(v) => v,
-        Err(e) => {
+            Err(e) => {
+                staging.discard();
+                return Err(anyhow::Error::new(e).context(format!(
+                    "the new generation failed verification after it was written to {}; it was removed and {keep_msg}",
+                    dev.path.display()
+                )));
+            }
+        };
+        let same = verified
+            .trailer
+            .as_ref()
+            .map(|t| (&t.entries_digest, &t.counts))
+            == Some((&report.trailer.entries_digest, &report.trailer.counts));
+        if !same {
             staging.discard();
-            return Err(e.context(format!(
-                "the new generation failed verification after it was written to {}; it was removed and {keep_msg}",
+            bail!(
+                "the new generation read back from {} differs from what was written; it was removed and {keep_msg}",
                 dev.path.display()
-            )));
+            );
         }
+        break (staging, size, report, verified);
     };
-    let same = verified
-        .trailer
-        .as_ref()
-        .map(|t| (&t.entries_digest, &t.counts))
-        == Some((&report.trailer.entries_digest, &report.trailer.counts));
-    if !same {
-        staging.discard();
-        bail!(
-            "the new generation read back from {} differs from what was written; it was removed and {keep_msg}",
-            dev.path.display()
-        );
-    }
 
     let manifest = verified.manifest.clone();
     let counts = &report.trailer.counts;
