@@ -73,7 +73,11 @@ pub fn parse(cmdline: &str) -> Options {
         };
         match (key, value) {
             ("console", Some(v)) => {
-                let name = v.split(',').next().unwrap_or("").trim_start_matches("/dev/");
+                let name = v
+                    .split(',')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("/dev/");
                 if !name.is_empty() && !o.consoles.iter().any(|c| c == name) {
                     o.consoles.push(name.to_string());
                 } else if let Some(pos) = o.consoles.iter().position(|c| c == name) {

@@ -7,7 +7,6 @@ use crate::kmod::ModuleDb;
 use crate::uevent::UeventSocket;
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Filesystems the discovery and the restore need, loaded whatever the hardware.
@@ -51,7 +50,9 @@ pub fn block_devices() -> BTreeSet<String> {
         .map(|rd| {
             rd.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with("loop") && !n.starts_with("ram") && !n.starts_with("zram"))
+                .filter(|n| {
+                    !n.starts_with("loop") && !n.starts_with("ram") && !n.starts_with("zram")
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -66,7 +67,12 @@ pub struct Summary {
 
 /// Runs coldplug. `quiet_for`: how long no new device or module must be seen to call the
 /// disks settled; `max`: the deadline.
-pub fn run(db: &mut ModuleDb, sock: Option<&UeventSocket>, quiet_for: Duration, max: Duration) -> Summary {
+pub fn run(
+    db: &mut ModuleDb,
+    sock: Option<&UeventSocket>,
+    quiet_for: Duration,
+    max: Duration,
+) -> Summary {
     let start = Instant::now();
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut last_change = Instant::now();
@@ -111,6 +117,7 @@ pub fn run(db: &mut ModuleDb, sock: Option<&UeventSocket>, quiet_for: Duration, 
                 rescan = true;
             }
             if ev.get("SUBSYSTEM") == Some("block") {
+                log_only(&format!("uevent: {} {}", ev.action, ev.devpath));
                 last_change = Instant::now();
             }
         }
@@ -150,9 +157,4 @@ pub fn run(db: &mut ModuleDb, sock: Option<&UeventSocket>, quiet_for: Duration, 
             ));
         }
     }
-}
-
-/// True when the kernel knows this module (loaded or built in).
-pub fn module_present(name: &str) -> bool {
-    Path::new("/sys/module").join(name).exists()
 }

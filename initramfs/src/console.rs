@@ -218,10 +218,3 @@ pub fn read_line(timeout_ms: Option<u64>) -> Option<(String, usize)> {
         }
     }
 }
-
-/// A clone of a console's file, for a child process's stdio (the rescue shell).
-pub fn clone_file(index: usize) -> Option<File> {
-    let st = state();
-    let c = st.consoles.get(index).or_else(|| st.consoles.last())?;
-    c.file.try_clone().ok()
-}

@@ -4,9 +4,10 @@
 //! setuid/setgid/sticky, nanosecond mtimes and every extended attribute.
 
 use lifeboat_core::progress::Progress;
+use nix::fcntl::AtFlags;
 use nix::sys::stat::{mknod, utimensat, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
-use nix::unistd::{fchownat, FchownatFlags, Gid, Uid};
+use nix::unistd::{fchownat, Gid, Uid};
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::fs::{self, File};
@@ -49,12 +50,14 @@ fn copy_xattrs(src: &Path, dst: &Path) -> Result<(), String> {
             continue;
         }
         let mut val = vec![0u8; vlen as usize];
-        let vlen = unsafe { libc::lgetxattr(s.as_ptr(), n.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
+        let vlen =
+            unsafe { libc::lgetxattr(s.as_ptr(), n.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
         if vlen < 0 {
             continue;
         }
         val.truncate(vlen as usize);
-        let rc = unsafe { libc::lsetxattr(d.as_ptr(), n.as_ptr(), val.as_ptr().cast(), val.len(), 0) };
+        let rc =
+            unsafe { libc::lsetxattr(d.as_ptr(), n.as_ptr(), val.as_ptr().cast(), val.len(), 0) };
         if rc != 0 {
             return Err(format!(
                 "cannot set extended attribute {} on {}: {}",
@@ -67,37 +70,56 @@ fn copy_xattrs(src: &Path, dst: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn copy_file(src: &Path, dst: &Path, progress: &dyn Progress, stats: &mut CopyStats) -> Result<(), String> {
+fn copy_file(
+    src: &Path,
+    dst: &Path,
+    progress: &dyn Progress,
+    stats: &mut CopyStats,
+) -> Result<(), String> {
     let mut i = File::open(src).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
     let mut o = File::create(dst).map_err(|e| format!("cannot create {}: {e}", dst.display()))?;
     let len = i.metadata().map(|m| m.len()).unwrap_or(0);
     let mut buf = vec![0u8; 1 << 20];
     let mut pos = 0u64;
     loop {
-        let n = i.read(&mut buf).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
+        let n = i
+            .read(&mut buf)
+            .map_err(|e| format!("cannot read {}: {e}", src.display()))?;
         if n == 0 {
             break;
         }
         if buf[..n].iter().all(|&b| b == 0) {
             // Keep holes: seek over blocks of zeros.
-            o.seek(SeekFrom::Current(n as i64)).map_err(|e| format!("{}: {e}", dst.display()))?;
+            o.seek(SeekFrom::Current(n as i64))
+                .map_err(|e| format!("{}: {e}", dst.display()))?;
         } else {
-            o.write_all(&buf[..n]).map_err(|e| format!("cannot write {}: {e}", dst.display()))?;
+            o.write_all(&buf[..n])
+                .map_err(|e| format!("cannot write {}: {e}", dst.display()))?;
         }
         pos += n as u64;
         stats.bytes += n as u64;
         progress.advance(n as u64);
     }
-    o.set_len(len.max(pos)).map_err(|e| format!("{}: {e}", dst.display()))?;
+    o.set_len(len.max(pos))
+        .map_err(|e| format!("{}: {e}", dst.display()))?;
     Ok(())
 }
 
 fn set_meta(dst: &Path, md: &fs::Metadata, is_link: bool) -> Result<(), String> {
-    fchownat(None, dst, Some(Uid::from_raw(md.uid())), Some(Gid::from_raw(md.gid())), FchownatFlags::NoFollowSymlink)
-        .map_err(|e| format!("cannot set owner of {}: {e}", dst.display()))?;
+    fchownat(
+        None,
+        dst,
+        Some(Uid::from_raw(md.uid())),
+        Some(Gid::from_raw(md.gid())),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| format!("cannot set owner of {}: {e}", dst.display()))?;
     if !is_link {
-        fs::set_permissions(dst, std::os::unix::fs::PermissionsExt::from_mode(md.mode() & 0o7777))
-            .map_err(|e| format!("cannot set mode of {}: {e}", dst.display()))?;
+        fs::set_permissions(
+            dst,
+            std::os::unix::fs::PermissionsExt::from_mode(md.mode() & 0o7777),
+        )
+        .map_err(|e| format!("cannot set mode of {}: {e}", dst.display()))?;
     }
     let at = TimeSpec::new(md.atime(), md.atime_nsec());
     let mt = TimeSpec::new(md.mtime(), md.mtime_nsec());
@@ -139,7 +161,8 @@ fn copy_dir(
         stats.entries += 1;
         if !ft.is_dir() && md.nlink() > 1 {
             if let Some(first) = links.get(&(md.dev(), md.ino())) {
-                fs::hard_link(first, &d).map_err(|e| format!("cannot link {}: {e}", d.display()))?;
+                fs::hard_link(first, &d)
+                    .map_err(|e| format!("cannot link {}: {e}", d.display()))?;
                 continue;
             }
             links.insert((md.dev(), md.ino()), d.clone());
@@ -155,7 +178,8 @@ fn copy_dir(
             copy_file(&s, &d, progress, stats)?;
         } else if ft.is_symlink() {
             let t = fs::read_link(&s).map_err(|e| format!("{}: {e}", s.display()))?;
-            std::os::unix::fs::symlink(&t, &d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+            std::os::unix::fs::symlink(&t, &d)
+                .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
         } else if ft.is_block_device() || ft.is_char_device() || ft.is_fifo() {
             let kind = if ft.is_block_device() {
                 SFlag::S_IFBLK
@@ -164,8 +188,13 @@ fn copy_dir(
             } else {
                 SFlag::S_IFIFO
             };
-            mknod(&d, kind, Mode::from_bits_truncate(md.mode() & 0o7777), md.rdev())
-                .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+            mknod(
+                &d,
+                kind,
+                Mode::from_bits_truncate(md.mode() & 0o7777),
+                md.rdev(),
+            )
+            .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
         } else {
             continue; // sockets: nothing to restore
         }

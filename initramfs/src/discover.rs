@@ -92,7 +92,7 @@ pub fn parse_inventory(text: &str) -> BTreeMap<String, String> {
 
 fn used_bytes(dir: &Path) -> u64 {
     nix::sys::statvfs::statvfs(dir)
-        .map(|s| (s.blocks() - s.blocks_free()) as u64 * s.fragment_size() as u64)
+        .map(|s| (s.blocks() - s.blocks_free()) * s.fragment_size())
         .unwrap_or(0)
 }
 
@@ -131,7 +131,9 @@ fn lifeboat_target(
             format!("lifeboat.target={t}: no such disk or partition here (check the name with the rescue shell or the Details screen)")
         })?;
         if boot.contains(&d.disk) {
-            return Err(format!("lifeboat.target={t} is on the medium this image booted from; refusing"));
+            return Err(format!(
+                "lifeboat.target={t} is on the medium this image booted from; refusing"
+            ));
         }
         if d.is_partition() {
             return Ok(Target {
@@ -148,18 +150,28 @@ fn lifeboat_target(
         .collect();
     let src = &m.source;
     let by_partuuid = src.partition.partuuid.as_deref().and_then(|pu| {
-        on_disk
-            .iter()
-            .find(|d| d.partuuid.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(pu)))
+        on_disk.iter().find(|d| {
+            d.partuuid
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(pu))
+        })
     });
     let found = match by_partuuid {
-        Some(d) => Some((*d, format!("PARTUUID {}", d.partuuid.as_deref().unwrap_or("")))),
-        None => src.filesystem.label.as_deref().filter(|l| !l.is_empty()).and_then(|l| {
-            on_disk
-                .iter()
-                .find(|d| d.label() == Some(l))
-                .map(|d| (*d, format!("label {l}")))
-        }),
+        Some(d) => Some((
+            *d,
+            format!("PARTUUID {}", d.partuuid.as_deref().unwrap_or("")),
+        )),
+        None => src
+            .filesystem
+            .label
+            .as_deref()
+            .filter(|l| !l.is_empty())
+            .and_then(|l| {
+                on_disk
+                    .iter()
+                    .find(|d| d.label() == Some(l))
+                    .map(|d| (*d, format!("label {l}")))
+            }),
     };
     let (root, how) = found.ok_or_else(|| {
         format!(
@@ -170,7 +182,10 @@ fn lifeboat_target(
         )
     })?;
     if boot.contains(&root.disk) {
-        return Err(format!("{} is on the boot medium; refusing", root.dev_path()));
+        return Err(format!(
+            "{} is on the boot medium; refusing",
+            root.dev_path()
+        ));
     }
     Ok(Target {
         root: root.clone(),
@@ -183,10 +198,17 @@ fn lifeboat_target(
 fn esp_for(m: &Manifest, disk: &str, devs: &[BlockDev]) -> Option<BlockDev> {
     let fs = m.source.esp.as_ref()?;
     let on_disk = devs.iter().filter(|d| d.disk == disk && d.is_partition());
-    let pu = m.source.esp_partition.as_ref().and_then(|p| p.partuuid.clone());
+    let pu = m
+        .source
+        .esp_partition
+        .as_ref()
+        .and_then(|p| p.partuuid.clone());
     let mut cands: Vec<&BlockDev> = on_disk.collect();
     if let Some(pu) = pu {
-        if let Some(d) = cands.iter().find(|d| d.partuuid.as_deref() == Some(pu.as_str())) {
+        if let Some(d) = cands
+            .iter()
+            .find(|d| d.partuuid.as_deref() == Some(pu.as_str()))
+        {
             return Some((*d).clone());
         }
     }
@@ -200,27 +222,56 @@ fn esp_for(m: &Manifest, disk: &str, devs: &[BlockDev]) -> Option<BlockDev> {
 
 /// The partition a XenServer backup partition restores to: the `root-*` labelled partition on
 /// the backup's disk (the installer's rule), or `lifeboat.target`.
-fn xen_target(backup_dev: &BlockDev, devs: &[BlockDev], boot: &BTreeSet<String>, opts: &Options, has_efi: bool) -> Result<Target, String> {
+fn xen_target(
+    backup_dev: &BlockDev,
+    devs: &[BlockDev],
+    boot: &BTreeSet<String>,
+    opts: &Options,
+    has_efi: bool,
+) -> Result<Target, String> {
     let esp_on = |disk: &str| {
         if !has_efi {
             return None;
         }
         devs.iter()
-            .find(|d| d.disk == disk && d.is_partition() && d.type_guid.as_deref() == Some(ESP_TYPE))
+            .find(|d| {
+                d.disk == disk && d.is_partition() && d.type_guid.as_deref() == Some(ESP_TYPE)
+            })
             .cloned()
     };
     if let Some(t) = &opts.target {
-        let d = named_device(devs, t).ok_or_else(|| format!("lifeboat.target={t}: no such partition here"))?;
+        let d = named_device(devs, t)
+            .ok_or_else(|| format!("lifeboat.target={t}: no such partition here"))?;
         if boot.contains(&d.disk) || !d.is_partition() {
-            return Err(format!("lifeboat.target={t} must be a partition that is not on the boot medium"));
+            return Err(format!(
+                "lifeboat.target={t} must be a partition that is not on the boot medium"
+            ));
         }
-        return Ok(Target { root: d.clone(), esp: esp_on(&d.disk), how: "lifeboat.target".into() });
+        return Ok(Target {
+            root: d.clone(),
+            esp: esp_on(&d.disk),
+            how: "lifeboat.target".into(),
+        });
     }
     let root = devs
         .iter()
-        .find(|d| d.disk == backup_dev.disk && d.is_partition() && d.name != backup_dev.name && d.label().is_some_and(|l| l.starts_with("root-")))
-        .ok_or_else(|| format!("no partition labelled root-* on disk {}; name the target with lifeboat.target=DEV", backup_dev.disk))?;
-    Ok(Target { root: root.clone(), esp: esp_on(&root.disk), how: format!("label {}", root.label().unwrap_or("")) })
+        .find(|d| {
+            d.disk == backup_dev.disk
+                && d.is_partition()
+                && d.name != backup_dev.name
+                && d.label().is_some_and(|l| l.starts_with("root-"))
+        })
+        .ok_or_else(|| {
+            format!(
+                "no partition labelled root-* on disk {}; name the target with lifeboat.target=DEV",
+                backup_dev.disk
+            )
+        })?;
+    Ok(Target {
+        root: root.clone(),
+        esp: esp_on(&root.disk),
+        how: format!("label {}", root.label().unwrap_or("")),
+    })
 }
 
 pub fn discover(opts: &Options) -> Discovery {
@@ -228,7 +279,11 @@ pub fn discover(opts: &Options) -> Discovery {
     let boot = boot_disks(&devs);
     let mut backups = Vec::new();
     let mut notes = Vec::new();
-    let has_parts: BTreeSet<String> = devs.iter().filter(|d| d.is_partition()).map(|d| d.disk.clone()).collect();
+    let has_parts: BTreeSet<String> = devs
+        .iter()
+        .filter(|d| d.is_partition())
+        .map(|d| d.disk.clone())
+        .collect();
     for d in &devs {
         if !d.fstype().starts_with("ext") || boot.contains(&d.disk) {
             continue;
@@ -249,12 +304,19 @@ pub fn discover(opts: &Options) -> Discovery {
             }
         };
         let mut keep = false;
-        if dir.join(".xen-backup-partition").exists() && dir.join("etc/xensource-inventory").exists() {
-            let inv = parse_inventory(&std::fs::read_to_string(dir.join("etc/xensource-inventory")).unwrap_or_default());
+        if dir.join(".xen-backup-partition").exists()
+            && dir.join("etc/xensource-inventory").exists()
+        {
+            let inv = parse_inventory(
+                &std::fs::read_to_string(dir.join("etc/xensource-inventory")).unwrap_or_default(),
+            );
             let version = match (inv.get("PRODUCT_VERSION"), inv.get("BUILD_NUMBER")) {
                 (Some(v), Some(b)) => format!("{v} (build {b})"),
                 (Some(v), None) => v.clone(),
-                _ => inv.get("PLATFORM_VERSION").cloned().unwrap_or_else(|| "unknown".into()),
+                _ => inv
+                    .get("PLATFORM_VERSION")
+                    .cloned()
+                    .unwrap_or_else(|| "unknown".into()),
             };
             let host = std::fs::read_to_string(dir.join("etc/hostname"))
                 .map(|s| s.trim().to_string())
@@ -314,5 +376,10 @@ pub fn discover(opts: &Options) -> Discovery {
     }
     // Newest first (RFC 3339 times sort as text).
     backups.sort_by(|a, b| b.time.cmp(&a.time));
-    Discovery { devices: devs, boot_disks: boot, backups, notes }
+    Discovery {
+        devices: devs,
+        boot_disks: boot,
+        backups,
+        notes,
+    }
 }

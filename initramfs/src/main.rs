@@ -45,7 +45,15 @@ fn kernel_release() -> String {
 /// Boot: pseudo filesystems, consoles, coldplug. Returns the options of the command line.
 fn boot() -> Options {
     let mount_errors = early::mount_pseudo_filesystems();
-    let opts = cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
+    let raw_cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let opts = cmdline::parse(&raw_cmdline);
+    if !raw_cmdline
+        .split_whitespace()
+        .any(|w| w.starts_with("loglevel=") || w == "debug")
+    {
+        // Kernel chatter (filesystem mounts) would break up the menu on the consoles.
+        let _ = std::fs::write("/proc/sys/kernel/printk", "4 4 1 7");
+    }
     let failed = console::init(&opts.consoles);
     console::set_log("/run/lifeboat/init.log");
     say(&format!("lifeboat-init {}", lifeboat_core::VERSION));
@@ -61,13 +69,17 @@ fn boot() -> Options {
         say(&format!("Warning: cannot open console {f}"));
     }
     for u in &opts.unknown {
-        say(&format!("Warning: unknown or malformed kernel option {u} (ignored)"));
+        say(&format!(
+            "Warning: unknown or malformed kernel option {u} (ignored)"
+        ));
     }
 
     let sock = match uevent::UeventSocket::open() {
         Ok(s) => Some(s),
         Err(e) => {
-            say(&format!("Warning: cannot listen for device events ({e}); polling /sys instead"));
+            say(&format!(
+                "Warning: cannot listen for device events ({e}); polling /sys instead"
+            ));
             None
         }
     };
@@ -85,10 +97,18 @@ fn boot() -> Options {
     let disks: Vec<&str> = s.block_devices.iter().map(String::as_str).collect();
     say(&format!(
         "{} after {:.1} s: {} modules loaded; block devices: {}",
-        if s.settled { "Disks settled" } else { "Stopped waiting for disks" },
+        if s.settled {
+            "Disks settled"
+        } else {
+            "Stopped waiting for disks"
+        },
         s.elapsed.as_secs_f64(),
         s.modules_loaded,
-        if disks.is_empty() { "none".to_string() } else { disks.join(" ") }
+        if disks.is_empty() {
+            "none".to_string()
+        } else {
+            disks.join(" ")
+        }
     ));
     for (m, why) in &db.failed {
         console::log_only(&format!("module {m}: {why}"));
@@ -144,11 +164,12 @@ fn run() {
         }
         if first {
             first = false;
-            say(&format!("Menu ready {:.1} s after the kernel started.", uptime()));
+            say(&format!(
+                "Menu ready {:.1} s after the kernel started.",
+                uptime()
+            ));
             if let Some(which) = opts.restore.clone() {
                 unattended(&d, &opts, &which);
-            } else if opts.yes && d.backups.iter().any(|b| b.interrupted) {
-                unattended(&d, &opts, "latest");
             }
         }
         menu::main_menu(&d, &opts);
@@ -158,7 +179,9 @@ fn run() {
 /// Last resort after an internal error: the operator can still reboot or get a shell.
 fn fallback() {
     say("");
-    say("lifeboat-init met an internal error (see above). The disks were not changed by this error");
+    say(
+        "lifeboat-init met an internal error (see above). The disks were not changed by this error",
+    );
     say("unless a restore was running, in which case restore again.");
     say(" 1) Start over   2) Rescue shell   3) Reboot   4) Power off");
     console::write("Choice: ");
@@ -188,7 +211,8 @@ fn main() {
         let r = std::panic::catch_unwind(|| {
             if booted {
                 // Start over from discovery after an internal error.
-                let opts = cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
+                let opts =
+                    cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
                 let d = discover::discover(&opts);
                 menu::main_menu(&d, &opts);
             } else {

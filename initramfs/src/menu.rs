@@ -12,7 +12,10 @@ fn ruler() {
 }
 
 fn show_backup_line(i: usize, b: &Backup, d: &Discovery) {
-    let gen = b.generation().map(|g| format!(", generation {g}")).unwrap_or_default();
+    let gen = b
+        .generation()
+        .map(|g| format!(", generation {g}"))
+        .unwrap_or_default();
     say(&format!(
         " {}) {} | {} | product {} | {}{}",
         i + 1,
@@ -22,16 +25,25 @@ fn show_backup_line(i: usize, b: &Backup, d: &Discovery) {
         human_size(b.size),
         gen
     ));
-    say(&format!("      {} on {}", b.kind_name(), b.device.dev_path()));
+    say(&format!(
+        "      {} on {}",
+        b.kind_name(),
+        b.device.dev_path()
+    ));
     match &b.target {
         Ok(t) => {
             say(&format!("      will overwrite {}", describe_dev(&t.root)));
-            say(&format!("      on {}", describe_disk(&d.devices, &t.root.disk)));
+            say(&format!(
+                "      on {}",
+                describe_disk(&d.devices, &t.root.disk)
+            ));
         }
         Err(e) => say(&format!("      cannot be restored as is: {e}")),
     }
     if b.interrupted {
-        say("      !! a restore from this store started and did not finish: the root is incomplete");
+        say(
+            "      !! a restore from this store started and did not finish: the root is incomplete",
+        );
     }
 }
 
@@ -45,12 +57,31 @@ fn choose(max: usize) -> Option<(usize, usize)> {
 
 fn details(b: &Backup, d: &Discovery) {
     ruler();
-    say(&format!("Details of the {} backup on {}", b.kind_name(), b.device.dev_path()));
-    say(&format!("  host: {}   taken: {}   size: {}", b.host, b.time, human_size(b.size)));
+    say(&format!(
+        "Details of the {} backup on {}",
+        b.kind_name(),
+        b.device.dev_path()
+    ));
+    say(&format!(
+        "  host: {}   taken: {}   size: {}",
+        b.host,
+        b.time,
+        human_size(b.size)
+    ));
     match &b.kind {
-        BackupKind::Lifeboat { generation, archive, manifest } => {
-            say(&format!("  generation: {generation}   archive: {}", archive.display()));
-            say(&format!("  tool version: {}   codec: {}", manifest.tool_version, manifest.codec));
+        BackupKind::Lifeboat {
+            generation,
+            archive,
+            manifest,
+        } => {
+            say(&format!(
+                "  generation: {generation}   archive: {}",
+                archive.display()
+            ));
+            say(&format!(
+                "  tool version: {}   codec: {}",
+                manifest.tool_version, manifest.codec
+            ));
             let m = &manifest.machine;
             say(&format!(
                 "  machine: {} {} uuid {} serial {}",
@@ -74,7 +105,11 @@ fn details(b: &Backup, d: &Discovery) {
                 human_size(s.disk.size_bytes)
             ));
             if let Some(e) = &s.esp {
-                say(&format!("  ESP: vfat id {} label {}", e.uuid.as_deref().unwrap_or("-"), e.label.as_deref().unwrap_or("-")));
+                say(&format!(
+                    "  ESP: vfat id {} label {}",
+                    e.uuid.as_deref().unwrap_or("-"),
+                    e.label.as_deref().unwrap_or("-")
+                ));
             }
             for (k, v) in &manifest.inventory {
                 say(&format!("  {k}={v}"));
@@ -88,7 +123,11 @@ fn details(b: &Backup, d: &Discovery) {
     }
     match &b.target {
         Ok(t) => {
-            say(&format!("  target: {} (found by {})", describe_dev(&t.root), t.how));
+            say(&format!(
+                "  target: {} (found by {})",
+                describe_dev(&t.root),
+                t.how
+            ));
             say(&format!("  {}", describe_disk(&d.devices, &t.root.disk)));
             if let Some(e) = &t.esp {
                 say(&format!("  ESP target: {}", describe_dev(e)));
@@ -123,7 +162,11 @@ pub fn after_restore(after: Option<After>, console: usize) {
 
 fn shell(console: usize) {
     let all = names();
-    let name = all.get(console).or_else(|| all.last()).cloned().unwrap_or_else(|| "console".into());
+    let name = all
+        .get(console)
+        .or_else(|| all.last())
+        .cloned()
+        .unwrap_or_else(|| "console".into());
     if let Err(e) = power::run_shell(&name) {
         say(&format!("Rescue shell: {e}"));
     }
@@ -132,12 +175,19 @@ fn shell(console: usize) {
 fn backup_menu(b: &Backup, d: &Discovery, opts: &Options) {
     loop {
         say("");
-        say(&format!("Backup of {} taken {} ({})", b.host, b.time, b.kind_name()));
+        say(&format!(
+            "Backup of {} taken {} ({})",
+            b.host,
+            b.time,
+            b.kind_name()
+        ));
         say(" 1) Restore");
         say(" 2) Verify only");
         say(" 3) Details");
         say(" 4) Back");
-        let Some((n, console)) = choose(4) else { continue };
+        let Some((n, console)) = choose(4) else {
+            continue;
+        };
         match n {
             1 => match restore_flow::restore(b, &d.devices, opts, Confirm::Ask) {
                 Ok(msg) => {
@@ -224,7 +274,10 @@ pub fn pick<'a>(d: &'a Discovery, which: &str) -> Option<&'a Backup> {
             .iter()
             .find(|b| matches!(b.kind, BackupKind::Lifeboat { .. }))
             .or_else(|| d.backups.first()),
-        "xen" | "xenserver" => d.backups.iter().find(|b| matches!(b.kind, BackupKind::XenTree { .. })),
+        "xen" | "xenserver" => d
+            .backups
+            .iter()
+            .find(|b| matches!(b.kind, BackupKind::XenTree { .. })),
         g => d.backups.iter().find(|b| b.generation() == Some(g)),
     }
 }

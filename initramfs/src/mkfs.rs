@@ -7,7 +7,12 @@ use std::path::Path;
 use std::process::Command;
 
 /// ext features that describe a filesystem's state, not its format: mke2fs cannot set them.
-const STATE_FEATURES: &[&str] = &["needs_recovery", "journal_dev", "orphan_present", "snapshot_bitmap"];
+const STATE_FEATURES: &[&str] = &[
+    "needs_recovery",
+    "journal_dev",
+    "orphan_present",
+    "snapshot_bitmap",
+];
 
 pub fn find_program(names: &[&str]) -> Option<String> {
     for dir in ["/sbin", "/usr/sbin", "/bin", "/usr/bin"] {
@@ -47,7 +52,11 @@ fn run(program: &str, args: &[String]) -> Result<(), String> {
 /// The mke2fs arguments that recreate `fs` on `dev` (type, UUID, label, exact feature set,
 /// block size, inode size).
 pub fn mke2fs_args(fs: &FilesystemIdentity, dev: &str) -> Vec<String> {
-    let fstype = if fs.fstype.starts_with("ext") { fs.fstype.as_str() } else { "ext4" };
+    let fstype = if fs.fstype.starts_with("ext") {
+        fs.fstype.as_str()
+    } else {
+        "ext4"
+    };
     let mut a: Vec<String> = vec!["-F".into(), "-q".into(), "-t".into(), fstype.into()];
     if let Some(u) = fs.uuid.as_deref().filter(|u| !u.is_empty()) {
         a.extend(["-U".into(), u.into()]);
@@ -76,7 +85,8 @@ pub fn mke2fs_args(fs: &FilesystemIdentity, dev: &str) -> Vec<String> {
 
 pub fn make_ext(fs: &FilesystemIdentity, dev: &str) -> Result<(), String> {
     let prog = find_program(&["mke2fs", "mkfs.ext4"]).ok_or_else(|| {
-        "mke2fs is not in this image; rebuild it with `lifeboat mkrescue` (which adds mke2fs)".to_string()
+        "mke2fs is not in this image; rebuild it with `lifeboat mkrescue` (which adds mke2fs)"
+            .to_string()
     })?;
     run(&prog, &mke2fs_args(fs, dev))
 }
@@ -112,7 +122,11 @@ mod tests {
             label: Some("root-test".into()),
             block_size: 4096,
             inode_size: 256,
-            features: vec!["has_journal".into(), "extent".into(), "needs_recovery".into()],
+            features: vec![
+                "has_journal".into(),
+                "extent".into(),
+                "needs_recovery".into(),
+            ],
             ..Default::default()
         };
         let a = mke2fs_args(&fs, "/dev/vda1").join(" ");

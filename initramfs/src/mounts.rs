@@ -33,8 +33,13 @@ pub fn remount(dir: &Path, read_only: bool) -> Result<(), String> {
     if read_only {
         flags |= MsFlags::MS_RDONLY;
     }
-    mount(None::<&str>, dir, None::<&str>, flags, None::<&str>)
-        .map_err(|e| format!("cannot remount {} {}: {e}", dir.display(), if read_only { "read-only" } else { "read-write" }))
+    mount(None::<&str>, dir, None::<&str>, flags, None::<&str>).map_err(|e| {
+        format!(
+            "cannot remount {} {}: {e}",
+            dir.display(),
+            if read_only { "read-only" } else { "read-write" }
+        )
+    })
 }
 
 pub fn unmount(dir: &Path) -> Result<(), String> {
@@ -58,5 +63,6 @@ pub fn mounted_at(dev: &str) -> Vec<PathBuf> {
 /// syncfs(2) on the filesystem holding `dir`.
 pub fn syncfs(dir: &Path) -> Result<(), String> {
     let f = std::fs::File::open(dir).map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
-    nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f)).map_err(|e| format!("syncfs {}: {e}", dir.display()))
+    nix::unistd::syncfs(std::os::fd::AsRawFd::as_raw_fd(&f))
+        .map_err(|e| format!("syncfs {}: {e}", dir.display()))
 }

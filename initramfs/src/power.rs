@@ -11,12 +11,23 @@ pub fn sync_all() {
 
 /// Reboots (or powers off). Returns only if the kernel refused, with the reason.
 pub fn reboot_now(power_off: bool) -> String {
-    say(if power_off { "Powering off." } else { "Rebooting." });
+    say(if power_off {
+        "Powering off."
+    } else {
+        "Rebooting."
+    });
     sync_all();
-    let mode = if power_off { RebootMode::RB_POWER_OFF } else { RebootMode::RB_AUTOBOOT };
+    let mode = if power_off {
+        RebootMode::RB_POWER_OFF
+    } else {
+        RebootMode::RB_AUTOBOOT
+    };
     match reboot(mode) {
         Ok(never) => match never {},
-        Err(e) => format!("the kernel refused to {}: {e}", if power_off { "power off" } else { "reboot" }),
+        Err(e) => format!(
+            "the kernel refused to {}: {e}",
+            if power_off { "power off" } else { "reboot" }
+        ),
     }
 }
 
@@ -28,7 +39,8 @@ pub fn shell_path() -> Option<&'static str> {
 
 /// Runs the rescue shell on the console named `console` until it exits.
 pub fn run_shell(console: &str) -> Result<(), String> {
-    let sh = shell_path().ok_or("this image has no shell (build it with `lifeboat mkrescue --shell`)")?;
+    let sh = shell_path()
+        .ok_or("this image has no shell (build it with `lifeboat mkrescue --shell`)")?;
     let dev = format!("/dev/{console}");
     let tty = OpenOptions::new()
         .read(true)
@@ -52,7 +64,9 @@ pub fn run_shell(console: &str) -> Result<(), String> {
         .stdin(Stdio::from(i))
         .stdout(Stdio::from(o))
         .stderr(Stdio::from(e));
-    let status = cmd.status().map_err(|e| format!("cannot start {sh}: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {sh}: {e}"))?;
     say(&format!("The shell exited ({status})."));
     Ok(())
 }

@@ -96,7 +96,14 @@ pub fn guid_string(b: &[u8]) -> String {
 
 fn uuid_string(b: &[u8]) -> String {
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn text_field(b: &[u8]) -> Option<String> {
@@ -168,7 +175,9 @@ pub struct PartEntry {
 
 /// Reads a disk's partition table (GPT, else MBR primary partitions).
 pub fn read_partition_table(path: &Path, sector: u64) -> Vec<PartEntry> {
-    let Ok(mut f) = File::open(path) else { return Vec::new() };
+    let Ok(mut f) = File::open(path) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     if let Some(hdr) = read_at(&mut f, sector, 92) {
         if &hdr[0..8] == b"EFI PART" {
@@ -182,7 +191,10 @@ pub fn read_partition_table(path: &Path, sector: u64) -> Vec<PartEntry> {
                         if e[0..16].iter().all(|&b| b == 0) {
                             continue;
                         }
-                        let units: Vec<u16> = (0..36).map(|k| le16(e, 56 + 2 * k)).take_while(|&u| u != 0).collect();
+                        let units: Vec<u16> = (0..36)
+                            .map(|k| le16(e, 56 + 2 * k))
+                            .take_while(|&u| u != 0)
+                            .collect();
                         let name = String::from_utf16_lossy(&units);
                         out.push(PartEntry {
                             number: i as u32 + 1,
@@ -226,13 +238,19 @@ pub fn scan() -> Vec<BlockDev> {
         let disk = if partno.is_some() {
             fs::canonicalize(&sys)
                 .ok()
-                .and_then(|p| p.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()))
+                .and_then(|p| {
+                    p.parent()
+                        .and_then(|d| d.file_name())
+                        .map(|n| n.to_string_lossy().into_owned())
+                })
                 .unwrap_or_else(|| name.clone())
         } else {
             name.clone()
         };
         let dsys = Path::new("/sys/class/block").join(&disk);
-        let sectors: u64 = read_sys(&sys.join("size")).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let sectors: u64 = read_sys(&sys.join("size"))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let size = sectors * 512;
         if size == 0 {
             continue; // empty CD drive, absent medium
@@ -246,16 +264,19 @@ pub fn scan() -> Vec<BlockDev> {
             model: read_sys(&dsys.join("device/model")),
             serial: read_sys(&dsys.join("serial"))
                 .or_else(|| read_sys(&dsys.join("device/serial")))
-                .or_else(|| read_sys(&dsys.join("device/vpd_pg80")).map(|s| s.trim_matches(|c: char| !c.is_ascii_graphic()).to_string())),
+                .or_else(|| {
+                    read_sys(&dsys.join("device/vpd_pg80"))
+                        .map(|s| s.trim_matches(|c: char| !c.is_ascii_graphic()).to_string())
+                }),
             ..Default::default()
         };
         if let Some(n) = partno {
             let sector: u64 = read_sys(&dsys.join("queue/logical_block_size"))
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(512);
-            let table = tables
-                .entry(disk.clone())
-                .or_insert_with(|| read_partition_table(Path::new(&format!("/dev/{disk}")), sector));
+            let table = tables.entry(disk.clone()).or_insert_with(|| {
+                read_partition_table(Path::new(&format!("/dev/{disk}")), sector)
+            });
             if let Some(e) = table.iter().find(|e| e.number == n) {
                 d.partuuid = Some(e.partuuid.clone());
                 d.type_guid = Some(e.type_guid.clone());
@@ -287,7 +308,8 @@ mod tests {
     fn formats_gpt_guids() {
         // EFI system partition type GUID as stored on disk.
         let raw = [
-            0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b,
+            0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e,
+            0xc9, 0x3b,
         ];
         assert_eq!(guid_string(&raw), "c12a7328-f81f-11d2-ba4b-00a0c93ec93b");
     }

@@ -24,7 +24,12 @@ impl LineProgress {
         let now = Instant::now();
         Self {
             what: what.to_string(),
-            st: Mutex::new(State { total: None, done: 0, start: now, last: now }),
+            st: Mutex::new(State {
+                total: None,
+                done: 0,
+                start: now,
+                last: now,
+            }),
         }
     }
 
@@ -63,7 +68,10 @@ impl Progress for LineProgress {
     fn finish(&self) {
         if let Ok(st) = self.st.lock() {
             let mut l = self.line(&st);
-            l.push_str(&format!("  done in {:.1} s", st.start.elapsed().as_secs_f64()));
+            l.push_str(&format!(
+                "  done in {:.1} s",
+                st.start.elapsed().as_secs_f64()
+            ));
             say(&l);
         }
     }

@@ -15,7 +15,7 @@ use crate::store_view;
 use lifeboat_core::archive::manifest::FilesystemIdentity;
 use lifeboat_core::archive::Manifest;
 use lifeboat_core::progress::Progress;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Label the new root carries while it is being filled: a host that finds its root by label
 /// (XenServer's grub.cfg and fstab) cannot boot a half-restored root.
@@ -36,10 +36,11 @@ pub fn describe_dev(d: &BlockDev) -> String {
 pub fn describe_disk(devs: &[BlockDev], disk: &str) -> String {
     match devs.iter().find(|d| d.name == disk) {
         Some(d) => format!(
-            "disk /dev/{disk}: model {}, serial {}, {}",
+            "disk /dev/{disk}: model {}, serial {}, {}{}",
             d.model.as_deref().unwrap_or("unknown"),
             d.serial.as_deref().unwrap_or("unknown"),
-            human_size(d.size)
+            human_size(d.size),
+            if d.removable { ", removable" } else { "" }
         ),
         None => format!("disk /dev/{disk}"),
     }
@@ -65,7 +66,12 @@ pub fn identity_mismatches(m: &Manifest, devs: &[BlockDev], target: &Target) -> 
             )),
         }
     }
-    if let Some(want) = m.machine.product_serial.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(want) = m
+        .machine
+        .product_serial
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
         match read_dmi("product_serial") {
             Some(have) if eq(&have, want) => {}
             have => out.push(format!(
@@ -79,12 +85,18 @@ pub fn identity_mismatches(m: &Manifest, devs: &[BlockDev], target: &Target) -> 
     if let Some(disk) = disk {
         if let (Some(want), Some(have)) = (rec.serial.as_deref(), disk.serial.as_deref()) {
             if !want.is_empty() && !eq(want, have) {
-                out.push(format!("disk serial: backup {want}, /dev/{} {have}", disk.name));
+                out.push(format!(
+                    "disk serial: backup {want}, /dev/{} {have}",
+                    disk.name
+                ));
             }
         }
         if let (Some(want), Some(have)) = (rec.model.as_deref(), disk.model.as_deref()) {
             if !want.is_empty() && !eq(want, have) {
-                out.push(format!("disk model: backup {want}, /dev/{} {have}", disk.name));
+                out.push(format!(
+                    "disk model: backup {want}, /dev/{} {have}",
+                    disk.name
+                ));
             }
         }
         if rec.size_bytes > 0 && rec.size_bytes != disk.size {
@@ -119,7 +131,10 @@ pub enum Confirm {
 pub fn verify(b: &Backup) -> Result<String, String> {
     match &b.kind {
         BackupKind::Lifeboat { archive, .. } => {
-            say(&format!("Verifying {} (every checksum, the trailer) ...", archive.display()));
+            say(&format!(
+                "Verifying {} (every checksum, the trailer) ...",
+                archive.display()
+            ));
             let p = LineProgress::new("verify");
             p.set_total(Some(b.size));
             let r = store_view::verify(archive, &p);
@@ -129,7 +144,10 @@ pub fn verify(b: &Backup) -> Result<String, String> {
         BackupKind::XenTree { inventory } => {
             for f in ["etc/xensource-inventory", "etc/fstab"] {
                 if !b.mount.join(f).exists() {
-                    return Err(format!("{} has no {f}: it is not a complete XenServer backup", b.device.dev_path()));
+                    return Err(format!(
+                        "{} has no {f}: it is not a complete XenServer backup",
+                        b.device.dev_path()
+                    ));
                 }
             }
             Ok(format!(
@@ -143,19 +161,25 @@ pub fn verify(b: &Backup) -> Result<String, String> {
 }
 
 fn journal(b: &Backup, event: &str, detail: &str) {
-    let BackupKind::Lifeboat { generation, .. } = &b.kind else { return };
+    let BackupKind::Lifeboat { generation, .. } = &b.kind else {
+        return;
+    };
     let r = mounts::remount(&b.mount, false)
         .and_then(|()| store_view::journal(&b.mount, event, generation, detail));
     let _ = mounts::syncfs(&b.mount);
     let _ = mounts::remount(&b.mount, true);
     if let Err(e) = r {
-        say(&format!("Warning: could not write \"{event}\" to the store's journal on {}: {e}", b.device.dev_path()));
+        say(&format!(
+            "Warning: could not write \"{event}\" to the store's journal on {}: {e}",
+            b.device.dev_path()
+        ));
     }
 }
 
 fn unmount_all_of(dev: &str) -> Result<(), String> {
     for dir in mounts::mounted_at(dev) {
-        mounts::unmount(&dir).map_err(|e| format!("{dev} is in use and cannot be unmounted: {e}"))?;
+        mounts::unmount(&dir)
+            .map_err(|e| format!("{dev} is in use and cannot be unmounted: {e}"))?;
     }
     Ok(())
 }
@@ -194,18 +218,35 @@ fn set_label(dev: &str, label: &str) -> Result<(), String> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("{prog} failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "{prog} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
 /// The whole restore of `b`. Returns a summary on success; every error says what was touched.
-pub fn restore(b: &Backup, devs: &[BlockDev], opts: &Options, confirm: Confirm) -> Result<String, String> {
+pub fn restore(
+    b: &Backup,
+    devs: &[BlockDev],
+    opts: &Options,
+    confirm: Confirm,
+) -> Result<String, String> {
     let target = b.target.clone()?;
     let root = &target.root;
     say("");
-    say(&format!("Restore {} backup of {} taken {}", b.kind_name(), b.host, b.time));
+    say(&format!(
+        "Restore {} backup of {} taken {}",
+        b.kind_name(),
+        b.host,
+        b.time
+    ));
     say(&format!("  from {}", describe_dev(&b.device)));
-    say(&format!("  onto {} (found by {})", describe_dev(root), target.how));
+    say(&format!(
+        "  onto {} (found by {})",
+        describe_dev(root),
+        target.how
+    ));
     say(&format!("  on   {}", describe_disk(devs, &root.disk)));
     if let Some(e) = &target.esp {
         say(&format!("  ESP  {}", describe_dev(e)));
@@ -240,7 +281,10 @@ pub fn restore(b: &Backup, devs: &[BlockDev], opts: &Options, confirm: Confirm) 
                     root.dev_path()
                 ));
             } else if !ask_yes("Restore onto this machine anyway?") {
-                return Err(format!("cancelled: nothing was written to {}", root.dev_path()));
+                return Err(format!(
+                    "cancelled: nothing was written to {}",
+                    root.dev_path()
+                ));
             }
         }
     }
@@ -252,7 +296,10 @@ pub fn restore(b: &Backup, devs: &[BlockDev], opts: &Options, confirm: Confirm) 
             describe_dev(root)
         ))
     {
-        return Err(format!("cancelled: nothing was written to {}", root.dev_path()));
+        return Err(format!(
+            "cancelled: nothing was written to {}",
+            root.dev_path()
+        ));
     }
 
     // 4. Journal the start (the next boot of this image finishes an interrupted restore).
@@ -268,7 +315,11 @@ pub fn restore(b: &Backup, devs: &[BlockDev], opts: &Options, confirm: Confirm) 
         }
         BackupKind::XenTree { .. } => {
             let f = FilesystemIdentity {
-                fstype: if b.device.fstype() == "ext4" { "ext4".into() } else { "ext3".into() },
+                fstype: if b.device.fstype() == "ext4" {
+                    "ext4".into()
+                } else {
+                    "ext3".into()
+                },
                 uuid: root.fs_uuid().map(str::to_string),
                 label: root.label().map(str::to_string),
                 ..Default::default()
@@ -277,14 +328,22 @@ pub fn restore(b: &Backup, devs: &[BlockDev], opts: &Options, confirm: Confirm) 
             (f, l)
         }
     };
-    let use_partial = final_label.is_some() && mkfs::find_program(&["tune2fs", "e2label"]).is_some();
+    let use_partial =
+        final_label.is_some() && mkfs::find_program(&["tune2fs", "e2label"]).is_some();
     let mut mk = fs_id.clone();
     if use_partial {
         mk.label = Some(PARTIAL_LABEL.into());
     }
-    say(&format!("Creating {} on {} ...", fs_id.fstype, root.dev_path()));
+    say(&format!(
+        "Creating {} on {} ...",
+        fs_id.fstype,
+        root.dev_path()
+    ));
     mkfs::make_ext(&mk, &root.dev_path()).map_err(|e| {
-        format!("{e}\n{} may now be unusable; the backup is intact: try again from the menu.", root.dev_path())
+        format!(
+            "{e}\n{} may now be unusable; the backup is intact: try again from the menu.",
+            root.dev_path()
+        )
     })?;
     let target_dir = PathBuf::from("/run/lifeboat/target");
     let mut mounted = Mounted { dirs: Vec::new() };
@@ -353,21 +412,13 @@ pub fn restore(b: &Backup, devs: &[BlockDev], opts: &Options, confirm: Confirm) 
         }
     }
     journal(b, "restore-done", &root.dev_path());
-    Ok(format!("Restored {} onto {}: {report}", b.host, root.dev_path()))
+    Ok(format!(
+        "Restored {} onto {}: {report}",
+        b.host,
+        root.dev_path()
+    ))
 }
 
 fn power_sync() {
     crate::power::sync_all();
-}
-
-/// Used by the Details screen.
-pub fn manifest_of(b: &Backup) -> Option<&Manifest> {
-    match &b.kind {
-        BackupKind::Lifeboat { manifest, .. } => Some(manifest),
-        BackupKind::XenTree { .. } => None,
-    }
-}
-
-pub fn path_exists(p: &Path) -> bool {
-    p.exists()
 }

@@ -64,7 +64,8 @@ pub fn list(dir: &Path) -> Result<Option<StoreListing>, String> {
             }
         })
         .collect();
-    let interrupted = matches!(store.last_restore(), Ok(Some(r)) if r.event == events::RESTORE_STARTED);
+    let interrupted =
+        matches!(store.last_restore(), Ok(Some(r)) if r.event == events::RESTORE_STARTED);
     Ok(Some(StoreListing {
         generations,
         interrupted,
@@ -76,7 +77,11 @@ pub fn list(dir: &Path) -> Result<Option<StoreListing>, String> {
 pub fn journal(dir: &Path, event: &str, generation: &str, target: &str) -> Result<(), String> {
     let store = Store::open(dir).map_err(|e| e.to_string())?;
     store
-        .append_journal(&JournalRecord::new(event).generation(generation).target(target))
+        .append_journal(
+            &JournalRecord::new(event)
+                .generation(generation)
+                .target(target),
+        )
         .map_err(|e| e.to_string())
 }
 
@@ -101,7 +106,8 @@ fn open_counted(archive: &Path) -> Result<(Box<dyn Read + Send>, Arc<AtomicU64>)
         inner: f,
         count: count.clone(),
     };
-    let (_codec, tar) = codec::decoder(r).map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
+    let (_codec, tar) =
+        codec::decoder(r).map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
     Ok((tar, count))
 }
 
@@ -125,14 +131,20 @@ impl Ticker<'_> {
 /// Reads the whole archive, checking every checksum and the trailer.
 pub fn verify(archive: &Path, progress: &dyn Progress) -> Result<String, String> {
     let (tar, count) = open_counted(archive)?;
-    let mut ticker = Ticker { count, seen: 0, progress };
+    let mut ticker = Ticker {
+        count,
+        seen: 0,
+        progress,
+    };
     let mut reader = ArchiveReader::new(tar);
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let next = reader.next_entry().map_err(|e| e.to_string())?;
         let Some(mut e) = next else { break };
         loop {
-            let n = e.read(&mut buf).map_err(|err| format!("{}: {err}", e.entry.display_path()))?;
+            let n = e
+                .read(&mut buf)
+                .map_err(|err| format!("{}: {err}", e.entry.display_path()))?;
             if n == 0 {
                 break;
             }
@@ -157,7 +169,11 @@ pub fn verify(archive: &Path, progress: &dyn Progress) -> Result<String, String>
 /// Extracts the archive beneath `target` (checking every checksum again while it reads).
 pub fn extract(archive: &Path, target: &Path, progress: &dyn Progress) -> Result<String, String> {
     let (tar, count) = open_counted(archive)?;
-    let mut ticker = Ticker { count, seen: 0, progress };
+    let mut ticker = Ticker {
+        count,
+        seen: 0,
+        progress,
+    };
     let mut reader = ArchiveReader::new(tar);
     let mut opts = RestoreOptions::new(target);
     opts.preserve_owner = true;
@@ -170,7 +186,7 @@ pub fn extract(archive: &Path, target: &Path, progress: &dyn Progress) -> Result
         let entry = e.entry.clone();
         ex.apply(&entry, &mut e).map_err(|e| e.to_string())?;
         n += 1;
-        if n % 64 == 0 {
+        if n.is_multiple_of(64) {
             ticker.tick();
         }
     }
@@ -181,7 +197,11 @@ pub fn extract(archive: &Path, target: &Path, progress: &dyn Progress) -> Result
         r.files, r.dirs, r.symlinks, r.hardlinks, r.devices, r.fifos, r.bytes
     );
     if r.warnings.count > 0 {
-        s.push_str(&format!("; {} warnings, first: {}", r.warnings.count, r.warnings.messages.first().cloned().unwrap_or_default()));
+        s.push_str(&format!(
+            "; {} warnings, first: {}",
+            r.warnings.count,
+            r.warnings.messages.first().cloned().unwrap_or_default()
+        ));
     }
     Ok(s)
 }

@@ -185,27 +185,47 @@ lb_compare() {
   diff <(lb_digest "$want") <(lb_digest "$got") >&2
 }
 
-# Boots the image. LOG gets the serial console. Extra arguments go to QEMU.
+# The QEMU command line for the image and $LB_DISK (serial on stdio). Extra args appended.
+lb_qemu_cmd() {
+  local append=$1; shift
+  LB_QEMU=(qemu-system-x86_64 -m "${LB_MEM:-512}" -display none -serial stdio -monitor none -no-reboot
+    -kernel "$LB_IMG/vmlinuz" -initrd "$LB_IMG/initrd.img"
+    -append "console=ttyS0 panic=-1 $append"
+    -drive "file=$LB_DISK,if=none,id=d0,format=raw" -device "virtio-blk-pci,drive=d0,serial=$LB_DISK_SERIAL"
+    -smbios "type=1,uuid=${LB_UUID:-$LB_MACHINE_UUID},serial=${LB_SERIAL:-$LB_MACHINE_SERIAL}" "$@")
+}
+
+lb_keep_log() {
+  mkdir -p "$LB_ROOT/build/qemu-logs"
+  cp "$1" "$LB_ROOT/build/qemu-logs/$(basename "$0" .sh)-$(basename "$1")" 2>/dev/null || true
+}
+
+# Boots the image unattended. LOG gets the serial console. Extra arguments go to QEMU.
 lb_boot() {
   local log=$1 append=$2; shift 2
-  local mem=${LB_MEM:-512}
   local start end
+  lb_qemu_cmd "$append" "$@"
   start=$(date +%s.%N)
-  timeout "$LB_QEMU_TIMEOUT" qemu-system-x86_64 -m "$mem" -nographic -no-reboot \
-    -kernel "$LB_IMG/vmlinuz" -initrd "$LB_IMG/initrd.img" \
-    -append "console=ttyS0 panic=-1 $append" \
-    -drive "file=$LB_DISK,if=none,id=d0,format=raw" -device "virtio-blk-pci,drive=d0,serial=$LB_DISK_SERIAL" \
-    -smbios "type=1,uuid=${LB_UUID:-$LB_MACHINE_UUID},serial=${LB_SERIAL:-$LB_MACHINE_SERIAL}" \
-    "$@" </dev/null >"$log" 2>&1 || lb_log "qemu exited with $?"
+  timeout "$LB_QEMU_TIMEOUT" "${LB_QEMU[@]}" </dev/null >"$log" 2>&1 || lb_log "qemu exited with $?"
   end=$(date +%s.%N)
-  mkdir -p "$LB_ROOT/build/qemu-logs"
-  cp "$log" "$LB_ROOT/build/qemu-logs/$(basename "$0" .sh)-$(basename "$log")" 2>/dev/null || true
   LB_BOOT_SECS=$(echo "$end - $start" | bc)
+  lb_keep_log "$log"
   lb_log "qemu ran for ${LB_BOOT_SECS}s"
   local menu
   menu=$(grep -a -m1 -o 'Menu ready [0-9.]* s' "$log" || true)
   [ -n "$menu" ] && echo "time to menu: $menu after the kernel started (QEMU run: ${LB_BOOT_SECS}s in all)"
   return 0
+}
+
+# Boots the image and drives it over the serial console: lb_drive LOG APPEND STEP... where
+# STEP is expect:TEXT or send:LINE (see serial_driver.py). Fails when a prompt never comes.
+lb_drive() {
+  local log=$1 append=$2; shift 2
+  lb_qemu_cmd "$append"
+  local rc=0
+  python3 "$LB_ROOT/tests/qemu/serial_driver.py" "$log" "$LB_QEMU_TIMEOUT" "$@" -- "${LB_QEMU[@]}" || rc=$?
+  lb_keep_log "$log"
+  return $rc
 }
 
 lb_expect_log() {

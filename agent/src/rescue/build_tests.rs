@@ -162,3 +162,18 @@ fn host_only_finds_bound_drivers_and_modalias_matches() -> Result<()> {
     assert!(found.contains("virtio_pci"), "{found:?}");
     Ok(())
 }
+
+#[test]
+fn reads_the_release_from_the_bzimage_header() -> Result<()> {
+    let Some(kernel) = test_kernel() else {
+        return Ok(());
+    };
+    let release = kernel_release(&kernel.join("vmlinuz"))?;
+    let tree = ModuleTree::open(&kernel.join("modules"))?;
+    assert_eq!(release.as_deref(), Some(tree.version()));
+    let dir = tempfile::tempdir()?;
+    let not_kernel = dir.path().join("x");
+    std::fs::write(&not_kernel, b"hello")?;
+    assert_eq!(kernel_release(&not_kernel)?, None);
+    Ok(())
+}

@@ -99,7 +99,7 @@ impl<W: Write> NewcWriter<W> {
         }
         header.extend_from_slice(name.as_bytes());
         header.push(0);
-        pad4(&mut header, 0);
+        pad4(&mut header);
         self.write(&header)?;
         self.write(data)?;
         let pad = (4 - data.len() % 4) % 4;
@@ -118,10 +118,8 @@ impl<W: Write> NewcWriter<W> {
     }
 }
 
-fn pad4(buf: &mut Vec<u8>, already: usize) {
-    while (buf.len() + already) % 4 != 0 {
-        buf.push(0);
-    }
+fn pad4(buf: &mut Vec<u8>) {
+    buf.resize(buf.len().next_multiple_of(4), 0);
 }
 
 #[cfg_attr(not(test), allow(dead_code))]

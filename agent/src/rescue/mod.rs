@@ -175,13 +175,23 @@ pub fn build(opts: &RescueOptions) -> Result<RescueReport> {
         }
     }
     for extra in &opts.extra_binaries {
-        if !extra.exists() {
+        // A bare name ("sgdisk") is looked up in the system directories.
+        let bare = extra.components().count() == 1 && !extra.exists();
+        let path = match bare {
+            true => find_program(&extra.to_string_lossy()),
+            false => Some(extra.clone()).filter(|p| p.exists()),
+        };
+        let Some(path) = path else {
             bail!(
-                "{}: no such program (given with --add-binary)",
+                "{}: no such program (given with --add-binary); give its path",
                 extra.display()
             );
-        }
-        add_program(&mut image, extra, &search, &mut notes)?;
+        };
+        let path = match path.is_absolute() {
+            true => path,
+            false => std::env::current_dir()?.join(path),
+        };
+        add_program(&mut image, &path, &search, &mut notes)?;
     }
     if opts.shell {
         add_busybox(&mut image, &search, &mut notes)?;

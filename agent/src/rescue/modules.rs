@@ -251,3 +251,54 @@ fn find_firmware(dirs: &[PathBuf], name: &str) -> Result<Option<(PathBuf, Vec<u8
     }
     Ok(None)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::rescue::image::Node;
+    use lifeboat_core::kmod::modinfo::synthetic_module;
+
+    /// Firmware named by a module comes from the tree's own lib/firmware, decompressed;
+    /// firmware nowhere to be found is reported, not fatal.
+    #[test]
+    fn firmware_is_added_or_reported() {
+        let root = tempfile::tempdir().unwrap();
+        let tree_dir = root.path().join("lib/modules/1.0-test");
+        std::fs::create_dir_all(tree_dir.join("kernel/drivers")).unwrap();
+        std::fs::write(
+            tree_dir.join("kernel/drivers/nic.ko"),
+            synthetic_module(&[
+                ("name", "nic"),
+                ("firmware", "vendor/nic.bin"),
+                ("firmware", "vendor/lifeboat-test-absent.bin"),
+            ]),
+        )
+        .unwrap();
+        let fw = root.path().join("lib/firmware/vendor");
+        std::fs::create_dir_all(&fw).unwrap();
+        std::fs::write(
+            fw.join("nic.bin.zst"),
+            zstd::encode_all(&b"FIRMWARE"[..], 3).unwrap(),
+        )
+        .unwrap();
+
+        let mut tree = ModuleTree::open(&tree_dir).unwrap();
+        let mut image = Image::new();
+        let report = add_modules(&mut image, &mut tree, &["nic".to_string()]).unwrap();
+        assert_eq!(report.firmware, ["vendor/nic.bin"]);
+        assert_eq!(
+            report.firmware_missing,
+            [(
+                "vendor/lifeboat-test-absent.bin".to_string(),
+                "nic".to_string()
+            )]
+        );
+        assert!(matches!(
+            image.nodes().get("lib/firmware/vendor/nic.bin"),
+            Some(Node::File { size: 8, .. })
+        ));
+        assert!(image.contains("lib/modules/1.0-test/kernel/drivers/nic.ko"));
+        assert!(image.contains("lib/modules/1.0-test/modules.dep"));
+    }
+}

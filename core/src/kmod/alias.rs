@@ -166,9 +166,15 @@ mod tests {
 
     #[test]
     fn globs_match_like_fnmatch() {
-        assert!(glob_match(b"pci:v00001AF4d*sv*sd*bc*sc*i*", b"pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"));
+        assert!(glob_match(
+            b"pci:v00001AF4d*sv*sd*bc*sc*i*",
+            b"pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"
+        ));
         assert!(!glob_match(b"pci:v00008086d*", b"pci:v00001AF4d00001001"));
-        assert!(glob_match(b"virtio:d00000002v*", b"virtio:d00000002v00001AF4"));
+        assert!(glob_match(
+            b"virtio:d00000002v*",
+            b"virtio:d00000002v00001AF4"
+        ));
         assert!(glob_match(b"a?c", b"abc"));
         assert!(!glob_match(b"a?c", b"ac"));
         assert!(glob_match(b"x[0-9]y", b"x5y"));
@@ -190,7 +196,10 @@ mod tests {
              alias virtio:d00000002v* virtio-blk\n",
         );
         assert_eq!(t.len(), 4);
-        assert_eq!(t.modules_for("virtio:d00000002v00001AF4"), vec!["virtio_blk".to_string()]);
+        assert_eq!(
+            t.modules_for("virtio:d00000002v00001AF4"),
+            vec!["virtio_blk".to_string()]
+        );
         assert_eq!(
             t.modules_for("pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"),
             vec!["virtio_pci".to_string()]

@@ -198,3 +198,47 @@ fn which(program: &str) -> Result<PathBuf, ()> {
         .find(|p| p.exists())
         .ok_or(())
 }
+
+/// CentOS-era trees ship `.ko.xz`; others `.ko.zst` or `.ko.gz`: all read the same.
+#[test]
+fn compressed_modules_resolve_and_decompress() -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    let Some(dir) = test_tree() else {
+        return Ok(());
+    };
+    let tmp = tempfile::tempdir()?;
+    let tree_dir = tmp.path().join("6.1.0-test");
+    let sub = tree_dir.join("kernel/drivers/virtio");
+    std::fs::create_dir_all(&sub)?;
+    let original = |name: &str| std::fs::read(dir.join(format!("kernel/drivers/{name}.ko")));
+    let blk = original("block/virtio_blk")?;
+    let mut xz = xz2::write::XzEncoder::new(Vec::new(), 6);
+    xz.write_all(&blk)?;
+    std::fs::write(sub.join("virtio_blk.ko.xz"), xz.finish()?)?;
+    std::fs::write(
+        sub.join("virtio.ko.zst"),
+        zstd::encode_all(&original("virtio/virtio")?[..], 3)?,
+    )?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&original("virtio/virtio_ring")?)?;
+    std::fs::write(sub.join("virtio_ring.ko.gz"), gz.finish()?)?;
+
+    let mut tree = ModuleTree::open(&tree_dir)?;
+    assert_eq!(tree.version(), "6.1.0-test");
+    let closure = tree.closure(&["virtio_blk"])?;
+    assert_eq!(closure.modules.len(), 3, "{closure:?}");
+    assert_eq!(
+        closure.modules.last().map(String::as_str),
+        Some("virtio_blk")
+    );
+    assert_eq!(tree.read_module("virtio_blk")?, blk);
+    assert_eq!(
+        tree.plain_relative_path("virtio_ring"),
+        Some(PathBuf::from("kernel/drivers/virtio/virtio_ring.ko"))
+    );
+    let files = index::build(&mut tree, &closure.modules)?;
+    assert!(files
+        .modules_dep
+        .contains("kernel/drivers/virtio/virtio_blk.ko: kernel/drivers/virtio/"));
+    Ok(())
+}

@@ -183,6 +183,50 @@ pub fn read_decompressed(path: &Path) -> Result<Vec<u8>, KmodError> {
     Ok(out)
 }
 
+/// A minimal ELF64 relocatable object holding only a `.modinfo` section with these
+/// `key=value` pairs: enough for everything here to treat it as a module. For tests (here and
+/// in the image builder) that need a module tree without a real kernel.
+pub fn synthetic_module(pairs: &[(&str, &str)]) -> Vec<u8> {
+    let mut modinfo = Vec::new();
+    for (k, v) in pairs {
+        modinfo.extend_from_slice(format!("{k}={v}").as_bytes());
+        modinfo.push(0);
+    }
+    let names = b"\0.modinfo\0.shstrtab\0";
+    let modinfo_off = 64u64;
+    let names_off = modinfo_off + modinfo.len() as u64;
+    let shoff = (names_off + names.len() as u64).next_multiple_of(8);
+    let mut out = Vec::new();
+    out.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    out.extend_from_slice(&1u16.to_le_bytes()); // ET_REL
+    out.extend_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes()); // entry
+    out.extend_from_slice(&0u64.to_le_bytes()); // phoff
+    out.extend_from_slice(&shoff.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes()); // flags
+    for v in [64u16, 0, 0, 64, 3, 2] {
+        out.extend_from_slice(&v.to_le_bytes()); // ehsize, phentsize, phnum, shentsize, shnum, shstrndx
+    }
+    out.extend_from_slice(&modinfo);
+    out.extend_from_slice(names);
+    out.resize(shoff as usize, 0);
+    let section = |out: &mut Vec<u8>, name: u32, kind: u32, off: u64, size: u64| {
+        out.extend_from_slice(&name.to_le_bytes());
+        out.extend_from_slice(&kind.to_le_bytes());
+        for v in [0u64, 0, off, size] {
+            out.extend_from_slice(&v.to_le_bytes()); // flags, addr, offset, size
+        }
+        out.extend_from_slice(&[0u8; 8]); // link, info
+        out.extend_from_slice(&1u64.to_le_bytes()); // addralign
+        out.extend_from_slice(&0u64.to_le_bytes()); // entsize
+    };
+    section(&mut out, 0, 0, 0, 0);
+    section(&mut out, 1, 1, modinfo_off, modinfo.len() as u64); // PROGBITS
+    section(&mut out, 10, 3, names_off, names.len() as u64); // STRTAB
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -200,6 +244,19 @@ name=vfat\0vermagic=6.1.0-56-cloud-amd64 SMP mod_unload \0firmware=a/b.bin\0";
         assert_eq!(info.aliases, ["fs-vfat"]);
         assert_eq!(info.firmware, ["a/b.bin"]);
         assert_eq!(info.kernel_release(), Some("6.1.0-56-cloud-amd64"));
+    }
+
+    #[test]
+    fn reads_a_synthetic_module() {
+        let bytes = synthetic_module(&[("name", "a-b"), ("depends", "c"), ("firmware", "x.bin")]);
+        let info = ModInfo::from_elf(&bytes).unwrap();
+        assert_eq!(info.name, "a_b");
+        assert_eq!(info.depends, ["c"]);
+        assert_eq!(info.firmware, ["x.bin"]);
+        assert!(matches!(
+            ModInfo::from_elf(b"not elf"),
+            Err(KmodError::Elf(_))
+        ));
     }
 
     #[test]

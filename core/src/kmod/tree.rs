@@ -36,6 +36,9 @@ pub struct Closure {
     pub missing_softdeps: BTreeSet<(String, String)>,
 }
 
+/// Soft dependencies: (pre, post).
+pub type SoftDeps = (Vec<String>, Vec<String>);
+
 /// One module tree.
 #[derive(Debug)]
 pub struct ModuleTree {
@@ -49,7 +52,7 @@ pub struct ModuleTree {
     /// name -> dependencies, from modules.dep when the tree has one.
     dep_file: Option<BTreeMap<String, Vec<String>>>,
     /// name -> (pre, post), from modules.softdep when the tree has one.
-    softdep_file: Option<BTreeMap<String, (Vec<String>, Vec<String>)>>,
+    softdep_file: Option<BTreeMap<String, SoftDeps>>,
     /// (pattern, module) of the loadable modules, from modules.alias or built on demand.
     aliases: Option<Vec<(String, String)>>,
     infos: HashMap<String, ModInfo>,
@@ -122,7 +125,7 @@ impl ModuleTree {
                 .collect()
         });
         let softdep_file = read_opt("modules.softdep")?.map(|text| {
-            let mut map: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+            let mut map: BTreeMap<String, SoftDeps> = BTreeMap::new();
             for line in text.lines() {
                 let mut words = line.split_whitespace();
                 if words.next() != Some("softdep") {
@@ -262,7 +265,7 @@ impl ModuleTree {
     }
 
     /// Soft dependencies (pre, post): modules.softdep when present, else `softdep=`.
-    pub fn softdeps(&mut self, name: &str) -> Result<(Vec<String>, Vec<String>), KmodError> {
+    pub fn softdeps(&mut self, name: &str) -> Result<SoftDeps, KmodError> {
         let name = normalize_name(name);
         let from_file = self
             .softdep_file
@@ -532,5 +535,80 @@ mod tests {
         assert!(m("*", ""));
         assert!(!m("a", ""));
         assert!(m("fs-vfat", "fs-vfat"));
+    }
+
+    fn synthetic_tree() -> tempfile::TempDir {
+        use crate::kmod::modinfo::synthetic_module;
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let k = dir.path().join("kernel");
+        std::fs::create_dir_all(&k).unwrap();
+        let put = |file: &str, pairs: &[(&str, &str)]| {
+            std::fs::write(k.join(file), synthetic_module(pairs)).unwrap();
+        };
+        put(
+            "a.ko",
+            &[
+                ("name", "a"),
+                ("depends", "b,c"),
+                ("softdep", "pre: alias-d post: e"),
+            ],
+        );
+        put("b.ko", &[("name", "b"), ("depends", "c")]);
+        let mut xz = xz2::write::XzEncoder::new(Vec::new(), 6);
+        xz.write_all(&synthetic_module(&[("name", "c"), ("depends", "")]))
+            .unwrap();
+        std::fs::write(k.join("c.ko.xz"), xz.finish().unwrap()).unwrap();
+        put("d.ko", &[("name", "d"), ("alias", "alias-d")]);
+        put("e.ko", &[("name", "e")]);
+        put("f.ko", &[("name", "f"), ("depends", "gone")]);
+        put("g.ko", &[("name", "g"), ("depends", "builtin_x")]);
+        std::fs::write(dir.path().join("modules.builtin"), "kernel/builtin-x.ko\n").unwrap();
+        std::fs::write(
+            dir.path().join("modules.builtin.modinfo"),
+            "builtin_x.alias=fs-bx\0builtin_x.license=GPL\0",
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn closure_orders_softdeps_and_dependencies() {
+        let dir = synthetic_tree();
+        let mut tree = ModuleTree::open(dir.path()).unwrap();
+        let closure = tree.closure(&["a"]).unwrap();
+        assert_eq!(closure.modules, ["d", "c", "b", "a", "e"]);
+        assert_eq!(tree.dependency_list("a").unwrap(), ["b", "c"]);
+
+        let closure = tree.closure(&["f", "g", "fs-bx", "nothing"]).unwrap();
+        assert_eq!(closure.modules, ["f", "g"]);
+        assert!(closure
+            .broken
+            .contains(&("f".to_string(), "gone".to_string())));
+        assert!(closure.builtin.contains("builtin_x"));
+        assert!(closure.missing.contains("nothing"));
+
+        let files = crate::kmod::index::build(
+            &mut tree,
+            &["a".into(), "b".into(), "c".into(), "d".into(), "e".into()],
+        )
+        .unwrap();
+        assert!(
+            files
+                .modules_dep
+                .contains("kernel/a.ko: kernel/b.ko kernel/c.ko\n"),
+            "{}",
+            files.modules_dep
+        );
+        assert!(
+            files.modules_dep.contains("kernel/c.ko:\n"),
+            "{}",
+            files.modules_dep
+        );
+        assert!(files
+            .modules_softdep
+            .contains("softdep a pre: alias-d post: e\n"));
+        assert!(files.modules_alias.contains("alias alias-d d\n"));
+        assert_eq!(files.modules_builtin, "kernel/builtin-x.ko\n");
     }
 }

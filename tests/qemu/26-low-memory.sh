@@ -1,0 +1,11 @@
+#!/bin/bash
+# Issue 3, check 6: the image boots and restores with -m 256.
+source "$(dirname "$0")/lib.sh"
+lb_setup
+lb_image
+source "$(dirname "$0")/store-disk.sh"
+
+LB_MEM=256 lb_boot "$LB_WORK/serial.log" "lifeboat.restore=latest lifeboat.yes lifeboat.after=poweroff"
+lb_expect_log "$LB_WORK/serial.log" "RESTORE COMPLETE"
+lb_check_restored
+echo "PASS: restore with 256 MiB of memory"
