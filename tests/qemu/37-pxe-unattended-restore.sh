@@ -19,8 +19,10 @@ LIFEBOAT_INIT=$LB_INIT
 source "$(dirname "$0")/store-disk.sh"
 
 HOST_MAC=52:54:00:4c:42:37
-MEDIA_REQUIRE_REAL=1 media_build --host "$HOST_MAC" --unattended
-boot_until_exit pxe-unattended-restore 900 -- -M pc \
+# The backup was taken on this test machine through loop devices, so the disk identity recorded
+# in it differs from the VM's disk: the per-host entry carries lifeboat.allow-other-host.
+MEDIA_REQUIRE_REAL=1 media_build --host "$HOST_MAC" --unattended --append lifeboat.allow-other-host
+STOP_PATTERN='RESTORE NOT DONE|RESTORE FAILED|Choose a backup' boot_until_exit pxe-unattended-restore 900 -- -M pc \
   -netdev "user,id=n0,tftp=$MEDIA/pxe,bootfile=pxelinux.0" -device "e1000,netdev=n0,mac=$HOST_MAC" \
   -drive "file=$LB_DISK,if=none,id=d0,format=raw" -device "virtio-blk-pci,drive=d0,serial=$LB_DISK_SERIAL" \
   -smbios "type=1,uuid=$LB_MACHINE_UUID,serial=$LB_MACHINE_SERIAL" -boot n

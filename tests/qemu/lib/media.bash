@@ -180,20 +180,34 @@ strip_log() { tr -d '\r' < "$1" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1b[()][0
 kernel_cmdline() { strip_log "$LOG" | grep -a -m1 'Kernel command line:' || true; }
 
 # boot_until_exit NAME DEADLINE -- QEMU ARGS: boots with -no-reboot and waits until the machine
-# powers off or reboots (QEMU exits); fails on timeout. Sets $LOG, prints the time.
+# powers off or reboots (QEMU exits); fails on timeout, or as soon as the serial console shows
+# STOP_PATTERN (an extended regexp, optional). Sets $LOG, prints the time.
 boot_until_exit() {
   local name=$1 deadline=$2; shift 3
   LOG="$MEDIA/$name.log"
   : > "$LOG"
-  local t0 rc=0
+  local t0 pid why=""
   t0=$(now)
-  timeout "$deadline" qemu-system-x86_64 -accel tcg -m 1024 -display none -monitor none -no-reboot \
-    -serial "file:$LOG" "$@" > "$MEDIA/$name.qemu.out" 2>&1 || rc=$?
-  if [ "$rc" = 124 ]; then
-    echo "--- serial console of $name (last 60 lines, escapes stripped):"
-    strip_log "$LOG" | tail -n 60
-    die "$name: the machine was still running after ${deadline}s"
-  fi
-  [ "$rc" = 0 ] || { cat "$MEDIA/$name.qemu.out"; die "$name: QEMU failed ($rc)"; }
+  qemu-system-x86_64 -accel tcg -m 1024 -display none -monitor none -no-reboot \
+    -serial "file:$LOG" "$@" > "$MEDIA/$name.qemu.out" 2>&1 &
+  pid=$!
+  QEMU_PIDS+=("$pid")
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ -n "${STOP_PATTERN:-}" ] && grep -aqE -- "$STOP_PATTERN" "$LOG"; then
+      why="the console showed: $(grep -aoE -m1 -- "$STOP_PATTERN" "$LOG")"
+    elif awk -v e="$(since "$t0")" -v d="$deadline" 'BEGIN { exit !(e > d) }'; then
+      why="the machine was still running after ${deadline}s"
+    fi
+    if [ -n "$why" ]; then
+      sleep 1
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      echo "--- serial console of $name (last 60 lines, escapes stripped):"
+      strip_log "$LOG" | tail -n 60
+      die "$name: $why"
+    fi
+    sleep 0.5
+  done
+  wait "$pid" || { cat "$MEDIA/$name.qemu.out"; die "$name: QEMU failed"; }
   echo "TIME $name: power-on to reboot $(since "$t0")s ($IMAGE_KIND image)"
 }
