@@ -67,7 +67,7 @@ end_phase() {
 }
 say() { echo "      $*"; }
 ok() { verified+=("$*"); echo "      ${green}ok${reset}  $*"; }
-size_of() { sizes+=("$(printf '%-34s %s' "$1" "$2")"); say "$1: $2"; }
+size_of() { sizes+=("$(printf '%-46s %s' "$1" "$2")"); say "$1: $2"; }
 fail() {
   echo "${red}FAILED${reset} in phase ${current_phase:-setup}: $*" >&2
   echo "      serial logs: $LOGS/" >&2
@@ -257,6 +257,8 @@ run lifeboat backup
 run lifeboat list
 '
 ok "lifeboat init-store and lifeboat backup succeeded inside the host"
+generation=$(log_line boot1-backup '^[0-9]{8}T[0-9]{6}Z ' | tr -s ' ')
+[ -n "$generation" ] && size_of "generation (lifeboat list in the host)" "$generation"
 attach "$DISK" $BACKUP_PART ro
 mount_ro "$REPLY" "$WORK/mnt/backup"
 size_of "backup store (used on the backup partition)" "$(du -sh "$WORK/mnt/backup" | cut -f1)"
