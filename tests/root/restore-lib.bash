@@ -17,12 +17,13 @@ W=$(mktemp -d /var/tmp/lifeboat-restore.XXXXXX)
 MOUNTS=()
 LOOPS=()
 restore_cleanup() {
+  set +e
   local i
   for ((i=${#MOUNTS[@]}-1; i>=0; i--)); do
     mountpoint -q "${MOUNTS[$i]}" 2>/dev/null && umount -l "${MOUNTS[$i]}"
   done
   for l in "${LOOPS[@]}"; do
-    grep "^$l" /proc/mounts | awk '{print $2}' | while read -r m; do umount -l "$m" || true; done
+    { grep "^$l " /proc/mounts || true; } | awk '{print $2}' | while read -r m; do umount -l "$m" || true; done
     losetup -d "$l" 2>/dev/null || true
   done
   # Trees outside images may hold immutable files (GNU tar extractions do not, ours might).
