@@ -9,7 +9,7 @@ lb_disk "$LB_WORK/disk.img" 512
 lb_attach "$LB_DISK"
 mkfs.ext4 -q -L root-test "$LB_P1"
 mkfs.ext3 -q "$LB_P2"
-root_uuid=$(blkid -s UUID -o value "$LB_P1")
+root_uuid=$(blkid -p -s UUID -o value "$LB_P1")
 mnt=$LB_WORK/mnt; mkdir -p "$mnt"
 lb_on_exit "umount '$mnt' 2>/dev/null"
 mount "$LB_P2" "$mnt"
@@ -37,9 +37,9 @@ lb_expect_log "$LB_WORK/serial.log" "XenServer backup partition"
 lb_expect_log "$LB_WORK/serial.log" "RESTORE COMPLETE"
 
 lb_attach "$LB_DISK"
-[ "$(blkid -s LABEL -o value "$LB_P1")" = root-test ] || lb_fail "root label not kept"
-[ "$(blkid -s UUID -o value "$LB_P1")" = "$root_uuid" ] || lb_fail "root UUID not kept"
-[ "$(blkid -s TYPE -o value "$LB_P1")" = ext3 ] || lb_fail "root not recreated as ext3 (the backup's type)"
+[ "$(blkid -p -s LABEL -o value "$LB_P1")" = root-test ] || lb_fail "root label not kept"
+[ "$(blkid -p -s UUID -o value "$LB_P1")" = "$root_uuid" ] || lb_fail "root UUID not kept"
+[ "$(blkid -p -s TYPE -o value "$LB_P1")" = ext3 ] || lb_fail "root not recreated as ext3 (the backup's type)"
 want=$LB_WORK/want; got=$LB_WORK/got; mkdir -p "$want" "$got"
 mount -o ro "$LB_P2" "$want"; lb_on_exit "umount '$want' 2>/dev/null"
 mount -o ro "$LB_P1" "$got"; lb_on_exit "umount '$got' 2>/dev/null"

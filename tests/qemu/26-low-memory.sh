@@ -1,11 +1,13 @@
 #!/bin/bash
-# Issue 3, check 6: the image boots and restores with -m 256.
+# Issue 3, check 6: the image boots and restores with -m 256; with VGA (tty0) as the last
+# console= (so /dev/console is tty0), lifeboat-init still drives the serial console too.
 source "$(dirname "$0")/lib.sh"
 lb_setup
 lb_image
 source "$(dirname "$0")/store-disk.sh"
 
-LB_MEM=256 lb_boot "$LB_WORK/serial.log" "lifeboat.restore=latest lifeboat.yes lifeboat.after=poweroff"
+LB_MEM=256 lb_boot "$LB_WORK/serial.log" "console=tty0 lifeboat.restore=latest lifeboat.yes lifeboat.after=poweroff"
+lb_expect_log "$LB_WORK/serial.log" "consoles: ttyS0, tty0"
 lb_expect_log "$LB_WORK/serial.log" "RESTORE COMPLETE"
 lb_check_restored
 echo "PASS: restore with 256 MiB of memory"

@@ -4,7 +4,7 @@
 lb_disk "$LB_WORK/disk.img" 512
 lb_attach "$LB_DISK"
 mkfs.ext4 -q -L root-test "$LB_P1"
-ROOT_UUID=$(blkid -s UUID -o value "$LB_P1")
+ROOT_UUID=$(blkid -p -s UUID -o value "$LB_P1")
 mnt=$LB_WORK/mnt; mkdir -p "$mnt"
 lb_on_exit "umount '$mnt' 2>/dev/null"
 mount "$LB_P1" "$mnt"
@@ -19,8 +19,8 @@ lb_detach
 
 lb_check_restored() {
   lb_attach "$LB_DISK"
-  [ "$(blkid -s LABEL -o value "$LB_P1")" = root-test ] || lb_fail "root label not restored"
-  [ "$(blkid -s UUID -o value "$LB_P1")" = "$ROOT_UUID" ] || lb_fail "root UUID not restored"
+  [ "$(blkid -p -s LABEL -o value "$LB_P1")" = root-test ] || lb_fail "root label not restored"
+  [ "$(blkid -p -s UUID -o value "$LB_P1")" = "$ROOT_UUID" ] || lb_fail "root UUID not restored"
   local got=$LB_WORK/got smnt=$LB_WORK/smnt
   mkdir -p "$got" "$smnt"
   mount -o ro "$LB_P1" "$got"; lb_on_exit "umount '$got' 2>/dev/null"
