@@ -94,13 +94,32 @@ attach() { # IMG PART [ro] -> loop device in $REPLY
 detach_all() {
   local i
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}" || fail "cannot unmount ${mounts[i]}"; done
-  for i in "${loops[@]}"; do losetup -d "$i"; done
+  for i in "${loops[@]}"; do losetup -d "$i" 2>/dev/null || true; done
   mounts=() loops=()
 }
-mount_ro() { # DEV DIR
+mount_ro() { # DEV-OR-IMAGE DIR
   mkdir -p "$2"
   mount -o ro,noload "$1" "$2" 2>/dev/null || mount -o ro "$1" "$2" || fail "cannot mount $1 on $2"
   mounts+=("$2")
+}
+# mount_part_ro IMG PART DIR: a partition of a disk image, read-only. Loop devices are shared
+# with whatever else runs on the machine; if one is taken away under us (another program
+# detaching "its" device by number), attach a fresh one and try again.
+mount_part_ro() {
+  local try dev
+  mkdir -p "$3"
+  for try in 1 2 3; do
+    attach "$1" "$2" ro
+    dev=$REPLY
+    if mount -o ro,noload "$dev" "$3" 2>/dev/null || mount -o ro "$dev" "$3" 2>/dev/null; then
+      mounts+=("$3")
+      return 0
+    fi
+    losetup -d "$dev" 2>/dev/null || true
+    unset 'loops[-1]'
+    sleep 1
+  done
+  fail "cannot mount partition $2 of $1 on $3 (tried three loop devices)"
 }
 
 # --- QEMU ------------------------------------------------------------------------------------
@@ -259,8 +278,7 @@ run lifeboat list
 ok "lifeboat init-store and lifeboat backup succeeded inside the host"
 generation=$(log_line boot1-backup '^[0-9]{8}T[0-9]{6}Z ' | tr -s ' ')
 [ -n "$generation" ] && size_of "generation (lifeboat list in the host)" "$generation"
-attach "$DISK" $BACKUP_PART ro
-mount_ro "$REPLY" "$WORK/mnt/backup"
+mount_part_ro "$DISK" $BACKUP_PART "$WORK/mnt/backup"
 size_of "backup store (used on the backup partition)" "$(du -sh "$WORK/mnt/backup" | cut -f1)"
 biggest=$(find "$WORK/mnt/backup" -type f -printf '%s %P\n' | sort -n | tail -n1)
 [ -n "$biggest" ] || fail "the backup partition holds no file after the backup"
@@ -348,10 +366,8 @@ fi
 
 fi
 phase 7 "Compare the restored root with the captured one"
-attach "$DISK" $ROOT_PART ro
-restored_dev=$REPLY
-root_uuid_after=$(blkid -p -o value -s UUID "$restored_dev")
-root_label_after=$(blkid -p -o value -s LABEL "$restored_dev")
+root_uuid_after=$(blkid -p -O "$root_off" -o value -s UUID "$DISK" || true)
+root_label_after=$(blkid -p -O "$root_off" -o value -s LABEL "$DISK" || true)
 [ "$root_label_after" = "$root_label_before" ] || fail "root label is '$root_label_after', was '$root_label_before'"
 ok "root filesystem label kept: $root_label_after"
 if [ "$root_uuid_after" = "$root_uuid_before" ]; then
@@ -359,7 +375,7 @@ if [ "$root_uuid_after" = "$root_uuid_before" ]; then
 else
   say "note: root filesystem UUID changed ($root_uuid_before -> $root_uuid_after); fstab and GRUB use LABELs"
 fi
-mount_ro "$restored_dev" "$WORK/mnt/restored"
+mount_part_ro "$DISK" $ROOT_PART "$WORK/mnt/restored"
 mount_ro "$WORK/reference-root.img" "$WORK/mnt/reference"
 # What legitimately differs, and why (each is left out on both sides):
 #  - lost+found: made by mkfs, not part of any backup (the restore's mkfs makes a new one).
@@ -411,8 +427,7 @@ ok "the ESP holds the same files as before (GRUB, grub.cfg)"
 sr_hash_after=$(dd if="$DISK" bs=1M skip=$((sr_off / 1048576)) count=$((sr_size / 1048576)) status=none | sha256sum | cut -c1-64)
 [ "$sr_hash_after" = "$sr_hash_before" ] || fail "the local SR partition changed during the restore"
 ok "the local SR partition is untouched (same sha256)"
-attach "$DISK" $LOGS_PART ro
-mount_ro "$REPLY" "$WORK/mnt/logs"
+mount_part_ro "$DISK" $LOGS_PART "$WORK/mnt/logs"
 [ -s "$WORK/mnt/logs/installer.log" ] || fail "the logs partition lost its files"
 ok "the logs partition (/var/log) kept its files"
 detach_all
