@@ -16,9 +16,13 @@ store_cleanup() {
   for ((i=${#MOUNTS[@]}-1; i>=0; i--)); do
     mountpoint -q "${MOUNTS[$i]}" 2>/dev/null && umount -l "${MOUNTS[$i]}"
   done
-  # Mounts lifeboat made (if it was killed) of our loop devices.
+  # Mounts lifeboat made (if it was killed) of our loop devices. make_disk runs in a command
+  # substitution (a subshell), so the devices it attached are read back from $W/loops.
+  [ -f "$W/loops" ] && mapfile -t -O "${#LOOPS[@]}" LOOPS <"$W/loops"
   for l in "${LOOPS[@]}"; do
-    grep "^$l" /proc/mounts | awk '{print $2}' | while read -r m; do umount -l "$m" || true; done
+    # Only this device and its partitions ("/dev/loop1" must not match "/dev/loop12").
+    awk -v d="$l" '$1 == d || index($1, d "p") == 1 {print $2}' /proc/mounts |
+      while read -r m; do umount -l "$m" || true; done
     losetup -d "$l" 2>/dev/null || true
   done
   rm -rf "$W"
@@ -35,6 +39,7 @@ make_disk() {
   local l
   l=$(losetup --find --show --partscan "$img")
   LOOPS+=("$l")
+  echo "$l" >>"$W/loops"
   [ -e "${l}p2" ] || partx -a "$l" 2>/dev/null || true
   local n=0
   while [ ! -e "${l}p2" ] && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done
