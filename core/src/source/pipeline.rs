@@ -11,10 +11,10 @@ use std::io::{self, Read};
 use std::sync::{Condvar, Mutex};
 
 /// Bytes of file content that may wait in memory between the walker and the writer.
-pub const MEMORY_BUDGET: u64 = 24 << 20;
+pub const MEMORY_BUDGET: u64 = 16 << 20;
 /// Bytes of emptied read buffers kept for reuse (musl's allocator maps and zeroes fresh
 /// pages for every large allocation; recycling saves that work for every file).
-pub const POOL_BYTES: u64 = 8 << 20;
+pub const POOL_BYTES: u64 = 4 << 20;
 /// Entries that may wait in the channel.
 pub const CHANNEL_LEN: usize = 4096;
 
