@@ -12,6 +12,6 @@ lb_drive "$LB_WORK/serial.log" "" \
   expect:"Choice:" send:1 expect:"Type yes" send:yes \
   expect:"Restore finished" expect:"Choice:" send:2 \
   || { tail -n 40 "$LB_WORK/serial.log"; lb_fail "the menu did not go as expected"; }
-lb_expect_log "$LB_WORK/serial.log" "Restored test-host onto /dev/vda1"
+lb_expect_log "$LB_WORK/serial.log" " onto /dev/vda1: "
 lb_check_restored
 echo "PASS: interactive restore over the serial console"

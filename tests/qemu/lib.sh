@@ -45,6 +45,7 @@ lb_bin() {
   if [ -z "${LB_BUILT:-}" ]; then
     cargo build -q $flag --target $LB_TARGET -p lifeboat-init >&2
     cargo build -q $flag --target $LB_TARGET -p lifeboat >&2 || true
+    cargo build -q -p lifeboat-tests --bins >&2 || true   # lbtest-fixture, lbtest-compare
     LB_BUILT=1
   fi
   LB_INIT=$LB_ROOT/target/$LB_TARGET/$profile/lifeboat-init
