@@ -57,6 +57,11 @@
 //!    manifest file's bytes), finish time, changed files.
 //! 4. Two zero blocks.
 //!
+//! Every reader refuses ([`ArchiveError::Refused`]) a member whose name or hard link target is
+//! absolute (starts with `/`), in Lifeboat and plain tar archives alike, instead of making it
+//! relative as GNU tar does: such a member is hostile or foreign. Names starting with `./`
+//! (e.g. `xe host-backup`'s `./etc/...`) are relative and read normally.
+//!
 //! A reader treats an archive as Lifeboat's when its first member is
 //! `.lifeboat/manifest.json` or carries a Lifeboat comment; from then on a file without `b3`,
 //! a checksum mismatch, a missing trailer, members after the trailer, or counts/digests that
@@ -88,6 +93,10 @@ pub enum ArchiveError {
     Truncated(String),
     #[error("unsupported archive: {0}")]
     Unsupported(String),
+    /// A member the reader will not hand out because restoring it could write outside the
+    /// target (an absolute name or hard link target); nothing is written for it.
+    #[error("refusing the archive entry '{path}': {reason}. Nothing was written for it; the archive is damaged or hostile")]
+    Refused { path: String, reason: String },
 }
 
 impl From<std::io::Error> for ArchiveError {

@@ -215,6 +215,17 @@ fn corrupt(path: &[u8], reason: impl Into<String>) -> ArchiveError {
     }
 }
 
+/// An absolute name or hard link target: refused rather than made relative as GNU tar does
+/// (a restore must never be steered to a path the archive chose outside its target).
+fn refused_absolute(path: &[u8], what: &str) -> ArchiveError {
+    ArchiveError::Refused {
+        path: String::from_utf8_lossy(path).into_owned(),
+        reason: format!(
+            "{what}; Lifeboat does not restore absolute paths (archive members must be relative, e.g. './etc/hosts')"
+        ),
+    }
+}
+
 fn to_io(e: ArchiveError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
@@ -902,6 +913,9 @@ impl<R: Read> ArchiveReader<R> {
                 name.to_vec()
             }
         };
+        if raw_path.starts_with(b"/") {
+            return Err(refused_absolute(&raw_path, "its name is absolute"));
+        }
         let ends_with_slash = raw_path.ends_with(b"/");
         let path = digest::normalize(&raw_path).to_vec();
         let num = |f: (usize, usize), what: &str| {
@@ -972,9 +986,21 @@ impl<R: Read> ArchiveReader<R> {
                 logical = realsize;
                 EntryKind::File { sparse: Some(map) }
             }
-            b'1' => EntryKind::HardLink {
-                target: digest::normalize(&link()).to_vec(),
-            },
+            b'1' => {
+                let target = link();
+                if target.starts_with(b"/") {
+                    return Err(refused_absolute(
+                        &raw_path,
+                        &format!(
+                            "its hard link target '{}' is absolute",
+                            String::from_utf8_lossy(&target)
+                        ),
+                    ));
+                }
+                EntryKind::HardLink {
+                    target: digest::normalize(&target).to_vec(),
+                }
+            }
             b'2' => EntryKind::Symlink { target: link() },
             b'3' | b'4' => {
                 let major = num(header::DEVMAJOR, "device major")?;

@@ -1135,3 +1135,59 @@ fn random_damage_never_panics_and_is_reported() -> TestResult {
     );
     Ok(())
 }
+
+/// A plain tar of raw members (name, typeflag, link target), no content.
+fn plain_tar(members: &[(&[u8], u8, &[u8])]) -> Vec<u8> {
+    let mut t = Vec::new();
+    for (name, typeflag, link) in members {
+        let mut h = raw_header(name, *typeflag, 0);
+        h[header::LINKNAME.0..header::LINKNAME.0 + link.len()].copy_from_slice(link);
+        header::set_checksum(&mut h);
+        t.extend_from_slice(&h);
+    }
+    t.extend_from_slice(&[0u8; 1024]);
+    t
+}
+
+#[test]
+fn absolute_names_are_refused() -> TestResult {
+    // `./`-prefixed names (xe host-backup) read normally.
+    let ok = plain_tar(&[(b"./etc/", b'5', b""), (b"./etc/x", b'0', b"")]);
+    let back = read_all(&ok)?;
+    let paths: Vec<&[u8]> = back.0.iter().map(|(e, _)| e.path.as_slice()).collect();
+    assert_eq!(paths, [&b"etc"[..], &b"etc/x"[..]]);
+    // An absolute name, an absolute pax path, an absolute hard link target: refused, naming
+    // the entry, by the reader and so by verify.
+    let mut pax_abs = Vec::new();
+    pax::push_record(&mut pax_abs, b"path", b"/etc/shadow");
+    let mut t = raw_header(b"././@PaxHeader", b'x', pax_abs.len() as u64).to_vec();
+    pax_abs.resize(512, 0);
+    t.extend_from_slice(&pax_abs);
+    t.extend_from_slice(&raw_header(b"./innocent", b'0', 0));
+    t.extend_from_slice(&[0u8; 1024]);
+    let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+        (
+            plain_tar(&[(b"./ok", b'0', b""), (b"/etc/x", b'0', b"")]),
+            "'/etc/x'",
+            "name is absolute",
+        ),
+        (plain_tar(&[(b"/", b'5', b"")]), "'/'", "name is absolute"),
+        (t, "'/etc/shadow'", "name is absolute"),
+        (
+            plain_tar(&[(b"./h", b'1', b"/etc/passwd")]),
+            "'./h'",
+            "target '/etc/passwd' is absolute",
+        ),
+    ];
+    for (tar, name, why) in cases {
+        match verify::verify_tar(&tar[..], Codec::None) {
+            Err(e @ ArchiveError::Refused { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains(name) && msg.contains(why), "{msg}");
+                assert!(msg.contains("refusing the archive entry"), "{msg}");
+            }
+            other => return Err(format!("{name}: {other:?}").into()),
+        }
+    }
+    Ok(())
+}
