@@ -9,6 +9,7 @@
 
 use std::io::{self, Read};
 
+use super::acl;
 use super::digest::{self, EntriesDigest};
 use super::entry::{Entry, EntryKind, FileFlags, Timestamp};
 use super::header::{self, BLOCK};
@@ -122,6 +123,8 @@ struct PaxAttrs {
     mtime: Option<Timestamp>,
     comment: Option<pax::LifeboatComment>,
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// GNU tar `--acls` text records (`SCHILY.acl.access`/`.default`): raw xattr name, text.
+    acl_text: Vec<(&'static [u8], Vec<u8>)>,
     sparse_major: Option<u64>,
     sparse_name: Option<Vec<u8>>,
     sparse_size: Option<u64>,
@@ -187,7 +190,10 @@ impl PaxAttrs {
                 }
             }
             _ => {
-                if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                if let Some(xattr) = acl::xattr_for_pax_name(key) {
+                    self.acl_text.retain(|(n, _)| *n != xattr);
+                    self.acl_text.push((xattr, value.to_vec()));
+                } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
                     if self.xattrs.len() >= 65_536 {
                         return Err("too many extended attributes".into());
                     }
@@ -1027,6 +1033,20 @@ impl<R: Read> ArchiveReader<R> {
             Some(c) => (c.checksum, c.flags, true),
             None => (None, FileFlags::default(), false),
         };
+        // GNU tar `--acls` archives carry ACLs only as text: convert them to the raw xattrs
+        // Lifeboat restores. In Lifeboat archives the raw xattrs are authoritative (and
+        // covered by the digest): the derived text records are ignored.
+        if !self.is_lifeboat && !lifeboat {
+            for (xattr, text) in std::mem::take(&mut attrs.acl_text) {
+                if attrs.xattrs.iter().any(|(n, _)| n == xattr) {
+                    continue;
+                }
+                if let Some(raw) = acl::text_to_xattr(&text, acl::resolve_local) {
+                    attrs.xattrs.push((xattr.to_vec(), raw));
+                    attrs.xattrs.sort_by(|a, b| a.0.cmp(&b.0));
+                }
+            }
+        }
         let is_file = matches!(kind, EntryKind::File { .. });
         let entry = Entry {
             path,
