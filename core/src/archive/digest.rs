@@ -10,7 +10,8 @@
 //! u64 gid, i64 mtime secs, u32 nanos, u64 size (0 unless a file), u64 xattr count and per
 //! xattr name bytes + value bytes, u8 flags (1 immutable | 2 append-only), u8 has-checksum and
 //! the 32 checksum bytes (files only). Paths and hardlink targets are normalised (leading
-//! `/` and `./` removed, trailing `/` removed, empty = `.`) the way the reader returns them.
+//! `/` and `./` removed, trailing `/` removed, empty = `.`) the way the reader returns them
+//! (the reader refuses absolute names before they reach the digest).
 
 use super::entry::{Entry, EntryKind};
 use super::manifest::Counts;

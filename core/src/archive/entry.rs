@@ -35,7 +35,8 @@ pub enum EntryKind {
     Symlink {
         target: Vec<u8>,
     },
-    /// Hard link to an earlier entry's path (relative to the archive root).
+    /// Hard link to an earlier entry's path (relative to the archive root, normalised like
+    /// `Entry::path`; never absolute).
     HardLink {
         target: Vec<u8>,
     },
@@ -53,7 +54,9 @@ pub enum EntryKind {
 /// Everything Lifeboat keeps about one object.
 ///
 /// `path` is relative to the archive root, as raw bytes (names need not be UTF-8), without a
-/// leading `./` or `/`, components separated by `/`; the root directory itself is `.`.
+/// leading `./`, components separated by `/`; the root directory itself is `.`. Never
+/// absolute: the reader refuses members whose name (or hard link target) starts with `/`
+/// ([`super::ArchiveError::Refused`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub path: Vec<u8>,

@@ -37,7 +37,17 @@
 //!      `size`, `uid`, `gid` (only when too large for ustar), `mtime` (whenever the time has
 //!      nanoseconds or is negative: `secs.nnnnnnnnn`, the real signed value, e.g. secs=-2,
 //!      nanos=500000000 is `-1.500000000`), `comment` (below), then
-//!      `SCHILY.xattr.<name>=<raw value>` for every xattr in the entry's order.
+//!      `SCHILY.xattr.<name>=<raw value>` for every xattr in the entry's order, then for a
+//!      `system.posix_acl_access` / `system.posix_acl_default` xattr holding a well-formed
+//!      ACL, `SCHILY.acl.access` / `SCHILY.acl.default` with the same ACL in GNU tar's text
+//!      form (see [`acl`]: `tag:qualifier:perms` entries each ending in `\n`, numeric ids,
+//!      e.g. `user::rw-\nuser:1000:r--\ngroup::r--\nmask::r--\nother::r--\n`), so that
+//!      `tar --acls` restores the ACLs. These text records are derived: Lifeboat's reader
+//!      ignores them in Lifeboat archives (the raw xattr is authoritative, and only it is
+//!      covered by the entries digest). In plain tar archives (GNU tar `--acls` output) the
+//!      reader converts them into the raw xattrs when the archive has no raw ACL xattr for
+//!      the entry (names are resolved on the local host, as GNU tar does; an ACL that cannot
+//!      be converted is dropped).
 //!    - `comment=lifeboat[ b3=<64 lower-case hex>][ fl=<flags>]`: `b3` is the BLAKE3 of the
 //!      file's logical content (holes read as zeros), present for every regular file; `fl`
 //!      lists `i` (immutable) and/or `a` (append-only), present only when set (on any kind).
@@ -57,11 +67,17 @@
 //!    manifest file's bytes), finish time, changed files.
 //! 4. Two zero blocks.
 //!
+//! Every reader refuses ([`ArchiveError::Refused`]) a member whose name or hard link target is
+//! absolute (starts with `/`), in Lifeboat and plain tar archives alike, instead of making it
+//! relative as GNU tar does: such a member is hostile or foreign. Names starting with `./`
+//! (e.g. `xe host-backup`'s `./etc/...`) are relative and read normally.
+//!
 //! A reader treats an archive as Lifeboat's when its first member is
 //! `.lifeboat/manifest.json` or carries a Lifeboat comment; from then on a file without `b3`,
 //! a checksum mismatch, a missing trailer, members after the trailer, or counts/digests that
 //! disagree with the trailer are errors.
 
+pub mod acl;
 pub mod digest;
 pub mod entry;
 pub mod header;
@@ -88,6 +104,10 @@ pub enum ArchiveError {
     Truncated(String),
     #[error("unsupported archive: {0}")]
     Unsupported(String),
+    /// A member the reader will not hand out because restoring it could write outside the
+    /// target (an absolute name or hard link target); nothing is written for it.
+    #[error("refusing the archive entry '{path}': {reason}. Nothing was written for it; the archive is damaged or hostile")]
+    Refused { path: String, reason: String },
 }
 
 impl From<std::io::Error> for ArchiveError {

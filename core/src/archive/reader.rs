@@ -9,6 +9,7 @@
 
 use std::io::{self, Read};
 
+use super::acl;
 use super::digest::{self, EntriesDigest};
 use super::entry::{Entry, EntryKind, FileFlags, Timestamp};
 use super::header::{self, BLOCK};
@@ -122,6 +123,8 @@ struct PaxAttrs {
     mtime: Option<Timestamp>,
     comment: Option<pax::LifeboatComment>,
     xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// GNU tar `--acls` text records (`SCHILY.acl.access`/`.default`): raw xattr name, text.
+    acl_text: Vec<(&'static [u8], Vec<u8>)>,
     sparse_major: Option<u64>,
     sparse_name: Option<Vec<u8>>,
     sparse_size: Option<u64>,
@@ -187,7 +190,10 @@ impl PaxAttrs {
                 }
             }
             _ => {
-                if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                if let Some(xattr) = acl::xattr_for_pax_name(key) {
+                    self.acl_text.retain(|(n, _)| *n != xattr);
+                    self.acl_text.push((xattr, value.to_vec()));
+                } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
                     if self.xattrs.len() >= 65_536 {
                         return Err("too many extended attributes".into());
                     }
@@ -212,6 +218,17 @@ fn corrupt(path: &[u8], reason: impl Into<String>) -> ArchiveError {
     ArchiveError::Corrupt {
         path: String::from_utf8_lossy(path).into_owned(),
         reason: reason.into(),
+    }
+}
+
+/// An absolute name or hard link target: refused rather than made relative as GNU tar does
+/// (a restore must never be steered to a path the archive chose outside its target).
+fn refused_absolute(path: &[u8], what: &str) -> ArchiveError {
+    ArchiveError::Refused {
+        path: String::from_utf8_lossy(path).into_owned(),
+        reason: format!(
+            "{what}; Lifeboat does not restore absolute paths (archive members must be relative, e.g. './etc/hosts')"
+        ),
     }
 }
 
@@ -902,6 +919,9 @@ impl<R: Read> ArchiveReader<R> {
                 name.to_vec()
             }
         };
+        if raw_path.starts_with(b"/") {
+            return Err(refused_absolute(&raw_path, "its name is absolute"));
+        }
         let ends_with_slash = raw_path.ends_with(b"/");
         let path = digest::normalize(&raw_path).to_vec();
         let num = |f: (usize, usize), what: &str| {
@@ -972,9 +992,21 @@ impl<R: Read> ArchiveReader<R> {
                 logical = realsize;
                 EntryKind::File { sparse: Some(map) }
             }
-            b'1' => EntryKind::HardLink {
-                target: digest::normalize(&link()).to_vec(),
-            },
+            b'1' => {
+                let target = link();
+                if target.starts_with(b"/") {
+                    return Err(refused_absolute(
+                        &raw_path,
+                        &format!(
+                            "its hard link target '{}' is absolute",
+                            String::from_utf8_lossy(&target)
+                        ),
+                    ));
+                }
+                EntryKind::HardLink {
+                    target: digest::normalize(&target).to_vec(),
+                }
+            }
             b'2' => EntryKind::Symlink { target: link() },
             b'3' | b'4' => {
                 let major = num(header::DEVMAJOR, "device major")?;
@@ -1001,6 +1033,20 @@ impl<R: Read> ArchiveReader<R> {
             Some(c) => (c.checksum, c.flags, true),
             None => (None, FileFlags::default(), false),
         };
+        // GNU tar `--acls` archives carry ACLs only as text: convert them to the raw xattrs
+        // Lifeboat restores. In Lifeboat archives the raw xattrs are authoritative (and
+        // covered by the digest): the derived text records are ignored.
+        if !self.is_lifeboat && !lifeboat {
+            for (xattr, text) in std::mem::take(&mut attrs.acl_text) {
+                if attrs.xattrs.iter().any(|(n, _)| n == xattr) {
+                    continue;
+                }
+                if let Some(raw) = acl::text_to_xattr(&text, acl::resolve_local) {
+                    attrs.xattrs.push((xattr.to_vec(), raw));
+                    attrs.xattrs.sort_by(|a, b| a.0.cmp(&b.0));
+                }
+            }
+        }
         let is_file = matches!(kind, EntryKind::File { .. });
         let entry = Entry {
             path,

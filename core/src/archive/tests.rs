@@ -1135,3 +1135,181 @@ fn random_damage_never_panics_and_is_reported() -> TestResult {
     );
     Ok(())
 }
+
+/// A plain tar of raw members (name, typeflag, link target), no content.
+fn plain_tar(members: &[(&[u8], u8, &[u8])]) -> Vec<u8> {
+    let mut t = Vec::new();
+    for (name, typeflag, link) in members {
+        let mut h = raw_header(name, *typeflag, 0);
+        h[header::LINKNAME.0..header::LINKNAME.0 + link.len()].copy_from_slice(link);
+        header::set_checksum(&mut h);
+        t.extend_from_slice(&h);
+    }
+    t.extend_from_slice(&[0u8; 1024]);
+    t
+}
+
+#[test]
+fn absolute_names_are_refused() -> TestResult {
+    // `./`-prefixed names (xe host-backup) read normally.
+    let ok = plain_tar(&[(b"./etc/", b'5', b""), (b"./etc/x", b'0', b"")]);
+    let back = read_all(&ok)?;
+    let paths: Vec<&[u8]> = back.0.iter().map(|(e, _)| e.path.as_slice()).collect();
+    assert_eq!(paths, [&b"etc"[..], &b"etc/x"[..]]);
+    // An absolute name, an absolute pax path, an absolute hard link target: refused, naming
+    // the entry, by the reader and so by verify.
+    let mut pax_abs = Vec::new();
+    pax::push_record(&mut pax_abs, b"path", b"/etc/shadow");
+    let mut t = raw_header(b"././@PaxHeader", b'x', pax_abs.len() as u64).to_vec();
+    pax_abs.resize(512, 0);
+    t.extend_from_slice(&pax_abs);
+    t.extend_from_slice(&raw_header(b"./innocent", b'0', 0));
+    t.extend_from_slice(&[0u8; 1024]);
+    let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+        (
+            plain_tar(&[(b"./ok", b'0', b""), (b"/etc/x", b'0', b"")]),
+            "'/etc/x'",
+            "name is absolute",
+        ),
+        (plain_tar(&[(b"/", b'5', b"")]), "'/'", "name is absolute"),
+        (t, "'/etc/shadow'", "name is absolute"),
+        (
+            plain_tar(&[(b"./h", b'1', b"/etc/passwd")]),
+            "'./h'",
+            "target '/etc/passwd' is absolute",
+        ),
+    ];
+    for (tar, name, why) in cases {
+        match verify::verify_tar(&tar[..], Codec::None) {
+            Err(e @ ArchiveError::Refused { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains(name) && msg.contains(why), "{msg}");
+                assert!(msg.contains("refusing the archive entry"), "{msg}");
+            }
+            other => return Err(format!("{name}: {other:?}").into()),
+        }
+    }
+    Ok(())
+}
+
+/// `getfacl -n` of a path, without the header naming it.
+fn getfacl(p: &std::path::Path) -> Result<String, Box<dyn std::error::Error>> {
+    let out = run(std::process::Command::new("getfacl")
+        .args(["-n", "-p", "--omit-header"])
+        .arg(p))?;
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+#[test]
+fn acls_interoperate_with_gnu_tar() -> TestResult {
+    use std::os::unix::fs::MetadataExt;
+    if !have("tar") || !have("setfacl") {
+        eprintln!("GNU tar or setfacl not installed; skipped");
+        return Ok(());
+    }
+    let tmp = tempfile::tempdir()?;
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("d"))?;
+    std::fs::write(src.join("f"), b"acl")?;
+    let acl_ok = std::process::Command::new("setfacl")
+        .args(["-m", "u:1000:r,g:27:rw"])
+        .arg(src.join("f"))
+        .status()?
+        .success();
+    if !acl_ok {
+        eprintln!("the temporary filesystem does not support ACLs; skipped");
+        return Ok(());
+    }
+    run(std::process::Command::new("setfacl")
+        .args(["-m", "u:1001:rwx", "-d", "-m", "u:1000:rx,g:27:r"])
+        .arg(src.join("d")))?;
+    // The entries as the backup source would see them: the raw ACL xattrs.
+    let mut entries = Vec::new();
+    for (name, is_dir) in [("d", true), ("f", false)] {
+        let p = src.join(name);
+        let md = std::fs::symlink_metadata(&p)?;
+        let (mut e, c) = file(name.as_bytes(), &std::fs::read(&p).unwrap_or_default());
+        if is_dir {
+            e.kind = EntryKind::Dir;
+            e.size = 0;
+            e.checksum = None;
+        }
+        e.mode = md.mode() & 0o7777;
+        for x in ["system.posix_acl_access", "system.posix_acl_default"] {
+            if let Some(v) = lgetxattr(&p, x) {
+                e.xattrs.push((x.as_bytes().to_vec(), v));
+            }
+        }
+        assert!(!e.xattrs.is_empty(), "{name} has no ACL xattr");
+        entries.push((e, if is_dir { Vec::new() } else { c }));
+    }
+    let ours = write_archive(&entries)?;
+    // The text records are there, in GNU tar's form with numeric ids.
+    assert!(
+        find(&ours, b"SCHILY.acl.access=user::rw-\nuser:1000:r--\ngroup::r--\ngroup:27:rw-\nmask::rw-\nother::r--\n\n").is_some()
+    );
+    assert!(find(&ours, b"SCHILY.acl.default=user::rwx\nuser:1000:r-x\n").is_some());
+    // Lifeboat reads back exactly the raw xattrs (the text records are not doubled in).
+    let (back, _, _) = read_all(&ours)?;
+    for ((a, _), (b, _)) in entries.iter().zip(&back) {
+        assert_eq!(a.xattrs, b.xattrs, "{}", a.display_path());
+    }
+    // GNU tar restores the same ACLs, silently.
+    let dst = tmp.path().join("dst");
+    std::fs::create_dir(&dst)?;
+    let archive = tmp.path().join("ours.tar");
+    std::fs::write(&archive, &ours)?;
+    let out = run(std::process::Command::new("tar")
+        .args([
+            "--xattrs",
+            "--xattrs-include=*",
+            "--acls",
+            "--numeric-owner",
+            "-xpf",
+        ])
+        .arg(&archive)
+        .arg("-C")
+        .arg(&dst))?;
+    assert!(
+        out.stderr.is_empty(),
+        "GNU tar warned: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["d", "f"] {
+        assert_eq!(
+            getfacl(&src.join(name))?,
+            getfacl(&dst.join(name))?,
+            "{name}"
+        );
+    }
+    // A GNU tar --acls archive (text records only) reads with the raw ACL xattrs.
+    let gnu = tmp.path().join("gnu.tar");
+    run(std::process::Command::new("tar")
+        .args(["--acls", "--format=posix", "-cf"])
+        .arg(&gnu)
+        .arg("-C")
+        .arg(&src)
+        .args(["d", "f"]))?;
+    let gnu_bytes = std::fs::read(&gnu)?;
+    assert!(find(&gnu_bytes, b"SCHILY.xattr.system.posix_acl").is_none());
+    let (back, is_lifeboat, _) = read_all(&gnu_bytes)?;
+    assert!(!is_lifeboat);
+    for (e, _) in &back {
+        let want: Vec<_> = entries
+            .iter()
+            .find(|(s, _)| s.path == e.path)
+            .map(|(s, _)| s.xattrs.clone())
+            .unwrap_or_default();
+        assert_eq!(e.xattrs, want, "{}", e.display_path());
+    }
+    // In a Lifeboat archive the raw xattr is authoritative: an altered text record is ignored
+    // (it is derived, and not covered by the entries digest).
+    let mut altered = ours.clone();
+    let at = find(&altered, b"user:1000:r--\ngroup::r--\ngroup:27:rw-").ok_or("no text")?;
+    altered[at + 11..at + 13].copy_from_slice(b"wx");
+    let (back, _, _) = read_all(&altered)?;
+    for ((a, _), (b, _)) in entries.iter().zip(&back) {
+        assert_eq!(a.xattrs, b.xattrs, "{}", a.display_path());
+    }
+    Ok(())
+}

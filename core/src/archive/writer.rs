@@ -7,6 +7,7 @@
 use std::io::{self, Read, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::acl;
 use super::digest::{self, EntriesDigest};
 use super::entry::{Entry, EntryKind, FileFlags, Timestamp};
 use super::header::{self, BLOCK};
@@ -244,6 +245,13 @@ impl<W: Write> ArchiveWriter<W> {
             self.value.extend_from_slice(b"SCHILY.xattr.");
             self.value.extend_from_slice(k);
             pax::push_record(&mut self.pax, &self.value, v);
+        }
+        // GNU tar's --acls restores ACLs only from its text records: derive them from the raw
+        // ACL xattrs (which stay authoritative for Lifeboat's reader and the entries digest).
+        for (k, v) in &entry.xattrs {
+            if let (Some(key), Some(text)) = (acl::pax_name_for_xattr(k), acl::xattr_to_text(v)) {
+                pax::push_record(&mut self.pax, key, &text);
+            }
         }
 
         // Remaining ustar fields.

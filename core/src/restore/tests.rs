@@ -381,3 +381,61 @@ fn errors_naming_no_entry_are_located() {
         "{msg}"
     );
 }
+
+/// A plain ustar archive of empty regular files and hard links (name, typeflag, link target).
+fn raw_tar(members: &[(&str, u8, &str)]) -> Vec<u8> {
+    use crate::archive::header;
+    let mut t = Vec::new();
+    for (name, typeflag, link) in members {
+        let mut b = [0u8; 512];
+        b[..name.len()].copy_from_slice(name.as_bytes());
+        header::put_u64(&mut b, header::MODE, 0o644);
+        header::put_u64(&mut b, header::UID, 0);
+        header::put_u64(&mut b, header::GID, 0);
+        header::put_u64(&mut b, header::SIZE, 0);
+        header::put_i64(&mut b, header::MTIME, 0);
+        b[header::TYPEFLAG] = *typeflag;
+        b[header::LINKNAME.0..header::LINKNAME.0 + link.len()].copy_from_slice(link.as_bytes());
+        b[257..265].copy_from_slice(header::USTAR_MAGIC);
+        header::set_checksum(&mut b);
+        t.extend_from_slice(&b);
+    }
+    t.extend_from_slice(&[0u8; 1024]);
+    t
+}
+
+#[test]
+fn absolute_members_are_refused_not_made_relative() {
+    let s = setup();
+    let canary = s.canary.to_string_lossy().into_owned();
+    let abs = format!("{canary}/escaped");
+    let abs_passwd = format!("{canary}/passwd");
+    let rel = abs.trim_start_matches('/').to_string();
+    for (tar, name) in [
+        (
+            raw_tar(&[("./ok", b'0', ""), (&abs, b'0', "")]),
+            abs.as_str(),
+        ),
+        (raw_tar(&[("./h", b'1', &abs_passwd)]), "./h"),
+    ] {
+        let mut r = crate::archive::reader::ArchiveReader::new(&tar[..]);
+        let err = match extract(&mut r, &opts(&s.target), &crate::progress::NoProgress) {
+            Ok(_) => panic!("an absolute member was restored"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains("refusing the archive entry") && err.contains(name),
+            "{err}"
+        );
+        assert!(err.contains("absolute"), "{err}");
+        // Nothing written for it: neither at the absolute path nor made relative.
+        canary_untouched(&s);
+        assert!(!s.target.join(&rel).exists());
+        assert!(!s.target.join("h").exists());
+    }
+    // `./` names restore.
+    let tar = raw_tar(&[("./etc/", b'5', ""), ("./etc/x", b'0', "")]);
+    let mut r = crate::archive::reader::ArchiveReader::new(&tar[..]);
+    extract(&mut r, &opts(&s.target), &crate::progress::NoProgress).unwrap();
+    assert!(s.target.join("etc/x").is_file());
+}

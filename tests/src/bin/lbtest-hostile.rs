@@ -1,7 +1,6 @@
 //! `lbtest-hostile DIR CANARY`: writes hostile tar archives into DIR (`refused-*.tar` must be
-//! refused by `lifeboat restore`, `accepted-*.tar` restored harmlessly, `inside-*.tar` either
-//! refused or restored inside the target), each trying to write into the absolute directory
-//! CANARY.
+//! refused by `lifeboat restore`, absolute names included, `accepted-*.tar` restored
+//! harmlessly), each trying to write into the absolute directory CANARY.
 
 use anyhow::{bail, Result};
 use std::path::PathBuf;
