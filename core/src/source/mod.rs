@@ -15,6 +15,7 @@ pub mod flags;
 mod mounts;
 pub mod pipeline;
 pub mod sparse;
+mod underlay;
 pub mod walk;
 pub mod xattr;
 

@@ -274,6 +274,13 @@ fn other_filesystems_are_empty_directories_unless_included() -> R<()> {
     std::fs::create_dir_all(r.join("var/log"))?;
     std::fs::create_dir_all(r.join("boot/efi"))?;
     std::fs::create_dir_all(r.join("srv"))?;
+    // The directory under var/log has its own mode and time, which the backup must keep.
+    std::fs::set_permissions(
+        r.join("var/log"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )?;
+    let hidden_mtime = std::time::UNIX_EPOCH + std::time::Duration::new(1_234_567_890, 123_456_789);
+    std::fs::File::open(r.join("var/log"))?.set_modified(hidden_mtime)?;
     let mut mounted = Vec::new();
     for d in ["var/log", "boot/efi", "srv"] {
         mount(
@@ -290,7 +297,12 @@ fn other_filesystems_are_empty_directories_unless_included() -> R<()> {
         let mut opts = SourceOptions::new(r);
         let (m, _, notes) = walk(&opts)?;
         assert!(m.contains_key(b"var/log".as_slice()));
-        assert_eq!(m[&b"var/log".to_vec()].0.mode, 0o750);
+        // A skipped mount point carries the directory under it, not the mounted root.
+        assert_eq!(m[&b"var/log".to_vec()].0.mode, 0o711);
+        assert_eq!(m[&b"var/log".to_vec()].0.mtime.secs, 1_234_567_890);
+        assert_eq!(m[&b"var/log".to_vec()].0.mtime.nanos, 123_456_789);
+        // An included one (the ESP) is the mounted filesystem's root, restored onto it.
+        assert_eq!(m[&b"boot/efi".to_vec()].0.mode, 0o750);
         assert!(!m.contains_key(b"var/log/inside".as_slice()));
         assert!(m.contains_key(b"boot/efi/inside".as_slice()));
         assert!(!m.contains_key(b"srv/inside".as_slice()));

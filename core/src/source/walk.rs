@@ -101,6 +101,10 @@ pub struct Walker<'a> {
     links: HashMap<(u64, u64), Vec<u8>>,
     pub notes: WalkNotes,
     proc_fd_ok: bool,
+    /// The root filesystem without its mounts, for the metadata of skipped mount points.
+    underlay: Option<super::underlay::Underlay>,
+    /// Device of the root filesystem.
+    root_dev: u64,
 }
 
 fn errno_of(e: &io::Error) -> i32 {
@@ -228,6 +232,8 @@ impl<'a> Walker<'a> {
             links: HashMap::new(),
             notes: WalkNotes::default(),
             proc_fd_ok: std::path::Path::new("/proc/self/fd").is_dir(),
+            underlay: None,
+            root_dev: 0,
         }
     }
 
@@ -254,6 +260,8 @@ impl<'a> Walker<'a> {
         // SAFETY: fresh descriptor.
         let root = unsafe { OwnedFd::from_raw_fd(fd) };
         let st = stat_fd(root.as_fd()).map_err(root_err)?;
+        self.root_dev = st.st_dev;
+        self.underlay = super::underlay::Underlay::open(&self.cfg.root);
         let mut entry = base_entry(b".".to_vec(), &st, EntryKind::Dir);
         self.fill_fd_meta(&mut entry, root.as_fd());
         let names = read_names(root.as_fd()).map_err(root_err)?;
@@ -474,6 +482,9 @@ impl<'a> Walker<'a> {
             if !self.cfg.excludes.contents_excluded(&rel) {
                 self.notes.skipped_mounts.push(lossy(&rel));
             }
+            if parent_dev == self.root_dev {
+                self.use_hidden_directory(&mut entry, &rel);
+            }
             false
         };
         out.emit(Item {
@@ -502,6 +513,33 @@ impl<'a> Walker<'a> {
             next: 0,
             dev: st.st_dev,
         }))
+    }
+
+    /// Gives a skipped mount point the metadata of the directory under it in the root
+    /// filesystem (see [`super::underlay`]); keeps the entry as it is when that is not visible.
+    fn use_hidden_directory(&mut self, entry: &mut Entry, rel: &[u8]) {
+        let Some(under) = self.underlay.as_ref() else {
+            return;
+        };
+        let Ok(path) = CString::new(rel) else {
+            return;
+        };
+        let Ok(fd) = open_at(
+            under.fd().as_raw_fd(),
+            &path,
+            libc::O_RDONLY | libc::O_DIRECTORY,
+        ) else {
+            return;
+        };
+        let Ok(st) = stat_fd(fd.as_fd()) else {
+            return;
+        };
+        if st.st_dev != self.root_dev {
+            return;
+        }
+        let mut hidden = base_entry(rel.to_vec(), &st, EntryKind::Dir);
+        self.fill_fd_meta(&mut hidden, fd.as_fd());
+        *entry = hidden;
     }
 
     fn read_file(
