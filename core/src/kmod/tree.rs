@@ -451,91 +451,12 @@ fn collect_modules(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::
     Ok(())
 }
 
-/// Shell-style glob match (`*`, `?`, `[...]` with ranges and `!`/`^` negation) as modprobe
-/// applies alias patterns (fnmatch without flags). Written here because it is a dozen lines and
-/// the module tree needs it before coldplug's own matcher exists.
-pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0usize, 0usize);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while t < text.len() {
-        let step = match pattern.get(p) {
-            Some(b'*') => {
-                backtrack = Some((p, t));
-                p += 1;
-                continue;
-            }
-            Some(b'?') => Some(p + 1),
-            Some(b'[') => match_class(pattern, p, text[t]),
-            Some(&c) if c == text[t] => Some(p + 1),
-            _ => None,
-        };
-        match step {
-            Some(next) => {
-                p = next;
-                t += 1;
-            }
-            None => match backtrack {
-                Some((bp, bt)) => {
-                    p = bp + 1;
-                    t = bt + 1;
-                    backtrack = Some((bp, bt + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
-}
-
-/// Matches `c` against the class starting at `pattern[start] == '['`; returns the index after
-/// the class on a match.
-fn match_class(pattern: &[u8], start: usize, c: u8) -> Option<usize> {
-    let mut i = start + 1;
-    let negate = matches!(pattern.get(i), Some(b'!') | Some(b'^'));
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    loop {
-        let &lo = pattern.get(i)?;
-        if lo == b']' && !first {
-            break;
-        }
-        first = false;
-        if pattern.get(i + 1) == Some(&b'-') && pattern.get(i + 2).is_some_and(|&h| h != b']') {
-            let hi = pattern[i + 2];
-            matched |= lo <= c && c <= hi;
-            i += 3;
-        } else {
-            matched |= lo == c;
-            i += 1;
-        }
-    }
-    (matched != negate).then_some(i + 1)
-}
+pub use super::alias::glob_match;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs_match_like_fnmatch() {
-        let m = |p: &str, t: &str| glob_match(p.as_bytes(), t.as_bytes());
-        assert!(m("virtio:d00000002v*", "virtio:d00000002v00001AF4"));
-        assert!(!m("virtio:d00000001v*", "virtio:d00000002v00001AF4"));
-        assert!(m(
-            "pci:v00008086d*sv*sd*bc01sc06i01*",
-            "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"
-        ));
-        assert!(m("a?c", "abc"));
-        assert!(m("x[0-9]y", "x5y"));
-        assert!(!m("x[!0-9]y", "x5y"));
-        assert!(m("*", ""));
-        assert!(!m("a", ""));
-        assert!(m("fs-vfat", "fs-vfat"));
-    }
 
     fn synthetic_tree() -> tempfile::TempDir {
         use crate::kmod::modinfo::synthetic_module;
