@@ -10,16 +10,7 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 /// Filesystems the discovery and the restore need, loaded whatever the hardware.
-pub const FILESYSTEM_MODULES: &[&str] = &[
-    "crc32c_generic",
-    "ext4",
-    "vfat",
-    "nls_cp437",
-    "nls_ascii", // vfat's default iocharset in Debian kernels (FAT_DEFAULT_IOCHARSET)
-    "nls_iso8859_1",
-    "nls_utf8",
-    "isofs",
-];
+pub use lifeboat_core::kmod::RESCUE_FILESYSTEMS as FILESYSTEM_MODULES;
 
 /// Every `modalias` below /sys/devices (symlinks are not followed).
 pub fn device_modaliases() -> BTreeSet<String> {

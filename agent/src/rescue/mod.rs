@@ -126,7 +126,11 @@ pub fn build(opts: &RescueOptions) -> Result<RescueReport> {
 
     // Modules.
     let mut requests: Vec<String> = match opts.selection {
-        Selection::Generic => modules::GENERIC.iter().map(|s| s.to_string()).collect(),
+        Selection::Generic => modules::GENERIC
+            .iter()
+            .chain(modules::FILESYSTEMS)
+            .map(|s| s.to_string())
+            .collect(),
         Selection::HostOnly => {
             let mut set: BTreeSet<String> = modules::host_modules(&mut tree, &opts.sysfs)?;
             set.extend(modules::FILESYSTEMS.iter().map(|s| s.to_string()));

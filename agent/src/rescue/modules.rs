@@ -31,15 +31,7 @@ pub const GENERIC: &[&str] = &[
     "xhci_hcd",
     "ehci_pci",
     "ehci_hcd",
-    // filesystems
-    "ext4",
-    "vfat",
-    "nls_cp437",
-    "nls_ascii", // vfat's default iocharset in Debian kernels (FAT_DEFAULT_IOCHARSET)
-    "nls_iso8859_1",
-    "nls_utf8",
-    "isofs",
-    "efivarfs",
+    // filesystems: lifeboat_core::kmod::RESCUE_FILESYSTEMS, added by the builder
     // software RAID, device-mapper
     "raid1",
     "dm_mod",
@@ -49,16 +41,7 @@ pub const GENERIC: &[&str] = &[
 ];
 
 /// Filesystems every image can read and write, host-only or not.
-pub const FILESYSTEMS: &[&str] = &[
-    "ext4",
-    "vfat",
-    "nls_cp437",
-    "nls_ascii", // vfat's default iocharset in Debian kernels (FAT_DEFAULT_IOCHARSET)
-    "nls_iso8859_1",
-    "nls_utf8",
-    "isofs",
-    "efivarfs",
-];
+pub use lifeboat_core::kmod::RESCUE_FILESYSTEMS as FILESYSTEMS;
 
 /// The storage stacks whose loaded users (holders) a host-only image keeps.
 const STACKS: &[&str] = &[

@@ -47,3 +47,18 @@ pub fn normalize_name(name: &str) -> String {
 
 #[cfg(test)]
 mod kernel_tests;
+
+/// Filesystem modules every recovery image carries and its PID 1 loads whatever the hardware:
+/// ext2/3/4 (with the crc32c its checksums use), the ESP's vfat with its code pages, ISO 9660
+/// for the boot medium, efivarfs for the firmware's boot entries.
+pub const RESCUE_FILESYSTEMS: &[&str] = &[
+    "crc32c_generic",
+    "ext4",
+    "vfat",
+    "nls_cp437",
+    "nls_ascii", // vfat's default iocharset in Debian kernels (FAT_DEFAULT_IOCHARSET)
+    "nls_iso8859_1",
+    "nls_utf8",
+    "isofs",
+    "efivarfs",
+];
