@@ -13,6 +13,7 @@
 //! - [`io`] holds the small `Read`/`Write` adapters the pipelines are built from.
 
 pub mod archive;
+pub mod clock;
 pub mod codec;
 pub mod identity;
 pub mod io;

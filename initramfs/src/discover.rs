@@ -99,7 +99,7 @@ fn used_bytes(dir: &Path) -> u64 {
 fn mtime_string(path: &Path) -> String {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path)
-        .map(|m| crate::timefmt::rfc3339(m.mtime()))
+        .map(|m| lifeboat_core::clock::UtcTime::from_unix(m.mtime()).rfc3339())
         .unwrap_or_else(|_| "unknown time".into())
 }
 

@@ -21,7 +21,6 @@ mod probe;
 mod progress_line;
 mod restore_flow;
 mod store_view;
-mod timefmt;
 mod uevent;
 
 use cmdline::{After, Options};

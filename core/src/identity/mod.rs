@@ -16,7 +16,8 @@
 //! - [`manifest_for_root`]: the manifest of a backup of a root directory.
 
 pub mod blockdev;
-pub mod clock;
+/// Kept here for the callers that knew it as `identity::clock`.
+pub use crate::clock;
 pub mod extfs;
 pub mod fs;
 pub mod gpt;
