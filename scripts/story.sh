@@ -131,7 +131,7 @@ qemu_run() {
   local name=$1 timeout=$2; shift 2
   local log=$LOGS/$name.log
   : > "$log"
-  qemu-system-x86_64 -machine q35 -m 512 -smp 2 -nographic -no-reboot \
+  qemu-system-x86_64 -accel tcg -machine q35 -m 512 -smp 2 -nographic -no-reboot \
     -drive if=pflash,format=raw,readonly=on,file="$OVMF_CODE" \
     -drive if=pflash,format=raw,file="$VARS" \
     -drive file="$DISK",format=raw,if=none,id=disk0,cache=unsafe \

@@ -64,7 +64,7 @@ for compress in zstd xz; do
   size=$(stat -c %s "$out/initrd.img")
   log=$work/serial-$compress.log
   start=$(date +%s.%N)
-  timeout 300 qemu-system-x86_64 -m $mem -nographic -no-reboot -nodefaults -serial stdio \
+  timeout 300 qemu-system-x86_64 -accel tcg -m $mem -nographic -no-reboot -nodefaults -serial stdio \
     -kernel "$out/vmlinuz" -initrd "$out/initrd.img" \
     -append 'console=ttyS0 panic=-1' \
     -drive file="$work/disk.img",if=virtio,format=raw >"$log" 2>&1 || true
@@ -87,7 +87,7 @@ if [ -x "$init_bin" ] && [ "$lifeboat" = target/x86_64-unknown-linux-musl/releas
   "$lifeboat" mkrescue -q --kernel build/kernel/vmlinuz --modules build/kernel/modules --shell --output "$out"
   log=$work/serial-real.log
   start=$(date +%s.%N)
-  timeout 300 qemu-system-x86_64 -m 512 -nographic -no-reboot -nodefaults -serial stdio \
+  timeout 300 qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot -nodefaults -serial stdio \
     -kernel "$out/vmlinuz" -initrd "$out/initrd.img" -append 'console=ttyS0 panic=-1' \
     -drive file="$work/disk.img",if=virtio,format=raw </dev/null >"$log" 2>&1 &
   qemu=$!

@@ -189,7 +189,7 @@ lb_compare() {
 # The QEMU command line for the image and $LB_DISK (serial on stdio). Extra args appended.
 lb_qemu_cmd() {
   local append=$1; shift
-  LB_QEMU=(qemu-system-x86_64 -m "${LB_MEM:-512}" -display none -serial stdio -monitor none -no-reboot
+  LB_QEMU=(qemu-system-x86_64 -accel tcg -m "${LB_MEM:-512}" -display none -serial stdio -monitor none -no-reboot
     -kernel "$LB_IMG/vmlinuz" -initrd "$LB_IMG/initrd.img"
     -append "console=ttyS0 panic=-1 $append"
     -drive "file=$LB_DISK,if=none,id=d0,format=raw" -device "virtio-blk-pci,drive=d0,serial=$LB_DISK_SERIAL"

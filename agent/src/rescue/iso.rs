@@ -12,7 +12,7 @@
 //! ISO by the id file, whose name is unique to this kernel + initrd + command line, so another
 //! Lifeboat stick or CD in the same machine is not picked by mistake.
 
-use super::pxe::bootfiles::{self, Menu, MenuDefault};
+use super::pxe::bootfiles::{self, Menu, MenuDefault, GRUB_TEMPLATE, SYSLINUX_TEMPLATE};
 use anyhow::Context;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,24 +29,11 @@ pub struct IsoOptions {
 /// The ISO 9660 volume label.
 pub const VOLUME_LABEL: &str = "LIFEBOAT";
 
-const SYSLINUX_TEMPLATE: &str = include_str!("../../../pxe/syslinux.cfg");
-const GRUB_TEMPLATE: &str = include_str!("../../../pxe/grub.cfg");
 const GRUB_EARLY_TEMPLATE: &str = include_str!("../../../pxe/grub-iso-early.cfg");
 
-/// GRUB modules built into the ISO's EFI image: the ISO on a CD (iso9660, El Torito) or on a USB
+/// GRUB modules the ISO's EFI image adds to the common ones: the ISO on a CD (iso9660, El Torito) or on a USB
 /// stick (isohybrid: part_msdos/part_gpt), found with `search --file`.
 const GRUB_ISO_MODULES: &[&str] = &[
-    "normal",
-    "configfile",
-    "linux",
-    "echo",
-    "test",
-    "true",
-    "sleep",
-    "minicmd",
-    "serial",
-    "terminal",
-    "terminfo",
     "search",
     "search_fs_file",
     "search_label",
@@ -54,12 +41,6 @@ const GRUB_ISO_MODULES: &[&str] = &[
     "part_msdos",
     "part_gpt",
     "fat",
-    "gzio",
-    "halt",
-    "reboot",
-    "efi_gop",
-    "efi_uga",
-    "all_video",
 ];
 
 /// Writes the hybrid ISO to `file`.

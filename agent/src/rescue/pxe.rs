@@ -18,7 +18,7 @@
 pub(crate) mod bootfiles;
 
 use anyhow::Context;
-use bootfiles::{Menu, MenuDefault};
+use bootfiles::{Menu, MenuDefault, GRUB_TEMPLATE, SYSLINUX_TEMPLATE};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -42,35 +42,11 @@ pub const INITRD_NAME: &str = "initrd.img";
 pub const GRUB_NET_IMAGE: &str = "bootx64.efi";
 pub const IPXE_SCRIPT: &str = "boot.ipxe";
 
-const SYSLINUX_TEMPLATE: &str = include_str!("../../../pxe/syslinux.cfg");
-const GRUB_TEMPLATE: &str = include_str!("../../../pxe/grub.cfg");
 const IPXE_TEMPLATE: &str = include_str!("../../../pxe/boot.ipxe");
 const README: &str = include_str!("../../../pxe/README.md");
 
-/// GRUB modules built into the network image (no module directory is served).
-const GRUB_NET_MODULES: &[&str] = &[
-    "normal",
-    "configfile",
-    "linux",
-    "echo",
-    "test",
-    "true",
-    "sleep",
-    "minicmd",
-    "serial",
-    "terminal",
-    "terminfo",
-    "net",
-    "efinet",
-    "tftp",
-    "http",
-    "gzio",
-    "halt",
-    "reboot",
-    "efi_gop",
-    "efi_uga",
-    "all_video",
-];
+/// GRUB modules the network image adds to the common ones (no module directory is served).
+const GRUB_NET_MODULES: &[&str] = &["net", "efinet", "tftp", "http"];
 
 /// Writes the PXE tree into `dir`.
 pub fn write_tree(opts: &PxeOptions, dir: &Path) -> anyhow::Result<()> {

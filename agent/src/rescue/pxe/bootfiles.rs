@@ -115,13 +115,39 @@ pub fn grub_dir() -> anyhow::Result<PathBuf> {
     )
 }
 
-/// Builds a GRUB EFI image with `modules` built in, `prefix` as its $prefix (empty: the
-/// directory it was loaded from) and an optional embedded early config.
+/// The menu templates both the PXE tree and the ISO fill in.
+pub const SYSLINUX_TEMPLATE: &str = include_str!("../../../../pxe/syslinux.cfg");
+pub const GRUB_TEMPLATE: &str = include_str!("../../../../pxe/grub.cfg");
+
+/// GRUB modules every Lifeboat EFI image has built in: the menu, the kernel loader, serial and
+/// VGA consoles, power commands. Each image adds the ones for its medium.
+const GRUB_COMMON_MODULES: &[&str] = &[
+    "normal",
+    "configfile",
+    "linux",
+    "echo",
+    "test",
+    "true",
+    "sleep",
+    "minicmd",
+    "serial",
+    "terminal",
+    "terminfo",
+    "gzio",
+    "halt",
+    "reboot",
+    "efi_gop",
+    "efi_uga",
+    "all_video",
+];
+
+/// Builds a GRUB EFI image with the common modules and `extra_modules` built in, `prefix` as
+/// its $prefix (empty: the directory it was loaded from) and an optional embedded early config.
 pub fn grub_mkimage(
     out: &Path,
     prefix: &str,
     early_config: Option<&Path>,
-    modules: &[&str],
+    extra_modules: &[&str],
 ) -> anyhow::Result<()> {
     let dir = grub_dir()?;
     let mut cmd = Command::new(tool("grub-mkimage", "grub-common")?);
@@ -134,7 +160,7 @@ pub fn grub_mkimage(
     if let Some(c) = early_config {
         cmd.arg("--config").arg(c);
     }
-    cmd.args(modules);
+    cmd.args(GRUB_COMMON_MODULES).args(extra_modules);
     run(&mut cmd)
 }
 
