@@ -1,18 +1,20 @@
 //! The kernel modules of the image: /lib/modules/$(uname -r)/{modules.dep, modules.softdep,
 //! modules.builtin, modules.alias}, and loading a module after its dependencies.
 
-use lifeboat_core::kmod::alias::{normalize_module_name, AliasTable};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use lifeboat_core::kmod::alias::AliasTable;
+use lifeboat_core::kmod::depmod::{self, DepLine};
+use lifeboat_core::kmod::normalize_name;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 pub struct ModuleDb {
     pub dir: PathBuf,
-    /// module name -> (path relative to dir, dependency names)
-    deps: HashMap<String, (String, Vec<String>)>,
-    /// module name -> modules to load first (softdep "pre:")
-    softdeps: HashMap<String, Vec<String>>,
-    builtin: HashSet<String>,
+    /// module name -> its modules.dep line (path relative to dir, dependencies)
+    deps: BTreeMap<String, DepLine>,
+    /// module name -> (pre, post) softdeps
+    softdeps: BTreeMap<String, (Vec<String>, Vec<String>)>,
+    builtin: BTreeSet<String>,
     pub aliases: AliasTable,
     /// Modules loaded (or found already present) by this process.
     pub loaded: BTreeSet<String>,
@@ -20,51 +22,18 @@ pub struct ModuleDb {
     pub failed: HashMap<String, String>,
 }
 
-fn name_of(path: &str) -> String {
-    let base = path.rsplit('/').next().unwrap_or(path);
-    let stem = base.split(".ko").next().unwrap_or(base);
-    normalize_module_name(stem)
-}
-
 impl ModuleDb {
-    /// Reads the module database of the running kernel. Missing files give an empty table.
+    /// Reads the module database of the running kernel (the index files `mkrescue` wrote,
+    /// parsed by core's `kmod::depmod`, as the image builder reads them). Missing files give
+    /// an empty table.
     pub fn open(dir: &Path) -> Self {
         let read = |f: &str| fs::read_to_string(dir.join(f)).unwrap_or_default();
-        let mut deps = HashMap::new();
-        for line in read("modules.dep").lines() {
-            if let Some((module, rest)) = line.split_once(':') {
-                let list = rest.split_whitespace().map(name_of).collect();
-                deps.insert(name_of(module), (module.trim().to_string(), list));
-            }
-        }
-        let mut softdeps: HashMap<String, Vec<String>> = HashMap::new();
-        for line in read("modules.softdep").lines() {
-            let mut words = line.split_whitespace();
-            if words.next() != Some("softdep") {
-                continue;
-            }
-            let Some(module) = words.next() else { continue };
-            let mut pre = false;
-            for w in words {
-                match w {
-                    "pre:" => pre = true,
-                    "post:" => pre = false,
-                    m if pre => softdeps
-                        .entry(normalize_module_name(module))
-                        .or_default()
-                        .push(normalize_module_name(m)),
-                    _ => {}
-                }
-            }
-        }
-        let builtin = read("modules.builtin").lines().map(name_of).collect();
-        let aliases = AliasTable::parse(&read("modules.alias"));
         Self {
             dir: dir.to_path_buf(),
-            deps,
-            softdeps,
-            builtin,
-            aliases,
+            deps: depmod::parse_modules_dep(&read("modules.dep")),
+            softdeps: depmod::parse_modules_softdep(&read("modules.softdep")),
+            builtin: depmod::parse_modules_builtin(&read("modules.builtin")),
+            aliases: AliasTable::parse(&read("modules.alias")),
             loaded: BTreeSet::new(),
             failed: HashMap::new(),
         }
@@ -75,7 +44,7 @@ impl ModuleDb {
     }
 
     pub fn is_known(&self, name: &str) -> bool {
-        let n = normalize_module_name(name);
+        let n = normalize_name(name);
         self.deps.contains_key(&n) || self.builtin.contains(&n)
     }
 
@@ -84,7 +53,7 @@ impl ModuleDb {
     pub fn load(&mut self, name: &str) -> Vec<String> {
         let mut newly = Vec::new();
         let mut visiting = HashSet::new();
-        self.load_inner(&normalize_module_name(name), &mut newly, &mut visiting);
+        self.load_inner(&normalize_name(name), &mut newly, &mut visiting);
         newly
     }
 
@@ -96,13 +65,18 @@ impl ModuleDb {
         {
             return;
         }
-        for pre in self.softdeps.get(name).cloned().unwrap_or_default() {
+        let pre = self
+            .softdeps
+            .get(name)
+            .map(|s| s.0.clone())
+            .unwrap_or_default();
+        for pre in pre.iter().map(|p| normalize_name(p)) {
             // Softdeps may name modules that are not in the image; that is fine.
             if self.deps.contains_key(&pre) {
                 self.load_inner(&pre, newly, visiting);
             }
         }
-        let Some((rel, deps)) = self.deps.get(name).cloned() else {
+        let Some(DepLine { path: rel, deps }) = self.deps.get(name).cloned() else {
             self.failed
                 .insert(name.to_string(), "not in this image's modules.dep".into());
             return;

@@ -72,7 +72,7 @@ fn expand_include(pattern: &str, from: &Path) -> Vec<PathBuf> {
         .flatten()
         .filter(|e| {
             e.file_name().to_str().is_some_and(|n| {
-                lifeboat_core::kmod::tree::glob_match(name.as_bytes(), n.as_bytes())
+                lifeboat_core::kmod::alias::glob_match(name.as_bytes(), n.as_bytes())
             })
         })
         .map(|e| e.path())

@@ -6,6 +6,7 @@
 //! because the glob crates match paths, treating `/` and leading dots specially, which
 //! modalias matching must not.
 
+use super::normalize_name;
 use std::collections::BTreeSet;
 
 /// One `alias PATTERN MODULE` line.
@@ -32,13 +33,32 @@ impl AliasTable {
                 match (words.next(), words.next(), words.next()) {
                     (Some("alias"), Some(pattern), Some(module)) => Some(Alias {
                         pattern: pattern.to_string(),
-                        module: normalize_module_name(module),
+                        module: normalize_name(module),
                     }),
                     _ => None,
                 }
             })
             .collect();
         Self { aliases }
+    }
+
+    /// A table from (pattern, module) pairs, e.g. the aliases of each module's `.modinfo`.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        let aliases = pairs
+            .into_iter()
+            .map(|(pattern, module)| Alias {
+                pattern,
+                module: normalize_name(&module),
+            })
+            .collect();
+        Self { aliases }
+    }
+
+    /// The first alias (in file order) whose pattern matches `text`.
+    pub fn first_match(&self, text: &str) -> Option<&Alias> {
+        self.aliases
+            .iter()
+            .find(|a| glob_match(a.pattern.as_bytes(), text.as_bytes()))
     }
 
     pub fn len(&self) -> usize {
@@ -59,11 +79,6 @@ impl AliasTable {
             .collect();
         set.into_iter().map(str::to_string).collect()
     }
-}
-
-/// Module names treat `-` and `_` alike; the kernel reports them with `_`.
-pub fn normalize_module_name(name: &str) -> String {
-    name.replace('-', "_")
 }
 
 /// Shell-glob match of a whole string (fnmatch without flags).

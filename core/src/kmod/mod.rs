@@ -1,9 +1,10 @@
 //! Kernel module metadata for the recovery image: dependencies (modules.dep or the modules'
-//! own `.modinfo`), softdeps, firmware, decompression (`modinfo`, `tree`, `index`, owned by the
-//! image-builder work), and alias matching for coldplug (`alias`, owned by the recovery-init
-//! work).
+//! own `.modinfo`), softdeps, firmware, decompression (`modinfo`, `tree`), the index files the
+//! image carries (`index` writes them, `depmod` reads them), and alias matching (`alias`) for
+//! the image builder and for coldplug alike.
 
 pub mod alias;
+pub mod depmod;
 pub mod index;
 pub mod modinfo;
 pub mod tree;

@@ -5,6 +5,8 @@
 //! present; otherwise every answer comes from the modules' own `.modinfo` (Debian ships its
 //! kernel packages without them and generates them at install time).
 
+use super::alias::AliasTable;
+use super::depmod;
 use super::modinfo::{module_name_of, read_decompressed, ModInfo};
 use super::{normalize_name, KmodError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -47,14 +49,14 @@ pub struct ModuleTree {
     /// name -> path relative to `dir`, as found (maybe compressed).
     paths: BTreeMap<String, PathBuf>,
     builtin: BTreeSet<String>,
-    /// (pattern, module) from modules.builtin.modinfo.
-    builtin_aliases: Vec<(String, String)>,
+    /// Aliases of the built-in modules, from modules.builtin.modinfo.
+    builtin_aliases: AliasTable,
     /// name -> dependencies, from modules.dep when the tree has one.
     dep_file: Option<BTreeMap<String, Vec<String>>>,
     /// name -> (pre, post), from modules.softdep when the tree has one.
     softdep_file: Option<BTreeMap<String, SoftDeps>>,
-    /// (pattern, module) of the loadable modules, from modules.alias or built on demand.
-    aliases: Option<Vec<(String, String)>>,
+    /// Aliases of the loadable modules, from modules.alias or built on demand.
+    aliases: Option<AliasTable>,
     infos: HashMap<String, ModInfo>,
 }
 
@@ -95,11 +97,8 @@ impl ModuleTree {
             }
         };
 
-        let builtin = read_opt("modules.builtin")?
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| module_name_of(Path::new(l.trim())))
-            .collect();
+        let builtin =
+            depmod::parse_modules_builtin(&read_opt("modules.builtin")?.unwrap_or_default());
         let mut builtin_aliases = Vec::new();
         if let Some(text) = read_opt("modules.builtin.modinfo")? {
             for entry in text.split('\0') {
@@ -107,50 +106,20 @@ impl ModuleTree {
                     .split_once(".alias=")
                     .filter(|(m, _)| !m.contains('='))
                 {
-                    builtin_aliases.push((value.to_string(), normalize_name(module)));
+                    builtin_aliases.push((value.to_string(), module.to_string()));
                 }
             }
         }
+        let builtin_aliases = AliasTable::from_pairs(builtin_aliases);
         let dep_file = read_opt("modules.dep")?.map(|text| {
-            text.lines()
-                .filter_map(|line| {
-                    let (module, deps) = line.split_once(':')?;
-                    let name = module_name_of(Path::new(module.trim()))?;
-                    let deps = deps
-                        .split_whitespace()
-                        .filter_map(|d| module_name_of(Path::new(d)))
-                        .collect();
-                    Some((name, deps))
-                })
+            depmod::parse_modules_dep(&text)
+                .into_iter()
+                .map(|(name, line)| (name, line.deps))
                 .collect()
         });
-        let softdep_file = read_opt("modules.softdep")?.map(|text| {
-            let mut map: BTreeMap<String, SoftDeps> = BTreeMap::new();
-            for line in text.lines() {
-                let mut words = line.split_whitespace();
-                if words.next() != Some("softdep") {
-                    continue;
-                }
-                let Some(module) = words.next() else { continue };
-                let rest: Vec<&str> = words.collect();
-                let (pre, post) = super::modinfo::parse_softdep(&rest.join(" "));
-                let entry = map.entry(normalize_name(module)).or_default();
-                entry.0.extend(pre);
-                entry.1.extend(post);
-            }
-            map
-        });
-        let aliases = read_opt("modules.alias")?.map(|text| {
-            text.lines()
-                .filter_map(|line| {
-                    let mut words = line.split_whitespace();
-                    (words.next()? == "alias").then_some(())?;
-                    let pattern = words.next()?;
-                    let module = words.next()?;
-                    Some((pattern.to_string(), normalize_name(module)))
-                })
-                .collect()
-        });
+        let softdep_file =
+            read_opt("modules.softdep")?.map(|text| depmod::parse_modules_softdep(&text));
+        let aliases = read_opt("modules.alias")?.map(|text| AliasTable::parse(&text));
 
         let mut tree = Self {
             dir: dir.to_path_buf(),
@@ -280,8 +249,8 @@ impl ModuleTree {
         }
     }
 
-    /// Every (alias pattern, module) of the loadable modules.
-    pub fn aliases(&mut self) -> Result<&[(String, String)], KmodError> {
+    /// The aliases of the loadable modules.
+    pub fn aliases(&mut self) -> Result<&AliasTable, KmodError> {
         if self.aliases.is_none() {
             let names: Vec<String> = self.paths.keys().cloned().collect();
             let mut all = Vec::new();
@@ -290,26 +259,23 @@ impl ModuleTree {
                     all.push((alias.clone(), name.clone()));
                 }
             }
-            self.aliases = Some(all);
+            self.aliases = Some(AliasTable::from_pairs(all));
         }
-        Ok(self.aliases.as_deref().unwrap_or_default())
+        match &self.aliases {
+            Some(table) => Ok(table),
+            None => Err(KmodError::Elf("alias table missing".into())),
+        }
     }
 
     /// Aliases of built-in modules (from modules.builtin.modinfo).
-    pub fn builtin_aliases(&self) -> &[(String, String)] {
+    pub fn builtin_aliases(&self) -> &AliasTable {
         &self.builtin_aliases
     }
 
     /// Loadable modules whose aliases match `modalias` (a device's, or a name such as
     /// `fs-vfat` or `crypto-crc32c`), sorted.
     pub fn modules_for_alias(&mut self, modalias: &str) -> Result<Vec<String>, KmodError> {
-        let found: BTreeSet<String> = self
-            .aliases()?
-            .iter()
-            .filter(|(pattern, _)| glob_match(pattern.as_bytes(), modalias.as_bytes()))
-            .map(|(_, module)| module.clone())
-            .collect();
-        Ok(found.into_iter().collect())
+        Ok(self.aliases()?.modules_for(modalias))
     }
 
     /// What a name (module name or alias) stands for.
@@ -324,12 +290,8 @@ impl ModuleTree {
         if let Some(first) = self.modules_for_alias(name)?.into_iter().next() {
             return Ok(Lookup::Module(first));
         }
-        if let Some((_, module)) = self
-            .builtin_aliases
-            .iter()
-            .find(|(pattern, _)| glob_match(pattern.as_bytes(), name.as_bytes()))
-        {
-            return Ok(Lookup::Builtin(module.clone()));
+        if let Some(alias) = self.builtin_aliases.first_match(name) {
+            return Ok(Lookup::Builtin(alias.module.clone()));
         }
         Ok(Lookup::Missing)
     }
@@ -450,8 +412,6 @@ fn collect_modules(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> std::io::
     }
     Ok(())
 }
-
-pub use super::alias::glob_match;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
