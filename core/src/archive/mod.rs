@@ -78,6 +78,7 @@
 //! disagree with the trailer are errors.
 
 pub mod acl;
+pub mod checksum;
 pub mod digest;
 pub mod entry;
 pub mod header;
@@ -102,6 +103,15 @@ pub enum ArchiveError {
     ChecksumMismatch { path: String },
     #[error("the archive is truncated: {0} (was the backup interrupted or the file cut short?)")]
     Truncated(String),
+    /// An archive without a single entry (e.g. its first block zeroed): never a backup.
+    #[error("the archive is empty: {0}. It is not a usable backup (damaged at its start, or not a backup at all)")]
+    Empty(String),
+    /// Bytes other than zero padding after the end-of-archive blocks.
+    #[error("trailing data after the end of the archive: {0}. The file was altered or two archives were joined")]
+    TrailingData(String),
+    /// The stream starts with no known compression magic and no valid tar header.
+    #[error("not a Lifeboat or tar archive: {0}")]
+    NotAnArchive(String),
     #[error("unsupported archive: {0}")]
     Unsupported(String),
     /// A member the reader will not hand out because restoring it could write outside the
