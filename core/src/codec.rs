@@ -180,7 +180,9 @@ fn peek_magic<R: Read>(mut r: R) -> io::Result<(Codec, Peeked<R>)> {
     if codec == Codec::None {
         use crate::archive::ArchiveError;
         if got == 0 {
-            return Err(not_an_archive(ArchiveError::Empty("it is 0 bytes long".into())));
+            return Err(not_an_archive(ArchiveError::Empty(
+                "it is 0 bytes long".into(),
+            )));
         }
         if !is_tar_header(&magic) {
             let what = if magic.iter().all(|&b| b == 0) {
@@ -205,9 +207,11 @@ pub fn decoder_inline<'a, R: Read + Send + 'a>(
             io::BufReader::with_capacity(256 * 1024, r),
         )),
         Codec::Xz => {
-            let stream =
-                xz2::stream::Stream::new_stream_decoder(XZ_DECODER_MEMLIMIT, xz2::stream::CONCATENATED)
-                    .map_err(io::Error::from)?;
+            let stream = xz2::stream::Stream::new_stream_decoder(
+                XZ_DECODER_MEMLIMIT,
+                xz2::stream::CONCATENATED,
+            )
+            .map_err(io::Error::from)?;
             Box::new(XzLimited(xz2::read::XzDecoder::new_stream(
                 io::BufReader::with_capacity(256 * 1024, r),
                 stream,
@@ -365,6 +369,12 @@ fn xz_memory_budget() -> u64 {
 /// The xz encoder within [`XZ_ENCODER_BUDGET`] and a quarter of RAM: as many threads as fit
 /// (like `xz -T0`), and a smaller dictionary when one thread of the preset does not fit.
 fn xz_encoder(preset: u32, threads: u32) -> io::Result<xz2::stream::Stream> {
+    xz_builder(preset, threads)?
+        .encoder()
+        .map_err(io::Error::other)
+}
+
+fn xz_builder(preset: u32, threads: u32) -> io::Result<xz2::stream::MtStreamBuilder> {
     let budget = xz_memory_budget().min(XZ_ENCODER_BUDGET);
     let mut opts = xz2::stream::LzmaOptions::new_preset(preset).map_err(io::Error::from)?;
     // The presets' dictionary sizes (liblzma's documented table).
@@ -393,7 +403,7 @@ fn xz_encoder(preset: u32, threads: u32) -> io::Result<xz2::stream::Stream> {
         }
         b.threads(t);
         if b.memusage() <= budget || dict <= 1 << 20 {
-            return b.encoder().map_err(io::Error::other);
+            return Ok(b);
         }
         dict /= 2;
         opts = xz2::stream::LzmaOptions::new_preset(preset).map_err(io::Error::from)?;
@@ -666,6 +676,21 @@ mod tests {
         v
     }
 
+    /// `sample(n)` behind a valid tar header, so that an uncompressed stream is recognised.
+    fn tar_sample(n: usize) -> Vec<u8> {
+        use crate::archive::header;
+        let mut b = [0u8; header::BLOCK];
+        b[..4].copy_from_slice(b"./x\0");
+        header::put_u64(&mut b, header::MODE, 0o644);
+        header::put_u64(&mut b, header::SIZE, n as u64);
+        b[header::TYPEFLAG] = b'0';
+        b[header::MAGIC.0..header::MAGIC.0 + 8].copy_from_slice(header::USTAR_MAGIC);
+        header::set_checksum(&mut b);
+        let mut v = b.to_vec();
+        v.extend_from_slice(&sample(n));
+        v
+    }
+
     fn compress(c: Codec, data: &[u8], threads: usize) -> io::Result<Vec<u8>> {
         let mut e = encoder(Vec::new(), c, None, threads)?;
         // Odd write sizes cross chunk boundaries.
@@ -678,7 +703,7 @@ mod tests {
     #[test]
     fn each_codec_round_trips_and_is_detected() -> TestResult {
         for c in Codec::ALL {
-            let data = sample(if c == Codec::Xz { 300_000 } else { 3 << 20 });
+            let data = tar_sample(if c == Codec::Xz { 300_000 } else { 3 << 20 });
             let packed = compress(c, &data, 2)?;
             assert_eq!(detect(&packed), c);
             if c != Codec::None {
@@ -702,7 +727,7 @@ mod tests {
 
     #[test]
     fn empty_input_makes_valid_streams() -> TestResult {
-        for c in Codec::ALL {
+        for c in [Codec::Zstd, Codec::Gzip, Codec::Xz] {
             let packed = compress(c, b"", 2)?;
             let (_, mut r) = decoder_inline(&packed[..])?;
             let mut back = Vec::new();
@@ -787,6 +812,75 @@ mod tests {
             );
         }
         Ok(())
+    }
+
+    #[test]
+    fn xz_encoder_fits_the_memory_budget() -> TestResult {
+        for preset in [0, 6, 9] {
+            let used = xz_builder(preset, 8)?.memusage();
+            assert!(
+                used <= XZ_ENCODER_BUDGET,
+                "preset {preset}: {} MiB",
+                used >> 20
+            );
+        }
+        // Our own output decodes within the decoder's limit.
+        let data = sample(1 << 20);
+        let packed = compress(Codec::Xz, &data, 2)?;
+        let (_, mut r) = decoder_inline(&packed[..])?;
+        let mut back = Vec::new();
+        r.read_to_end(&mut back)?;
+        assert!(back == data);
+        Ok(())
+    }
+
+    #[test]
+    fn xz_streams_needing_too_much_memory_are_refused() -> TestResult {
+        // A real stream whose LZMA2 dictionary property is raised to 512 MiB (the block
+        // header's CRC32 fixed up): the decoder must refuse it, with a clear message.
+        let mut packed = compress(Codec::Xz, &sample(100_000), 1)?;
+        let hdr = 12; // after the stream header
+        let size = (packed[hdr] as usize + 1) * 4;
+        let filter = packed[hdr..hdr + size]
+            .windows(2)
+            .position(|w| w == [0x21, 0x01])
+            .ok_or("no LZMA2 filter in the block header")?;
+        packed[hdr + filter + 2] = 34; // 2 << 28 = 512 MiB
+        let mut crc = flate2::Crc::new();
+        crc.update(&packed[hdr..hdr + size - 4]);
+        packed[hdr + size - 4..hdr + size].copy_from_slice(&crc.sum().to_le_bytes());
+        let (_, mut r) = decoder_inline(&packed[..])?;
+        let mut back = Vec::new();
+        let err = r.read_to_end(&mut back).err().ok_or("decoded anyway")?;
+        assert!(err.to_string().contains("MiB of memory"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn streams_that_are_not_archives_are_refused() {
+        use crate::archive::ArchiveError;
+        for (what, bytes) in [
+            ("zeros", vec![0u8; 100_000]),
+            (
+                "text",
+                b"hello, this is not an archive at all\n".repeat(100),
+            ),
+            ("short", b"x".to_vec()),
+        ] {
+            match decoder_inline(&bytes[..])
+                .map(|_| ())
+                .map_err(ArchiveError::from)
+            {
+                Err(ArchiveError::NotAnArchive(_)) => {}
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            decoder_inline(&b""[..])
+                .map(|_| ())
+                .map_err(ArchiveError::from),
+            Err(ArchiveError::Empty(_))
+        ));
     }
 
     #[test]

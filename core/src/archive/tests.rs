@@ -41,7 +41,7 @@ fn other(path: &[u8], kind: EntryKind) -> (Entry, Vec<u8>) {
 }
 
 /// A sparse file: logical content and its map; the stored data is the segments.
-fn sparse(path: &[u8], size: u64, map: Vec<(u64, u64)>) -> (Entry, Vec<u8>) {
+pub(crate) fn sparse(path: &[u8], size: u64, map: Vec<(u64, u64)>) -> (Entry, Vec<u8>) {
     let mut logical = vec![0u8; size as usize];
     let mut stored = Vec::new();
     for (i, &(o, l)) in map.iter().enumerate() {
@@ -646,7 +646,7 @@ fn expect_damage(tar: &[u8], what: &str) -> Result<ArchiveError, Box<dyn std::er
 }
 
 /// Offset of the first occurrence of `needle` in `hay`.
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
@@ -822,7 +822,7 @@ fn truncation_is_detected_everywhere() -> TestResult {
 }
 
 /// A raw header block with the given name, type and size (valid checksum).
-fn raw_header(name: &[u8], typeflag: u8, size: u64) -> [u8; 512] {
+pub(crate) fn raw_header(name: &[u8], typeflag: u8, size: u64) -> [u8; 512] {
     let mut b = [0u8; 512];
     b[..name.len()].copy_from_slice(name);
     header::put_u64(&mut b, header::MODE, 0o644);
@@ -1147,7 +1147,7 @@ fn random_damage_never_panics_and_is_reported() -> TestResult {
 }
 
 /// A plain tar of raw members (name, typeflag, link target), no content.
-fn plain_tar(members: &[(&[u8], u8, &[u8])]) -> Vec<u8> {
+pub(crate) fn plain_tar(members: &[(&[u8], u8, &[u8])]) -> Vec<u8> {
     let mut t = Vec::new();
     for (name, typeflag, link) in members {
         let mut h = raw_header(name, *typeflag, 0);

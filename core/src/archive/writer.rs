@@ -40,6 +40,21 @@ pub struct ArchiveWriter<W: Write> {
 impl<W: Write> ArchiveWriter<W> {
     /// Starts an archive: writes the manifest as its first entry.
     pub fn new(out: W, manifest: &Manifest) -> Result<Self, ArchiveError> {
+        Self::start(out, manifest, FORMAT_MINOR)
+    }
+
+    /// An archive claiming an older minor version (tests of the reader's compatibility; the
+    /// caller provides checksums with that version's meaning).
+    #[cfg(test)]
+    pub(crate) fn with_format_minor(
+        out: W,
+        manifest: &Manifest,
+        format_minor: u32,
+    ) -> Result<Self, ArchiveError> {
+        Self::start(out, manifest, format_minor)
+    }
+
+    fn start(out: W, manifest: &Manifest, format_minor: u32) -> Result<Self, ArchiveError> {
         let mut w = Self {
             out,
             buf: vec![0u8; BUF_SIZE],
@@ -55,7 +70,7 @@ impl<W: Write> ArchiveWriter<W> {
         };
         let mut manifest = manifest.clone();
         manifest.format_version = FORMAT_VERSION;
-        manifest.format_minor = FORMAT_MINOR;
+        manifest.format_minor = format_minor;
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| ArchiveError::Unsupported(format!("cannot encode the manifest: {e}")))?;
         let sum = blake3::hash(&json);
@@ -370,7 +385,15 @@ impl<W: Write> ArchiveWriter<W> {
     fn write_pax_header(&mut self, pax: &[u8], mtime: i64) -> Result<(), ArchiveError> {
         let mut block = [0u8; BLOCK];
         block[..PAX_NAME.len()].copy_from_slice(PAX_NAME);
-        fill_header(&mut block, b'x', 0o644, 0, 0, pax.len() as u64, mtime.max(0));
+        fill_header(
+            &mut block,
+            b'x',
+            0o644,
+            0,
+            0,
+            pax.len() as u64,
+            mtime.max(0),
+        );
         header::set_checksum(&mut block);
         self.put(&block)?;
         self.put(pax)?;

@@ -308,7 +308,9 @@ impl<'a> StreamReader<'a> {
             short: false,
             // An invalid map was refused by the first pass; should one get here, its
             // checksum differs from the first pass and the file is reported as changed.
-            hasher: layout.hasher().unwrap_or_else(|_| ContentHasher::new_plain()),
+            hasher: layout
+                .hasher()
+                .unwrap_or_else(|_| ContentHasher::new_plain()),
         }
     }
 

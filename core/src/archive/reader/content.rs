@@ -62,7 +62,10 @@ impl Content {
                     (EntryKind::File { sparse: Some(map) }, SparseSums::MapAndData) => {
                         Hasher::Stored(ContentHasher::for_stored_map(entry.size, map.clone()))
                     }
-                    (EntryKind::File { sparse: Some(map) }, SparseSums::Logical { holes_hashed }) => {
+                    (
+                        EntryKind::File { sparse: Some(map) },
+                        SparseSums::Logical { holes_hashed },
+                    ) => {
                         let holes = entry.size - super::super::sparse::data_len(map);
                         *holes_hashed = holes_hashed.saturating_add(holes);
                         if *holes_hashed > LEGACY_HOLE_BUDGET {

@@ -557,30 +557,31 @@ fn read_sparse_v1<R: Read>(
     let mut used = 0u64;
     let mut block = [0u8; BLOCK];
     let mut pos = BLOCK; // position in `block`; BLOCK = need a new one
-    let mut next_number = |input: &mut BlockInput<R>, used: &mut u64| -> Result<u64, ArchiveError> {
-        let mut v: u64 = 0;
-        let mut digits = 0;
-        loop {
-            if pos == BLOCK {
-                if *used + BLOCK as u64 > size {
-                    return Err(corrupt(path, "sparse map runs past the file data"));
+    let mut next_number =
+        |input: &mut BlockInput<R>, used: &mut u64| -> Result<u64, ArchiveError> {
+            let mut v: u64 = 0;
+            let mut digits = 0;
+            loop {
+                if pos == BLOCK {
+                    if *used + BLOCK as u64 > size {
+                        return Err(corrupt(path, "sparse map runs past the file data"));
+                    }
+                    input.read_exact(&mut block, "a sparse map")?;
+                    *used += BLOCK as u64;
+                    pos = 0;
                 }
-                input.read_exact(&mut block, "a sparse map")?;
-                *used += BLOCK as u64;
-                pos = 0;
-            }
-            let c = block[pos];
-            pos += 1;
-            match c {
-                b'0'..=b'9' if digits < 19 => {
-                    v = v * 10 + (c - b'0') as u64;
-                    digits += 1;
+                let c = block[pos];
+                pos += 1;
+                match c {
+                    b'0'..=b'9' if digits < 19 => {
+                        v = v * 10 + (c - b'0') as u64;
+                        digits += 1;
+                    }
+                    b'\n' if digits > 0 => return Ok(v),
+                    _ => return Err(corrupt(path, "malformed sparse map")),
                 }
-                b'\n' if digits > 0 => return Ok(v),
-                _ => return Err(corrupt(path, "malformed sparse map")),
             }
-        }
-    };
+        };
     let count = next_number(input, &mut used)?;
     if count > MAX_SPARSE_SEGMENTS as u64 {
         return Err(corrupt(
@@ -607,23 +608,24 @@ fn read_old_gnu_sparse<R: Read>(
     block: &[u8; BLOCK],
 ) -> Result<Vec<(u64, u64)>, ArchiveError> {
     let mut map = Vec::new();
-    let parse_slots = |map: &mut Vec<(u64, u64)>, area: &[u8], n: usize| -> Result<(), ArchiveError> {
-        for i in 0..n {
-            let slot = &area[i * 24..i * 24 + 24];
-            if slot[0] == 0 {
-                break;
+    let parse_slots =
+        |map: &mut Vec<(u64, u64)>, area: &[u8], n: usize| -> Result<(), ArchiveError> {
+            for i in 0..n {
+                let slot = &area[i * 24..i * 24 + 24];
+                if slot[0] == 0 {
+                    break;
+                }
+                let o = header::parse_u64(&slot[..12])
+                    .map_err(|e| corrupt(path, format!("bad sparse map: {e}")))?;
+                let l = header::parse_u64(&slot[12..])
+                    .map_err(|e| corrupt(path, format!("bad sparse map: {e}")))?;
+                if map.len() >= MAX_SPARSE_SEGMENTS {
+                    return Err(corrupt(path, "too many sparse segments"));
+                }
+                map.push((o, l));
             }
-            let o = header::parse_u64(&slot[..12])
-                .map_err(|e| corrupt(path, format!("bad sparse map: {e}")))?;
-            let l = header::parse_u64(&slot[12..])
-                .map_err(|e| corrupt(path, format!("bad sparse map: {e}")))?;
-            if map.len() >= MAX_SPARSE_SEGMENTS {
-                return Err(corrupt(path, "too many sparse segments"));
-            }
-            map.push((o, l));
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     parse_slots(
         &mut map,
         &block[header::GNU_SPARSE..header::GNU_SPARSE + 96],

@@ -15,6 +15,8 @@ mod content;
 mod input;
 mod member;
 mod protocol;
+#[cfg(test)]
+mod tests;
 
 use std::io::{self, Read};
 
