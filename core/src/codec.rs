@@ -1,20 +1,27 @@
 //! Compression codecs: zstd (default), gzip (what `xe host-backup` writes), xz, none; detected
 //! from magic bytes when reading; compression uses every core.
 //!
-//! Contract: `Codec::{Zstd,Gzip,Xz,None}` with `name()`/`from_name()`; `detect(&[u8]) -> Codec`;
-//! `decoder(reader) -> io::Result<(Codec, Box<dyn Read + Send>)>` (peeks the magic);
+//! Contract: `Codec::{Zstd,Gzip,Xz,None}` with `name()`/`from_name()`; `detect(&[u8]) -> Codec`
+//! (compression magic only); `decoder(reader) -> io::Result<(Codec, Box<dyn Read + Send>)>`
+//! (peeks the first block: a stream with no compression magic must start with a valid tar
+//! header, otherwise the error carries [`ArchiveError::NotAnArchive`], or
+//! [`ArchiveError::Empty`] for an empty stream; `ArchiveError::from(io_error)` gets it back);
 //! `encoder(writer, codec, level: Option<i32>, threads) -> io::Result<Encoder<W>>` where
-//! `Encoder<W>: Write` and `finish(self) -> io::Result<W>`. (Owned by the archive-format work.)
+//! `Encoder<W>: Write` and `finish(self) -> io::Result<W>`.
 //!
 //! - zstd: the zstd library's multithreaded compressor (`threads` workers), content checksum
-//!   on, default level 2 (see `Codec::default_level`).
+//!   on, default level 2 (see `Codec::default_level`). Built without the legacy (pre-1.0)
+//!   format decoders.
 //! - gzip: the input is cut into 1 MiB chunks compressed in parallel, each as an independent
 //!   gzip member, written in order: a valid multi-member gzip file that gzip, GNU tar and
 //!   every zlib reader accept (like `pigz --independent`). Default level 6. At most
 //!   `2 x threads` chunks are in flight, so memory stays bounded.
-//! - xz: liblzma's multithreaded stream encoder, CRC64 check, default preset 6; like `xz -T0`
-//!   it uses fewer threads when they would need more than a quarter of RAM (preset 6 needs
-//!   about 165 MiB per thread, so xz cannot meet a 128 MiB memory budget; zstd and gzip do).
+//! - xz: liblzma's multithreaded stream encoder, CRC64 check, default preset 6. Its memory is
+//!   kept within [`XZ_ENCODER_BUDGET`] (and a quarter of RAM) so a backup stays under 128 MiB:
+//!   it runs as many threads as fit, and when even one thread of the preset does not fit
+//!   (preset 6 and up: one thread needs about 165 MiB), the dictionary is made smaller (for
+//!   preset 6: 2 MiB, one thread), which costs some compression. Decoding is limited to
+//!   [`XZ_DECODER_MEMLIMIT`], enough for every xz file Lifeboat writes and for `xz -9`.
 //! - none: the tar stream as is.
 //!
 //! Errors propagate: a failed worker makes `write` or `finish` fail, never a short file.
@@ -105,7 +112,14 @@ const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
 
-/// The codec of a stream from its first bytes (anything unknown is taken as plain tar).
+/// Memory the xz decoder may use. Lifeboat's own xz streams need at most 10 MiB (a dictionary
+/// of at most 8 MiB, see [`XZ_ENCODER_BUDGET`]); `xz -9` files need 65 MiB.
+pub const XZ_DECODER_MEMLIMIT: u64 = 72 << 20;
+/// Memory the xz encoder may use (all threads together).
+pub const XZ_ENCODER_BUDGET: u64 = 80 << 20;
+
+/// The codec of a stream from its compression magic (no magic: `Codec::None`; whether that
+/// is a tar archive is for [`decoder`] to check).
 pub fn detect(magic: &[u8]) -> Codec {
     if magic.starts_with(ZSTD_MAGIC) {
         Codec::Zstd
@@ -126,8 +140,32 @@ pub fn default_threads() -> usize {
 /// A reader with its first bytes put back in front.
 type Peeked<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
 
+/// Whether `block` is a tar header: its checksum is right and it has the ustar or GNU magic,
+/// or (a v7 header, without magic) a name and octal mode and size fields.
+pub fn is_tar_header(block: &[u8]) -> bool {
+    use crate::archive::header::{self, BLOCK};
+    let Ok(block) = <&[u8; BLOCK]>::try_from(block.get(..BLOCK).unwrap_or_default()) else {
+        return false;
+    };
+    if !header::checksum_ok(block) {
+        return false;
+    }
+    let magic = header::field(block, header::MAGIC);
+    if magic.starts_with(b"ustar\0") || magic == header::GNU_MAGIC {
+        return true;
+    }
+    magic.iter().all(|&b| b == 0)
+        && !header::cstr(header::field(block, header::NAME)).is_empty()
+        && header::parse_u64(header::field(block, header::MODE)).is_ok()
+        && header::parse_u64(header::field(block, header::SIZE)).is_ok()
+}
+
+fn not_an_archive(e: crate::archive::ArchiveError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
 fn peek_magic<R: Read>(mut r: R) -> io::Result<(Codec, Peeked<R>)> {
-    let mut magic = vec![0u8; XZ_MAGIC.len()];
+    let mut magic = vec![0u8; crate::archive::header::BLOCK];
     let mut got = 0;
     while got < magic.len() {
         match r.read(&mut magic[got..]) {
@@ -139,6 +177,22 @@ fn peek_magic<R: Read>(mut r: R) -> io::Result<(Codec, Peeked<R>)> {
     }
     magic.truncate(got);
     let codec = detect(&magic);
+    if codec == Codec::None {
+        use crate::archive::ArchiveError;
+        if got == 0 {
+            return Err(not_an_archive(ArchiveError::Empty(
+                "it is 0 bytes long".into(),
+            )));
+        }
+        if !is_tar_header(&magic) {
+            let what = if magic.iter().all(|&b| b == 0) {
+                "it starts with zeros where a tar header or a compression magic belongs (its beginning was erased?)"
+            } else {
+                "it starts with neither zstd, gzip or xz magic bytes nor a valid tar header"
+            };
+            return Err(not_an_archive(ArchiveError::NotAnArchive(what.into())));
+        }
+    }
     Ok((codec, io::Cursor::new(magic).chain(r)))
 }
 
@@ -152,12 +206,42 @@ pub fn decoder_inline<'a, R: Read + Send + 'a>(
         Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
             io::BufReader::with_capacity(256 * 1024, r),
         )),
-        Codec::Xz => Box::new(xz2::read::XzDecoder::new_multi_decoder(
-            io::BufReader::with_capacity(256 * 1024, r),
-        )),
+        Codec::Xz => {
+            let stream = xz2::stream::Stream::new_stream_decoder(
+                XZ_DECODER_MEMLIMIT,
+                xz2::stream::CONCATENATED,
+            )
+            .map_err(io::Error::from)?;
+            Box::new(XzLimited(xz2::read::XzDecoder::new_stream(
+                io::BufReader::with_capacity(256 * 1024, r),
+                stream,
+            )))
+        }
         Codec::None => Box::new(r),
     };
     Ok((codec, d))
+}
+
+/// The xz decoder, with a clear error when a stream needs more than [`XZ_DECODER_MEMLIMIT`].
+struct XzLimited<R: Read>(xz2::read::XzDecoder<R>);
+
+impl<R: Read> Read for XzLimited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| {
+            let over = e
+                .get_ref()
+                .and_then(|i| i.downcast_ref::<xz2::stream::Error>())
+                .is_some_and(|x| *x == xz2::stream::Error::MemLimit);
+            if over {
+                io::Error::other(format!(
+                    "the xz stream needs more than {} MiB of memory to decompress (its dictionary is larger than any Lifeboat or `xz -9` writes); recompress it with a lower xz level or zstd",
+                    XZ_DECODER_MEMLIMIT >> 20
+                ))
+            } else {
+                e
+            }
+        })
+    }
 }
 
 /// Detects the codec and decompresses in a background thread (see the module doc).
@@ -282,6 +366,51 @@ fn xz_memory_budget() -> u64 {
         .map_or(512 << 20, |kib| kib * 1024 / 4)
 }
 
+/// The xz encoder within [`XZ_ENCODER_BUDGET`] and a quarter of RAM: as many threads as fit
+/// (like `xz -T0`), and a smaller dictionary when one thread of the preset does not fit.
+fn xz_encoder(preset: u32, threads: u32) -> io::Result<xz2::stream::Stream> {
+    xz_builder(preset, threads)?
+        .encoder()
+        .map_err(io::Error::other)
+}
+
+fn xz_builder(preset: u32, threads: u32) -> io::Result<xz2::stream::MtStreamBuilder> {
+    let budget = xz_memory_budget().min(XZ_ENCODER_BUDGET);
+    let mut opts = xz2::stream::LzmaOptions::new_preset(preset).map_err(io::Error::from)?;
+    // The presets' dictionary sizes (liblzma's documented table).
+    const PRESET_DICT: [u32; 10] = [
+        256 << 10,
+        1 << 20,
+        2 << 20,
+        4 << 20,
+        4 << 20,
+        8 << 20,
+        8 << 20,
+        16 << 20,
+        32 << 20,
+        64 << 20,
+    ];
+    let mut dict = PRESET_DICT[preset.min(9) as usize];
+    let mut b = xz2::stream::MtStreamBuilder::new();
+    b.check(xz2::stream::Check::Crc64);
+    loop {
+        let mut filters = xz2::stream::Filters::new();
+        filters.lzma2(&opts);
+        b.filters(filters);
+        let mut t = threads.max(1);
+        while t > 1 && b.threads(t).memusage() > budget {
+            t -= 1;
+        }
+        b.threads(t);
+        if b.memusage() <= budget || dict <= 1 << 20 {
+            return Ok(b);
+        }
+        dict /= 2;
+        opts = xz2::stream::LzmaOptions::new_preset(preset).map_err(io::Error::from)?;
+        opts.dict_size(dict);
+    }
+}
+
 /// A compressing writer; call [`Encoder::finish`] at the end.
 pub struct Encoder<W: Write> {
     kind: Kind<W>,
@@ -326,16 +455,7 @@ pub fn encoder<W: Write>(
         }
         Codec::Gzip => Kind::Gzip(ParallelGzip::new(writer, level as u32, threads)?),
         Codec::Xz => {
-            let mut b = xz2::stream::MtStreamBuilder::new();
-            b.preset(level as u32).check(xz2::stream::Check::Crc64);
-            // Like xz -T0: fewer threads when they would need more than a quarter of RAM
-            // (each thread of preset 6 needs about 165 MiB).
-            let budget = xz_memory_budget();
-            let mut t = threads as u32;
-            while t > 1 && b.threads(t).memusage() > budget {
-                t -= 1;
-            }
-            let stream = b.threads(t).encoder().map_err(io::Error::other)?;
+            let stream = xz_encoder(level as u32, threads as u32)?;
             Kind::Xz(xz2::write::XzEncoder::new_stream(writer, stream))
         }
         Codec::None => Kind::None(writer),
@@ -556,6 +676,21 @@ mod tests {
         v
     }
 
+    /// `sample(n)` behind a valid tar header, so that an uncompressed stream is recognised.
+    fn tar_sample(n: usize) -> Vec<u8> {
+        use crate::archive::header;
+        let mut b = [0u8; header::BLOCK];
+        b[..4].copy_from_slice(b"./x\0");
+        header::put_u64(&mut b, header::MODE, 0o644);
+        header::put_u64(&mut b, header::SIZE, n as u64);
+        b[header::TYPEFLAG] = b'0';
+        b[header::MAGIC.0..header::MAGIC.0 + 8].copy_from_slice(header::USTAR_MAGIC);
+        header::set_checksum(&mut b);
+        let mut v = b.to_vec();
+        v.extend_from_slice(&sample(n));
+        v
+    }
+
     fn compress(c: Codec, data: &[u8], threads: usize) -> io::Result<Vec<u8>> {
         let mut e = encoder(Vec::new(), c, None, threads)?;
         // Odd write sizes cross chunk boundaries.
@@ -568,7 +703,7 @@ mod tests {
     #[test]
     fn each_codec_round_trips_and_is_detected() -> TestResult {
         for c in Codec::ALL {
-            let data = sample(if c == Codec::Xz { 300_000 } else { 3 << 20 });
+            let data = tar_sample(if c == Codec::Xz { 300_000 } else { 3 << 20 });
             let packed = compress(c, &data, 2)?;
             assert_eq!(detect(&packed), c);
             if c != Codec::None {
@@ -592,7 +727,7 @@ mod tests {
 
     #[test]
     fn empty_input_makes_valid_streams() -> TestResult {
-        for c in Codec::ALL {
+        for c in [Codec::Zstd, Codec::Gzip, Codec::Xz] {
             let packed = compress(c, b"", 2)?;
             let (_, mut r) = decoder_inline(&packed[..])?;
             let mut back = Vec::new();
@@ -677,6 +812,75 @@ mod tests {
             );
         }
         Ok(())
+    }
+
+    #[test]
+    fn xz_encoder_fits_the_memory_budget() -> TestResult {
+        for preset in [0, 6, 9] {
+            let used = xz_builder(preset, 8)?.memusage();
+            assert!(
+                used <= XZ_ENCODER_BUDGET,
+                "preset {preset}: {} MiB",
+                used >> 20
+            );
+        }
+        // Our own output decodes within the decoder's limit.
+        let data = sample(1 << 20);
+        let packed = compress(Codec::Xz, &data, 2)?;
+        let (_, mut r) = decoder_inline(&packed[..])?;
+        let mut back = Vec::new();
+        r.read_to_end(&mut back)?;
+        assert!(back == data);
+        Ok(())
+    }
+
+    #[test]
+    fn xz_streams_needing_too_much_memory_are_refused() -> TestResult {
+        // A real stream whose LZMA2 dictionary property is raised to 512 MiB (the block
+        // header's CRC32 fixed up): the decoder must refuse it, with a clear message.
+        let mut packed = compress(Codec::Xz, &sample(100_000), 1)?;
+        let hdr = 12; // after the stream header
+        let size = (packed[hdr] as usize + 1) * 4;
+        let filter = packed[hdr..hdr + size]
+            .windows(2)
+            .position(|w| w == [0x21, 0x01])
+            .ok_or("no LZMA2 filter in the block header")?;
+        packed[hdr + filter + 2] = 34; // 2 << 28 = 512 MiB
+        let mut crc = flate2::Crc::new();
+        crc.update(&packed[hdr..hdr + size - 4]);
+        packed[hdr + size - 4..hdr + size].copy_from_slice(&crc.sum().to_le_bytes());
+        let (_, mut r) = decoder_inline(&packed[..])?;
+        let mut back = Vec::new();
+        let err = r.read_to_end(&mut back).err().ok_or("decoded anyway")?;
+        assert!(err.to_string().contains("MiB of memory"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn streams_that_are_not_archives_are_refused() {
+        use crate::archive::ArchiveError;
+        for (what, bytes) in [
+            ("zeros", vec![0u8; 100_000]),
+            (
+                "text",
+                b"hello, this is not an archive at all\n".repeat(100),
+            ),
+            ("short", b"x".to_vec()),
+        ] {
+            match decoder_inline(&bytes[..])
+                .map(|_| ())
+                .map_err(ArchiveError::from)
+            {
+                Err(ArchiveError::NotAnArchive(_)) => {}
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            decoder_inline(&b""[..])
+                .map(|_| ())
+                .map_err(ArchiveError::from),
+            Err(ArchiveError::Empty(_))
+        ));
     }
 
     #[test]

@@ -143,7 +143,7 @@ pub fn count(c: &mut Counts, e: &Entry) {
     match e.kind {
         EntryKind::File { .. } => {
             c.files += 1;
-            c.bytes += e.size;
+            c.bytes = c.bytes.saturating_add(e.size);
         }
         EntryKind::Dir => c.dirs += 1,
         EntryKind::Symlink { .. } => c.symlinks += 1,

@@ -71,7 +71,8 @@ pub struct Entry {
     /// Every extended attribute, name and raw value, sorted by name.
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     pub flags: FileFlags,
-    /// BLAKE3 of the logical content of a regular file (holes read as zeros).
+    /// The checksum of a regular file (see [`super::checksum`]: BLAKE3 of its content; of a
+    /// sparse file, of its size, map and data).
     pub checksum: Option<[u8; 32]>,
 }
 

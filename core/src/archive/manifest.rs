@@ -10,10 +10,16 @@ pub const MANIFEST_PATH: &str = ".lifeboat/manifest.json";
 pub const TRAILER_PATH: &str = ".lifeboat/trailer.json";
 /// Version of the archive format described by this module.
 pub const FORMAT_VERSION: u32 = 1;
+/// Minor version written: 1 = sparse files' checksums cover their map and data, not their
+/// holes (see `archive::checksum`). Archives without it (minor 0) still read.
+pub const FORMAT_MINOR: u32 = 1;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub format_version: u32,
+    /// Absent (0) in archives written before format 1.1. The writer sets both versions.
+    #[serde(default)]
+    pub format_minor: u32,
     pub tool_version: String,
     /// RFC 3339 UTC time the backup started.
     pub created: String,

@@ -8,6 +8,9 @@
 //!   content, only the data segments for a sparse file; `entry.checksum` must be set);
 //!   `finish(changed_files, sockets_skipped)` writes the trailer and the end-of-archive blocks and
 //!   returns the inner writer and the trailer.
+//! - [`checksum`]: the per-file checksum ([`checksum::ContentHasher`], which a backup source
+//!   feeds to fill `entry.checksum`) and [`checksum::MAX_LOGICAL_SIZE`], the largest file size
+//!   the reader (so verify and restore) accepts.
 //! - [`reader::ArchiveReader`]: `new(tar_stream)`; `next_entry()` yields a [`reader::ReadEntry`]
 //!   (`.entry` plus `Read` of the stored content) for every filesystem entry, consuming the
 //!   manifest and trailer itself; `manifest()`, `trailer()`, `is_lifeboat()`. It verifies every
@@ -15,13 +18,17 @@
 //!   that reaches the end of the content, or by the next `next_entry()` when the caller did not
 //!   read it), and at the end checks the trailer (counts, digest) so truncation and tampering
 //!   are errors. Plain tar archives (e.g. `xe host-backup`, GNU format, GNU sparse, long names)
-//!   read too, with `is_lifeboat() == false` and no checksums.
+//!   read too, with `is_lifeboat() == false` and no checksums. Any archive must end with the
+//!   two end-of-archive blocks and hold at least one entry ([`ArchiveError::Empty`]); only zero
+//!   padding up to one record may follow ([`ArchiveError::TrailingData`]).
 //! - [`verify::verify_stream`]: decompress and check a whole archive, returning a report or the
 //!   first damaged path.
 //!
-//! # Format (version 1)
+//! # Format (version 1.1)
 //!
-//! A POSIX.1-2001 pax archive, 512-byte blocks, compressed as a whole by [`crate::codec`].
+//! A POSIX.1-2001 pax archive, 512-byte blocks, compressed as a whole by [`crate::codec`]. The
+//! manifest's `format_version` is 1 and its `format_minor` 1; archives without `format_minor`
+//! (1.0, written before) read too: they differ only in what a sparse file's `b3` covers.
 //!
 //! 1. `./.lifeboat/manifest.json`: regular file, mode 0600, uid/gid 0, the [`Manifest`] as
 //!    pretty JSON, with a pax `comment` carrying its BLAKE3.
@@ -48,8 +55,10 @@
 //!      reader converts them into the raw xattrs when the archive has no raw ACL xattr for
 //!      the entry (names are resolved on the local host, as GNU tar does; an ACL that cannot
 //!      be converted is dropped).
-//!    - `comment=lifeboat[ b3=<64 lower-case hex>][ fl=<flags>]`: `b3` is the BLAKE3 of the
-//!      file's logical content (holes read as zeros), present for every regular file; `fl`
+//!    - `comment=lifeboat[ b3=<64 lower-case hex>][ fl=<flags>]`: `b3` is the file's checksum
+//!      (see [`checksum`]: BLAKE3 of the content; for a sparse file, of its size, stored map
+//!      and data, not of its holes; in 1.0 archives of the logical content with holes as
+//!      zeros), present for every regular file; `fl`
 //!      lists `i` (immutable) and/or `a` (append-only), present only when set (on any kind).
 //!      Readers ignore unknown `key=value` tokens; a comment not starting with the token
 //!      `lifeboat` is not ours. (GNU tar and bsdtar ignore `comment` silently.)
@@ -65,7 +74,19 @@
 //! 3. `./.lifeboat/trailer.json`: like the manifest, the [`Trailer`] as JSON: `counts` of the
 //!    entries of step 2, `entries_digest` (see [`digest`]), `manifest_digest` (BLAKE3 hex of the
 //!    manifest file's bytes), finish time, changed files.
-//! 4. Two zero blocks.
+//! 4. Two zero blocks. A reader requires them (a stream cut between two members is
+//!    truncated) and accepts after them only zeros, up to one 10240-byte record, then the end
+//!    of the stream.
+//!
+//! What the checks cover: the trailer's `entries_digest` covers every entry's header fields
+//! as the reader returns them (path, type, mode, owner, times, size, sparse map, link target,
+//! device numbers, xattrs, flags, checksum) and, with `counts`, their number and order; each
+//! file's `b3` covers its content; the manifest's `b3` and the trailer's `manifest_digest`
+//! cover the manifest; the reader requires the padding to be zeros. Not covered: the derived
+//! `SCHILY.acl.*` text records (ignored in Lifeboat archives), ustar fields that a pax record
+//! overrides, the names and times of the pax headers themselves, and the trailer's own
+//! `finished` and `changed_files` (protected only by the trailer's `b3`). Nothing is signed:
+//! the checks detect damage, truncation and splicing, not a forger who recomputes them.
 //!
 //! Every reader refuses ([`ArchiveError::Refused`]) a member whose name or hard link target is
 //! absolute (starts with `/`), in Lifeboat and plain tar archives alike, instead of making it
@@ -78,6 +99,7 @@
 //! disagree with the trailer are errors.
 
 pub mod acl;
+pub mod checksum;
 pub mod digest;
 pub mod entry;
 pub mod header;
@@ -102,6 +124,15 @@ pub enum ArchiveError {
     ChecksumMismatch { path: String },
     #[error("the archive is truncated: {0} (was the backup interrupted or the file cut short?)")]
     Truncated(String),
+    /// An archive without a single entry (e.g. its first block zeroed): never a backup.
+    #[error("the archive is empty: {0}. It is not a usable backup (damaged at its start, or not a backup at all)")]
+    Empty(String),
+    /// Bytes other than zero padding after the end-of-archive blocks.
+    #[error("trailing data after the end of the archive: {0}. The file was altered or two archives were joined")]
+    TrailingData(String),
+    /// The stream starts with no known compression magic and no valid tar header.
+    #[error("not a Lifeboat or tar archive: {0}")]
+    NotAnArchive(String),
     #[error("unsupported archive: {0}")]
     Unsupported(String),
     /// A member the reader will not hand out because restoring it could write outside the

@@ -17,20 +17,46 @@ pub enum Fill {
 /// A list of `(offset, length)` data segments.
 pub type SparseMap = Vec<(u64, u64)>;
 
-/// Validates `map` (sorted, non-overlapping, inside `size`; empty segments are dropped) and
-/// returns the aligned map with the steps that build its stored data from the caller's data.
-pub fn align(map: &[(u64, u64)], size: u64) -> Result<(SparseMap, Vec<Fill>), String> {
-    let segs: Vec<(u64, u64)> = map.iter().copied().filter(|&(_, l)| l > 0).collect();
+/// Most data segments accepted in one sparse map (by the reader, and so by verify and restore).
+pub const MAX_SPARSE_SEGMENTS: usize = 1 << 20;
+
+/// The one sparse-map check: segments sorted, non-overlapping, inside `size`, at most
+/// [`MAX_SPARSE_SEGMENTS`]. Returns the map without its empty segments (GNU tar ends a file
+/// that ends in a hole with a `(size, 0)` segment).
+pub fn validate(map: &[(u64, u64)], size: u64) -> Result<SparseMap, String> {
+    let mut out = Vec::with_capacity(map.len().min(MAX_SPARSE_SEGMENTS));
     let mut prev_end = 0u64;
-    for &(o, l) in &segs {
+    for &(o, l) in map {
+        let end = o.checked_add(l).ok_or("sparse map segment overflows")?;
+        if end > size {
+            return Err("sparse map segment beyond the end of the file".into());
+        }
+        if l == 0 {
+            continue;
+        }
         if o < prev_end {
             return Err("sparse map segments overlap or are out of order".into());
         }
-        prev_end = o.checked_add(l).ok_or("sparse map segment overflows")?;
-        if prev_end > size {
-            return Err("sparse map segment beyond the end of the file".into());
+        if out.len() >= MAX_SPARSE_SEGMENTS {
+            return Err(format!(
+                "sparse map of more than {MAX_SPARSE_SEGMENTS} segments"
+            ));
         }
+        prev_end = end;
+        out.push((o, l));
     }
+    Ok(out)
+}
+
+/// Bytes of data a map describes.
+pub fn data_len(map: &[(u64, u64)]) -> u64 {
+    map.iter().map(|&(_, l)| l).sum()
+}
+
+/// Validates `map` (see [`validate`]) and returns the aligned map with the steps that build its
+/// stored data from the caller's data.
+pub fn align(map: &[(u64, u64)], size: u64) -> Result<(SparseMap, Vec<Fill>), String> {
+    let segs = validate(map, size)?;
     let mut out = Vec::with_capacity(segs.len());
     let mut plan = Vec::with_capacity(segs.len() * 2);
     let mut i = 0;

@@ -11,7 +11,9 @@ use super::acl;
 use super::digest::{self, EntriesDigest};
 use super::entry::{Entry, EntryKind, FileFlags, Timestamp};
 use super::header::{self, BLOCK};
-use super::manifest::{Counts, Manifest, Trailer, FORMAT_VERSION, MANIFEST_PATH, TRAILER_PATH};
+use super::manifest::{
+    Counts, Manifest, Trailer, FORMAT_MINOR, FORMAT_VERSION, MANIFEST_PATH, TRAILER_PATH,
+};
 use super::pax;
 use super::sparse;
 use super::ArchiveError;
@@ -38,6 +40,21 @@ pub struct ArchiveWriter<W: Write> {
 impl<W: Write> ArchiveWriter<W> {
     /// Starts an archive: writes the manifest as its first entry.
     pub fn new(out: W, manifest: &Manifest) -> Result<Self, ArchiveError> {
+        Self::start(out, manifest, FORMAT_MINOR)
+    }
+
+    /// An archive claiming an older minor version (tests of the reader's compatibility; the
+    /// caller provides checksums with that version's meaning).
+    #[cfg(test)]
+    pub(crate) fn with_format_minor(
+        out: W,
+        manifest: &Manifest,
+        format_minor: u32,
+    ) -> Result<Self, ArchiveError> {
+        Self::start(out, manifest, format_minor)
+    }
+
+    fn start(out: W, manifest: &Manifest, format_minor: u32) -> Result<Self, ArchiveError> {
         let mut w = Self {
             out,
             buf: vec![0u8; BUF_SIZE],
@@ -51,7 +68,10 @@ impl<W: Write> ArchiveWriter<W> {
             counts: Counts::default(),
             manifest_digest: String::new(),
         };
-        let json = serde_json::to_vec_pretty(manifest)
+        let mut manifest = manifest.clone();
+        manifest.format_version = FORMAT_VERSION;
+        manifest.format_minor = format_minor;
+        let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| ArchiveError::Unsupported(format!("cannot encode the manifest: {e}")))?;
         let sum = blake3::hash(&json);
         w.manifest_digest = sum.to_hex().to_string();
@@ -94,6 +114,7 @@ impl<W: Write> ArchiveWriter<W> {
         self.pax.clear();
         let mut block = [0u8; BLOCK];
         let mut typeflag = b'0';
+        let mut device: Option<(u32, u32)> = None;
         let mut data_size = 0u64; // bytes following the header (before padding)
         let mut stored = 0u64; // bytes to copy from `content`
         self.scratch.clear(); // sparse map text, for a sparse file
@@ -158,13 +179,11 @@ impl<W: Write> ArchiveWriter<W> {
             }
             EntryKind::CharDevice { major, minor } => {
                 typeflag = b'3';
-                header::put_u64(&mut block, header::DEVMAJOR, *major as u64);
-                header::put_u64(&mut block, header::DEVMINOR, *minor as u64);
+                device = Some((*major, *minor));
             }
             EntryKind::BlockDevice { major, minor } => {
                 typeflag = b'4';
-                header::put_u64(&mut block, header::DEVMAJOR, *major as u64);
-                header::put_u64(&mut block, header::DEVMINOR, *minor as u64);
+                device = Some((*major, *minor));
             }
             EntryKind::Fifo => typeflag = b'6',
         }
@@ -255,19 +274,18 @@ impl<W: Write> ArchiveWriter<W> {
         }
 
         // Remaining ustar fields.
-        header::put_u64(&mut block, header::MODE, (entry.mode & 0o7777) as u64);
-        header::put_u64(&mut block, header::UID, entry.uid);
-        header::put_u64(&mut block, header::GID, entry.gid);
-        header::put_u64(&mut block, header::SIZE, data_size);
-        header::put_i64(&mut block, header::MTIME, entry.mtime.secs);
-        block[header::TYPEFLAG] = typeflag;
-        block[header::MAGIC.0..header::MAGIC.0 + 8].copy_from_slice(header::USTAR_MAGIC);
-        if !matches!(
-            entry.kind,
-            EntryKind::CharDevice { .. } | EntryKind::BlockDevice { .. }
-        ) {
-            header::put_u64(&mut block, header::DEVMAJOR, 0);
-            header::put_u64(&mut block, header::DEVMINOR, 0);
+        fill_header(
+            &mut block,
+            typeflag,
+            entry.mode & 0o7777,
+            entry.uid,
+            entry.gid,
+            data_size,
+            entry.mtime.secs,
+        );
+        if let Some((major, minor)) = device {
+            header::put_u64(&mut block, header::DEVMAJOR, major as u64);
+            header::put_u64(&mut block, header::DEVMINOR, minor as u64);
         }
         header::set_checksum(&mut block);
 
@@ -356,15 +374,7 @@ impl<W: Write> ArchiveWriter<W> {
         self.write_pax_header(&pax, now)?;
         let mut block = [0u8; BLOCK];
         block[..name.len()].copy_from_slice(&name);
-        header::put_u64(&mut block, header::MODE, 0o600);
-        header::put_u64(&mut block, header::UID, 0);
-        header::put_u64(&mut block, header::GID, 0);
-        header::put_u64(&mut block, header::SIZE, json.len() as u64);
-        header::put_i64(&mut block, header::MTIME, now);
-        block[header::TYPEFLAG] = b'0';
-        block[header::MAGIC.0..header::MAGIC.0 + 8].copy_from_slice(header::USTAR_MAGIC);
-        header::put_u64(&mut block, header::DEVMAJOR, 0);
-        header::put_u64(&mut block, header::DEVMINOR, 0);
+        fill_header(&mut block, b'0', 0o600, 0, 0, json.len() as u64, now);
         header::set_checksum(&mut block);
         self.put(&block)?;
         self.put(json)?;
@@ -375,15 +385,15 @@ impl<W: Write> ArchiveWriter<W> {
     fn write_pax_header(&mut self, pax: &[u8], mtime: i64) -> Result<(), ArchiveError> {
         let mut block = [0u8; BLOCK];
         block[..PAX_NAME.len()].copy_from_slice(PAX_NAME);
-        header::put_u64(&mut block, header::MODE, 0o644);
-        header::put_u64(&mut block, header::UID, 0);
-        header::put_u64(&mut block, header::GID, 0);
-        header::put_u64(&mut block, header::SIZE, pax.len() as u64);
-        header::put_i64(&mut block, header::MTIME, mtime.max(0));
-        block[header::TYPEFLAG] = b'x';
-        block[header::MAGIC.0..header::MAGIC.0 + 8].copy_from_slice(header::USTAR_MAGIC);
-        header::put_u64(&mut block, header::DEVMAJOR, 0);
-        header::put_u64(&mut block, header::DEVMINOR, 0);
+        fill_header(
+            &mut block,
+            b'x',
+            0o644,
+            0,
+            0,
+            pax.len() as u64,
+            mtime.max(0),
+        );
         header::set_checksum(&mut block);
         self.put(&block)?;
         self.put(pax)?;
@@ -458,6 +468,28 @@ impl<W: Write> ArchiveWriter<W> {
         }
         Ok(())
     }
+}
+
+/// The one ustar header builder: fills every field but the name, link name, device numbers
+/// (set to 0 here; a device entry overwrites them) and the checksum.
+fn fill_header(
+    block: &mut [u8; BLOCK],
+    typeflag: u8,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    size: u64,
+    mtime: i64,
+) {
+    header::put_u64(block, header::MODE, mode as u64);
+    header::put_u64(block, header::UID, uid);
+    header::put_u64(block, header::GID, gid);
+    header::put_u64(block, header::SIZE, size);
+    header::put_i64(block, header::MTIME, mtime);
+    block[header::TYPEFLAG] = typeflag;
+    block[header::MAGIC.0..header::MAGIC.0 + 8].copy_from_slice(header::USTAR_MAGIC);
+    header::put_u64(block, header::DEVMAJOR, 0);
+    header::put_u64(block, header::DEVMINOR, 0);
 }
 
 fn dec(buf: &mut [u8; 24], mut v: u64) -> &[u8] {

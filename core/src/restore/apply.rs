@@ -16,7 +16,7 @@ use std::os::unix::fs::FileExt;
 /// Largest logical file size accepted (1 PiB): more than any dom0 file, far less than a bomb.
 pub const MAX_FILE_SIZE: u64 = 1 << 50;
 /// Most data segments a sparse file may list.
-pub const MAX_SPARSE_SEGMENTS: usize = 1 << 22;
+pub use crate::archive::sparse::MAX_SPARSE_SEGMENTS;
 /// Most bytes of xattrs (names and values) one entry may carry.
 pub const MAX_XATTR_BYTES: usize = 4 << 20;
 /// Files at least this big have their writeback started as soon as they are written.
