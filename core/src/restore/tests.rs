@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
 use crate::archive::{EntryKind, Timestamp};
@@ -481,8 +481,8 @@ fn verify_refuses_a_tree_deeper_than_restore_accepts() {
         .map(|depth| (entry(&dirs_path(depth), EntryKind::Dir), Vec::new()))
         .collect();
     let (verified, restored, _s) = verdicts(&lifeboat_tar(&entries));
-    let verify_msg = verified.err().expect("verify accepted a 4,100-deep tree");
-    let restore_msg = restored.err().expect("restore accepted a 4,100-deep tree");
+    let verify_msg = verified.expect_err("verify accepted a 4,100-deep tree");
+    let restore_msg = restored.expect_err("restore accepted a 4,100-deep tree");
     let deepest = dirs_path(4097);
     for msg in [&verify_msg, &restore_msg] {
         assert!(
@@ -543,7 +543,8 @@ fn verify_applies_every_rule_of_the_restore() {
     };
     let dir = |path: &str| (entry(path, EntryKind::Dir), Vec::new());
     let long = "n".repeat(256);
-    let cases: Vec<(&str, Vec<(Entry, Vec<u8>)>, &str)> = vec![
+    type Case<'a> = (&'a str, Vec<(Entry, Vec<u8>)>, &'a str);
+    let cases: Vec<Case> = vec![
         ("missing link target", vec![link("h", "nowhere")], "'h'"),
         (
             "link target later in the archive",
@@ -625,9 +626,7 @@ fn verify_errors_name_the_last_entry() {
     let tar = lifeboat_tar(&[file("a", b"1"), file("b", b"2"), file("c", b"3")]);
     // Cut inside the third member's header: no entry is named by the reader's error.
     let cut = tar.len() - 512 * 6;
-    let e = verify_tar(&tar[..cut], crate::codec::Codec::None)
-        .err()
-        .expect("truncation accepted");
+    let e = verify_tar(&tar[..cut], crate::codec::Codec::None).expect_err("truncation accepted");
     assert!(e.last_entry.is_some(), "{e}");
     assert!(
         e.to_string().contains("in or after the archive entry"),
@@ -697,8 +696,8 @@ fn directory_metadata_is_charged_to_one_budget() {
         })
         .collect();
     let (verified, restored, _s) = verdicts(&lifeboat_tar(&entries));
-    let v = verified.err().expect("verify accepted it");
-    let r = restored.err().expect("restore accepted it");
+    let v = verified.expect_err("verify accepted it");
+    let r = restored.expect_err("restore accepted it");
     for msg in [v, r] {
         assert!(msg.contains("MiB of memory"), "{msg}");
     }
