@@ -32,9 +32,11 @@ pub const MAX_DEPTH: usize = 4096;
 /// Longest name (one path component) accepted: NAME_MAX of every Linux filesystem a root is
 /// restored onto (ext4, xfs, btrfs); a longer one cannot be created.
 pub const MAX_NAME_BYTES: usize = 255;
-/// Largest logical file size accepted (1 PiB): more than any dom0 file, far less than a bomb.
-/// The archive reader should use this same limit.
-pub const MAX_FILE_SIZE: u64 = 1 << 50;
+/// Largest logical file size accepted: the largest file ext4 holds with 4 KiB blocks (2^32
+/// blocks less one), the filesystem a root is restored onto. A larger claim could not be
+/// restored, so verify refuses it as the restore does. The archive reader should use this
+/// same limit.
+pub const MAX_FILE_SIZE: u64 = (1 << 44) - 4096;
 /// Most data segments a sparse file may list (the reader's own limit).
 pub use crate::archive::reader::MAX_SPARSE_SEGMENTS;
 /// Most bytes of xattrs (names and values) one entry may carry.
