@@ -127,11 +127,14 @@ pub fn verify_tar_with<R: Read>(
 ) -> Result<VerifyReport, VerifyError> {
     let mut reader = ArchiveReader::new(tar);
     let mut validator = Validator::new();
-    let mut last: Option<String> = None;
+    // The raw path of the last entry read (made printable only for an error).
+    let mut last: Option<Vec<u8>> = None;
     let mut buf = vec![0u8; 256 * 1024];
-    let at = |cause: VerifyCause, last: &Option<String>| VerifyError {
+    let at = |cause: VerifyCause, last: &Option<Vec<u8>>| VerifyError {
         cause,
-        last_entry: last.clone(),
+        last_entry: last
+            .as_ref()
+            .map(|p| String::from_utf8_lossy(p).into_owned()),
     };
     loop {
         let mut e = match reader.next_entry() {
@@ -139,7 +142,9 @@ pub fn verify_tar_with<R: Read>(
             Ok(None) => break,
             Err(err) => return Err(at(err.into(), &last)),
         };
-        last = Some(e.entry.display_path());
+        let l = last.get_or_insert_with(Vec::new);
+        l.clear();
+        l.extend_from_slice(&e.entry.path);
         if let Err(invalid) = validator.check(&e.entry) {
             return Err(at(invalid.into(), &last));
         }

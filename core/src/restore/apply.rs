@@ -44,7 +44,15 @@ impl Extractor {
             .map_err(|e| self.resolve_err(&shown, e))?;
         match &entry.kind {
             EntryKind::File { sparse } => {
-                self.make_file(parent, &cname, &path, entry, sparse.as_deref(), content)?;
+                self.make_file(
+                    parent,
+                    &cname,
+                    &path,
+                    &shown,
+                    entry,
+                    sparse.as_deref(),
+                    content,
+                )?;
                 if !entry.flags.is_empty() {
                     // Set at the end: an immutable file cannot be hard linked, nor its times
                     // set.
@@ -67,7 +75,7 @@ impl Extractor {
                 self.create(parent, &cname, &path, &shown, false, |p, n| {
                     sys::symlinkat(&t, p, n)
                 })?;
-                self.at_metadata(parent, name, &cname, entry, true)?;
+                self.at_metadata(parent, name, &cname, &shown, entry, true)?;
                 self.report.symlinks += 1;
             }
             EntryKind::HardLink { target } => {
@@ -90,14 +98,14 @@ impl Extractor {
                 self.create(parent, &cname, &path, &shown, false, |p, n| {
                     sys::mknodat(p, n, kind | 0o600, dev)
                 })?;
-                self.at_metadata(parent, name, &cname, entry, false)?;
+                self.at_metadata(parent, name, &cname, &shown, entry, false)?;
                 self.report.devices += 1;
             }
             EntryKind::Fifo => {
                 self.create(parent, &cname, &path, &shown, false, |p, n| {
                     sys::mknodat(p, n, libc::S_IFIFO | 0o600, 0)
                 })?;
-                self.at_metadata(parent, name, &cname, entry, false)?;
+                self.at_metadata(parent, name, &cname, &shown, entry, false)?;
                 self.report.fifos += 1;
             }
         }
@@ -183,6 +191,7 @@ impl Extractor {
         parent: RawFd,
         name: &[u8],
         cname: &CString,
+        shown: &str,
         entry: &Entry,
         symlink: bool,
     ) -> Result<(), RestoreError> {
@@ -192,27 +201,27 @@ impl Extractor {
             cname,
             symlink,
         };
-        let shown = entry.display_path();
         metadata::apply(
             target,
             &Meta::of(entry),
-            &shown,
+            shown,
             self.opts.preserve_owner,
             &mut self.report.warnings,
         )
-        .map_err(|e| self.write_err("set the metadata of", &shown, e))
+        .map_err(|e| self.write_err("set the metadata of", shown, e))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn make_file(
         &mut self,
         parent: RawFd,
         cname: &CString,
         path: &SafePath,
+        shown: &str,
         entry: &Entry,
         sparse: Option<&[(u64, u64)]>,
         content: &mut dyn Read,
     ) -> Result<(), RestoreError> {
-        let shown = entry.display_path();
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
         let fd = match sys::openat(parent, cname, flags, 0o600) {
             Ok(fd) => fd,

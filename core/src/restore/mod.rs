@@ -256,7 +256,8 @@ pub fn extract<R: std::io::Read>(
     progress: &dyn crate::progress::Progress,
 ) -> Result<RestoreReport, RestoreError> {
     let mut ex = Extractor::new(opts)?;
-    let mut last: Option<String> = None;
+    // The raw path of the last entry read (made printable only for an error).
+    let mut last: Option<Vec<u8>> = None;
     loop {
         let mut item = match reader.next_entry() {
             Ok(Some(item)) => item,
@@ -264,7 +265,9 @@ pub fn extract<R: std::io::Read>(
             Err(e) => return Err(locate(e, last.as_deref())),
         };
         let entry = item.entry.clone();
-        last = Some(entry.display_path());
+        let l = last.get_or_insert_with(Vec::new);
+        l.clear();
+        l.extend_from_slice(&entry.path);
         if entry.size >= 1 << 20 {
             progress.set_message(&entry.display_path());
         }
@@ -280,10 +283,10 @@ pub fn extract<R: std::io::Read>(
 /// Says where in the archive an error that names no entry (a decompression error, a
 /// truncation) happened: after the last entry read (the same rule as
 /// [`crate::archive::verify::VerifyError`]).
-fn locate(e: crate::archive::ArchiveError, last: Option<&str>) -> RestoreError {
+fn locate(e: crate::archive::ArchiveError, last: Option<&[u8]>) -> RestoreError {
     match last {
         Some(path) if !crate::archive::verify::names_an_entry(&e) => RestoreError::ArchiveAt {
-            after: path.to_string(),
+            after: String::from_utf8_lossy(path).into_owned(),
             source: e,
         },
         _ => RestoreError::Archive(e),

@@ -367,7 +367,7 @@ fn paths_longer_than_path_max() {
 fn errors_naming_no_entry_are_located() {
     use crate::archive::ArchiveError;
     let io = ArchiveError::Io(std::io::Error::other("incomplete frame"));
-    let msg = locate(io, Some("etc/passwd")).to_string();
+    let msg = locate(io, Some(b"etc/passwd")).to_string();
     assert!(
         msg.contains("incomplete frame") && msg.contains("after the archive entry 'etc/passwd'"),
         "{msg}"
@@ -375,7 +375,7 @@ fn errors_naming_no_entry_are_located() {
     let named = ArchiveError::ChecksumMismatch {
         path: "etc/shadow".into(),
     };
-    let msg = locate(named, Some("etc/passwd")).to_string();
+    let msg = locate(named, Some(b"etc/passwd")).to_string();
     assert!(
         msg.contains("etc/shadow") && !msg.contains("etc/passwd"),
         "{msg}"
