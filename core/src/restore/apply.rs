@@ -226,24 +226,24 @@ impl Extractor {
         let fd = match sys::openat(parent, cname, flags, 0o600) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                self.clear_way(parent, cname, path, &shown, false)?;
+                self.clear_way(parent, cname, path, shown, false)?;
                 sys::openat(parent, cname, flags, 0o600)
-                    .map_err(|e| self.write_err("create", &shown, e))?
+                    .map_err(|e| self.write_err("create", shown, e))?
             }
-            Err(e) => return Err(self.write_err("create", &shown, e)),
+            Err(e) => return Err(self.write_err("create", shown, e)),
         };
         let mut file = File::from(fd);
         match sparse {
-            None => self.copy_exact(content, &mut file, entry.size, None, &shown)?,
+            None => self.copy_exact(content, &mut file, entry.size, None, shown)?,
             Some(segments) => {
                 for &(offset, len) in segments {
-                    self.copy_exact(content, &mut file, len, Some(offset), &shown)?;
+                    self.copy_exact(content, &mut file, len, Some(offset), shown)?;
                 }
                 file.set_len(entry.size)
-                    .map_err(|e| self.write_err("set the size of", &shown, e))?;
+                    .map_err(|e| self.write_err("set the size of", shown, e))?;
             }
         }
-        self.expect_end(content, &shown)?;
+        self.expect_end(content, shown)?;
         if self.opts.early_writeback && entry.size >= WRITEBACK_AT {
             // Start writing this file back now (no waiting), so that the one syncfs at the
             // end finds little left to do. Advisory: a failure changes nothing.
@@ -252,11 +252,11 @@ impl Extractor {
         metadata::apply(
             Target::Fd(file.as_raw_fd()),
             &Meta::of(entry),
-            &shown,
+            shown,
             self.opts.preserve_owner,
             &mut self.report.warnings,
         )
-        .map_err(|e| self.write_err("set the metadata of", &shown, e))?;
+        .map_err(|e| self.write_err("set the metadata of", shown, e))?;
         self.report.files += 1;
         Ok(())
     }
