@@ -50,13 +50,13 @@ fn write(out: &Path, entries: impl Iterator<Item = Entry>) {
 
 /// Runs `lbtest-verdict ARGS`; returns its verdict line and peak RSS (KiB), panicking when it
 /// runs longer than [`LIMIT`].
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also gives its peak memory
 fn run(args: &[&std::ffi::OsStr], what: &str) -> (String, i64) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lbtest-verdict"))
         .args(args)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("run lbtest-verdict");
-    // (Reaped by wait4 below.)
     let pid = child.id() as libc::pid_t;
     let start = Instant::now();
     // SAFETY: zeroed rusage is a valid out value.
