@@ -3,8 +3,9 @@
 //! A thin layer over lifeboat_core::{store, archive, codec, restore}.
 
 use lifeboat_core::archive::reader::ArchiveReader;
+use lifeboat_core::archive::verify::verify_tar_with;
 use lifeboat_core::archive::Manifest;
-use lifeboat_core::codec;
+use lifeboat_core::codec::{self, Codec};
 use lifeboat_core::progress::Progress;
 use lifeboat_core::restore::{Extractor, RestoreOptions};
 use lifeboat_core::store::{events, JournalRecord, Store};
@@ -99,16 +100,18 @@ impl Read for Counted {
     }
 }
 
-fn open_counted(archive: &Path) -> Result<(Box<dyn Read + Send>, Arc<AtomicU64>), String> {
+type Opened = (Box<dyn Read + Send>, Arc<AtomicU64>, Codec);
+
+fn open_counted(archive: &Path) -> Result<Opened, String> {
     let f = File::open(archive).map_err(|e| format!("cannot open {}: {e}", archive.display()))?;
     let count = Arc::new(AtomicU64::new(0));
     let r = Counted {
         inner: f,
         count: count.clone(),
     };
-    let (_codec, tar) =
+    let (codec, tar) =
         codec::decoder(r).map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
-    Ok((tar, count))
+    Ok((tar, count, codec))
 }
 
 /// Forwards the byte counter to the progress display.
@@ -128,32 +131,20 @@ impl Ticker<'_> {
     }
 }
 
-/// Reads the whole archive, checking every checksum and the trailer.
+/// Reads the whole archive, checking every checksum, the trailer and every entry against the
+/// restore's own rules (core's one verify loop); the error names where the damage is.
 pub fn verify(archive: &Path, progress: &dyn Progress) -> Result<String, String> {
-    let (tar, count) = open_counted(archive)?;
+    let (tar, count, codec) = open_counted(archive)?;
     let mut ticker = Ticker {
         count,
         seen: 0,
         progress,
     };
-    let mut reader = ArchiveReader::new(tar);
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let next = reader.next_entry().map_err(|e| e.to_string())?;
-        let Some(mut e) = next else { break };
-        loop {
-            let n = e
-                .read(&mut buf)
-                .map_err(|err| format!("{}: {err}", e.entry.display_path()))?;
-            if n == 0 {
-                break;
-            }
-        }
-        ticker.tick();
-    }
+    let report = verify_tar_with(tar, codec, &mut |_| ticker.tick())
+        .map_err(|e| format!("{}: {e}", archive.display()))?;
     ticker.tick();
-    let c = reader.counts().clone();
-    if reader.is_lifeboat() {
+    let c = report.counts;
+    if report.is_lifeboat {
         Ok(format!(
             "{} entries, {} files, {} bytes of content, every checksum and the trailer match",
             c.entries, c.files, c.bytes
@@ -168,7 +159,7 @@ pub fn verify(archive: &Path, progress: &dyn Progress) -> Result<String, String>
 
 /// Extracts the archive beneath `target` (checking every checksum again while it reads).
 pub fn extract(archive: &Path, target: &Path, progress: &dyn Progress) -> Result<String, String> {
-    let (tar, count) = open_counted(archive)?;
+    let (tar, count, _) = open_counted(archive)?;
     let mut ticker = Ticker {
         count,
         seen: 0,

@@ -17,4 +17,5 @@ pub mod compare;
 pub mod fixture;
 pub mod hostile;
 pub mod image;
+pub mod mutation;
 pub mod sys;

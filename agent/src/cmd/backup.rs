@@ -253,7 +253,7 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
         // Read it back from the disk: every header, checksum and the trailer.
         let verified = File::open(staging.archive_path())
             .map_err(ArchiveError::Io)
-            .and_then(verify_stream);
+            .and_then(|f| verify_stream(f).map_err(ArchiveError::from));
         let verified = match verified {
             Ok(v) => v,
             Err(ArchiveError::ChecksumMismatch { path })

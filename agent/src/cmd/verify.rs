@@ -5,14 +5,9 @@
 use super::restore::{bar, open_file, open_generation, open_store, Input};
 use crate::cli::Command;
 use anyhow::{bail, Result};
-use lifeboat_core::archive::reader::ArchiveReader;
-use lifeboat_core::archive::verify::VerifyReport;
-use lifeboat_core::archive::ArchiveError;
-use lifeboat_core::codec::{self, Codec};
+use lifeboat_core::archive::verify::{verify_stream, VerifyReport};
 use lifeboat_core::io::ProgressReader;
 use lifeboat_core::progress::Progress;
-use lifeboat_core::restore::locate;
-use std::io::Read;
 use std::process::ExitCode;
 
 pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
@@ -107,53 +102,7 @@ fn verify_one(input: Input, quiet: bool) -> Result<VerifyReport, String> {
     let bar = bar(quiet, input.size);
     bar.set_message(&input.name);
     let counted = ProgressReader::new(input.stream, bar);
-    let result = codec::decoder(counted)
-        .map_err(|e| ArchiveError::from(e).to_string())
-        .and_then(|(codec, tar)| read_all(tar, codec));
+    let result = verify_stream(counted).map_err(|e| e.to_string());
     bar.finish();
     result
-}
-
-/// Reads every entry to its end (the reader checks each checksum, the manifest and the
-/// trailer); an error that names no entry is located after the last entry read.
-fn read_all(tar: Box<dyn Read + Send>, codec: Codec) -> Result<VerifyReport, String> {
-    let mut reader = ArchiveReader::new(tar);
-    let mut last: Option<String> = None;
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let step = match reader.next_entry() {
-            Ok(Some(mut e)) => {
-                last = Some(e.entry.display_path());
-                drain(&mut e, &mut buf)
-                    .map(|_| true)
-                    .map_err(ArchiveError::from)
-            }
-            Ok(None) => Ok(false),
-            Err(e) => Err(e),
-        };
-        match step {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Err(locate(e, last.as_deref()).to_string()),
-        }
-    }
-    Ok(VerifyReport {
-        codec,
-        is_lifeboat: reader.is_lifeboat(),
-        manifest: reader.manifest().cloned(),
-        trailer: reader.trailer().cloned(),
-        counts: reader.counts().clone(),
-        tar_bytes: reader.position(),
-    })
-}
-
-fn drain(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<()> {
-    loop {
-        match r.read(buf) {
-            Ok(0) => return Ok(()),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
 }

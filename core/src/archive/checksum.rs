@@ -14,8 +14,8 @@
 use super::sparse::{self, SparseMap};
 
 /// Largest logical file size accepted (by the reader, so by verify, and by restore): the
-/// largest file ext4 holds with 4 KiB blocks (16 TiB).
-pub const MAX_LOGICAL_SIZE: u64 = 16 << 40;
+/// largest file ext4 holds with 4 KiB blocks (2^32 blocks less one: 16 TiB less 4 KiB).
+pub const MAX_LOGICAL_SIZE: u64 = (1 << 44) - 4096;
 
 /// Bytes of holes the reader hashes as zeros, per archive, to check the sparse files of a
 /// format 1.0 archive (about 8 s of hashing). A 1.0 archive needing more is refused: make a new

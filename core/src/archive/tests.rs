@@ -639,7 +639,7 @@ fn reads_archives_made_by_gnu_tar() -> TestResult {
 }
 
 fn expect_damage(tar: &[u8], what: &str) -> Result<ArchiveError, Box<dyn std::error::Error>> {
-    match verify::verify_tar(tar, Codec::None) {
+    match verify::verify_tar(tar, Codec::None).map_err(ArchiveError::from) {
         Ok(_) => Err(format!("{what}: damage not detected").into()),
         Err(e) => Ok(e),
     }
@@ -774,7 +774,7 @@ fn truncation_is_detected_everywhere() -> TestResult {
     let mut offsets: Vec<usize> = (0..end_of_trailer).step_by(509).collect();
     offsets.extend([1, 511, 512, 513, end_of_trailer - 1]);
     for cut in offsets {
-        match verify::verify_tar(&tar[..cut], Codec::None) {
+        match verify::verify_tar(&tar[..cut], Codec::None).map_err(ArchiveError::from) {
             Ok(_) => {
                 return Err(format!("truncation at {cut} of {} not detected", tar.len()).into())
             }
@@ -841,7 +841,7 @@ fn hostile_headers_are_refused() -> TestResult {
     // A pax header claiming 8 GiB: refused before allocating.
     let mut t = raw_header(b"././@PaxHeader", b'x', 8 << 30).to_vec();
     t.extend_from_slice(&[0u8; 2048]);
-    match verify::verify_tar(&t[..], Codec::None) {
+    match verify::verify_tar(&t[..], Codec::None).map_err(ArchiveError::from) {
         Err(ArchiveError::Corrupt { reason, .. }) => {
             assert!(reason.contains("exceeds"), "{reason}")
         }
@@ -855,14 +855,14 @@ fn hostile_headers_are_refused() -> TestResult {
     t.extend_from_slice(&raw_header(b"./x", b'0', 0));
     t.extend_from_slice(&[0u8; 1024]);
     assert!(matches!(
-        verify::verify_tar(&t[..], Codec::None),
+        verify::verify_tar(&t[..], Codec::None).map_err(ArchiveError::from),
         Err(ArchiveError::Corrupt { .. })
     ));
     // A GNU long name of 1 TiB.
     let mut t = raw_header(b"././@LongLink", b'L', 1 << 40).to_vec();
     t.extend_from_slice(&[0u8; 1024]);
     assert!(matches!(
-        verify::verify_tar(&t[..], Codec::None),
+        verify::verify_tar(&t[..], Codec::None).map_err(ArchiveError::from),
         Err(ArchiveError::Corrupt { .. })
     ));
     // Bad octal in the size field.
@@ -872,7 +872,7 @@ fn hostile_headers_are_refused() -> TestResult {
     let mut t = h.to_vec();
     t.extend_from_slice(&[0u8; 1024]);
     assert!(matches!(
-        verify::verify_tar(&t[..], Codec::None),
+        verify::verify_tar(&t[..], Codec::None).map_err(ArchiveError::from),
         Err(ArchiveError::Corrupt { .. })
     ));
     // A sparse 1.0 map with a huge count.
@@ -889,7 +889,7 @@ fn hostile_headers_are_refused() -> TestResult {
     t.extend_from_slice(&map);
     t.extend_from_slice(&[0u8; 1024]);
     assert!(matches!(
-        verify::verify_tar(&t[..], Codec::None),
+        verify::verify_tar(&t[..], Codec::None).map_err(ArchiveError::from),
         Err(ArchiveError::Corrupt { .. })
     ));
     // Many unknown members in a row do not exhaust the stack.
@@ -1082,7 +1082,7 @@ fn a_run_of_pax_headers_is_bounded() -> TestResult {
     }
     t.extend_from_slice(&raw_header(b"./x", b'0', 0));
     t.extend_from_slice(&[0u8; 1024]);
-    match verify::verify_tar(&t[..], Codec::None) {
+    match verify::verify_tar(&t[..], Codec::None).map_err(ArchiveError::from) {
         Err(ArchiveError::Corrupt { reason, .. }) => {
             assert!(reason.contains("exceeds"), "{reason}")
         }
@@ -1190,7 +1190,7 @@ fn absolute_names_are_refused() -> TestResult {
         ),
     ];
     for (tar, name, why) in cases {
-        match verify::verify_tar(&tar[..], Codec::None) {
+        match verify::verify_tar(&tar[..], Codec::None).map_err(ArchiveError::from) {
             Err(e @ ArchiveError::Refused { .. }) => {
                 let msg = e.to_string();
                 assert!(msg.contains(name) && msg.contains(why), "{msg}");

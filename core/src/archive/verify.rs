@@ -1,12 +1,16 @@
 //! Reads a whole archive and checks everything it can: every header, every checksum, the
-//! manifest, the trailer, and the compressed stream's own check.
+//! manifest, the trailer, the compressed stream's own check, and every entry against the
+//! restore's own rules ([`crate::restore::validate`]), so that whatever verifies restores and
+//! whatever the restore would refuse fails here first. The one verify loop: the agent's
+//! `verify`, the recovery image's verify step and the read-back after a backup all call it.
 
 use std::io::Read;
 
 use super::manifest::{Counts, Manifest, Trailer};
 use super::reader::ArchiveReader;
-use super::ArchiveError;
+use super::{ArchiveError, Entry};
 use crate::codec::{self, Codec};
+use crate::restore::validate::{Invalid, Validator};
 
 /// What [`verify_stream`] found in a sound archive.
 #[derive(Debug, Clone)]
@@ -22,24 +26,137 @@ pub struct VerifyReport {
     pub tar_bytes: u64,
 }
 
+/// What is wrong with an archive.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyCause {
+    /// Damage the reader found (a checksum, a header, the trailer, the stream).
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// An entry the restore would refuse.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+}
+
+/// Why an archive failed verification, and where: `last_entry` is the last entry read before
+/// the damage, named in the message when the cause itself names no entry (a decompression
+/// error, a truncation: "in or after the archive entry X").
+#[derive(Debug, thiserror::Error)]
+#[error("{cause}{}", self.location())]
+pub struct VerifyError {
+    pub cause: VerifyCause,
+    pub last_entry: Option<String>,
+}
+
+impl VerifyError {
+    /// The reader's error, when the damage is one.
+    pub fn archive(&self) -> Option<&ArchiveError> {
+        match &self.cause {
+            VerifyCause::Archive(a) => Some(a),
+            VerifyCause::Invalid(_) => None,
+        }
+    }
+
+    fn location(&self) -> String {
+        match (&self.cause, &self.last_entry) {
+            (VerifyCause::Archive(a), Some(after)) if !names_an_entry(a) => {
+                format!(" (the damage is in or after the archive entry '{after}')")
+            }
+            _ => String::new(),
+        }
+    }
+}
+
+impl From<ArchiveError> for VerifyError {
+    fn from(e: ArchiveError) -> Self {
+        Self {
+            cause: e.into(),
+            last_entry: None,
+        }
+    }
+}
+
+/// The reader's error, for callers that only handle those (an entry the restore would refuse
+/// becomes [`ArchiveError::Refused`]; the location is kept in the message).
+impl From<VerifyError> for ArchiveError {
+    fn from(e: VerifyError) -> Self {
+        let location = e.location();
+        match e.cause {
+            VerifyCause::Archive(ArchiveError::Io(io)) if !location.is_empty() => {
+                ArchiveError::Io(std::io::Error::new(io.kind(), format!("{io}{location}")))
+            }
+            VerifyCause::Archive(ArchiveError::Truncated(s)) => {
+                ArchiveError::Truncated(format!("{s}{location}"))
+            }
+            VerifyCause::Archive(ArchiveError::Unsupported(s)) => {
+                ArchiveError::Unsupported(format!("{s}{location}"))
+            }
+            VerifyCause::Archive(a) => a,
+            VerifyCause::Invalid(i) => ArchiveError::Refused {
+                path: i.path,
+                reason: i.reason,
+            },
+        }
+    }
+}
+
+/// True when the error's message names the entry it is about (so no location is added).
+pub fn names_an_entry(e: &ArchiveError) -> bool {
+    !matches!(
+        e,
+        ArchiveError::Io(_) | ArchiveError::Truncated(_) | ArchiveError::Unsupported(_)
+    )
+}
+
 /// Decompresses (codec detected from the magic) and verifies a whole archive. The error
 /// names the first damaged path.
-pub fn verify_stream<R: Read + Send + 'static>(input: R) -> Result<VerifyReport, ArchiveError> {
-    let (codec, tar) = codec::decoder(input)?;
+pub fn verify_stream<R: Read + Send + 'static>(input: R) -> Result<VerifyReport, VerifyError> {
+    let (codec, tar) = codec::decoder(input).map_err(ArchiveError::from)?;
     verify_tar(tar, codec)
 }
 
 /// Verifies an uncompressed tar stream (`codec` is only recorded in the report).
-pub fn verify_tar<R: Read>(tar: R, codec: Codec) -> Result<VerifyReport, ArchiveError> {
+pub fn verify_tar<R: Read>(tar: R, codec: Codec) -> Result<VerifyReport, VerifyError> {
+    verify_tar_with(tar, codec, &mut |_| {})
+}
+
+/// [`verify_tar`], calling `each` after every entry is read and checked (for progress).
+pub fn verify_tar_with<R: Read>(
+    tar: R,
+    codec: Codec,
+    each: &mut dyn FnMut(&Entry),
+) -> Result<VerifyReport, VerifyError> {
     let mut reader = ArchiveReader::new(tar);
+    let mut validator = Validator::new();
+    // The raw path of the last entry read (made printable only for an error).
+    let mut last: Option<Vec<u8>> = None;
     let mut buf = vec![0u8; 256 * 1024];
-    while let Some(mut e) = reader.next_entry()? {
+    let at = |cause: VerifyCause, last: &Option<Vec<u8>>| VerifyError {
+        cause,
+        last_entry: last
+            .as_ref()
+            .map(|p| String::from_utf8_lossy(p).into_owned()),
+    };
+    loop {
+        let mut e = match reader.next_entry() {
+            Ok(Some(e)) => e,
+            Ok(None) => break,
+            Err(err) => return Err(at(err.into(), &last)),
+        };
+        let l = last.get_or_insert_with(Vec::new);
+        l.clear();
+        l.extend_from_slice(&e.entry.path);
+        if let Err(invalid) = validator.check(&e.entry) {
+            return Err(at(invalid.into(), &last));
+        }
         loop {
-            let n = e.read(&mut buf)?;
-            if n == 0 {
-                break;
+            match e.read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(at(ArchiveError::from(err).into(), &last)),
             }
         }
+        each(&e.entry);
     }
     Ok(VerifyReport {
         codec,

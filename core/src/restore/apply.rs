@@ -4,51 +4,34 @@
 //! directory in the way of a directory, which is kept and gets the archive's metadata.
 
 use super::beneath::{ResolveError, SafePath};
-use super::metadata::{self, Target};
+use super::metadata::{self, Meta, Target};
 use super::{sys, DeferredDir, Extractor, RestoreError};
-use crate::archive::{Entry, EntryKind, FileFlags};
+use crate::archive::{Entry, EntryKind};
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 
-/// Largest logical file size accepted (1 PiB): more than any dom0 file, far less than a bomb.
-pub const MAX_FILE_SIZE: u64 = 1 << 50;
-/// Most data segments a sparse file may list.
-pub use crate::archive::sparse::MAX_SPARSE_SEGMENTS;
-/// Most bytes of xattrs (names and values) one entry may carry.
-pub const MAX_XATTR_BYTES: usize = 4 << 20;
 /// Files at least this big have their writeback started as soon as they are written.
 pub const WRITEBACK_AT: u64 = 1 << 20;
-/// Longest symbolic link target (PATH_MAX).
-pub const MAX_LINK_TARGET: usize = 4096;
-
 impl Extractor {
     /// Restores one entry; `content` yields a regular file's stored content (only the data
     /// segments of a sparse file) and is read to its end, so the reader checks its checksum.
     pub fn apply(&mut self, entry: &Entry, content: &mut dyn Read) -> Result<(), RestoreError> {
         let shown = entry.display_path();
-        let path = SafePath::parse(&entry.path).map_err(|reason| RestoreError::Unsafe {
-            path: shown.clone(),
-            reason,
-        })?;
-        check_limits(entry).map_err(|reason| RestoreError::Bomb {
-            path: shown.clone(),
-            reason,
-        })?;
+        // The one validation (verify applies it too): nothing is written for a refused entry.
+        let checked = self.validator.check(entry)?;
+        let path = checked.path;
+        // A later entry at a path replaces the object there, and its pending metadata.
+        self.deferred_flags.remove(&checked.node);
+        if entry.kind != EntryKind::Dir {
+            self.deferred_dirs.remove(&checked.node);
+        }
         let Some(name) = path.name() else {
-            if entry.kind != EntryKind::Dir {
-                return Err(RestoreError::Unsafe {
-                    path: shown,
-                    reason: "the archive's root must be a directory".into(),
-                });
-            }
             self.report.dirs += 1;
-            self.deferred_dirs.push(DeferredDir {
-                path,
-                entry: entry.clone(),
-            });
+            self.deferred_dirs
+                .insert(checked.node, DeferredDir::of(entry));
             return Ok(());
         };
         let cname = sys::cstring(name).map_err(|_| RestoreError::Unsafe {
@@ -61,17 +44,28 @@ impl Extractor {
             .map_err(|e| self.resolve_err(&shown, e))?;
         match &entry.kind {
             EntryKind::File { sparse } => {
-                self.make_file(parent, &cname, &path, entry, sparse.as_deref(), content)?
+                self.make_file(
+                    parent,
+                    &cname,
+                    &path,
+                    &shown,
+                    entry,
+                    sparse.as_deref(),
+                    content,
+                )?;
+                if !entry.flags.is_empty() {
+                    // Set at the end: an immutable file cannot be hard linked, nor its times
+                    // set.
+                    self.deferred_flags.insert(checked.node, entry.flags);
+                }
             }
             EntryKind::Dir => {
                 self.create(parent, &cname, &path, &shown, true, |p, n| {
                     sys::mkdirat(p, n, 0o700)
                 })?;
                 self.report.dirs += 1;
-                self.deferred_dirs.push(DeferredDir {
-                    path,
-                    entry: entry.clone(),
-                });
+                self.deferred_dirs
+                    .insert(checked.node, DeferredDir::of(entry));
             }
             EntryKind::Symlink { target } => {
                 let t = CString::new(target.as_slice()).map_err(|_| RestoreError::Bomb {
@@ -81,11 +75,17 @@ impl Extractor {
                 self.create(parent, &cname, &path, &shown, false, |p, n| {
                     sys::symlinkat(&t, p, n)
                 })?;
-                self.at_metadata(parent, name, &cname, entry, true)?;
+                self.at_metadata(parent, name, &cname, &shown, entry, true)?;
                 self.report.symlinks += 1;
             }
             EntryKind::HardLink { target } => {
-                self.make_hardlink(parent, &cname, &path, &shown, target)?;
+                let Some((tpath, _)) = &checked.link_target else {
+                    return Err(RestoreError::Unsafe {
+                        path: shown,
+                        reason: "its hard link target was not checked".into(),
+                    });
+                };
+                self.make_hardlink(parent, &cname, &path, &shown, target, tpath)?;
                 self.report.hardlinks += 1;
             }
             EntryKind::CharDevice { major, minor } | EntryKind::BlockDevice { major, minor } => {
@@ -98,14 +98,14 @@ impl Extractor {
                 self.create(parent, &cname, &path, &shown, false, |p, n| {
                     sys::mknodat(p, n, kind | 0o600, dev)
                 })?;
-                self.at_metadata(parent, name, &cname, entry, false)?;
+                self.at_metadata(parent, name, &cname, &shown, entry, false)?;
                 self.report.devices += 1;
             }
             EntryKind::Fifo => {
                 self.create(parent, &cname, &path, &shown, false, |p, n| {
                     sys::mknodat(p, n, libc::S_IFIFO | 0o600, 0)
                 })?;
-                self.at_metadata(parent, name, &cname, entry, false)?;
+                self.at_metadata(parent, name, &cname, &shown, entry, false)?;
                 self.report.fifos += 1;
             }
         }
@@ -191,6 +191,7 @@ impl Extractor {
         parent: RawFd,
         name: &[u8],
         cname: &CString,
+        shown: &str,
         entry: &Entry,
         symlink: bool,
     ) -> Result<(), RestoreError> {
@@ -202,45 +203,47 @@ impl Extractor {
         };
         metadata::apply(
             target,
-            entry,
+            &Meta::of(entry),
+            shown,
             self.opts.preserve_owner,
             &mut self.report.warnings,
         )
-        .map_err(|e| self.write_err("set the metadata of", &entry.display_path(), e))
+        .map_err(|e| self.write_err("set the metadata of", shown, e))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn make_file(
         &mut self,
         parent: RawFd,
         cname: &CString,
         path: &SafePath,
+        shown: &str,
         entry: &Entry,
         sparse: Option<&[(u64, u64)]>,
         content: &mut dyn Read,
     ) -> Result<(), RestoreError> {
-        let shown = entry.display_path();
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
         let fd = match sys::openat(parent, cname, flags, 0o600) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                self.clear_way(parent, cname, path, &shown, false)?;
+                self.clear_way(parent, cname, path, shown, false)?;
                 sys::openat(parent, cname, flags, 0o600)
-                    .map_err(|e| self.write_err("create", &shown, e))?
+                    .map_err(|e| self.write_err("create", shown, e))?
             }
-            Err(e) => return Err(self.write_err("create", &shown, e)),
+            Err(e) => return Err(self.write_err("create", shown, e)),
         };
         let mut file = File::from(fd);
         match sparse {
-            None => self.copy_exact(content, &mut file, entry.size, None, &shown)?,
+            None => self.copy_exact(content, &mut file, entry.size, None, shown)?,
             Some(segments) => {
                 for &(offset, len) in segments {
-                    self.copy_exact(content, &mut file, len, Some(offset), &shown)?;
+                    self.copy_exact(content, &mut file, len, Some(offset), shown)?;
                 }
                 file.set_len(entry.size)
-                    .map_err(|e| self.write_err("set the size of", &shown, e))?;
+                    .map_err(|e| self.write_err("set the size of", shown, e))?;
             }
         }
-        self.expect_end(content, &shown)?;
+        self.expect_end(content, shown)?;
         if self.opts.early_writeback && entry.size >= WRITEBACK_AT {
             // Start writing this file back now (no waiting), so that the one syncfs at the
             // end finds little left to do. Advisory: a failure changes nothing.
@@ -248,15 +251,12 @@ impl Extractor {
         }
         metadata::apply(
             Target::Fd(file.as_raw_fd()),
-            entry,
+            &Meta::of(entry),
+            shown,
             self.opts.preserve_owner,
             &mut self.report.warnings,
         )
-        .map_err(|e| self.write_err("set the metadata of", &shown, e))?;
-        if !entry.flags.is_empty() {
-            // Set at the end: an immutable file cannot be hard linked, nor its times set.
-            self.deferred_flags.push((path.clone(), entry.flags));
-        }
+        .map_err(|e| self.write_err("set the metadata of", shown, e))?;
         self.report.files += 1;
         Ok(())
     }
@@ -323,6 +323,7 @@ impl Extractor {
         }
     }
 
+    /// Links `tpath` (checked by the validator: an earlier non-directory entry) as `path`.
     fn make_hardlink(
         &mut self,
         parent: RawFd,
@@ -330,20 +331,16 @@ impl Extractor {
         path: &SafePath,
         shown: &str,
         target: &[u8],
+        tpath: &SafePath,
     ) -> Result<(), RestoreError> {
         let shown_target = String::from_utf8_lossy(target).into_owned();
         let unsafe_target = |reason: String| RestoreError::Unsafe {
             path: shown.to_string(),
             reason: format!("its hard link target '{shown_target}' {reason}"),
         };
-        let tpath =
-            SafePath::parse(target).map_err(|r| unsafe_target(format!("is refused: {r}")))?;
         let Some(tname) = tpath.name() else {
             return Err(unsafe_target("is the target directory itself".into()));
         };
-        if tpath == *path {
-            return Err(unsafe_target("is the link itself".into()));
-        }
         let tcname =
             sys::cstring(tname).map_err(|_| unsafe_target("contains a NUL byte".into()))?;
         let tparent = match self.link_dirs.dir(tpath.parent(), false) {
@@ -370,77 +367,6 @@ impl Extractor {
             )),
             Err(e) => Err(self.write_err("create the hard link", shown, e)),
         }
-    }
-
-    pub(super) fn apply_file_flags(
-        &mut self,
-        path: &SafePath,
-        flags: FileFlags,
-    ) -> Result<(), RestoreError> {
-        let shown = String::from_utf8_lossy(&path.comps.join(&b'/')).into_owned();
-        let Some(name) = path.name() else {
-            return Ok(());
-        };
-        let parent = self
-            .dirs
-            .dir(path.parent(), false)
-            .map_err(|e| self.resolve_err(&shown, e))?;
-        let cname = sys::cstring(name).map_err(|e| self.write_err("open", &shown, e))?;
-        let open = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
-        let fd = match sys::openat(parent, &cname, open, 0) {
-            Ok(fd) => fd,
-            Err(e) => {
-                self.report
-                    .warnings
-                    .push(format!("cannot set the flags of '{shown}': {e}"));
-                return Ok(());
-            }
-        };
-        let st = sys::fstat(fd.as_raw_fd()).map_err(|e| self.write_err("inspect", &shown, e))?;
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return Ok(());
-        }
-        metadata::apply_flags(fd.as_raw_fd(), flags, &shown, &mut self.report.warnings)
-            .map_err(|e| self.write_err("set the flags of", &shown, e))
-    }
-
-    pub(super) fn apply_dir_metadata(
-        &mut self,
-        path: &SafePath,
-        entry: &Entry,
-    ) -> Result<(), RestoreError> {
-        let shown = entry.display_path();
-        let fd = match path.name() {
-            None => sys::dup_raw(self.dirs.root_fd()),
-            Some(name) => {
-                let parent = self
-                    .dirs
-                    .dir(path.parent(), false)
-                    .map_err(|e| self.resolve_err(&shown, e))?;
-                let cname = sys::cstring(name).map_err(|e| self.write_err("open", &shown, e))?;
-                sys::open_dir_nofollow(parent, &cname)
-            }
-        };
-        let fd = match fd {
-            Ok(fd) => fd,
-            Err(e) => {
-                // Replaced by a later entry of another kind.
-                self.report.warnings.push(format!(
-                    "cannot set the metadata of the directory '{shown}': {e}"
-                ));
-                return Ok(());
-            }
-        };
-        let raw = fd.as_raw_fd();
-        metadata::apply(
-            Target::Fd(raw),
-            entry,
-            self.opts.preserve_owner,
-            &mut self.report.warnings,
-        )
-        .map_err(|e| self.write_err("set the metadata of", &shown, e))?;
-        metadata::apply_flags(raw, entry.flags, &shown, &mut self.report.warnings)
-            .map_err(|e| self.write_err("set the flags of", &shown, e))
     }
 }
 
@@ -470,48 +396,5 @@ fn content_err(shown: &str, e: io::Error) -> RestoreError {
     RestoreError::Content {
         path: shown.to_string(),
         source: e,
-    }
-}
-
-/// Refuses entries whose claims no real filesystem makes (a bomb, or damage).
-fn check_limits(entry: &Entry) -> Result<(), String> {
-    if entry.size > MAX_FILE_SIZE {
-        return Err(format!(
-            "it claims a size of {} bytes, more than the {MAX_FILE_SIZE} accepted",
-            entry.size
-        ));
-    }
-    if let EntryKind::File {
-        sparse: Some(segments),
-    } = &entry.kind
-    {
-        if segments.len() > MAX_SPARSE_SEGMENTS {
-            return Err(format!("it lists {} sparse segments", segments.len()));
-        }
-        let mut end = 0u64;
-        for &(offset, len) in segments {
-            let seg_end = offset
-                .checked_add(len)
-                .ok_or("a sparse segment overflows")?;
-            if offset < end || seg_end > entry.size {
-                return Err(format!(
-                    "its sparse map is invalid (segment {offset}+{len} in a file of {} bytes)",
-                    entry.size
-                ));
-            }
-            end = seg_end;
-        }
-    }
-    let xattr_bytes: usize = entry.xattrs.iter().map(|(n, v)| n.len() + v.len()).sum();
-    if xattr_bytes > MAX_XATTR_BYTES {
-        return Err(format!(
-            "it carries {xattr_bytes} bytes of extended attributes"
-        ));
-    }
-    match &entry.kind {
-        EntryKind::Symlink { target } if target.len() > MAX_LINK_TARGET => {
-            Err(format!("its link target is {} bytes long", target.len()))
-        }
-        _ => Ok(()),
     }
 }

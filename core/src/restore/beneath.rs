@@ -15,15 +15,11 @@
 //! directory cost no extra system call.
 
 use super::sys;
+use super::validate::{MAX_DEPTH, MAX_PATH_BYTES};
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 
-/// Longest path accepted (bytes): paths longer than PATH_MAX are legal and kept, absurd ones
-/// are a damaged or hostile archive.
-pub const MAX_PATH_BYTES: usize = 256 * 1024;
-/// Deepest path accepted (components).
-pub const MAX_DEPTH: usize = 4096;
 /// Directory fds kept open at most; deeper levels are reopened when needed.
 const MAX_CACHED_FDS: usize = 128;
 

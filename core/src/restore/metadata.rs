@@ -4,7 +4,7 @@
 
 use super::sys;
 use super::Warnings;
-use crate::archive::{Entry, FileFlags};
+use crate::archive::{Entry, FileFlags, Timestamp};
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::RawFd;
@@ -34,14 +34,36 @@ fn uid32(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX - 1)
 }
 
-/// Owner, mode, xattrs and mtime (not flags: see [`apply_flags`]).
+/// The metadata [`apply`] sets: an entry's, or a deferred directory's.
+#[derive(Debug, Clone, Copy)]
+pub struct Meta<'a> {
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: Timestamp,
+    pub xattrs: &'a [(Vec<u8>, Vec<u8>)],
+}
+
+impl<'a> Meta<'a> {
+    pub fn of(entry: &'a Entry) -> Self {
+        Self {
+            mode: entry.mode,
+            uid: entry.uid,
+            gid: entry.gid,
+            mtime: entry.mtime,
+            xattrs: &entry.xattrs,
+        }
+    }
+}
+
+/// Owner, mode, xattrs and mtime (not flags: see [`apply_flags`]) of the object `path`.
 pub fn apply(
     target: Target<'_>,
-    entry: &Entry,
+    entry: &Meta<'_>,
+    path: &str,
     preserve_owner: bool,
     warnings: &mut Warnings,
 ) -> io::Result<()> {
-    let path = entry.display_path();
     if preserve_owner {
         let (u, g) = (uid32(entry.uid), uid32(entry.gid));
         let r = match target {
@@ -61,7 +83,7 @@ pub fn apply(
     soft(r, warnings, || {
         format!("cannot set the mode {mode:o} of '{path}'")
     })?;
-    for (name, value) in &entry.xattrs {
+    for (name, value) in entry.xattrs {
         let xname = String::from_utf8_lossy(name).into_owned();
         let Ok(cname) = sys::cstring(name) else {
             warnings.push(format!(

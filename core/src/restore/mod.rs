@@ -6,7 +6,9 @@
 //! - [`apply`]: creates files (sparse ones with their holes), directories, symbolic links, hard
 //!   links, device nodes and fifos, replacing what is in the way;
 //! - [`metadata`]: owner, mode, xattrs, mtime and ext flags, in the order that keeps them all;
-//!   directories get theirs after their contents, deepest first.
+//!   directories get theirs after their contents, deepest first;
+//! - [`validate`]: the checks every entry passes before anything is written for it, shared
+//!   with [`crate::archive::verify`] so that verify refuses whatever the restore would refuse.
 //!
 //! Decompression runs on its own thread ([`crate::codec::decoder`]); extraction writes with
 //! 1 MiB buffers and no per-file fsync (one `syncfs` at the end).
@@ -16,13 +18,17 @@
 
 mod apply;
 pub mod beneath;
+mod finish;
 pub mod metadata;
 mod sys;
+pub mod validate;
 
-use crate::archive::{Entry, FileFlags};
-use beneath::{DirCache, SafePath};
+use crate::archive::{Entry, FileFlags, Timestamp};
+use beneath::DirCache;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use validate::{Invalid, InvalidKind, Validator};
 
 /// What to restore where.
 #[derive(Debug, Clone)]
@@ -129,10 +135,38 @@ pub struct RestoreReport {
     pub warnings: Warnings,
 }
 
-/// A directory whose mode, times, xattrs and flags wait for its contents.
+/// A directory's mode, owner, times, xattrs and flags, waiting for its contents (compact: no
+/// path, it is keyed by its node in the validator's tree).
 struct DeferredDir {
-    path: SafePath,
-    entry: Entry,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: Timestamp,
+    flags: FileFlags,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl DeferredDir {
+    fn of(entry: &Entry) -> Self {
+        Self {
+            mode: entry.mode,
+            uid: entry.uid,
+            gid: entry.gid,
+            mtime: entry.mtime,
+            flags: entry.flags,
+            xattrs: entry.xattrs.clone(),
+        }
+    }
+
+    fn meta(&self) -> metadata::Meta<'_> {
+        metadata::Meta {
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+            mtime: self.mtime,
+            xattrs: &self.xattrs,
+        }
+    }
 }
 
 /// Restores entries one at a time beneath the target.
@@ -142,8 +176,13 @@ pub struct Extractor {
     /// A second cache for hard link targets (they live elsewhere in the tree).
     link_dirs: DirCache,
     buf: Vec<u8>,
-    deferred_dirs: Vec<DeferredDir>,
-    deferred_flags: Vec<(SafePath, FileFlags)>,
+    /// The checks every entry passes first, and the tree of what the archive made.
+    validator: Validator,
+    /// Directory metadata set at the end, by node of the validator's tree.
+    deferred_dirs: HashMap<u32, DeferredDir>,
+    /// Immutable / append-only flags of regular files, set at the end, by node: a later entry
+    /// at the same path replaces the object and its pending flags.
+    deferred_flags: HashMap<u32, FileFlags>,
     report: RestoreReport,
 }
 
@@ -163,8 +202,9 @@ impl Extractor {
             dirs: DirCache::new(root),
             link_dirs: DirCache::new(root2),
             buf: vec![0; BUF_SIZE],
-            deferred_dirs: Vec::new(),
-            deferred_flags: Vec::new(),
+            validator: Validator::new(),
+            deferred_dirs: HashMap::new(),
+            deferred_flags: HashMap::new(),
             report: RestoreReport::default(),
         })
     }
@@ -178,18 +218,10 @@ impl Extractor {
         &self.report
     }
 
-    /// Applies the deferred directory metadata (deepest first) and flags, syncs the target.
+    /// Applies the deferred flags and directory metadata (every directory after its
+    /// contents), syncs the target.
     pub fn finish(mut self) -> Result<RestoreReport, RestoreError> {
-        let flags = std::mem::take(&mut self.deferred_flags);
-        for (path, f) in flags {
-            self.apply_file_flags(&path, f)?;
-        }
-        let mut dirs = std::mem::take(&mut self.deferred_dirs);
-        // Stable sort: deepest first, archive order within a depth.
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.path.comps.len()));
-        for d in dirs {
-            self.apply_dir_metadata(&d.path, &d.entry)?;
-        }
+        self.apply_deferred()?;
         if self.opts.sync {
             let root = self.dirs.root_fd();
             sys::syncfs(root).map_err(|e| self.write_err("sync", ".", e))?;
@@ -224,7 +256,8 @@ pub fn extract<R: std::io::Read>(
     progress: &dyn crate::progress::Progress,
 ) -> Result<RestoreReport, RestoreError> {
     let mut ex = Extractor::new(opts)?;
-    let mut last: Option<String> = None;
+    // The raw path of the last entry read (made printable only for an error).
+    let mut last: Option<Vec<u8>> = None;
     loop {
         let mut item = match reader.next_entry() {
             Ok(Some(item)) => item,
@@ -232,7 +265,9 @@ pub fn extract<R: std::io::Read>(
             Err(e) => return Err(locate(e, last.as_deref())),
         };
         let entry = item.entry.clone();
-        last = Some(entry.display_path());
+        let l = last.get_or_insert_with(Vec::new);
+        l.clear();
+        l.extend_from_slice(&entry.path);
         if entry.size >= 1 << 20 {
             progress.set_message(&entry.display_path());
         }
@@ -246,17 +281,30 @@ pub fn extract<R: std::io::Read>(
 }
 
 /// Says where in the archive an error that names no entry (a decompression error, a
-/// truncation) happened: after the last entry read.
-pub fn locate(e: crate::archive::ArchiveError, last: Option<&str>) -> RestoreError {
-    use crate::archive::ArchiveError as A;
-    match (e, last) {
-        (e @ (A::Io(_) | A::Truncated(_) | A::Unsupported(_)), Some(path)) => {
-            RestoreError::ArchiveAt {
-                after: path.to_string(),
-                source: e,
-            }
+/// truncation) happened: after the last entry read (the same rule as
+/// [`crate::archive::verify::VerifyError`]).
+fn locate(e: crate::archive::ArchiveError, last: Option<&[u8]>) -> RestoreError {
+    match last {
+        Some(path) if !crate::archive::verify::names_an_entry(&e) => RestoreError::ArchiveAt {
+            after: String::from_utf8_lossy(path).into_owned(),
+            source: e,
+        },
+        _ => RestoreError::Archive(e),
+    }
+}
+
+impl From<Invalid> for RestoreError {
+    fn from(e: Invalid) -> Self {
+        match e.kind {
+            InvalidKind::Unsafe => RestoreError::Unsafe {
+                path: e.path,
+                reason: e.reason,
+            },
+            InvalidKind::Bomb => RestoreError::Bomb {
+                path: e.path,
+                reason: e.reason,
+            },
         }
-        (e, _) => RestoreError::Archive(e),
     }
 }
 

@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::*;
 use crate::archive::{EntryKind, Timestamp};
@@ -367,7 +367,7 @@ fn paths_longer_than_path_max() {
 fn errors_naming_no_entry_are_located() {
     use crate::archive::ArchiveError;
     let io = ArchiveError::Io(std::io::Error::other("incomplete frame"));
-    let msg = locate(io, Some("etc/passwd")).to_string();
+    let msg = locate(io, Some(b"etc/passwd")).to_string();
     assert!(
         msg.contains("incomplete frame") && msg.contains("after the archive entry 'etc/passwd'"),
         "{msg}"
@@ -375,7 +375,7 @@ fn errors_naming_no_entry_are_located() {
     let named = ArchiveError::ChecksumMismatch {
         path: "etc/shadow".into(),
     };
-    let msg = locate(named, Some("etc/passwd")).to_string();
+    let msg = locate(named, Some(b"etc/passwd")).to_string();
     assert!(
         msg.contains("etc/shadow") && !msg.contains("etc/passwd"),
         "{msg}"
@@ -438,4 +438,278 @@ fn absolute_members_are_refused_not_made_relative() {
     let mut r = crate::archive::reader::ArchiveReader::new(&tar[..]);
     extract(&mut r, &opts(&s.target), &crate::progress::NoProgress).unwrap();
     assert!(s.target.join("etc/x").is_file());
+}
+
+/// A Lifeboat archive (uncompressed) of `entries`, written by the project's writer.
+fn lifeboat_tar(entries: &[(Entry, Vec<u8>)]) -> Vec<u8> {
+    use crate::archive::writer::ArchiveWriter;
+    let mut w = ArchiveWriter::new(Vec::new(), &crate::archive::Manifest::default()).unwrap();
+    for (e, c) in entries {
+        let mut e = e.clone();
+        if e.is_file() {
+            e.checksum = Some(*blake3::hash(c).as_bytes());
+        }
+        w.append(&e, &mut &c[..]).unwrap();
+    }
+    w.finish(Vec::new(), 0).unwrap().0
+}
+
+/// Verify's verdict and restore's verdict on `tar` (restored into a fresh target).
+fn verdicts(tar: &[u8]) -> (Result<u64, String>, Result<RestoreReport, String>, Setup) {
+    use crate::archive::verify::verify_tar;
+    let verified = verify_tar(tar, crate::codec::Codec::None)
+        .map(|r| r.counts.entries)
+        .map_err(|e| e.to_string());
+    let s = setup();
+    let mut reader = crate::archive::reader::ArchiveReader::new(tar);
+    let restored = extract(&mut reader, &opts(&s.target), &crate::progress::NoProgress)
+        .map_err(|e| e.to_string());
+    canary_untouched(&s);
+    (verified, restored, s)
+}
+
+fn dirs_path(depth: usize) -> String {
+    vec!["d"; depth].join("/")
+}
+
+#[test]
+fn verify_refuses_a_tree_deeper_than_restore_accepts() {
+    // Down to 4,100 levels: the restore refuses the 4,097th, so verify must (it said "sound"
+    // before). (Only the deepest levels are listed, the others are implied: a tree listing
+    // every level costs O(depth²) path bytes, which only slows the test.)
+    let entries: Vec<_> = (4090..=4100)
+        .map(|depth| (entry(&dirs_path(depth), EntryKind::Dir), Vec::new()))
+        .collect();
+    let (verified, restored, _s) = verdicts(&lifeboat_tar(&entries));
+    let verify_msg = verified.expect_err("verify accepted a 4,100-deep tree");
+    let restore_msg = restored.expect_err("restore accepted a 4,100-deep tree");
+    let deepest = dirs_path(4097);
+    for msg in [&verify_msg, &restore_msg] {
+        assert!(
+            msg.contains(&format!("'{deepest}'")) && msg.contains("4097 directories deep"),
+            "{msg}"
+        );
+    }
+    // 4,096 levels are accepted by both and restored, with the metadata of the listed levels
+    // set after their contents (one linear walk of the tree).
+    let mut entries: Vec<_> = (1..=16)
+        .map(|k| {
+            let mut e = entry(&dirs_path(k * 256), EntryKind::Dir);
+            e.mode = 0o750;
+            (e, Vec::new())
+        })
+        .collect();
+    entries.push(file(&format!("{}/f", dirs_path(4095)), b"deep"));
+    let (verified, restored, s) = verdicts(&lifeboat_tar(&entries));
+    assert_eq!(verified, Ok(17));
+    let report = restored.unwrap();
+    assert_eq!((report.dirs, report.files), (16, 1));
+    // (PATH_MAX limits what std can name: check levels up to 1,792.)
+    for k in 1..=7 {
+        let meta = fs::symlink_metadata(s.target.join(dirs_path(k * 256))).unwrap();
+        assert_eq!(
+            meta.permissions().mode() & 0o7777,
+            0o750,
+            "level {}",
+            k * 256
+        );
+        assert_eq!(meta.mtime(), 1_600_000_000, "level {}", k * 256);
+    }
+}
+
+#[test]
+fn verify_applies_every_rule_of_the_restore() {
+    let link = |path: &str, target: &str| {
+        (
+            entry(
+                path,
+                EntryKind::HardLink {
+                    target: target.as_bytes().to_vec(),
+                },
+            ),
+            Vec::new(),
+        )
+    };
+    let symlink = |path: &str, target: &str| {
+        (
+            entry(
+                path,
+                EntryKind::Symlink {
+                    target: target.as_bytes().to_vec(),
+                },
+            ),
+            Vec::new(),
+        )
+    };
+    let dir = |path: &str| (entry(path, EntryKind::Dir), Vec::new());
+    let long = "n".repeat(256);
+    type Case<'a> = (&'a str, Vec<(Entry, Vec<u8>)>, &'a str);
+    let cases: Vec<Case> = vec![
+        ("missing link target", vec![link("h", "nowhere")], "'h'"),
+        (
+            "link target later in the archive",
+            vec![link("h", "f"), file("f", b"x")],
+            "'h'",
+        ),
+        (
+            "link to a directory",
+            vec![dir("d"), link("h", "d")],
+            "is a directory",
+        ),
+        (
+            "link through a symbolic link",
+            vec![
+                dir("d"),
+                file("d/f", b"x"),
+                symlink("s", "d"),
+                link("h", "s/f"),
+            ],
+            "symbolic link",
+        ),
+        (
+            "file through a symbolic link",
+            vec![symlink("s", "/tmp"), file("s/f", b"x")],
+            "symbolic link",
+        ),
+        (
+            "file beneath a file",
+            vec![file("f", b"x"), file("f/g", b"y")],
+            "not a directory",
+        ),
+        (
+            "file over a non-empty directory",
+            vec![dir("d"), file("d/f", b"x"), file("d", b"y")],
+            "already put entries in",
+        ),
+        (
+            "name longer than a filesystem takes",
+            vec![file(&long, b"x")],
+            "255",
+        ),
+        ("empty symbolic link target", vec![symlink("s", "")], "'s'"),
+    ];
+    for (what, entries, expect) in cases {
+        let (verified, restored, _s) = verdicts(&lifeboat_tar(&entries));
+        let v = verified
+            .err()
+            .unwrap_or_else(|| panic!("{what}: verify accepted it"));
+        let r = restored
+            .err()
+            .unwrap_or_else(|| panic!("{what}: restore accepted it"));
+        assert!(v.contains(expect), "{what}: verify said {v}");
+        assert!(v.contains("refusing the archive entry"), "{what}: {v}");
+        assert!(r.contains("refusing the archive entry"), "{what}: {r}");
+    }
+    // What the restore does accept, verify accepts: links to earlier files and symlinks,
+    // an empty directory replaced, directories listed twice.
+    let ok = vec![
+        dir("d"),
+        file("d/f", b"x"),
+        link("d/h", "d/f"),
+        symlink("s", "d"),
+        link("t", "s"),
+        dir("e"),
+        file("e", b"now a file"),
+        dir("d"),
+        file("d/f", b"again"),
+    ];
+    let (verified, restored, s) = verdicts(&lifeboat_tar(&ok));
+    assert_eq!(verified, Ok(ok.len() as u64));
+    let r = restored.unwrap();
+    assert_eq!((r.files, r.dirs, r.hardlinks, r.symlinks), (3, 3, 2, 1));
+    assert_eq!(fs::read(s.target.join("e")).unwrap(), b"now a file");
+}
+
+#[test]
+fn verify_errors_name_the_last_entry() {
+    use crate::archive::verify::verify_tar;
+    let tar = lifeboat_tar(&[file("a", b"1"), file("b", b"2"), file("c", b"3")]);
+    // Cut inside the third member's header: no entry is named by the reader's error.
+    let cut = tar.len() - 512 * 6;
+    let e = verify_tar(&tar[..cut], crate::codec::Codec::None).expect_err("truncation accepted");
+    assert!(e.last_entry.is_some(), "{e}");
+    assert!(
+        e.to_string().contains("in or after the archive entry"),
+        "{e}"
+    );
+}
+
+fn is_immutable(path: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let f = fs::File::open(path).unwrap();
+    sys::get_flags(f.as_raw_fd()).unwrap() & sys::FS_IMMUTABLE_FL != 0
+}
+
+fn clear_immutable(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let f = fs::File::open(path).unwrap();
+    let flags = sys::get_flags(f.as_raw_fd()).unwrap();
+    sys::set_flags(f.as_raw_fd(), flags & !sys::FS_IMMUTABLE_FL).unwrap();
+}
+
+#[test]
+fn deferred_flags_follow_the_object_not_the_path() {
+    assert!(
+        sys::is_root(),
+        "this test sets the immutable flag: run it as root (CAP_LINUX_IMMUTABLE)"
+    );
+    let (mut first, data) = file("x", b"first");
+    first.flags.immutable = true;
+    let (second, data2) = file("x", b"second");
+    let (verified, restored, s) = verdicts(&lifeboat_tar(&[
+        (first.clone(), data.clone()),
+        (second.clone(), data2.clone()),
+    ]));
+    verified.unwrap();
+    let r = restored.unwrap();
+    assert_eq!(r.warnings.count, 0, "{:?}", r.warnings.messages);
+    let x = s.target.join("x");
+    assert_eq!(fs::read(&x).unwrap(), b"second");
+    let immutable = is_immutable(&x);
+    if immutable {
+        clear_immutable(&x);
+    }
+    assert!(
+        !immutable,
+        "the second x inherited the first one's immutable flag"
+    );
+    // The other way round, the flag is kept.
+    let (_, restored, s) = verdicts(&lifeboat_tar(&[(second, data2), (first, data)]));
+    restored.unwrap();
+    let x = s.target.join("x");
+    assert!(is_immutable(&x));
+    clear_immutable(&x);
+}
+
+#[test]
+fn directory_metadata_is_charged_to_one_budget() {
+    use validate::MEMORY_BUDGET;
+    // Directories whose xattrs together exceed the budget: refused by verify and restore,
+    // before their metadata is held.
+    let value = vec![b'v'; 512 << 10];
+    let n = MEMORY_BUDGET / value.len() + 2;
+    let entries: Vec<_> = (0..n)
+        .map(|i| {
+            let mut e = entry(&format!("d{i}"), EntryKind::Dir);
+            e.xattrs = vec![(b"user.big".to_vec(), value.clone())];
+            (e, Vec::new())
+        })
+        .collect();
+    let (verified, restored, _s) = verdicts(&lifeboat_tar(&entries));
+    let v = verified.expect_err("verify accepted it");
+    let r = restored.expect_err("restore accepted it");
+    for msg in [v, r] {
+        assert!(msg.contains("MiB of memory"), "{msg}");
+    }
+    // The same directory listed many times is held once.
+    let entries: Vec<_> = (0..n)
+        .map(|_| {
+            let mut e = entry("d", EntryKind::Dir);
+            e.xattrs = vec![(b"user.big".to_vec(), value.clone())];
+            (e, Vec::new())
+        })
+        .collect();
+    let (verified, restored, _s) = verdicts(&lifeboat_tar(&entries));
+    verified.unwrap();
+    restored.unwrap();
 }

@@ -540,7 +540,7 @@ fn check_logical_size(path: &[u8], size: u64) -> Result<(), ArchiveError> {
         return Err(refused(
             path,
             format!(
-                "it claims a size of {size} bytes, more than the {MAX_LOGICAL_SIZE} bytes (16 TiB) a restored file can have"
+                "it claims a size of {size} bytes, more than the {MAX_LOGICAL_SIZE} bytes (16 TiB less 4 KiB, ext4's limit) a restored file can have"
             ),
         ));
     }
