@@ -88,13 +88,7 @@ pub(crate) fn drop_cache(file: &File) {
 
 /// True when an error (anywhere in its chain) is "no space left on device".
 pub(crate) fn is_no_space(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .and_then(|io| io.raw_os_error())
-            == Some(libc::ENOSPC)
-            || c.to_string().contains("os error 28")
-            || c.to_string().contains("No space left on device")
-    })
+    e.chain().any(store::space::is_no_space)
 }
 
 fn codec_of(c: Compress) -> Codec {
@@ -332,6 +326,7 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
         },
         changed_files: report.changed_files.clone(),
         manifest,
+        entries_digest: Some(report.trailer.entries_digest.clone()),
     };
     let generation = w.store.commit(&w.lock, staging, meta)?;
     let pruned = w.store.prune(&w.lock, keep, &generation.id)?;

@@ -106,10 +106,21 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
 fn verify_one(input: Input, quiet: bool) -> Result<VerifyReport, String> {
     let bar = bar(quiet, input.size);
     bar.set_message(&input.name);
+    let generation = input.generation;
     let counted = ProgressReader::new(input.stream, bar);
     let result = codec::decoder(counted)
         .map_err(|e| ArchiveError::from(e).to_string())
-        .and_then(|(codec, tar)| read_all(tar, codec));
+        .and_then(|(codec, tar)| {
+            // A generation is also checked against its meta.json.
+            if let Some(g) = &generation {
+                g.check_codec(codec).map_err(|e| e.to_string())?;
+            }
+            let report = read_all(tar, codec)?;
+            if let Some(g) = &generation {
+                g.check_end(&(&report).into()).map_err(|e| e.to_string())?;
+            }
+            Ok(report)
+        });
     bar.finish();
     result
 }

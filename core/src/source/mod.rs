@@ -130,6 +130,26 @@ pub enum SourceError {
     Output(std::io::Error),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The spool directory for copies of changing files is on a filesystem being backed up.
+    #[error("the spool directory {} is on a filesystem being backed up ({}); spool copies of changing files elsewhere (the backup store's staging directory, or another filesystem)", dir.display(), on.display())]
+    SpoolOnSource { dir: PathBuf, on: PathBuf },
+    #[error("cannot use the spool directory {}: {source}", dir.display())]
+    Spool {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl SourceError {
+    /// True when writing the backup failed because its output is full.
+    pub fn is_no_space(&self) -> bool {
+        let enospc = |e: &std::io::Error| e.raw_os_error() == Some(libc::ENOSPC);
+        match self {
+            SourceError::Output(e) | SourceError::Spool { source: e, .. } => enospc(e),
+            SourceError::Archive(crate::archive::ArchiveError::Io(e)) => enospc(e),
+            _ => false,
+        }
+    }
 }
 
 /// The outcome of a backup.
