@@ -216,6 +216,8 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
         let staging = w
             .store
             .begin(&w.lock, layout::ext_for_codec(codec.name()))?;
+        // Copies of files that keep changing go to the store, never to the root.
+        opts.spool_dir = Some(staging.dir().to_path_buf());
         let bar = Bar::new(quiet || json);
         let written = (|| -> anyhow::Result<_> {
             let file = staging.create_archive()?;

@@ -25,6 +25,7 @@ pub fn write_backup<W: Write>(
     out: W,
     progress: &dyn Progress,
 ) -> Result<(W, BackupReport), SourceError> {
+    opts.check_spool()?;
     super::complete_manifest(opts, &mut manifest);
     progress.set_total(super::estimate_bytes(&opts.root));
     let threads = if opts.threads == 0 {

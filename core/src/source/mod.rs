@@ -20,6 +20,7 @@ pub mod walk;
 pub mod xattr;
 
 pub use backup::write_backup;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 /// The excludes `xe host-backup` applies, plus the contents of the pseudo filesystems.
@@ -59,7 +60,11 @@ pub struct SourceOptions {
     pub level: Option<i32>,
     /// Compression threads (0: every core).
     pub threads: usize,
-    /// Where copies of files that keep changing are spooled (default: the system temp dir).
+    /// Where copies of large files that keep changing while they are read are spooled: the
+    /// store's staging directory when writing a generation, or a directory the user names.
+    /// Never on a filesystem being backed up ([`SourceOptions::check_spool`] refuses it).
+    /// None (the default): no spool; such a file is streamed once more and reported if it
+    /// changed again (never copied to the temp dir, which on dom0 is the root itself).
     pub spool_dir: Option<PathBuf>,
     /// Files with at most this much data are read into memory in one go.
     pub small_file_limit: u64,
@@ -83,7 +88,6 @@ impl SourceOptions {
 
     /// Included mount points as relative paths (`boot/efi` first when enabled).
     pub fn include_paths(&self) -> Vec<Vec<u8>> {
-        use std::os::unix::ffi::OsStrExt;
         let mut out: Vec<Vec<u8>> = Vec::new();
         if self.include_boot_efi {
             out.push(b"boot/efi".to_vec());
@@ -104,13 +108,47 @@ impl SourceOptions {
         out
     }
 
+    /// Refuses a spool directory on a filesystem being backed up (the root's, or an included
+    /// mount's): copies of changing files must not grow the source while it is read.
+    pub fn check_spool(&self) -> Result<(), SourceError> {
+        use std::os::unix::fs::MetadataExt;
+        let Some(dir) = &self.spool_dir else {
+            return Ok(());
+        };
+        let spool = std::fs::metadata(dir).map_err(|source| SourceError::Spool {
+            dir: dir.clone(),
+            source,
+        })?;
+        if !spool.is_dir() {
+            return Err(SourceError::Spool {
+                dir: dir.clone(),
+                source: std::io::Error::from_raw_os_error(libc::ENOTDIR),
+            });
+        }
+        let mut sources = vec![self.root.clone()];
+        for inc in self.include_paths() {
+            sources.push(self.root.join(std::ffi::OsStr::from_bytes(&inc)));
+        }
+        for src in sources {
+            if let Ok(m) = std::fs::metadata(&src) {
+                if m.dev() == spool.dev() {
+                    return Err(SourceError::SpoolOnSource {
+                        dir: dir.clone(),
+                        on: src,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The walker settings these options stand for.
     pub fn walk_config(&self) -> walk::WalkConfig {
         walk::WalkConfig {
             root: self.root.clone(),
             excludes: exclude::Excludes::new(&self.excludes),
             includes: self.include_paths(),
-            spool_dir: self.spool_dir.clone().unwrap_or_else(std::env::temp_dir),
+            spool_dir: self.spool_dir.clone(),
             small_file_limit: self.small_file_limit,
         }
     }
