@@ -179,7 +179,8 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
         None => "nothing was written".to_string(),
     };
     let space = w.store.space()?;
-    let source_used = store::space::space_of(&root).map(|s| s.used).unwrap_or(0);
+    // What will be read: the tree under --root with the excludes, not its whole filesystem.
+    let source_used = source::estimate_bytes(&opts).unwrap_or(0);
     let needed = store::space::estimate(
         previous.as_ref().map(|g| g.meta.size),
         source_used,
@@ -194,7 +195,7 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
             match &previous {
                 Some(g) => format!("estimated from generation {}", g.id),
                 None => format!(
-                    "estimated from the {} used on {}",
+                    "estimated from the {} to back up under {}",
                     human(source_used),
                     root.display()
                 ),

@@ -4,12 +4,14 @@
 //!   metadata, hardlinks, sockets counted);
 //! - [`content`]: reading a file consistently with its checksum (retries, spool);
 //! - [`exclude`], [`xattr`], [`flags`], [`sparse`]: one concern each;
+//! - [`estimate`]: how much a backup will read (space check, progress);
 //! - [`pipeline`]: walker thread -> bounded channel -> archive writer -> encoder threads.
 //!
 //! Public API: [`SourceOptions`], [`default_excludes`], [`write_backup`] and [`BackupReport`].
 
 mod backup;
 pub mod content;
+pub mod estimate;
 pub mod exclude;
 pub mod flags;
 mod mounts;
@@ -249,10 +251,9 @@ pub fn complete_manifest(opts: &SourceOptions, m: &mut crate::archive::Manifest)
     m.codec = opts.codec.name().to_string();
 }
 
-/// Bytes used on the root's filesystem: the progress total (an estimate: excludes and other
-/// filesystems make the real figure smaller).
-pub fn estimate_bytes(root: &std::path::Path) -> Option<u64> {
-    let s = nix::sys::statvfs::statvfs(root).ok()?;
-    let used = (s.blocks() as u64).saturating_sub(s.blocks_free() as u64);
-    Some(used.saturating_mul(s.fragment_size() as u64))
+/// Estimated bytes a backup with `opts` reads: the progress total and the base of the space
+/// check (see [`estimate::source_bytes`]: the filesystem's used bytes when the root is its top,
+/// else the tree under the root, excludes applied).
+pub fn estimate_bytes(opts: &SourceOptions) -> Option<u64> {
+    estimate::source_bytes(opts)
 }

@@ -597,3 +597,25 @@ fn copies_of_changing_files_are_never_spooled_on_the_source() -> R<()> {
     }
     Ok(())
 }
+
+#[test]
+fn the_estimate_of_a_subdirectory_root_is_what_is_under_it() -> R<()> {
+    let t = tempfile::tempdir()?;
+    let root = t.path().join("srv/data");
+    std::fs::create_dir_all(root.join("tmp"))?;
+    std::fs::write(root.join("a"), vec![1u8; 3000])?;
+    std::fs::write(root.join("b"), vec![2u8; 5000])?;
+    // Excluded by the defaults: not counted.
+    std::fs::write(root.join("tmp/big"), vec![3u8; 4 << 20])?;
+    std::fs::hard_link(root.join("b"), root.join("b2"))?;
+    let opts = SourceOptions::new(&root);
+    let est = estimate_bytes(&opts).ok_or("no estimate")?;
+    let fs_used = crate::store::space::space_of(&root)?.used;
+    // Two small files, a hard link, two directories: far less than the filesystem holds.
+    assert!(est >= 8000, "{est}");
+    assert!(
+        est < 1 << 20,
+        "estimated {est} bytes for two small files (the filesystem has {fs_used} used)"
+    );
+    Ok(())
+}
