@@ -330,15 +330,35 @@ pub fn read_content(
     read_large(file, start, layout_of, spool_dir).map(ContentRead::Large)
 }
 
-/// An unnamed temporary file in `dir` (never visible, gone when closed).
+/// An unnamed temporary file in `dir` (never visible, gone when closed). Where the filesystem
+/// has no O_TMPFILE, a named file is created and unlinked at once.
 fn spool_file(dir: &std::path::Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
+    let unnamed = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_TMPFILE)
         .mode(0o600)
-        .open(dir)
+        .open(dir);
+    match unnamed {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+            ) => {}
+        r => return r,
+    }
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!(".lifeboat-spool-{}-{n}", std::process::id()));
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(f)
 }
 
 /// The second pass over a large file: yields its data bytes (as laid out), hashing the logical

@@ -20,8 +20,13 @@
 //! let generation = store.commit(&lock, staging, meta)?;
 //! store.prune(&lock, keep, &generation.id)?;
 //! ```
-//! Reader (recovery image): `Store::open_read_only(dir)?.generations()?`, then
-//! [`Generation::archive_path`]; `append_journal` / `last_restore` for the restore's record.
+//! Reader (verify, restore, recovery image): `Store::open_read_only(dir)?.generations()?`
+//! (or `find(id)`), then [`Generation::open_verified_reader`]: the archive is opened and
+//! checked against meta.json (size, codec, Lifeboat or plain tar, manifest) before its first
+//! entry is used; after the last entry, [`Generation::check_reader_end`] (or
+//! [`Generation::check_end`] with a [`ReadSummary`]) checks the trailer digest and the counts.
+//! Until it returns Ok the generation is not sound. `append_journal` / `last_restore` for the
+//! restore's record.
 
 pub mod fsync;
 pub mod generation;
@@ -76,7 +81,7 @@ pub enum StoreError {
         source: crate::archive::ArchiveError,
     },
     /// The backup partition is (or would be) full.
-    #[error("no space left on the backup partition at {}: {} needed, {} free. Remove old generations (`lifeboat list` shows them) or use a larger backup partition", path.display(), space::human(*needed), space::human(*available))]
+    #[error("no space left on the backup partition at {}: {}{} free. Remove old generations (`lifeboat list` shows them) or use a larger backup partition", path.display(), needed_text(*needed), space::human(*available))]
     NoSpace {
         path: PathBuf,
         /// Bytes needed (an estimate, 0 when unknown).
@@ -105,6 +110,14 @@ impl StoreError {
     /// True when the store ran out of space.
     pub fn is_no_space(&self) -> bool {
         matches!(self, StoreError::NoSpace { .. })
+    }
+}
+
+fn needed_text(needed: u64) -> String {
+    if needed == 0 {
+        String::new()
+    } else {
+        format!("about {} needed, ", space::human(needed))
     }
 }
 
