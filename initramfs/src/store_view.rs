@@ -4,10 +4,10 @@
 
 use lifeboat_core::archive::reader::ArchiveReader;
 use lifeboat_core::archive::Manifest;
-use lifeboat_core::codec;
+use lifeboat_core::codec::Codec;
 use lifeboat_core::progress::Progress;
 use lifeboat_core::restore::{Extractor, RestoreOptions};
-use lifeboat_core::store::{events, JournalRecord, Store};
+use lifeboat_core::store::{events, Generation as StoreGeneration, JournalRecord, Store};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -99,16 +99,31 @@ impl Read for Counted {
     }
 }
 
-fn open_counted(archive: &Path) -> Result<(Box<dyn Read + Send>, Arc<AtomicU64>), String> {
-    let f = File::open(archive).map_err(|e| format!("cannot open {}: {e}", archive.display()))?;
+/// A generation with its archive open: the reader, its codec, and the compressed bytes read.
+type Opened = (
+    StoreGeneration,
+    Codec,
+    ArchiveReader<Box<dyn Read + Send>>,
+    Arc<AtomicU64>,
+);
+
+/// Opens a generation's archive, checked against its meta.json up to the first entry
+/// (lifeboat_core::store::Generation::open_verified_reader); the generation is returned for
+/// the check after the last entry.
+fn open_counted(archive: &Path) -> Result<Opened, String> {
+    let dir = archive
+        .parent()
+        .ok_or_else(|| format!("{} is not in a generation directory", archive.display()))?;
+    let g = StoreGeneration::load(dir).map_err(|e| e.to_string())?;
     let count = Arc::new(AtomicU64::new(0));
-    let r = Counted {
-        inner: f,
-        count: count.clone(),
-    };
-    let (_codec, tar) =
-        codec::decoder(r).map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
-    Ok((tar, count))
+    let counter = count.clone();
+    let (codec, reader) = g
+        .open_verified_reader(|inner| Counted {
+            inner,
+            count: counter,
+        })
+        .map_err(|e| e.to_string())?;
+    Ok((g, codec, reader, count))
 }
 
 /// Forwards the byte counter to the progress display.
@@ -128,15 +143,15 @@ impl Ticker<'_> {
     }
 }
 
-/// Reads the whole archive, checking every checksum and the trailer.
+/// Reads the whole archive, checking every checksum and the trailer, and the whole against
+/// the generation's meta.json.
 pub fn verify(archive: &Path, progress: &dyn Progress) -> Result<String, String> {
-    let (tar, count) = open_counted(archive)?;
+    let (generation, codec, mut reader, count) = open_counted(archive)?;
     let mut ticker = Ticker {
         count,
         seen: 0,
         progress,
     };
-    let mut reader = ArchiveReader::new(tar);
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let next = reader.next_entry().map_err(|e| e.to_string())?;
@@ -152,6 +167,9 @@ pub fn verify(archive: &Path, progress: &dyn Progress) -> Result<String, String>
         ticker.tick();
     }
     ticker.tick();
+    generation
+        .check_reader_end(codec, &reader)
+        .map_err(|e| e.to_string())?;
     let c = reader.counts().clone();
     if reader.is_lifeboat() {
         Ok(format!(
@@ -168,13 +186,12 @@ pub fn verify(archive: &Path, progress: &dyn Progress) -> Result<String, String>
 
 /// Extracts the archive beneath `target` (checking every checksum again while it reads).
 pub fn extract(archive: &Path, target: &Path, progress: &dyn Progress) -> Result<String, String> {
-    let (tar, count) = open_counted(archive)?;
+    let (generation, codec, mut reader, count) = open_counted(archive)?;
     let mut ticker = Ticker {
         count,
         seen: 0,
         progress,
     };
-    let mut reader = ArchiveReader::new(tar);
     let mut opts = RestoreOptions::new(target);
     opts.preserve_owner = true;
     opts.sync = true;
@@ -191,6 +208,9 @@ pub fn extract(archive: &Path, target: &Path, progress: &dyn Progress) -> Result
         }
     }
     ticker.tick();
+    generation
+        .check_reader_end(codec, &reader)
+        .map_err(|e| e.to_string())?;
     let r = ex.finish().map_err(|e| e.to_string())?;
     let mut s = format!(
         "{} files, {} directories, {} symlinks, {} hardlinks, {} devices, {} fifos, {} bytes",

@@ -340,6 +340,12 @@ fn a_generation_that_reads_differently_from_its_meta_is_refused() {
     assert!(rewrite(&|m| m.size += 1).contains("bytes"));
     assert!(rewrite(&|m| m.entries_digest = Some("00".into())).contains("digest"));
     assert!(rewrite(&|m| m.state = GenerationState::Unchecked).contains("plain tar"));
+    assert!(rewrite(&|m| {
+        if let Some(man) = &mut m.manifest {
+            man.created = "2001-01-01T00:00:00Z".into();
+        }
+    })
+    .contains("manifest"));
     // A plain tar of nothing (zero blocks) recorded as a Lifeboat generation.
     let zeros = vec![0u8; 10240];
     std::fs::write(g.archive_path(), &zeros).unwrap();
