@@ -441,3 +441,36 @@ fn pruning_keeps_the_newest_verified_generation() {
         .collect();
     assert_eq!(left, vec![good.id.clone(), newest.id.clone()]);
 }
+
+#[test]
+fn no_space_is_a_typed_error_wherever_it_comes_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let enospc = || std::io::Error::from_raw_os_error(libc::ENOSPC);
+    let e = StoreError::io(&tmp.path().join("generations"), enospc());
+    match &e {
+        StoreError::NoSpace {
+            path, available, ..
+        } => {
+            assert_eq!(path, &tmp.path().join("generations"));
+            assert!(*available > 0);
+        }
+        other => panic!("ENOSPC became {other:?}"),
+    }
+    assert!(e.is_no_space());
+    assert!(
+        e.to_string()
+            .contains("no space left on the backup partition"),
+        "{e}"
+    );
+    // The same question for the errors of a backup write, as a binary's error chain asks it.
+    let source_err = crate::source::SourceError::Output(enospc());
+    let archive_err =
+        crate::source::SourceError::Archive(crate::archive::ArchiveError::Io(enospc()));
+    assert!(space::is_no_space(&source_err));
+    assert!(space::is_no_space(&archive_err));
+    assert!(space::is_no_space(&enospc()));
+    assert!(space::is_no_space(&e));
+    let other = std::io::Error::from_raw_os_error(libc::EIO);
+    assert!(!space::is_no_space(&other));
+    assert!(!space::is_no_space(&StoreError::io(tmp.path(), other)));
+}
