@@ -3,12 +3,12 @@
 //! A thin layer over lifeboat_core::{store, archive, codec, restore}.
 
 use lifeboat_core::archive::reader::ArchiveReader;
-use lifeboat_core::archive::verify::verify_tar_with;
+use lifeboat_core::archive::verify::verify_reader;
 use lifeboat_core::archive::Manifest;
-use lifeboat_core::codec::{self, Codec};
+use lifeboat_core::codec::Codec;
 use lifeboat_core::progress::Progress;
 use lifeboat_core::restore::{Extractor, RestoreOptions};
-use lifeboat_core::store::{events, JournalRecord, Store};
+use lifeboat_core::store::{events, Generation as StoreGeneration, JournalRecord, Store};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -100,18 +100,31 @@ impl Read for Counted {
     }
 }
 
-type Opened = (Box<dyn Read + Send>, Arc<AtomicU64>, Codec);
+/// A generation with its archive open: the reader, its codec, and the compressed bytes read.
+type Opened = (
+    StoreGeneration,
+    Codec,
+    ArchiveReader<Box<dyn Read + Send>>,
+    Arc<AtomicU64>,
+);
 
+/// Opens a generation's archive, checked against its meta.json up to the first entry
+/// (lifeboat_core::store::Generation::open_verified_reader); the generation is returned for
+/// the check after the last entry.
 fn open_counted(archive: &Path) -> Result<Opened, String> {
-    let f = File::open(archive).map_err(|e| format!("cannot open {}: {e}", archive.display()))?;
+    let dir = archive
+        .parent()
+        .ok_or_else(|| format!("{} is not in a generation directory", archive.display()))?;
+    let g = StoreGeneration::load(dir).map_err(|e| e.to_string())?;
     let count = Arc::new(AtomicU64::new(0));
-    let r = Counted {
-        inner: f,
-        count: count.clone(),
-    };
-    let (codec, tar) =
-        codec::decoder(r).map_err(|e| format!("cannot read {}: {e}", archive.display()))?;
-    Ok((tar, count, codec))
+    let counter = count.clone();
+    let (codec, reader) = g
+        .open_verified_reader(|inner| Counted {
+            inner,
+            count: counter,
+        })
+        .map_err(|e| e.to_string())?;
+    Ok((g, codec, reader, count))
 }
 
 /// Forwards the byte counter to the progress display.
@@ -131,18 +144,21 @@ impl Ticker<'_> {
     }
 }
 
-/// Reads the whole archive, checking every checksum, the trailer and every entry against the
-/// restore's own rules (core's one verify loop); the error names where the damage is.
+/// Reads the whole archive with core's one verify loop (every checksum, the trailer, every
+/// entry against the restore's own rules), and the whole against the generation's meta.json.
 pub fn verify(archive: &Path, progress: &dyn Progress) -> Result<String, String> {
-    let (tar, count, codec) = open_counted(archive)?;
+    let (generation, codec, mut reader, count) = open_counted(archive)?;
     let mut ticker = Ticker {
         count,
         seen: 0,
         progress,
     };
-    let report = verify_tar_with(tar, codec, &mut |_| ticker.tick())
+    let report = verify_reader(&mut reader, codec, &mut |_| ticker.tick())
         .map_err(|e| format!("{}: {e}", archive.display()))?;
     ticker.tick();
+    generation
+        .check_end(&(&report).into())
+        .map_err(|e| e.to_string())?;
     let c = report.counts;
     if report.is_lifeboat {
         Ok(format!(
@@ -159,13 +175,12 @@ pub fn verify(archive: &Path, progress: &dyn Progress) -> Result<String, String>
 
 /// Extracts the archive beneath `target` (checking every checksum again while it reads).
 pub fn extract(archive: &Path, target: &Path, progress: &dyn Progress) -> Result<String, String> {
-    let (tar, count, _) = open_counted(archive)?;
+    let (generation, codec, mut reader, count) = open_counted(archive)?;
     let mut ticker = Ticker {
         count,
         seen: 0,
         progress,
     };
-    let mut reader = ArchiveReader::new(tar);
     let mut opts = RestoreOptions::new(target);
     opts.preserve_owner = true;
     opts.sync = true;
@@ -182,6 +197,9 @@ pub fn extract(archive: &Path, target: &Path, progress: &dyn Progress) -> Result
         }
     }
     ticker.tick();
+    generation
+        .check_reader_end(codec, &reader)
+        .map_err(|e| e.to_string())?;
     let r = ex.finish().map_err(|e| e.to_string())?;
     let mut s = format!(
         "{} files, {} directories, {} symlinks, {} hardlinks, {} devices, {} fifos, {} bytes",

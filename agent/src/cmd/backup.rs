@@ -88,13 +88,7 @@ pub(crate) fn drop_cache(file: &File) {
 
 /// True when an error (anywhere in its chain) is "no space left on device".
 pub(crate) fn is_no_space(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .and_then(|io| io.raw_os_error())
-            == Some(libc::ENOSPC)
-            || c.to_string().contains("os error 28")
-            || c.to_string().contains("No space left on device")
-    })
+    e.chain().any(store::space::is_no_space)
 }
 
 fn codec_of(c: Compress) -> Codec {
@@ -185,7 +179,8 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
         None => "nothing was written".to_string(),
     };
     let space = w.store.space()?;
-    let source_used = store::space::space_of(&root).map(|s| s.used).unwrap_or(0);
+    // What will be read: the tree under --root with the excludes, not its whole filesystem.
+    let source_used = source::estimate_bytes(&opts).unwrap_or(0);
     let needed = store::space::estimate(
         previous.as_ref().map(|g| g.meta.size),
         source_used,
@@ -200,7 +195,7 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
             match &previous {
                 Some(g) => format!("estimated from generation {}", g.id),
                 None => format!(
-                    "estimated from the {} used on {}",
+                    "estimated from the {} to back up under {}",
                     human(source_used),
                     root.display()
                 ),
@@ -222,6 +217,8 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
         let staging = w
             .store
             .begin(&w.lock, layout::ext_for_codec(codec.name()))?;
+        // Copies of files that keep changing go to the store, never to the root.
+        opts.spool_dir = Some(staging.dir().to_path_buf());
         let bar = Bar::new(quiet || json);
         let written = (|| -> anyhow::Result<_> {
             let file = staging.create_archive()?;
@@ -332,6 +329,7 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
         },
         changed_files: report.changed_files.clone(),
         manifest,
+        entries_digest: Some(report.trailer.entries_digest.clone()),
     };
     let generation = w.store.commit(&w.lock, staging, meta)?;
     let pruned = w.store.prune(&w.lock, keep, &generation.id)?;

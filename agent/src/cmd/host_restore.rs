@@ -199,6 +199,7 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
         state,
         changed_files: changed,
         manifest: staged.manifest.clone(),
+        entries_digest: staged.trailer.as_ref().map(|t| t.entries_digest.clone()),
     };
     let generation = w.store.commit(&w.lock, staging, meta)?;
     if !quiet {

@@ -23,6 +23,8 @@ pub(super) struct Input {
     pub name: String,
     /// Logical content bytes, when the store recorded them.
     pub content_bytes: Option<u64>,
+    /// The generation read, checked against its meta.json at the start and the end.
+    pub generation: Option<store::Generation>,
     pub _mount: Option<store::Mounted>,
 }
 
@@ -34,6 +36,7 @@ pub(super) fn open_file(file_name: &Path) -> Result<Input> {
             size: None,
             name: "stdin".into(),
             content_bytes: None,
+            generation: None,
             _mount: None,
         });
     }
@@ -45,6 +48,7 @@ pub(super) fn open_file(file_name: &Path) -> Result<Input> {
         size,
         name: file_name.display().to_string(),
         content_bytes: None,
+        generation: None,
         _mount: None,
     })
 }
@@ -67,14 +71,15 @@ pub(super) fn open_store(device: Option<&Path>) -> Result<(Store, store::Mounted
 /// Opens the archive of a committed generation (`latest` or an id).
 pub(super) fn open_generation(store: &Store, device: &str, id: &str) -> Result<Input> {
     let g = store.find(id)?;
-    let path = g.archive_path();
-    let f = std::fs::File::open(&path)
+    let f = g
+        .open_archive()
         .with_context(|| format!("cannot open the archive of generation {} on {device}", g.id))?;
     Ok(Input {
         stream: Box::new(f),
         size: Some(g.meta.size),
         name: format!("generation {} ({device})", g.id),
         content_bytes: Some(g.meta.bytes),
+        generation: Some(g),
         _mount: None,
     })
 }
@@ -140,6 +145,9 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
         .with_context(|| format!("cannot read {}", input.name))?
         .cloned();
     let is_lifeboat = reader.is_lifeboat();
+    if let Some(g) = &input.generation {
+        g.check_start(codec, is_lifeboat, manifest.as_ref())?;
+    }
     if !is_lifeboat && !json {
         eprintln!(
             "lifeboat: warning: {} is a plain tar archive: it carries no checksums, so its content cannot be verified",
@@ -150,6 +158,24 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
     opts.expected_bytes = input.content_bytes;
     let result = extract(&mut reader, &opts, bar);
     bar.finish();
+    if let (Ok(_), Some(g)) = (&result, &input.generation) {
+        if let Err(e) = g.check_reader_end(codec, &reader) {
+            if json {
+                let out = serde_json::json!({
+                    "ok": false, "archive": input.name, "target": target_dir, "error": e.to_string(),
+                    "damaged": true,
+                });
+                println!("{out}");
+            } else {
+                eprintln!("lifeboat: error: {e}");
+                eprintln!(
+                    "lifeboat: the restore into {} is incomplete: restore from another backup",
+                    target_dir.display()
+                );
+            }
+            return Ok(ExitCode::from(2));
+        }
+    }
     let report = match result {
         Ok(r) => r,
         Err(e) => {

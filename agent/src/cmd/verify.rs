@@ -5,7 +5,9 @@
 use super::restore::{bar, open_file, open_generation, open_store, Input};
 use crate::cli::Command;
 use anyhow::{bail, Result};
-use lifeboat_core::archive::verify::{verify_stream, VerifyReport};
+use lifeboat_core::archive::verify::{verify_tar, VerifyReport};
+use lifeboat_core::archive::ArchiveError;
+use lifeboat_core::codec;
 use lifeboat_core::io::ProgressReader;
 use lifeboat_core::progress::Progress;
 use std::process::ExitCode;
@@ -101,8 +103,21 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
 fn verify_one(input: Input, quiet: bool) -> Result<VerifyReport, String> {
     let bar = bar(quiet, input.size);
     bar.set_message(&input.name);
+    let generation = input.generation;
     let counted = ProgressReader::new(input.stream, bar);
-    let result = verify_stream(counted).map_err(|e| e.to_string());
+    let result = codec::decoder(counted)
+        .map_err(|e| ArchiveError::from(e).to_string())
+        .and_then(|(codec, tar)| {
+            // A generation is also checked against its meta.json.
+            if let Some(g) = &generation {
+                g.check_codec(codec).map_err(|e| e.to_string())?;
+            }
+            let report = verify_tar(tar, codec).map_err(|e| e.to_string())?;
+            if let Some(g) = &generation {
+                g.check_end(&(&report).into()).map_err(|e| e.to_string())?;
+            }
+            Ok(report)
+        });
     bar.finish();
     result
 }

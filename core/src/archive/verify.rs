@@ -125,7 +125,17 @@ pub fn verify_tar_with<R: Read>(
     codec: Codec,
     each: &mut dyn FnMut(&Entry),
 ) -> Result<VerifyReport, VerifyError> {
-    let mut reader = ArchiveReader::new(tar);
+    verify_reader(&mut ArchiveReader::new(tar), codec, each)
+}
+
+/// The verify loop itself, on a reader the caller opened (e.g. a store generation opened
+/// against its meta.json, with its manifest already read): reads every remaining entry to its
+/// end and checks it; the report covers the whole archive.
+pub fn verify_reader<R: Read>(
+    reader: &mut ArchiveReader<R>,
+    codec: Codec,
+    each: &mut dyn FnMut(&Entry),
+) -> Result<VerifyReport, VerifyError> {
     let mut validator = Validator::new();
     // The raw path of the last entry read (made printable only for an error).
     let mut last: Option<Vec<u8>> = None;

@@ -25,8 +25,9 @@ pub fn write_backup<W: Write>(
     out: W,
     progress: &dyn Progress,
 ) -> Result<(W, BackupReport), SourceError> {
+    opts.check_spool()?;
     super::complete_manifest(opts, &mut manifest);
-    progress.set_total(super::estimate_bytes(&opts.root));
+    progress.set_total(super::estimate_bytes(opts));
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism()
             .map(|n| n.get())

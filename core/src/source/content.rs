@@ -6,9 +6,15 @@
 //!   its stat compared before and after; on a change it is read again (up to [`TRIES`] times);
 //! - a larger file is hashed in a first pass (same stat check and retries) and streamed in a
 //!   second pass by the writer, hashed again ([`StreamReader`]); the writer compares both;
+//! - a small file that grows while it is read (its size is checked again on every try) is
+//!   never read whole into more memory than was reserved for it: it takes the large-file path;
 //! - a larger file that keeps changing during the first pass is copied once into an unnamed
 //!   temporary file (O_TMPFILE, spool) while hashed, and the copy is archived, so the archive
-//!   holds one consistent version of it, and the file is reported as changed.
+//!   holds one consistent version of it, and the file is reported as changed. The spool
+//!   directory is never on a filesystem being backed up (see `SourceOptions::spool_dir`);
+//!   without one, the file is streamed once more and the writer reports it if it changed.
+//!
+//! [`read_content`] chooses between the paths.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
@@ -151,20 +157,33 @@ pub struct SmallRead {
     pub changed: bool,
 }
 
+/// The outcome of [`read_small`].
+pub enum Small {
+    Read(SmallRead),
+    /// The file grew past `max_data` while it was read: read it as a large file, from this
+    /// stat on.
+    Grew(Snapshot),
+}
+
 /// Reads a small file whole into `data` (a recycled buffer), retrying while its stat changes
 /// under us. `first` is the stat taken when the file was opened; `layout_of` computes the
-/// layout (size, holes) for each try.
+/// layout (size, holes) for each try. Never holds more than `max_data` bytes of data: a try
+/// whose layout has more returns [`Small::Grew`].
 pub fn read_small(
     file: &File,
     first: Snapshot,
     mut data: Vec<u8>,
+    max_data: u64,
     mut layout_of: impl FnMut(&File, &Snapshot) -> io::Result<Layout>,
-) -> io::Result<SmallRead> {
+) -> io::Result<Small> {
     let mut before = first;
     let mut attempt = 0;
     loop {
         attempt += 1;
         let layout = layout_of(file, &before)?;
+        if layout.data_len() > max_data {
+            return Ok(Small::Grew(before));
+        }
         data.clear();
         data.resize(layout.data_len() as usize, 0);
         let mut h = layout.hasher()?;
@@ -172,13 +191,13 @@ pub fn read_small(
         let after = Snapshot::of(file)?;
         let stable = after.same_version(&before) && !short;
         if stable || attempt >= TRIES {
-            return Ok(SmallRead {
+            return Ok(Small::Read(SmallRead {
                 data,
                 checksum: h.finalize(),
                 layout,
                 snapshot: before,
                 changed: !stable,
-            });
+            }));
         }
         before = after;
     }
@@ -231,21 +250,22 @@ pub enum LargeRead {
     },
 }
 
-/// First pass over a large file.
+/// First pass over a large file. A file that keeps changing is copied into `spool_dir`;
+/// without one, the last try is streamed (the writer reports the file if it changes again).
 pub fn read_large(
     file: &File,
     first: Snapshot,
     mut layout_of: impl FnMut(&File, &Snapshot) -> io::Result<Layout>,
-    spool_dir: &std::path::Path,
+    spool_dir: Option<&std::path::Path>,
 ) -> io::Result<LargeRead> {
     let mut buf = vec![0u8; CHUNK];
     let mut before = first;
-    for _ in 0..TRIES {
+    for attempt in 1..=TRIES {
         let layout = layout_of(file, &before)?;
         let mut h = layout.hasher()?;
         let short = read_layout(file, &layout, &mut h, &mut buf, &mut |_| Ok(()))?;
         let after = Snapshot::of(file)?;
-        if after.same_version(&before) && !short {
+        if (after.same_version(&before) && !short) || (attempt == TRIES && spool_dir.is_none()) {
             return Ok(LargeRead::Stream {
                 checksum: h.finalize(),
                 layout,
@@ -254,6 +274,9 @@ pub fn read_large(
         }
         before = after;
     }
+    let Some(spool_dir) = spool_dir else {
+        return Err(io::Error::other("internal error: no spool directory"));
+    };
     // Keeps changing: take one copy of it.
     let layout = layout_of(file, &before)?;
     let mut spool = spool_file(spool_dir)?;
@@ -272,15 +295,67 @@ pub fn read_large(
     })
 }
 
-/// An unnamed temporary file in `dir` (never visible, gone when closed).
+/// A file's content as read for the archive.
+pub enum ContentRead {
+    /// Read into memory.
+    Small(SmallRead),
+    /// Large, or a small file that grew while it was read.
+    Large(LargeRead),
+}
+
+/// Reads a regular file for the archive: into memory when its data (`first_len`, from the
+/// stat taken when it was opened) is at most `small_limit`, at most `first_len` bytes of it
+/// (what the caller reserved), re-checked on every try; else, or when it grows past that, by
+/// the large-file path (hash pass, then streamed or spooled into `spool_dir`). `buffer`
+/// gives the memory to read a small file into.
+pub fn read_content(
+    file: &File,
+    first: Snapshot,
+    first_len: u64,
+    small_limit: u64,
+    buffer: impl FnOnce() -> Vec<u8>,
+    spool_dir: Option<&std::path::Path>,
+    mut layout_of: impl FnMut(&File, &Snapshot) -> io::Result<Layout>,
+) -> io::Result<ContentRead> {
+    let mut start = first;
+    if first_len <= small_limit {
+        match read_small(file, first, buffer(), first_len, &mut layout_of)? {
+            Small::Read(r) => return Ok(ContentRead::Small(r)),
+            Small::Grew(now) => start = now,
+        }
+    }
+    read_large(file, start, layout_of, spool_dir).map(ContentRead::Large)
+}
+
+/// An unnamed temporary file in `dir` (never visible, gone when closed). Where the filesystem
+/// has no O_TMPFILE, a named file is created and unlinked at once.
 fn spool_file(dir: &std::path::Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
+    let unnamed = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_TMPFILE)
         .mode(0o600)
-        .open(dir)
+        .open(dir);
+    match unnamed {
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+            ) => {}
+        r => return r,
+    }
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!(".lifeboat-spool-{}-{n}", std::process::id()));
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(f)
 }
 
 /// The second pass over a large file: yields its data bytes (as laid out), hashing the logical
@@ -370,6 +445,13 @@ impl Read for StreamReader<'_> {
 mod tests {
     use super::*;
 
+    fn small(r: Small) -> io::Result<SmallRead> {
+        match r {
+            Small::Read(r) => Ok(r),
+            Small::Grew(_) => Err(io::Error::other("expected a small read")),
+        }
+    }
+
     fn whole(_: &File, s: &Snapshot) -> io::Result<Layout> {
         Ok(Layout {
             size: s.size,
@@ -383,7 +465,13 @@ mod tests {
         let p = dir.path().join("f");
         std::fs::write(&p, b"hello lifeboat")?;
         let f = File::open(&p)?;
-        let r = read_small(&f, Snapshot::of(&f)?, Vec::new(), whole)?;
+        let r = small(read_small(
+            &f,
+            Snapshot::of(&f)?,
+            Vec::new(),
+            1 << 20,
+            whole,
+        )?)?;
         assert_eq!(r.data, b"hello lifeboat");
         assert_eq!(r.checksum, *blake3::hash(b"hello lifeboat").as_bytes());
         assert!(!r.changed);
@@ -429,13 +517,19 @@ mod tests {
         let mut calls = 0;
         // The layout callback runs at the start of every try: rewrite the file during the
         // first try only (different size, so the stat changes for sure).
-        let r = read_small(&f, Snapshot::of(&f)?, Vec::new(), |file, s| {
-            calls += 1;
-            if calls == 1 {
-                std::fs::write(&p, b"version 2, longer")?;
-            }
-            whole(file, s)
-        })?;
+        let r = small(read_small(
+            &f,
+            Snapshot::of(&f)?,
+            Vec::new(),
+            1 << 20,
+            |file, s| {
+                calls += 1;
+                if calls == 1 {
+                    std::fs::write(&p, b"version 2, longer")?;
+                }
+                whole(file, s)
+            },
+        )?)?;
         assert_eq!(calls, 2);
         assert!(!r.changed);
         assert_eq!(r.data, b"version 2, longer");
@@ -450,11 +544,17 @@ mod tests {
         std::fs::write(&p, b"v0")?;
         let f = File::open(&p)?;
         let mut n = 0;
-        let r = read_small(&f, Snapshot::of(&f)?, Vec::new(), |file, s| {
-            n += 1;
-            std::fs::write(&p, format!("version {n} {}", "x".repeat(n)))?;
-            whole(file, s)
-        })?;
+        let r = small(read_small(
+            &f,
+            Snapshot::of(&f)?,
+            Vec::new(),
+            1 << 20,
+            |file, s| {
+                n += 1;
+                std::fs::write(&p, format!("version {n} {}", "x".repeat(n)))?;
+                whole(file, s)
+            },
+        )?)?;
         assert!(r.changed);
         assert_eq!(r.checksum, *blake3::hash(&r.data).as_bytes());
         // Large path: spooled copy, consistent with its checksum.
@@ -467,7 +567,7 @@ mod tests {
                 std::fs::write(&p, format!("large {n} {}", "y".repeat(n)))?;
                 whole(file, s)
             },
-            dir.path(),
+            Some(dir.path()),
         )?;
         match r {
             LargeRead::Spooled {

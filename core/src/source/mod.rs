@@ -4,12 +4,14 @@
 //!   metadata, hardlinks, sockets counted);
 //! - [`content`]: reading a file consistently with its checksum (retries, spool);
 //! - [`exclude`], [`xattr`], [`flags`], [`sparse`]: one concern each;
+//! - [`estimate`]: how much a backup will read (space check, progress);
 //! - [`pipeline`]: walker thread -> bounded channel -> archive writer -> encoder threads.
 //!
 //! Public API: [`SourceOptions`], [`default_excludes`], [`write_backup`] and [`BackupReport`].
 
 mod backup;
 pub mod content;
+pub mod estimate;
 pub mod exclude;
 pub mod flags;
 mod mounts;
@@ -20,6 +22,7 @@ pub mod walk;
 pub mod xattr;
 
 pub use backup::write_backup;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 /// The excludes `xe host-backup` applies, plus the contents of the pseudo filesystems.
@@ -59,7 +62,11 @@ pub struct SourceOptions {
     pub level: Option<i32>,
     /// Compression threads (0: every core).
     pub threads: usize,
-    /// Where copies of files that keep changing are spooled (default: the system temp dir).
+    /// Where copies of large files that keep changing while they are read are spooled: the
+    /// store's staging directory when writing a generation, or a directory the user names.
+    /// Never on a filesystem being backed up ([`SourceOptions::check_spool`] refuses it).
+    /// None (the default): no spool; such a file is streamed once more and reported if it
+    /// changed again (never copied to the temp dir, which on dom0 is the root itself).
     pub spool_dir: Option<PathBuf>,
     /// Files with at most this much data are read into memory in one go.
     pub small_file_limit: u64,
@@ -83,7 +90,6 @@ impl SourceOptions {
 
     /// Included mount points as relative paths (`boot/efi` first when enabled).
     pub fn include_paths(&self) -> Vec<Vec<u8>> {
-        use std::os::unix::ffi::OsStrExt;
         let mut out: Vec<Vec<u8>> = Vec::new();
         if self.include_boot_efi {
             out.push(b"boot/efi".to_vec());
@@ -104,13 +110,47 @@ impl SourceOptions {
         out
     }
 
+    /// Refuses a spool directory on a filesystem being backed up (the root's, or an included
+    /// mount's): copies of changing files must not grow the source while it is read.
+    pub fn check_spool(&self) -> Result<(), SourceError> {
+        use std::os::unix::fs::MetadataExt;
+        let Some(dir) = &self.spool_dir else {
+            return Ok(());
+        };
+        let spool = std::fs::metadata(dir).map_err(|source| SourceError::Spool {
+            dir: dir.clone(),
+            source,
+        })?;
+        if !spool.is_dir() {
+            return Err(SourceError::Spool {
+                dir: dir.clone(),
+                source: std::io::Error::from_raw_os_error(libc::ENOTDIR),
+            });
+        }
+        let mut sources = vec![self.root.clone()];
+        for inc in self.include_paths() {
+            sources.push(self.root.join(std::ffi::OsStr::from_bytes(&inc)));
+        }
+        for src in sources {
+            if let Ok(m) = std::fs::metadata(&src) {
+                if m.dev() == spool.dev() {
+                    return Err(SourceError::SpoolOnSource {
+                        dir: dir.clone(),
+                        on: src,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The walker settings these options stand for.
     pub fn walk_config(&self) -> walk::WalkConfig {
         walk::WalkConfig {
             root: self.root.clone(),
             excludes: exclude::Excludes::new(&self.excludes),
             includes: self.include_paths(),
-            spool_dir: self.spool_dir.clone().unwrap_or_else(std::env::temp_dir),
+            spool_dir: self.spool_dir.clone(),
             small_file_limit: self.small_file_limit,
         }
     }
@@ -130,6 +170,26 @@ pub enum SourceError {
     Output(std::io::Error),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The spool directory for copies of changing files is on a filesystem being backed up.
+    #[error("the spool directory {} is on a filesystem being backed up ({}); spool copies of changing files elsewhere (the backup store's staging directory, or another filesystem)", dir.display(), on.display())]
+    SpoolOnSource { dir: PathBuf, on: PathBuf },
+    #[error("cannot use the spool directory {}: {source}", dir.display())]
+    Spool {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl SourceError {
+    /// True when writing the backup failed because its output is full.
+    pub fn is_no_space(&self) -> bool {
+        let enospc = |e: &std::io::Error| e.raw_os_error() == Some(libc::ENOSPC);
+        match self {
+            SourceError::Output(e) | SourceError::Spool { source: e, .. } => enospc(e),
+            SourceError::Archive(crate::archive::ArchiveError::Io(e)) => enospc(e),
+            _ => false,
+        }
+    }
 }
 
 /// The outcome of a backup.
@@ -191,10 +251,9 @@ pub fn complete_manifest(opts: &SourceOptions, m: &mut crate::archive::Manifest)
     m.codec = opts.codec.name().to_string();
 }
 
-/// Bytes used on the root's filesystem: the progress total (an estimate: excludes and other
-/// filesystems make the real figure smaller).
-pub fn estimate_bytes(root: &std::path::Path) -> Option<u64> {
-    let s = nix::sys::statvfs::statvfs(root).ok()?;
-    let used = (s.blocks() as u64).saturating_sub(s.blocks_free() as u64);
-    Some(used.saturating_mul(s.fragment_size() as u64))
+/// Estimated bytes a backup with `opts` reads: the progress total and the base of the space
+/// check (see [`estimate::source_bytes`]: the filesystem's used bytes when the root is its top,
+/// else the tree under the root, excludes applied).
+pub fn estimate_bytes(opts: &SourceOptions) -> Option<u64> {
+    estimate::source_bytes(opts)
 }

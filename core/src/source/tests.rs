@@ -453,3 +453,174 @@ fn write_backup_round_trips_through_the_archive_reader() -> R<()> {
     }
     Ok(())
 }
+
+/// Counts the heap bytes the current thread holds while [`alloc_meter::peak_of`] runs (the
+/// other threads of the test binary are not counted).
+mod alloc_meter {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static ON: Cell<bool> = const { Cell::new(false) };
+        static NOW: Cell<i64> = const { Cell::new(0) };
+        static PEAK: Cell<i64> = const { Cell::new(0) };
+    }
+
+    fn note(delta: i64) {
+        let _ = ON.try_with(|on| {
+            if on.get() {
+                let now = NOW.with(|n| {
+                    n.set(n.get() + delta);
+                    n.get()
+                });
+                PEAK.with(|p| p.set(p.get().max(now)));
+            }
+        });
+    }
+
+    pub struct Meter;
+
+    // SAFETY: every call is forwarded to the system allocator unchanged.
+    unsafe impl GlobalAlloc for Meter {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            note(l.size() as i64);
+            // SAFETY: same contract as ours.
+            unsafe { System.alloc(l) }
+        }
+        unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+            note(l.size() as i64);
+            // SAFETY: same contract as ours.
+            unsafe { System.alloc_zeroed(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            note(-(l.size() as i64));
+            // SAFETY: same contract as ours.
+            unsafe { System.dealloc(p, l) }
+        }
+        unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+            note(new as i64 - l.size() as i64);
+            // SAFETY: same contract as ours.
+            unsafe { System.realloc(p, l, new) }
+        }
+    }
+
+    #[global_allocator]
+    static METER: Meter = Meter;
+
+    /// Runs `f` and returns its result with the peak of heap bytes this thread held.
+    pub fn peak_of<T>(f: impl FnOnce() -> T) -> (T, u64) {
+        NOW.with(|n| n.set(0));
+        PEAK.with(|p| p.set(0));
+        ON.with(|o| o.set(true));
+        let r = f();
+        ON.with(|o| o.set(false));
+        (r, PEAK.with(|p| p.get()).max(0) as u64)
+    }
+}
+
+#[test]
+fn a_small_file_that_grows_while_read_is_streamed_in_bounded_memory() -> R<()> {
+    use content::{ContentRead, LargeRead, Layout, Snapshot};
+    let t = tempfile::tempdir()?;
+    let p = t.path().join("growing.log");
+    std::fs::write(&p, vec![b'a'; 100 << 10])?;
+    let f = std::fs::File::open(&p)?;
+    let first = Snapshot::of(&f)?;
+    const GROWN: u64 = 256 << 20;
+    let mut calls = 0;
+    let (read, peak) = alloc_meter::peak_of(|| {
+        content::read_content(&f, first, first.size, 8 << 20, Vec::new, None, |_, s| {
+            calls += 1;
+            if calls == 1 {
+                // Between the size check and the read: 100 KiB becomes 256 MiB.
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)?
+                    .set_len(GROWN)?;
+            }
+            Ok(Layout {
+                size: s.size,
+                sparse: None,
+            })
+        })
+    });
+    match read? {
+        ContentRead::Large(LargeRead::Stream { layout, .. }) => assert_eq!(layout.size, GROWN),
+        ContentRead::Large(LargeRead::Spooled { .. }) => {
+            return Err("spooled without a spool".into())
+        }
+        ContentRead::Small(r) => {
+            return Err(format!("read {} bytes into memory", r.data.len()).into())
+        }
+    }
+    assert!(
+        peak < 4 << 20,
+        "reading a file that grew to {GROWN} bytes allocated {peak} bytes"
+    );
+    Ok(())
+}
+
+#[test]
+fn copies_of_changing_files_are_never_spooled_on_the_source() -> R<()> {
+    use std::os::unix::fs::MetadataExt;
+    let t = tempfile::tempdir()?;
+    let root = t.path().join("root");
+    std::fs::create_dir_all(root.join("var/spool"))?;
+    let root_dev = std::fs::metadata(&root)?.dev();
+    // The default spools nowhere on the source (the temp dir may be the root itself).
+    let opts = SourceOptions::new(&root);
+    opts.check_spool()?;
+    if let Some(dir) = opts.walk_config().spool_dir {
+        assert_ne!(std::fs::metadata(dir)?.dev(), root_dev);
+    }
+    // A spool directory on the filesystem being backed up is refused, before anything is read.
+    let mut opts = SourceOptions::new(&root);
+    opts.spool_dir = Some(root.join("var/spool"));
+    let mut out = Vec::new();
+    match write_backup(
+        &opts,
+        crate::archive::Manifest::default(),
+        &mut out,
+        &crate::progress::NoProgress,
+    ) {
+        Err(SourceError::SpoolOnSource { dir, .. }) => assert_eq!(dir, root.join("var/spool")),
+        Err(e) => return Err(format!("unexpected error: {e}").into()),
+        Ok(_) => return Err("a spool on the source was accepted".into()),
+    }
+    assert!(out.is_empty());
+    // Anywhere else on the same filesystem is the same filesystem.
+    opts.spool_dir = Some(t.path().to_path_buf());
+    assert!(matches!(
+        opts.check_spool(),
+        Err(SourceError::SpoolOnSource { .. })
+    ));
+    // Another filesystem is fine.
+    let shm = Path::new("/dev/shm");
+    if std::fs::metadata(shm).is_ok_and(|m| m.dev() != root_dev) {
+        opts.spool_dir = Some(shm.to_path_buf());
+        opts.check_spool()?;
+    }
+    Ok(())
+}
+
+#[test]
+fn the_estimate_of_a_subdirectory_root_is_what_is_under_it() -> R<()> {
+    let t = tempfile::tempdir()?;
+    let root = t.path().join("srv/data");
+    std::fs::create_dir_all(root.join("tmp"))?;
+    std::fs::write(root.join("a"), vec![1u8; 3000])?;
+    std::fs::write(root.join("b"), vec![2u8; 5000])?;
+    // Excluded by the defaults: not counted.
+    std::fs::write(root.join("tmp/big"), vec![3u8; 4 << 20])?;
+    std::fs::hard_link(root.join("b"), root.join("b2"))?;
+    let opts = SourceOptions::new(&root);
+    let est = estimate_bytes(&opts).ok_or("no estimate")?;
+    let fs_used = crate::store::space::space_of(&root)?.used;
+    // Two small files, a hard link, two directories: far less than the filesystem holds.
+    assert!(est >= 8000, "{est}");
+    assert!(
+        est < 1 << 20,
+        "estimated {est} bytes for two small files (the filesystem has {fs_used} used)"
+    );
+    Ok(())
+}

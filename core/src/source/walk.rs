@@ -4,7 +4,7 @@
 //! followed. It produces archive [`Entry`] values with their content ([`Item`]), in archive
 //! order (a directory before what it holds).
 
-use super::content::{self, LargeRead, Layout, Snapshot};
+use super::content::{self, ContentRead, LargeRead, Layout, Snapshot};
 use super::exclude::Excludes;
 use super::{flags, sparse, xattr};
 use crate::archive::{Entry, EntryKind, FileFlags, Timestamp};
@@ -83,8 +83,9 @@ pub struct WalkConfig {
     pub excludes: Excludes,
     /// Mount points below the root to descend into (relative paths).
     pub includes: Vec<Vec<u8>>,
-    /// Where copies of changing large files are spooled.
-    pub spool_dir: PathBuf,
+    /// Where copies of changing large files are spooled (never on a filesystem being backed
+    /// up; None: not spooled, see [`content::read_large`]).
+    pub spool_dir: Option<PathBuf>,
     pub small_file_limit: u64,
 }
 
@@ -575,11 +576,32 @@ impl<'a> Walker<'a> {
         };
         let first = Snapshot::from_stat(&st);
         let first_len = layout_of(&file, &first)?.data_len();
-        let (content, layout, checksum, snapshot, changed, held) =
-            if first_len <= self.cfg.small_file_limit {
-                out.reserve(first_len);
-                let buf = out.buffer();
-                let r = content::read_small(&file, first, buf, layout_of)?;
+        let limit = self.cfg.small_file_limit;
+        // Memory for a small file is reserved before it is read; a small file that grows
+        // while it is read takes the large path and never holds more than this.
+        // An open large file waiting in the channel costs a descriptor: count it against
+        // the budget so only a few wait at a time.
+        let mut reserved = if first_len <= limit {
+            first_len
+        } else {
+            STREAM_COST
+        };
+        out.reserve(reserved);
+        let read = content::read_content(
+            &file,
+            first,
+            first_len,
+            limit,
+            || out.buffer(),
+            self.cfg.spool_dir.as_deref(),
+            layout_of,
+        )?;
+        if matches!(read, ContentRead::Large(_)) && reserved < STREAM_COST {
+            out.reserve(STREAM_COST - reserved);
+            reserved = STREAM_COST;
+        }
+        let (content, layout, checksum, snapshot, changed, held) = match read {
+            ContentRead::Small(r) => {
                 // Account for the buffer's real size (a recycled buffer may be larger).
                 let held = r.data.capacity() as u64;
                 if held > first_len {
@@ -593,43 +615,38 @@ impl<'a> Walker<'a> {
                     r.changed,
                     held.max(first_len),
                 )
-            } else {
-                // An open large file waiting in the channel costs a descriptor: count it
-                // against the budget so only a few wait at a time.
-                out.reserve(STREAM_COST);
-                match content::read_large(&file, first, layout_of, &self.cfg.spool_dir)? {
-                    LargeRead::Stream {
-                        checksum,
-                        layout,
-                        snapshot,
-                    } => (
-                        Content::Stream {
-                            file,
-                            layout: layout.clone(),
-                            checksum,
-                            snapshot,
-                        },
-                        layout,
-                        checksum,
-                        snapshot,
-                        false,
-                        STREAM_COST,
-                    ),
-                    LargeRead::Spooled {
-                        spool,
-                        checksum,
-                        layout,
-                        snapshot,
-                    } => (
-                        Content::Spool(spool),
-                        layout,
-                        checksum,
-                        snapshot,
-                        true,
-                        STREAM_COST,
-                    ),
-                }
-            };
+            }
+            ContentRead::Large(LargeRead::Stream {
+                checksum,
+                layout,
+                snapshot,
+            }) => (
+                Content::Stream {
+                    file,
+                    layout: layout.clone(),
+                    checksum,
+                    snapshot,
+                },
+                layout,
+                checksum,
+                snapshot,
+                false,
+                reserved,
+            ),
+            ContentRead::Large(LargeRead::Spooled {
+                spool,
+                checksum,
+                layout,
+                snapshot,
+            }) => (
+                Content::Spool(spool),
+                layout,
+                checksum,
+                snapshot,
+                true,
+                reserved,
+            ),
+        };
         entry.size = layout.size;
         entry.kind = EntryKind::File {
             sparse: layout.sparse,

@@ -1,8 +1,14 @@
 //! Generations: one committed backup each, with its metadata.
 
 use super::layout::META;
-use crate::archive::manifest::Manifest;
+use super::StoreError;
+use crate::archive::manifest::{Counts, Manifest, Trailer};
+use crate::archive::reader::ArchiveReader;
+use crate::archive::verify::VerifyReport;
+use crate::codec::{self, Codec};
 use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// How far a generation was checked when it was committed.
@@ -76,6 +82,9 @@ pub struct GenerationMeta {
     pub changed_files: Vec<String>,
     /// The archive's manifest (None for a plain tar).
     pub manifest: Option<Manifest>,
+    /// The trailer's `entries_digest` (Lifeboat archives; absent in older meta.json files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entries_digest: Option<String>,
 }
 
 /// A committed generation.
@@ -93,7 +102,176 @@ impl Generation {
         self.dir.join(&self.meta.archive)
     }
 
-    pub(crate) fn load(dir: &Path) -> Result<Self, super::StoreError> {
+    /// Opens the archive file, checking first what can be checked without reading it: it is a
+    /// regular file of the size meta.json records.
+    pub fn open_archive(&self) -> Result<File, StoreError> {
+        let path = self.archive_path();
+        let f = File::open(&path).map_err(|e| StoreError::io(&path, e))?;
+        let len = f.metadata().map_err(|e| StoreError::io(&path, e))?.len();
+        if len != self.meta.size {
+            return Err(self.mismatch(format!(
+                "meta.json records an archive of {} bytes, {} holds {len} bytes",
+                self.meta.size,
+                path.display()
+            )));
+        }
+        Ok(f)
+    }
+
+    /// Opens the archive for reading through `wrap` (e.g. a progress counter) and reads up to
+    /// its first entry, checked against meta.json (see [`Self::check_start`]). Read every
+    /// entry, then call [`Self::check_reader_end`] before calling the generation sound or the
+    /// restore done. Every consumer (verify, restore, the recovery image) reads a generation
+    /// this way.
+    pub fn open_verified_reader<W, F>(
+        &self,
+        wrap: F,
+    ) -> Result<(Codec, ArchiveReader<Box<dyn Read + Send>>), StoreError>
+    where
+        W: Read + Send + 'static,
+        F: FnOnce(File) -> W,
+    {
+        let path = self.archive_path();
+        let f = self.open_archive()?;
+        let (codec, tar) = codec::decoder(wrap(f)).map_err(|e| StoreError::io(&path, e))?;
+        self.check_codec(codec)?;
+        let mut reader = ArchiveReader::new(tar);
+        let manifest = reader
+            .read_manifest()
+            .map_err(|source| StoreError::Archive {
+                generation: self.id.clone(),
+                source,
+            })?
+            .cloned();
+        self.check_start(codec, reader.is_lifeboat(), manifest.as_ref())?;
+        Ok((codec, reader))
+    }
+
+    /// The codec found in the archive's magic is the one meta.json records.
+    pub fn check_codec(&self, codec: Codec) -> Result<(), StoreError> {
+        if codec.name() != self.meta.codec {
+            return Err(self.mismatch(format!(
+                "meta.json records a {} archive, the file reads as {}{}",
+                self.meta.codec,
+                codec.name(),
+                if codec == Codec::None {
+                    " (its compression header is gone)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        Ok(())
+    }
+
+    /// Before the first entry is used: the codec, the kind of archive (a generation recorded
+    /// as a Lifeboat archive reads with its manifest first) and the manifest itself equal
+    /// what meta.json records.
+    pub fn check_start(
+        &self,
+        codec: Codec,
+        is_lifeboat: bool,
+        manifest: Option<&Manifest>,
+    ) -> Result<(), StoreError> {
+        self.check_codec(codec)?;
+        let recorded_lifeboat = self.meta.state != GenerationState::Unchecked;
+        if recorded_lifeboat && !is_lifeboat {
+            return Err(self.mismatch(
+                "meta.json records a Lifeboat archive, but the archive does not start with its manifest".into(),
+            ));
+        }
+        if !recorded_lifeboat && is_lifeboat {
+            return Err(self.mismatch(
+                "meta.json records a plain tar archive, but the archive reads as a Lifeboat archive".into(),
+            ));
+        }
+        if let (Some(recorded), Some(read)) = (&self.meta.manifest, manifest) {
+            // Which backup this is: its time, host, format, tool, inventory, excludes and
+            // codec. The machine and source identity are left out: the QEMU tests rewrite
+            // them in meta.json to stand for the guest (tests/qemu/lib.sh lb_store_backup).
+            let which = |m: &Manifest| {
+                (
+                    m.format_version,
+                    m.tool_version.clone(),
+                    m.created.clone(),
+                    m.hostname.clone(),
+                    m.inventory.clone(),
+                    m.excludes.clone(),
+                    m.includes.clone(),
+                    m.codec.clone(),
+                )
+            };
+            if which(recorded) != which(read) {
+                return Err(self.mismatch(format!(
+                    "the archive's manifest (host '{}', created {}) is not the one meta.json records (host '{}', created {})",
+                    read.hostname, read.created, recorded.hostname, recorded.created
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// After the last entry: everything [`Self::check_start`] checks, plus (Lifeboat) the
+    /// trailer was read last and its digest is the recorded one, and the counts equal
+    /// meta.json's. An archive with no entries is never a sound generation.
+    pub fn check_end(&self, read: &ReadSummary<'_>) -> Result<(), StoreError> {
+        self.check_start(read.codec, read.is_lifeboat, read.manifest)?;
+        if read.is_lifeboat {
+            let Some(trailer) = read.trailer else {
+                return Err(
+                    self.mismatch("the archive ended without its trailer (it is cut short)".into())
+                );
+            };
+            if let Some(d) = &self.meta.entries_digest {
+                if *d != trailer.entries_digest {
+                    return Err(self.mismatch(format!(
+                        "the trailer's entries digest {} is not the recorded {d}",
+                        trailer.entries_digest
+                    )));
+                }
+            }
+        }
+        let c = read.counts;
+        let m = &self.meta;
+        if c.entries == 0 {
+            return Err(self.mismatch(format!(
+                "the archive holds no entries, meta.json records {}",
+                m.entries
+            )));
+        }
+        if (c.entries, c.files, c.bytes) != (m.entries, m.files, m.bytes) {
+            return Err(self.mismatch(format!(
+                "read {} entries, {} files, {} bytes; meta.json records {} entries, {} files, {} bytes",
+                c.entries, c.files, c.bytes, m.entries, m.files, m.bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`Self::check_end`] for a reader that has returned its last entry.
+    pub fn check_reader_end<R: Read>(
+        &self,
+        codec: Codec,
+        reader: &ArchiveReader<R>,
+    ) -> Result<(), StoreError> {
+        self.check_end(&ReadSummary {
+            codec,
+            is_lifeboat: reader.is_lifeboat(),
+            manifest: reader.manifest(),
+            trailer: reader.trailer(),
+            counts: reader.counts(),
+        })
+    }
+
+    fn mismatch(&self, what: String) -> StoreError {
+        StoreError::Mismatch {
+            generation: self.id.clone(),
+            what,
+        }
+    }
+
+    /// The generation in `dir` (`generations/<id>`), from its meta.json.
+    pub fn load(dir: &Path) -> Result<Self, super::StoreError> {
         let meta_path = dir.join(META);
         let raw = std::fs::read(&meta_path).map_err(|e| super::StoreError::io(&meta_path, e))?;
         let meta: GenerationMeta = serde_json::from_slice(&raw).map_err(|e| {
@@ -108,5 +286,27 @@ impl Generation {
             dir: dir.to_path_buf(),
             meta,
         })
+    }
+}
+
+/// What reading a generation's archive to its end found, to compare with its meta.json.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadSummary<'a> {
+    pub codec: Codec,
+    pub is_lifeboat: bool,
+    pub manifest: Option<&'a Manifest>,
+    pub trailer: Option<&'a Trailer>,
+    pub counts: &'a Counts,
+}
+
+impl<'a> From<&'a VerifyReport> for ReadSummary<'a> {
+    fn from(r: &'a VerifyReport) -> Self {
+        ReadSummary {
+            codec: r.codec,
+            is_lifeboat: r.is_lifeboat,
+            manifest: r.manifest.as_ref(),
+            trailer: r.trailer.as_ref(),
+            counts: &r.counts,
+        }
     }
 }

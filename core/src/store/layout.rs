@@ -5,12 +5,15 @@
 //! generations/<id>/          committed generations, one directory each:
 //!     backup.tar.<ext>       the archive (ext: zst, gz, xz, or none for plain "backup.tar")
 //!     meta.json              GenerationMeta: id, times, host, product version, size, files,
-//!                            codec, state, the archive's manifest
+//!                            entries, bytes, codec, state, the archive's manifest and its
+//!                            trailer's entries digest; every reader checks the archive
+//!                            against it (Generation::open_verified_reader, check_end)
 //! staging/<id>/              a generation being written (same content); anything here is
 //!                            work in progress or debris of an interrupted run, removed by
 //!                            the next writer
 //! journal                    JSON lines, appended and fsynced (backup-committed,
-//!                            restore-started, restore-done, ...)
+//!                            restore-started, restore-done, ...); each record starts on a
+//!                            fresh line, a torn line is skipped
 //! lock                       flock()ed by the one writer; its content names the holder
 //! ```
 //!

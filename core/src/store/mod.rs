@@ -20,8 +20,13 @@
 //! let generation = store.commit(&lock, staging, meta)?;
 //! store.prune(&lock, keep, &generation.id)?;
 //! ```
-//! Reader (recovery image): `Store::open_read_only(dir)?.generations()?`, then
-//! [`Generation::archive_path`]; `append_journal` / `last_restore` for the restore's record.
+//! Reader (verify, restore, recovery image): `Store::open_read_only(dir)?.generations()?`
+//! (or `find(id)`), then [`Generation::open_verified_reader`]: the archive is opened and
+//! checked against meta.json (size, codec, Lifeboat or plain tar, manifest) before its first
+//! entry is used; after the last entry, [`Generation::check_reader_end`] (or
+//! [`Generation::check_end`] with a [`ReadSummary`]) checks the trailer digest and the counts.
+//! Until it returns Ok the generation is not sound. `append_journal` / `last_restore` for the
+//! restore's record.
 
 pub mod fsync;
 pub mod generation;
@@ -32,8 +37,8 @@ pub mod mount;
 pub mod space;
 pub mod xentree;
 
-pub use generation::{Generation, GenerationMeta, GenerationState, Origin};
-pub use journal::{events, JournalRecord};
+pub use generation::{Generation, GenerationMeta, GenerationState, Origin, ReadSummary};
+pub use journal::{events, Journal, JournalRecord};
 pub use layout::Marker;
 pub use lock::StoreLock;
 pub use mount::{mount_device, Mounted};
@@ -65,19 +70,54 @@ pub enum StoreError {
     Mount { device: PathBuf, reason: String },
     #[error("{0}")]
     Invalid(String),
+    /// A committed generation does not read as what its meta.json records: the archive in the
+    /// store is damaged (or was replaced).
+    #[error("generation {generation} is damaged: {what}. Do not restore it; `lifeboat verify` checks the other generations, restore a sound one")]
+    Mismatch { generation: String, what: String },
+    /// The archive of a generation could not be read.
+    #[error("generation {generation} is damaged: {source}. Do not restore it; `lifeboat verify` checks the other generations, restore a sound one")]
+    Archive {
+        generation: String,
+        source: crate::archive::ArchiveError,
+    },
+    /// The backup partition is (or would be) full.
+    #[error("no space left on the backup partition at {}: {}{} free. Remove old generations (`lifeboat list` shows them) or use a larger backup partition", path.display(), needed_text(*needed), space::human(*available))]
+    NoSpace {
+        path: PathBuf,
+        /// Bytes needed (an estimate, 0 when unknown).
+        needed: u64,
+        /// Bytes free when it was found.
+        available: u64,
+    },
 }
 
 impl StoreError {
+    /// An I/O error on `path`; "no space left on device" becomes [`StoreError::NoSpace`].
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        if source.raw_os_error() == Some(libc::ENOSPC) {
+            return StoreError::NoSpace {
+                path: path.to_path_buf(),
+                needed: 0,
+                available: space::space_of_raw(path).map(|s| s.available).unwrap_or(0),
+            };
+        }
         StoreError::Io {
             path: path.to_path_buf(),
             source,
         }
     }
 
-    /// True when the underlying error is "no space left on device".
+    /// True when the store ran out of space.
     pub fn is_no_space(&self) -> bool {
-        matches!(self, StoreError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC))
+        matches!(self, StoreError::NoSpace { .. })
+    }
+}
+
+fn needed_text(needed: u64) -> String {
+    if needed == 0 {
+        String::new()
+    } else {
+        format!("about {} needed, ", space::human(needed))
     }
 }
 
@@ -434,8 +474,10 @@ impl Store {
         })
     }
 
-    /// Removes the oldest generations so that `keep` (at least 1) remain; never `protect`
-    /// (the one just committed). Returns the ids removed.
+    /// Removes old generations: keeps the newest `keep` (at least 1), `protect` (the one just
+    /// committed) and, wherever it is, the newest verified and consistent one (state
+    /// `verified`), so a streak of inconsistent or unchecked generations never prunes the last
+    /// good one. Returns the ids removed, oldest first.
     pub fn prune(
         &self,
         _lock: &StoreLock,
@@ -445,10 +487,15 @@ impl Store {
         self.check_writable()?;
         let keep = keep.max(1);
         let gens = self.generations()?;
+        let newest_good = gens
+            .iter()
+            .rev()
+            .find(|g| g.meta.state == GenerationState::Verified)
+            .map(|g| g.id.clone());
         let excess = gens.len().saturating_sub(keep);
         let mut removed = Vec::new();
         for g in gens.iter().take(excess) {
-            if g.id == protect {
+            if g.id == protect || newest_good.as_deref() == Some(g.id.as_str()) {
                 continue;
             }
             // Out of generations/ in one rename, then deleted at leisure.
@@ -473,6 +520,11 @@ impl Store {
 
     /// Every journal record, oldest first.
     pub fn journal(&self) -> Result<Vec<JournalRecord>, StoreError> {
+        Ok(self.journal_with_notes()?.records)
+    }
+
+    /// The journal's records with a note for every torn line skipped (to show as warnings).
+    pub fn journal_with_notes(&self) -> Result<Journal, StoreError> {
         journal::read(&self.root.join(JOURNAL))
     }
 

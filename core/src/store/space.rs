@@ -15,7 +15,18 @@ pub struct Space {
 
 /// statvfs of the filesystem holding `dir`.
 pub fn space_of(dir: &Path) -> Result<Space, StoreError> {
-    let st = nix::sys::statvfs::statvfs(dir).map_err(|e| StoreError::io(dir, e.into()))?;
+    space_of_raw(dir).map_err(|e| StoreError::io(dir, e))
+}
+
+/// statvfs of the filesystem holding `path` (or of its parent when it is gone).
+pub(crate) fn space_of_raw(path: &Path) -> std::io::Result<Space> {
+    let st = match nix::sys::statvfs::statvfs(path) {
+        Ok(st) => st,
+        Err(e) => match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => nix::sys::statvfs::statvfs(parent)?,
+            _ => return Err(e.into()),
+        },
+    };
     let frsize = st.fragment_size() as u64;
     let blocks = st.blocks() as u64;
     Ok(Space {
@@ -23,6 +34,25 @@ pub fn space_of(dir: &Path) -> Result<Space, StoreError> {
         available: st.blocks_available() as u64 * frsize,
         used: blocks.saturating_sub(st.blocks_free() as u64) * frsize,
     })
+}
+
+/// True when `e` is, or was caused by, "no space left on device" anywhere in core (a
+/// [`StoreError::NoSpace`], a backup or archive write that hit ENOSPC, a raw I/O error). For
+/// an `anyhow::Error`: `e.chain().any(is_no_space)`.
+pub fn is_no_space(e: &(dyn std::error::Error + 'static)) -> bool {
+    let enospc = |io: &std::io::Error| io.raw_os_error() == Some(libc::ENOSPC);
+    if let Some(s) = e.downcast_ref::<StoreError>() {
+        return s.is_no_space() || matches!(s, StoreError::Io { source, .. } if enospc(source));
+    }
+    if let Some(s) = e.downcast_ref::<crate::source::SourceError>() {
+        return s.is_no_space();
+    }
+    if let Some(crate::archive::ArchiveError::Io(io)) =
+        e.downcast_ref::<crate::archive::ArchiveError>()
+    {
+        return enospc(io);
+    }
+    e.downcast_ref::<std::io::Error>().is_some_and(enospc)
 }
 
 /// Estimated archive size of the next generation: the previous generation's size plus 10%

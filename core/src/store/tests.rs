@@ -20,6 +20,7 @@ fn meta(host: &str) -> GenerationMeta {
         state: GenerationState::Verified,
         changed_files: Vec::new(),
         manifest: None,
+        entries_digest: None,
     }
 }
 
@@ -219,4 +220,257 @@ fn ids_never_go_back_in_time() {
     let g = write_generation(&store, &lock, b"now");
     assert_eq!(g.id, "29991231T235959Z-02");
     assert_eq!(store.latest().unwrap().unwrap().id, g.id);
+}
+
+/// A real generation: a Lifeboat archive of a small tree, written by the backup pipeline,
+/// read back, and committed with the meta.json the agent's backup writes.
+fn backup_generation(store: &Store, lock: &StoreLock, codec: crate::codec::Codec) -> Generation {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir(src.path().join("etc")).unwrap();
+    std::fs::write(src.path().join("etc/hostname"), b"host-a\n").unwrap();
+    std::fs::write(src.path().join("etc/motd"), vec![b'm'; 5000]).unwrap();
+    let mut opts = crate::source::SourceOptions::new(src.path());
+    opts.codec = codec;
+    opts.threads = 1;
+    let staging = store
+        .begin(lock, layout::ext_for_codec(codec.name()))
+        .unwrap();
+    let file = staging.create_archive().unwrap();
+    let (file, report) = crate::source::write_backup(
+        &opts,
+        crate::archive::Manifest::default(),
+        file,
+        &crate::progress::NoProgress,
+    )
+    .unwrap();
+    file.sync_all().unwrap();
+    let size = file.metadata().unwrap().len();
+    let read =
+        crate::archive::verify::verify_stream(std::fs::File::open(staging.archive_path()).unwrap())
+            .unwrap();
+    let counts = &report.trailer.counts;
+    let m = GenerationMeta {
+        size,
+        files: counts.files,
+        entries: counts.entries,
+        bytes: counts.bytes,
+        codec: codec.name().into(),
+        manifest: read.manifest.clone(),
+        entries_digest: Some(report.trailer.entries_digest.clone()),
+        ..meta("h1")
+    };
+    store.commit(lock, staging, m).unwrap()
+}
+
+/// Reads a generation the way every consumer does: open, check the start against meta.json,
+/// read every entry, check the end.
+fn read_generation(g: &Generation) -> Result<u64, StoreError> {
+    let (codec, mut reader) = g.open_verified_reader(|f| f)?;
+    let mut n = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Some(mut e) = reader.next_entry().map_err(|source| StoreError::Archive {
+        generation: g.id.clone(),
+        source,
+    })? {
+        n += 1;
+        while std::io::Read::read(&mut e, &mut buf).unwrap() > 0 {}
+    }
+    g.check_reader_end(codec, &reader)?;
+    Ok(n)
+}
+
+#[test]
+fn a_sound_generation_reads_as_its_meta_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::create(tmp.path()).unwrap();
+    let lock = store.lock("backup").unwrap();
+    for codec in crate::codec::Codec::ALL {
+        let g = backup_generation(&store, &lock, codec);
+        assert_eq!(read_generation(&g).unwrap(), g.meta.entries, "{codec:?}");
+    }
+}
+
+#[test]
+fn a_generation_with_its_first_block_zeroed_is_refused() {
+    use std::os::unix::fs::FileExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::create(tmp.path()).unwrap();
+    let lock = store.lock("backup").unwrap();
+    for codec in crate::codec::Codec::ALL {
+        let g = backup_generation(&store, &lock, codec);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(g.archive_path())
+            .unwrap();
+        f.write_all_at(&[0u8; 512], 0).unwrap();
+        drop(f);
+        let g = store.find(&g.id).unwrap();
+        match read_generation(&g) {
+            Err(e @ (StoreError::Mismatch { .. } | StoreError::Archive { .. })) => {
+                let msg = e.to_string();
+                assert!(msg.contains(&g.id), "{msg}");
+                assert!(msg.contains("Do not restore it"), "{msg}");
+            }
+            other => panic!("{codec:?}: a zeroed generation read as {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_generation_that_reads_differently_from_its_meta_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::create(tmp.path()).unwrap();
+    let lock = store.lock("backup").unwrap();
+    let g = backup_generation(&store, &lock, crate::codec::Codec::Zstd);
+    let rewrite = |edit: &dyn Fn(&mut GenerationMeta)| {
+        let mut m = g.meta.clone();
+        edit(&mut m);
+        std::fs::write(g.dir.join("meta.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+        let g = store.find(&g.id).unwrap();
+        match read_generation(&g) {
+            Err(StoreError::Mismatch { generation, what }) => {
+                assert_eq!(generation, g.id);
+                what
+            }
+            other => panic!("expected a mismatch, got {other:?}"),
+        }
+    };
+    assert!(rewrite(&|m| m.files += 1).contains("files"));
+    assert!(rewrite(&|m| m.codec = "gzip".into()).contains("gzip"));
+    assert!(rewrite(&|m| m.size += 1).contains("bytes"));
+    assert!(rewrite(&|m| m.entries_digest = Some("00".into())).contains("digest"));
+    assert!(rewrite(&|m| m.state = GenerationState::Unchecked).contains("plain tar"));
+    assert!(rewrite(&|m| {
+        if let Some(man) = &mut m.manifest {
+            man.created = "2001-01-01T00:00:00Z".into();
+        }
+    })
+    .contains("manifest"));
+    // A plain tar of nothing (zero blocks) recorded as a Lifeboat generation.
+    let zeros = vec![0u8; 10240];
+    std::fs::write(g.archive_path(), &zeros).unwrap();
+    let what = rewrite(&|m| {
+        m.codec = "none".into();
+        m.size = 10240;
+    });
+    assert!(what.contains("manifest"), "{what}");
+}
+
+#[test]
+fn a_torn_journal_line_never_swallows_the_next_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::create(tmp.path()).unwrap();
+    store
+        .append_journal(&JournalRecord::new(events::BACKUP_COMMITTED).generation("g0"))
+        .unwrap();
+    // Power cut (or a full disk) in the middle of an append: no final newline.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(tmp.path().join("journal"))
+        .unwrap();
+    f.write_all(b"{\"time\":\"2026-11-22T03:").unwrap();
+    drop(f);
+    store
+        .append_journal(
+            &JournalRecord::new(events::RESTORE_STARTED)
+                .generation("g1")
+                .target("/dev/sda1"),
+        )
+        .unwrap();
+    // The new record starts on a line of its own.
+    let raw = std::fs::read_to_string(tmp.path().join("journal")).unwrap();
+    assert!(raw.contains("03:\n{\"time\":"), "{raw}");
+    let last = store.last_restore().unwrap().unwrap();
+    assert_eq!(last.event, events::RESTORE_STARTED);
+    assert_eq!(last.generation.as_deref(), Some("g1"));
+    let j = store.journal_with_notes().unwrap();
+    assert_eq!(j.records.len(), 2);
+    assert_eq!(j.skipped.len(), 1, "{:?}", j.skipped);
+    // A journal written by an older append: the torn record glued to the next one.
+    let j = journal::parse(
+        "{\"time\":\"2026-11-22T03:{\"time\":\"2026-11-22T04:00:00Z\",\"event\":\"restore-started\",\"generation\":\"g2\"}\n",
+    );
+    assert_eq!(j.records.len(), 1);
+    assert_eq!(j.records[0].generation.as_deref(), Some("g2"));
+    assert_eq!(j.skipped.len(), 1);
+}
+
+#[test]
+fn pruning_keeps_the_newest_verified_generation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::create(tmp.path()).unwrap();
+    let lock = store.lock("backup").unwrap();
+    let commit = |state: GenerationState| {
+        let staging = store.begin(&lock, "zst").unwrap();
+        staging.create_archive().unwrap();
+        store
+            .commit(&lock, staging, GenerationMeta { state, ..meta("h") })
+            .unwrap()
+    };
+    let old_good = commit(GenerationState::Verified);
+    let good = commit(GenerationState::Verified);
+    let bad: Vec<Generation> = (0..3)
+        .map(|i| {
+            commit(if i % 2 == 0 {
+                GenerationState::Inconsistent
+            } else {
+                GenerationState::Unchecked
+            })
+        })
+        .collect();
+    let newest = bad.last().unwrap();
+    let removed = store.prune(&lock, 2, &newest.id).unwrap();
+    assert_eq!(removed, vec![old_good.id.clone(), bad[0].id.clone()]);
+    let left: Vec<String> = store
+        .generations()
+        .unwrap()
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    assert_eq!(
+        left,
+        vec![good.id.clone(), bad[1].id.clone(), bad[2].id.clone()]
+    );
+    // Still there with --keep 1.
+    store.prune(&lock, 1, &newest.id).unwrap();
+    let left: Vec<String> = store
+        .generations()
+        .unwrap()
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    assert_eq!(left, vec![good.id.clone(), newest.id.clone()]);
+}
+
+#[test]
+fn no_space_is_a_typed_error_wherever_it_comes_from() {
+    let tmp = tempfile::tempdir().unwrap();
+    let enospc = || std::io::Error::from_raw_os_error(libc::ENOSPC);
+    let e = StoreError::io(&tmp.path().join("generations"), enospc());
+    match &e {
+        StoreError::NoSpace {
+            path, available, ..
+        } => {
+            assert_eq!(path, &tmp.path().join("generations"));
+            assert!(*available > 0);
+        }
+        other => panic!("ENOSPC became {other:?}"),
+    }
+    assert!(e.is_no_space());
+    assert!(
+        e.to_string()
+            .contains("no space left on the backup partition"),
+        "{e}"
+    );
+    // The same question for the errors of a backup write, as a binary's error chain asks it.
+    let source_err = crate::source::SourceError::Output(enospc());
+    let archive_err =
+        crate::source::SourceError::Archive(crate::archive::ArchiveError::Io(enospc()));
+    assert!(space::is_no_space(&source_err));
+    assert!(space::is_no_space(&archive_err));
+    assert!(space::is_no_space(&enospc()));
+    assert!(space::is_no_space(&e));
+    let other = std::io::Error::from_raw_os_error(libc::EIO);
+    assert!(!space::is_no_space(&other));
+    assert!(!space::is_no_space(&StoreError::io(tmp.path(), other)));
 }
