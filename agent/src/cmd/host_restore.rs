@@ -3,8 +3,8 @@
 //! decompressed and verified while it is written into `staging/`, and committed only when it
 //! is whole and valid; the previous good generation is never touched before that.
 
-use super::backup::{drop_cache, is_no_space, open_for_writing};
-use crate::cli::Command;
+use super::common::{drop_cache, is_no_space, open_for_writing};
+use crate::cli::HostRestoreArgs;
 use crate::config;
 use crate::ui::Bar;
 use anyhow::{bail, Context};
@@ -27,16 +27,13 @@ use std::sync::Mutex;
 /// XenServer's own message for this refusal (xapi's host-restore).
 const LAYOUT_MESSAGE: &str = "Cannot restore backup created with a different partition layout";
 
-pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
-    let Command::HostRestore {
+pub fn run(args: HostRestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let HostRestoreArgs {
         file_name,
         device,
         root,
         force,
-    } = cmd
-    else {
-        bail!("internal error: host-restore called with another command");
-    };
+    } = args;
     let from_stdin = file_name == Path::new("-");
     let shown_input = if from_stdin {
         "standard input".to_string()

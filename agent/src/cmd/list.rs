@@ -1,6 +1,6 @@
 //! `lifeboat list`: the generations in the backup partition (and a XenServer backup tree).
 
-use crate::cli::Command;
+use crate::cli::ListArgs;
 use crate::config;
 use anyhow::{bail, Context};
 use lifeboat_core::store::{self, space::human, BackupSummary, Store};
@@ -17,10 +17,8 @@ struct Listing<'a> {
     last_restore: Option<store::JournalRecord>,
 }
 
-pub fn run(cmd: Command, _quiet: bool) -> anyhow::Result<ExitCode> {
-    let Command::List { device, json } = cmd else {
-        bail!("internal error: list called with another command");
-    };
+pub fn run(args: ListArgs, _quiet: bool) -> anyhow::Result<ExitCode> {
+    let ListArgs { device, json } = args;
     let dev = config::find_backup_device(device.backup_device.as_deref(), Path::new("/"))?;
     let mounted = store::mount_device(&dev.path, true)?;
     let root = mounted.dir();

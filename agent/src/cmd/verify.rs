@@ -1,53 +1,60 @@
 //! `lifeboat verify [GEN | file-name=F]`: decompresses an archive and checks every checksum,
 //! the manifest and the trailer; without GEN, every generation of the store. Exit 0: sound;
-//! 1: damage found (the first damaged path is named); 2: could not be read at all.
+//! 1: damage found (the first damaged path is named); 2: could not be read at all, or not a
+//! Lifeboat or tar archive (a directory, random bytes).
 
-use super::restore::{bar, open_file, open_generation, open_store, Input};
-use crate::cli::Command;
+use super::common::{decode, open_file, open_generation, open_store, Input, NotAnArchive};
+use crate::cli::{ArchiveArgs, VerifyArgs};
+use crate::ui::Bar;
 use anyhow::{bail, Result};
 use lifeboat_core::archive::reader::ArchiveReader;
 use lifeboat_core::archive::verify::VerifyReport;
 use lifeboat_core::archive::ArchiveError;
-use lifeboat_core::codec::{self, Codec};
-use lifeboat_core::io::ProgressReader;
+use lifeboat_core::codec::Codec;
 use lifeboat_core::progress::Progress;
 use lifeboat_core::restore::locate;
 use std::io::Read;
 use std::process::ExitCode;
 
-pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
-    let Command::Verify {
-        generation,
-        file_name,
-        device,
+pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
+    let VerifyArgs {
+        archive:
+            ArchiveArgs {
+                generation,
+                file_name,
+                device,
+            },
         json,
-    } = cmd
-    else {
-        bail!("internal error: not a verify command");
-    };
+    } = args;
     // The store stays mounted (read-only) while its generations are read.
     let mut store = None;
     let sources: Vec<Option<String>> = match (generation.as_deref(), file_name.as_deref()) {
         (Some(_), Some(_)) => bail!("give either a generation or file-name=F, not both"),
         (None, Some(_)) => vec![None],
         (gen, None) => {
-            let (st, mounted, dev) = open_store(device.backup_device.as_deref())?;
+            let st = open_store(device.backup_device.as_deref())?;
             let ids = match gen {
-                Some(g) => vec![Some(st.find(g)?.id)],
-                None => st.generations()?.into_iter().map(|g| Some(g.id)).collect(),
+                Some(g) => vec![Some(st.store.find(g)?.id)],
+                None => st
+                    .store
+                    .generations()?
+                    .into_iter()
+                    .map(|g| Some(g.id))
+                    .collect(),
             };
             if ids.is_empty() {
-                bail!("the store on {dev} holds no generation to verify");
+                bail!("the store on {} holds no generation to verify", st.device);
             }
-            store = Some((st, mounted, dev));
+            store = Some(st);
             ids
         }
     };
     let mut damaged = 0;
+    let mut not_archives = 0;
     let mut results = Vec::new();
     for source in sources {
         let input = match (&source, &store, file_name.as_deref()) {
-            (Some(id), Some((st, _, dev)), _) => open_generation(st, dev, id)?,
+            (Some(id), Some(st), _) => open_generation(&st.store, &st.device, id)?,
             (None, _, Some(f)) => open_file(f)?,
             _ => bail!("internal error: nothing to verify"),
         };
@@ -71,7 +78,13 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
                 );
             }
             Ok(_) => {}
-            Err(e) => {
+            Err(Verdict::NotAnArchive(e)) => {
+                not_archives += 1;
+                if !json {
+                    eprintln!("lifeboat: error: {e}");
+                }
+            }
+            Err(Verdict::Damaged(e)) => {
                 damaged += 1;
                 if !json {
                     eprintln!("lifeboat: {name}: DAMAGED: {e}");
@@ -84,8 +97,11 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
                     "archive": name, "ok": true, "codec": r.codec.name(), "lifeboat": r.is_lifeboat,
                     "counts": r.counts, "host": r.manifest.as_ref().map(|m| m.hostname.clone()),
                 }),
-                Err(e) => {
-                    serde_json::json!({ "archive": name, "ok": false, "error": e.to_string() })
+                Err(Verdict::NotAnArchive(e)) => serde_json::json!({
+                    "archive": name, "ok": false, "not_an_archive": true, "error": e,
+                }),
+                Err(Verdict::Damaged(e)) => {
+                    serde_json::json!({ "archive": name, "ok": false, "error": e })
                 }
             });
         }
@@ -93,23 +109,36 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
     if json {
         println!(
             "{}",
-            serde_json::json!({ "ok": damaged == 0, "archives": results })
+            serde_json::json!({ "ok": damaged + not_archives == 0, "archives": results })
         );
     }
-    Ok(if damaged == 0 {
-        ExitCode::SUCCESS
-    } else {
+    Ok(if not_archives > 0 {
+        ExitCode::from(2)
+    } else if damaged > 0 {
         ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 
-fn verify_one(input: Input, quiet: bool) -> Result<VerifyReport, String> {
-    let bar = bar(quiet, input.size);
+/// Why an archive did not verify.
+enum Verdict {
+    /// Not a Lifeboat or tar archive at all (exit status 2).
+    NotAnArchive(String),
+    /// Damage found (exit status 1).
+    Damaged(String),
+}
+
+fn verify_one(input: Input, quiet: bool) -> Result<VerifyReport, Verdict> {
+    let bar = Bar::leaked(quiet, input.size);
     bar.set_message(&input.name);
-    let counted = ProgressReader::new(input.stream, bar);
-    let result = codec::decoder(counted)
-        .map_err(|e| ArchiveError::from(e).to_string())
-        .and_then(|(codec, tar)| read_all(tar, codec));
+    let result = match decode(input, bar) {
+        Ok(d) => read_all(d.tar, d.codec).map_err(Verdict::Damaged),
+        Err(e) => Err(match e.downcast_ref::<NotAnArchive>() {
+            Some(n) => Verdict::NotAnArchive(n.to_string()),
+            None => Verdict::Damaged(e.root_cause().to_string()),
+        }),
+    };
     bar.finish();
     result
 }

@@ -1,0 +1,376 @@
+//! What several commands share, in one place: the store opened for writing or reading, the
+//! archive a command reads (a generation or a file) and its decompression, the backup
+//! source options and the pre-hook, "no space left" and page-cache dropping. Commands use
+//! this module, never each other. (The progress bar is [`crate::ui`].)
+
+use crate::cli::SourceArgs;
+use crate::config::{self, BackupDevice};
+use anyhow::{bail, Context, Result};
+use lifeboat_core::archive::header::{self, BLOCK};
+use lifeboat_core::archive::ArchiveError;
+use lifeboat_core::codec::{self, Codec};
+use lifeboat_core::io::ProgressReader;
+use lifeboat_core::progress::Progress;
+use lifeboat_core::source::{SourceError, SourceOptions};
+use lifeboat_core::store::{self, Mounted, Store, StoreError, StoreLock};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+/// A store opened for writing: lock held, leftovers removed. Fields drop in order: the
+/// lock is released before the filesystem is unmounted.
+pub(crate) struct WritableStore {
+    pub lock: StoreLock,
+    pub store: Store,
+    pub removed_leftovers: Vec<String>,
+    /// Held for its Drop: unmounts what we mounted.
+    #[allow(dead_code)]
+    pub mounted: Mounted,
+}
+
+/// Mounts the backup device read-write, opens its store, takes the lock for `command`, and
+/// removes what interrupted runs left in staging/ (saying so).
+pub(crate) fn open_for_writing(
+    dev: &BackupDevice,
+    command: &str,
+    quiet: bool,
+) -> Result<WritableStore> {
+    let mounted = store::mount_device(&dev.path, false)?;
+    let store = Store::open(mounted.dir()).map_err(|e| match e {
+        StoreError::NotAStore(_) => anyhow::anyhow!(
+            "the backup device {} (from {}) holds no Lifeboat store; create one with \
+             `lifeboat init-store --backup-device {}`",
+            dev.path.display(),
+            dev.source,
+            dev.path.display()
+        ),
+        e => anyhow::Error::new(e)
+            .context(format!("cannot open the store on {}", dev.path.display())),
+    })?;
+    let lock = store
+        .lock(command)
+        .with_context(|| format!("cannot lock the store on {}", dev.path.display()))?;
+    let removed = store.remove_leftovers(&lock)?;
+    if !quiet {
+        for name in &removed {
+            eprintln!(
+                "lifeboat: removed '{name}' from {}/staging: left by an interrupted run (the committed generations are intact)",
+                dev.path.display()
+            );
+        }
+    }
+    Ok(WritableStore {
+        lock,
+        store,
+        removed_leftovers: removed,
+        mounted,
+    })
+}
+
+/// The store on the backup partition, mounted read-only while this lives.
+pub(crate) struct ReadOnlyStore {
+    pub store: Store,
+    /// The device, for messages.
+    pub device: String,
+    pub mounted: Mounted,
+}
+
+/// Finds the backup partition (`--backup-device` or the usual places) and opens its store
+/// read-only.
+pub(crate) fn open_store(device: Option<&Path>) -> Result<ReadOnlyStore> {
+    let dev = config::find_backup_device(device, Path::new("/"))?;
+    let mounted = store::mount_device(&dev.path, true)?;
+    if !Store::is_store(mounted.dir()) {
+        bail!(
+            "{} (from {}) holds no Lifeboat store; give file-name=F to use an archive file",
+            dev.path.display(),
+            dev.source
+        );
+    }
+    let store = Store::open_read_only(mounted.dir())?;
+    Ok(ReadOnlyStore {
+        store,
+        device: dev.path.display().to_string(),
+        mounted,
+    })
+}
+
+/// An archive to read: the stream, its size when known (for progress), and the store's mount
+/// when it comes from a generation (kept mounted while it is read).
+pub(crate) struct Input {
+    pub stream: Box<dyn Read + Send>,
+    pub size: Option<u64>,
+    pub name: String,
+    /// Logical content bytes, when the store recorded them.
+    pub content_bytes: Option<u64>,
+    pub _mount: Option<Mounted>,
+}
+
+/// Opens `file_name` (`-` = stdin). A directory is refused here, before anything is read.
+pub(crate) fn open_file(file_name: &Path) -> Result<Input> {
+    if file_name == Path::new("-") {
+        return Ok(Input {
+            stream: Box::new(io::stdin()),
+            size: None,
+            name: "stdin".into(),
+            content_bytes: None,
+            _mount: None,
+        });
+    }
+    if file_name.is_dir() {
+        bail!(
+            "{} is a directory, not an archive: give the backup file (file-name=FILE) or a \
+             generation of the store",
+            file_name.display()
+        );
+    }
+    let f = File::open(file_name)
+        .with_context(|| format!("cannot open the archive {}", file_name.display()))?;
+    let size = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+    Ok(Input {
+        stream: Box::new(f),
+        size,
+        name: file_name.display().to_string(),
+        content_bytes: None,
+        _mount: None,
+    })
+}
+
+/// Opens the archive of a committed generation (`latest` or an id).
+pub(crate) fn open_generation(store: &Store, device: &str, id: &str) -> Result<Input> {
+    let g = store.find(id)?;
+    let path = g.archive_path();
+    let f = File::open(&path)
+        .with_context(|| format!("cannot open the archive of generation {} on {device}", g.id))?;
+    Ok(Input {
+        stream: Box::new(f),
+        size: Some(g.meta.size),
+        name: format!("generation {} ({device})", g.id),
+        content_bytes: Some(g.meta.bytes),
+        _mount: None,
+    })
+}
+
+/// The archive a command names: a generation of the store, or a file.
+pub(crate) fn select(
+    generation: Option<&str>,
+    file_name: Option<&Path>,
+    device: Option<&Path>,
+) -> Result<Input> {
+    match (generation, file_name) {
+        (None, Some(f)) => open_file(f),
+        (Some(_), Some(_)) => bail!("give either a generation or file-name=F, not both"),
+        (Some(g), None) => {
+            let st = open_store(device)?;
+            let mut input = open_generation(&st.store, &st.device, g)?;
+            input._mount = Some(st.mounted);
+            Ok(input)
+        }
+        (None, None) => {
+            bail!("say what to restore: a generation id, 'latest', or file-name=F (- for stdin)")
+        }
+    }
+}
+
+/// A stream that is neither a tar (plain or compressed) nor a Lifeboat archive: its first
+/// block, once decompressed, is not a tar header. Exit status 2, not "damaged".
+#[derive(Debug)]
+pub(crate) struct NotAnArchive {
+    pub name: String,
+    pub codec: Codec,
+}
+
+impl std::fmt::Display for NotAnArchive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.codec {
+            Codec::None => "its first 512 bytes are not a tar header".to_string(),
+            c => format!("it is {c}-compressed but what it holds does not start with a tar header"),
+        };
+        write!(
+            f,
+            "{} is not a Lifeboat or tar archive: {what}. Give a file written by `lifeboat \
+             host-backup` or a tar archive (.tar, .tar.gz, .tar.zst, .tar.xz)",
+            self.name
+        )
+    }
+}
+
+impl std::error::Error for NotAnArchive {}
+
+/// Detects the codec of `input` and decompresses it (progress counted on the compressed
+/// bytes), then checks that the stream starts like a tar: a header with a valid checksum or
+/// an end-of-archive block. Anything else is [`NotAnArchive`].
+pub(crate) fn decode(input: Input, progress: &'static dyn Progress) -> Result<Decoded> {
+    let counted = ProgressReader::new(input.stream, progress);
+    let (codec, mut tar) = codec::decoder(counted)
+        .map_err(ArchiveError::from)
+        .with_context(|| format!("cannot read {}", input.name))?;
+    let mut first = vec![0u8; BLOCK];
+    let got = read_up_to(&mut tar, &mut first)
+        .map_err(ArchiveError::from)
+        .with_context(|| format!("cannot read {}", input.name))?;
+    first.truncate(got);
+    let looks_like_tar = match <&[u8; BLOCK]>::try_from(first.as_slice()) {
+        Ok(block) => block.iter().all(|&b| b == 0) || header::checksum_ok(block),
+        // Shorter than one block: the reader reports the truncation itself.
+        Err(_) => got == 0 || codec != Codec::None,
+    };
+    if !looks_like_tar {
+        return Err(NotAnArchive {
+            name: input.name,
+            codec,
+        }
+        .into());
+    }
+    Ok(Decoded {
+        codec,
+        tar: Box::new(io::Cursor::new(first).chain(tar)),
+        name: input.name,
+        content_bytes: input.content_bytes,
+        _mount: input._mount,
+    })
+}
+
+/// A decompressed archive stream ready for the archive reader.
+pub(crate) struct Decoded {
+    pub codec: Codec,
+    pub tar: Box<dyn Read + Send>,
+    pub name: String,
+    pub content_bytes: Option<u64>,
+    pub _mount: Option<Mounted>,
+}
+
+fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// The backup source of `backup` and `host-backup`: the root (which must be a directory),
+/// excludes, includes, codec and level.
+pub(crate) fn source_options(args: &SourceArgs) -> Result<SourceOptions> {
+    let root = std::fs::canonicalize(&args.root).with_context(|| {
+        format!(
+            "the root '{}' does not exist or cannot be read",
+            args.root.display()
+        )
+    })?;
+    if !root.is_dir() {
+        bail!("the root {} is not a directory", root.display());
+    }
+    let mut opts = SourceOptions::new(root);
+    if args.no_default_excludes {
+        opts.excludes.clear();
+    }
+    opts.excludes.extend(args.excludes.iter().cloned());
+    opts.includes = args.includes.clone();
+    opts.codec = args.compress.codec();
+    opts.level = args.level;
+    opts.threads = args.threads.unwrap_or(0);
+    Ok(opts)
+}
+
+/// Runs `--pre-hook` with /bin/sh; its output goes to stderr (stdout may be the archive or
+/// the JSON summary). A failure stops the command before anything is written.
+pub(crate) fn run_pre_hook(hook: &str) -> Result<()> {
+    let status = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(hook)
+        .stdout(io::stderr())
+        .status()
+        .with_context(|| format!("cannot run the pre-hook '{hook}' with /bin/sh"))?;
+    if !status.success() {
+        bail!("the pre-hook '{hook}' failed ({status}); no backup was written");
+    }
+    Ok(())
+}
+
+/// Drops a written file's pages from the page cache, so that reading it back checks what
+/// is on the disk rather than what is in memory.
+pub(crate) fn drop_cache(file: &File) {
+    let _ = nix::fcntl::posix_fadvise(
+        file.as_raw_fd(),
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    );
+}
+
+/// True when an error, anywhere in its chain, is "no space left on device" (ENOSPC), as a
+/// typed error: an `io::Error` (also one carried inside another), the store's, the backup
+/// source's or the archive writer's.
+pub(crate) fn is_no_space(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            io_no_space(io)
+        } else if let Some(s) = c.downcast_ref::<StoreError>() {
+            s.is_no_space()
+        } else if let Some(s) = c.downcast_ref::<SourceError>() {
+            match s {
+                SourceError::Output(io) => io_no_space(io),
+                SourceError::Archive(a) => archive_no_space(a),
+                _ => false,
+            }
+        } else if let Some(a) = c.downcast_ref::<ArchiveError>() {
+            archive_no_space(a)
+        } else {
+            false
+        }
+    })
+}
+
+fn io_no_space(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ENOSPC)
+        || e.get_ref().is_some_and(|inner| {
+            inner.downcast_ref::<io::Error>().is_some_and(io_no_space)
+                || inner
+                    .downcast_ref::<ArchiveError>()
+                    .is_some_and(archive_no_space)
+        })
+}
+
+fn archive_no_space(e: &ArchiveError) -> bool {
+    matches!(e, ArchiveError::Io(io) if io_no_space(io))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enospc() -> io::Error {
+        io::Error::from_raw_os_error(libc::ENOSPC)
+    }
+
+    #[test]
+    fn no_space_is_found_by_type_at_any_depth() {
+        assert!(is_no_space(
+            &anyhow::Error::new(enospc()).context("writing")
+        ));
+        assert!(is_no_space(&anyhow::Error::new(SourceError::Output(
+            enospc()
+        ))));
+        assert!(is_no_space(&anyhow::Error::new(SourceError::Archive(
+            ArchiveError::Io(enospc())
+        ))));
+        assert!(is_no_space(&anyhow::Error::new(io::Error::other(enospc()))));
+        assert!(is_no_space(&anyhow::Error::new(StoreError::Io {
+            path: "/x".into(),
+            source: enospc(),
+        })));
+        // The words alone are not enough: only the error code counts.
+        assert!(!is_no_space(&anyhow::anyhow!(
+            "No space left on device (os error 28)"
+        )));
+        assert!(!is_no_space(&anyhow::Error::new(
+            io::Error::from_raw_os_error(libc::EIO)
+        )));
+    }
+}
