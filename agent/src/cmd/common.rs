@@ -76,11 +76,17 @@ pub(crate) struct ReadOnlyStore {
     pub mounted: Mounted,
 }
 
-/// Finds the backup partition (`--backup-device` or the usual places) and opens its store
-/// read-only.
-pub(crate) fn open_store(device: Option<&Path>) -> Result<ReadOnlyStore> {
+/// Finds the backup partition (`--backup-device` or the usual places) and mounts it
+/// read-only, whatever it holds (a Lifeboat store, a XenServer backup tree).
+pub(crate) fn mount_read_only(device: Option<&Path>) -> Result<(BackupDevice, Mounted)> {
     let dev = config::find_backup_device(device, Path::new("/"))?;
     let mounted = store::mount_device(&dev.path, true)?;
+    Ok((dev, mounted))
+}
+
+/// Finds the backup partition and opens its Lifeboat store read-only.
+pub(crate) fn open_store(device: Option<&Path>) -> Result<ReadOnlyStore> {
+    let (dev, mounted) = mount_read_only(device)?;
     if !Store::is_store(mounted.dir()) {
         bail!(
             "{} (from {}) holds no Lifeboat store; give file-name=F to use an archive file",

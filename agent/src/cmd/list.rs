@@ -1,10 +1,9 @@
 //! `lifeboat list`: the generations in the backup partition (and a XenServer backup tree).
 
+use super::common::mount_read_only;
 use crate::cli::ListArgs;
-use crate::config;
 use anyhow::{bail, Context};
 use lifeboat_core::store::{self, space::human, BackupSummary, Store};
-use std::path::Path;
 use std::process::ExitCode;
 
 #[derive(serde::Serialize)]
@@ -19,8 +18,7 @@ struct Listing<'a> {
 
 pub fn run(args: ListArgs, _quiet: bool) -> anyhow::Result<ExitCode> {
     let ListArgs { device, json } = args;
-    let dev = config::find_backup_device(device.backup_device.as_deref(), Path::new("/"))?;
-    let mounted = store::mount_device(&dev.path, true)?;
+    let (dev, mounted) = mount_read_only(device.backup_device.as_deref())?;
     let root = mounted.dir();
     let rows = store::list_backups(root)
         .with_context(|| format!("cannot read the backups on {}", dev.path.display()))?;

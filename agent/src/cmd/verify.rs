@@ -27,37 +27,40 @@ pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
         json,
     } = args;
     // The store stays mounted (read-only) while its generations are read.
-    let mut store = None;
-    let sources: Vec<Option<String>> = match (generation.as_deref(), file_name.as_deref()) {
-        (Some(_), Some(_)) => bail!("give either a generation or file-name=F, not both"),
-        (None, Some(_)) => vec![None],
-        (gen, None) => {
-            let st = open_store(device.backup_device.as_deref())?;
-            let ids = match gen {
-                Some(g) => vec![Some(st.store.find(g)?.id)],
-                None => st
-                    .store
-                    .generations()?
-                    .into_iter()
-                    .map(|g| Some(g.id))
-                    .collect(),
-            };
-            if ids.is_empty() {
-                bail!("the store on {} holds no generation to verify", st.device);
+    let store;
+    let inputs: Box<dyn Iterator<Item = Result<Input>>> =
+        match (generation.as_deref(), file_name.as_deref()) {
+            (Some(_), Some(_)) => bail!("give either a generation or file-name=F, not both"),
+            (None, Some(f)) => Box::new(std::iter::once_with(|| open_file(f))),
+            (gen, None) => {
+                store = open_store(device.backup_device.as_deref())?;
+                let ids: Vec<String> = match gen {
+                    Some(g) => vec![store.store.find(g)?.id],
+                    None => store
+                        .store
+                        .generations()?
+                        .into_iter()
+                        .map(|g| g.id)
+                        .collect(),
+                };
+                if ids.is_empty() {
+                    bail!(
+                        "the store on {} holds no generation to verify",
+                        store.device
+                    );
+                }
+                let st = &store;
+                Box::new(
+                    ids.into_iter()
+                        .map(move |id| open_generation(&st.store, &st.device, &id)),
+                )
             }
-            store = Some(st);
-            ids
-        }
-    };
+        };
     let mut damaged = 0;
     let mut not_archives = 0;
     let mut results = Vec::new();
-    for source in sources {
-        let input = match (&source, &store, file_name.as_deref()) {
-            (Some(id), Some(st), _) => open_generation(&st.store, &st.device, id)?,
-            (None, _, Some(f)) => open_file(f)?,
-            _ => bail!("internal error: nothing to verify"),
-        };
+    for input in inputs {
+        let input = input?;
         let name = input.name.clone();
         let verdict = verify_one(input, quiet || json);
         match &verdict {
