@@ -180,24 +180,21 @@ pub(crate) fn select(
 }
 
 /// A stream that is neither a tar (plain or compressed) nor a Lifeboat archive: its first
-/// block, once decompressed, is not a tar header. Exit status 2, not "damaged".
+/// block, once decompressed, is not a tar header.
 #[derive(Debug)]
 pub(crate) struct NotAnArchive {
     pub name: String,
-    pub codec: Codec,
+    /// What was found instead, e.g. "its first 512 bytes are not a tar header".
+    pub found: String,
 }
 
 impl std::fmt::Display for NotAnArchive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let what = match self.codec {
-            Codec::None => "its first 512 bytes are not a tar header".to_string(),
-            c => format!("it is {c}-compressed but what it holds does not start with a tar header"),
-        };
         write!(
             f,
-            "{} is not a Lifeboat or tar archive: {what}. Give a file written by `lifeboat \
-             host-backup` or a tar archive (.tar, .tar.gz, .tar.zst, .tar.xz)",
-            self.name
+            "{} is not a Lifeboat or tar archive: {} (a backup is a file written by `lifeboat \
+             host-backup`, or a tar: .tar, .tar.gz, .tar.zst, .tar.xz)",
+            self.name, self.found
         )
     }
 }
@@ -217,15 +214,21 @@ pub(crate) fn decode(input: Input, progress: &'static dyn Progress) -> Result<De
         .map_err(ArchiveError::from)
         .with_context(|| format!("cannot read {}", input.name))?;
     first.truncate(got);
-    let looks_like_tar = match <&[u8; BLOCK]>::try_from(first.as_slice()) {
-        Ok(block) => block.iter().all(|&b| b == 0) || header::checksum_ok(block),
-        // Shorter than one block: the reader reports the truncation itself.
-        Err(_) => got == 0 || codec != Codec::None,
+    let inside = match codec {
+        Codec::None => String::new(),
+        c => format!(" of its {c}-compressed content"),
     };
-    if !looks_like_tar {
+    let found = match <&[u8; BLOCK]>::try_from(first.as_slice()) {
+        Ok(block) if block.iter().all(|&b| b == 0) || header::checksum_ok(block) => None,
+        Ok(_) => Some(format!("the first 512 bytes{inside} are not a tar header")),
+        // Empty, or a compressed stream that ends early: the reader says how it is cut short.
+        Err(_) if got == 0 || codec != Codec::None => None,
+        Err(_) => Some(format!("it is {got} bytes long, less than one tar header")),
+    };
+    if let Some(found) = found {
         return Err(NotAnArchive {
             name: input.name,
-            codec,
+            found,
         }
         .into());
     }
@@ -348,8 +351,74 @@ fn archive_no_space(e: &ArchiveError) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::io::Write;
+
+    fn input(bytes: Vec<u8>) -> Input {
+        Input {
+            stream: Box::new(io::Cursor::new(bytes)),
+            size: None,
+            name: "test.xbk".into(),
+            content_bytes: None,
+            _mount: None,
+        }
+    }
+
+    fn verdict(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+        match decode(input(bytes), crate::ui::Bar::leaked(true, None)) {
+            Ok(mut d) => {
+                let mut all = Vec::new();
+                d.tar.read_to_end(&mut all).unwrap();
+                Ok(all)
+            }
+            Err(e) => Err(e.downcast::<NotAnArchive>().unwrap().to_string()),
+        }
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// One ustar header for a file `hello` of `size` bytes, with its checksum.
+    fn tar_header() -> Vec<u8> {
+        let mut h = vec![0u8; BLOCK];
+        h[..5].copy_from_slice(b"hello");
+        h[100..107].copy_from_slice(b"0000644");
+        h[124..135].copy_from_slice(b"00000000000");
+        h[156] = b'0';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|&b| b as u32).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        h
+    }
+
+    #[test]
+    fn a_tar_passes_whole_and_noise_is_not_an_archive() {
+        let mut tar = tar_header();
+        tar.extend_from_slice(&[0u8; 2 * BLOCK]);
+        assert_eq!(verdict(tar.clone()).unwrap(), tar);
+        assert_eq!(verdict(gzip(&tar)).unwrap(), tar);
+        assert!(verdict(Vec::new()).unwrap().is_empty());
+
+        let noise: Vec<u8> = (0..4096u32)
+            .map(|i| (i * 7919 % 251) as u8 ^ 0x5a)
+            .collect();
+        let msg = verdict(noise.clone()).unwrap_err();
+        assert!(
+            msg.contains("test.xbk is not a Lifeboat or tar archive"),
+            "{msg}"
+        );
+        let msg = verdict(gzip(&noise)).unwrap_err();
+        assert!(msg.contains("gzip-compressed content"), "{msg}");
+        let msg = verdict(b"hello".to_vec()).unwrap_err();
+        assert!(msg.contains("5 bytes long"), "{msg}");
+    }
 
     fn enospc() -> io::Error {
         io::Error::from_raw_os_error(libc::ENOSPC)

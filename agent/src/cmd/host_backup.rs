@@ -29,8 +29,8 @@ enum Destination {
         dest: PathBuf,
         partial: PathBuf,
     },
-    /// An existing character device or FIFO, opened and written in place.
-    Node(PathBuf),
+    /// An existing character device or FIFO, opened (not a terminal) and written in place.
+    Node(PathBuf, File),
 }
 
 /// Decides where the archive goes, refusing at once what cannot take it.
@@ -72,7 +72,18 @@ fn destination(file_name: &Path) -> anyhow::Result<Destination> {
         );
     }
     if kind.is_char_device() || kind.is_fifo() {
-        return Ok(Destination::Node(file_name.to_path_buf()));
+        // Opening a FIFO waits for its reader.
+        let file = OpenOptions::new()
+            .write(true)
+            .open(file_name)
+            .with_context(|| format!("cannot open '{shown}' for writing"))?;
+        if file.is_terminal() {
+            bail!(
+                "refusing to write a compressed archive to the terminal '{shown}': give \
+                 file-name=FILE"
+            );
+        }
+        return Ok(Destination::Node(file_name.to_path_buf(), file));
     }
     if !kind.is_file() {
         bail!("'{shown}' is neither a regular file, a character device nor a FIFO");
@@ -91,24 +102,21 @@ pub fn run(args: HostBackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         json,
     } = args;
     let dest = destination(&file_name)?;
+    let to_stdout = matches!(dest, Destination::Stdout);
     let mut opts = source_options(&source)?;
     if let Some(hook) = &source.pre_hook {
         run_pre_hook(hook)?;
     }
     let bar = crate::ui::Bar::new(quiet);
     let manifest = lifeboat_core::identity::manifest_for_root(&opts.root);
-    let (report, written) = match &dest {
+    let (report, written) = match dest {
         Destination::Stdout => {
             let out = BufWriter::with_capacity(OUT_BUFFER, std::io::stdout().lock());
             let (mut out, report) = source::write_backup(&opts, manifest, out, &bar)?;
             out.flush().context("writing the archive to stdout")?;
             (report, None)
         }
-        Destination::Node(node) => {
-            let file = OpenOptions::new()
-                .write(true)
-                .open(node)
-                .with_context(|| format!("cannot open '{}' for writing", node.display()))?;
+        Destination::Node(node, file) => {
             let out = BufWriter::with_capacity(OUT_BUFFER, file);
             let (mut out, report) = source::write_backup(&opts, manifest, out, &bar)?;
             out.flush()
@@ -116,22 +124,22 @@ pub fn run(args: HostBackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             (report, None)
         }
         Destination::File { dest, partial } => {
-            exclude_own_output(&mut opts, partial);
+            exclude_own_output(&mut opts, &partial);
             let file = OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(true)
                 .mode(0o600)
-                .open(partial)
+                .open(&partial)
                 .with_context(|| {
                     format!(
                         "cannot create '{}' (is the directory there and writable?)",
                         partial.display()
                     )
                 })?;
-            let result = write_file(&opts, manifest, file, &bar, partial, dest);
+            let result = write_file(&opts, manifest, file, &bar, &partial, &dest);
             if result.is_err() {
-                let _ = std::fs::remove_file(partial);
+                let _ = std::fs::remove_file(&partial);
             }
             let (report, size) = result?;
             (report, Some(size))
@@ -139,7 +147,7 @@ pub fn run(args: HostBackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     };
     lifeboat_core::progress::Progress::finish(&bar);
     print_notes(&report, quiet);
-    if json && !matches!(dest, Destination::Stdout) {
+    if json && !to_stdout {
         let summary = serde_json::json!({
             "file": file_name,
             "archive_bytes": written,

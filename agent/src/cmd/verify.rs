@@ -1,7 +1,8 @@
 //! `lifeboat verify [GEN | file-name=F]`: decompresses an archive and checks every checksum,
 //! the manifest and the trailer; without GEN, every generation of the store. Exit 0: sound;
-//! 1: damage found (the first damaged path is named); 2: could not be read at all, or not a
-//! Lifeboat or tar archive (a directory, random bytes).
+//! 1: damage found (the first damaged path is named; a generation that reads as no archive at
+//! all is damaged too); 2: could not be read at all, or a file that is not a Lifeboat or tar
+//! archive (a directory, random bytes).
 
 use super::common::{decode, open_file, open_generation, open_store, Input, NotAnArchive};
 use crate::cli::{ArchiveArgs, VerifyArgs};
@@ -28,6 +29,7 @@ pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
     } = args;
     // The store stays mounted (read-only) while its generations are read.
     let store;
+    let from_store = file_name.is_none();
     let inputs: Box<dyn Iterator<Item = Result<Input>>> =
         match (generation.as_deref(), file_name.as_deref()) {
             (Some(_), Some(_)) => bail!("give either a generation or file-name=F, not both"),
@@ -62,7 +64,15 @@ pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
     for input in inputs {
         let input = input?;
         let name = input.name.clone();
-        let verdict = verify_one(input, quiet || json);
+        let verdict = match verify_one(input, quiet || json) {
+            // A generation the store records as a backup but that reads as no archive at all
+            // is damage at rest, like any other.
+            Err(Verdict::NotAnArchive(e)) if from_store => Err(Verdict::Damaged(format!(
+                "not a Lifeboat or tar archive: {}",
+                e.found
+            ))),
+            v => v,
+        };
         match &verdict {
             Ok(r) if !json && !quiet => {
                 let c = &r.counts;
@@ -101,7 +111,7 @@ pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
                     "counts": r.counts, "host": r.manifest.as_ref().map(|m| m.hostname.clone()),
                 }),
                 Err(Verdict::NotAnArchive(e)) => serde_json::json!({
-                    "archive": name, "ok": false, "not_an_archive": true, "error": e,
+                    "archive": name, "ok": false, "not_an_archive": true, "error": e.to_string(),
                 }),
                 Err(Verdict::Damaged(e)) => {
                     serde_json::json!({ "archive": name, "ok": false, "error": e })
@@ -126,8 +136,8 @@ pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
 
 /// Why an archive did not verify.
 enum Verdict {
-    /// Not a Lifeboat or tar archive at all (exit status 2).
-    NotAnArchive(String),
+    /// A file that is not a Lifeboat or tar archive at all (exit status 2).
+    NotAnArchive(NotAnArchive),
     /// Damage found (exit status 1).
     Damaged(String),
 }
@@ -137,9 +147,9 @@ fn verify_one(input: Input, quiet: bool) -> Result<VerifyReport, Verdict> {
     bar.set_message(&input.name);
     let result = match decode(input, bar) {
         Ok(d) => read_all(d.tar, d.codec).map_err(Verdict::Damaged),
-        Err(e) => Err(match e.downcast_ref::<NotAnArchive>() {
-            Some(n) => Verdict::NotAnArchive(n.to_string()),
-            None => Verdict::Damaged(e.root_cause().to_string()),
+        Err(e) => Err(match e.downcast::<NotAnArchive>() {
+            Ok(n) => Verdict::NotAnArchive(n),
+            Err(e) => Verdict::Damaged(e.root_cause().to_string()),
         }),
     };
     bar.finish();
