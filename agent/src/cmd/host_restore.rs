@@ -329,10 +329,11 @@ fn stage(
 }
 
 fn archive_err(e: io::Error) -> anyhow::Error {
-    // The reader reports a checksum mismatch as an io::Error wrapping the ArchiveError.
-    match e.get_ref().and_then(|i| i.downcast_ref::<ArchiveError>()) {
-        Some(a) => anyhow::anyhow!("{a}"),
-        None => anyhow::Error::new(e),
+    // The reader reports a checksum mismatch as an io::Error wrapping the ArchiveError: keep
+    // that typed, and a plain I/O error (e.g. the staging disk full) as it is.
+    match ArchiveError::from(e) {
+        ArchiveError::Io(io) => anyhow::Error::new(io),
+        a => anyhow::Error::new(a),
     }
 }
 
