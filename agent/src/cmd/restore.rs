@@ -149,15 +149,13 @@ fn check_target(target: &Path, force: bool) -> Result<()> {
     names.sort();
     let sample: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
     bail!(
-        "refusing to restore into {shown}: it is not empty ({} entries: {}{}). Restore into an \
+        "refusing to restore into {shown}: it is not empty (it holds {}{}). Restore into an \
          empty, freshly made filesystem, or add --force to restore over what is there (files \
          of the archive replace those in their way; the others are kept)",
-        names.len(),
         sample.join(", "),
-        if names.len() > sample.len() {
-            ", ..."
-        } else {
-            ""
+        match names.len() - sample.len() {
+            0 => String::new(),
+            more => format!(" and {more} more"),
         }
     )
 }
