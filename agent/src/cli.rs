@@ -1,6 +1,7 @@
 //! The command line. Every command accepts `--key value` and xe-style `key=value`.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use lifeboat_core::codec::Codec;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -17,12 +18,36 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Checks what clap cannot see alone (values that depend on each other). The message is
+    /// for the user; the caller exits with status 2 as for any usage error.
+    pub fn validate(&self) -> Result<(), String> {
+        match &self.command {
+            Command::Backup(a) => a.source.check_level(),
+            Command::HostBackup(a) => a.source.check_level(),
+            _ => Ok(()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum Compress {
     Zstd,
     Gzip,
     Xz,
     None,
+}
+
+impl Compress {
+    /// The codec this choice names.
+    pub fn codec(self) -> Codec {
+        match self {
+            Compress::Zstd => Codec::Zstd,
+            Compress::Gzip => Codec::Gzip,
+            Compress::Xz => Codec::Xz,
+            Compress::None => Codec::None,
+        }
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -53,6 +78,32 @@ pub struct SourceArgs {
     pub threads: Option<usize>,
 }
 
+impl SourceArgs {
+    /// Checks `--level` against the codec chosen with `--compress` (the range is the codec's
+    /// own, [`Codec::level_range`]), so a bad level is refused before anything runs.
+    pub fn check_level(&self) -> Result<(), String> {
+        let codec = self.compress.codec();
+        let Some(level) = self.level else {
+            return Ok(());
+        };
+        let (lo, hi) = codec.level_range();
+        if codec == Codec::None {
+            return Err(format!(
+                "--level {level} was given with --compress none, which has no levels: \
+                 drop --level or choose --compress zstd, gzip or xz"
+            ));
+        }
+        if !(lo..=hi).contains(&level) {
+            return Err(format!(
+                "--level {level} is not a {codec} level: {codec} takes {lo} to {hi} (default {}; \
+                 higher is smaller and slower)",
+                codec.default_level()
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct DeviceArgs {
     /// The backup partition (found from /etc/lifeboat/lifeboat.toml, the XenServer inventory's
@@ -64,85 +115,115 @@ pub struct DeviceArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a new generation of the root into the backup partition.
-    Backup {
-        #[command(flatten)]
-        source: SourceArgs,
-        #[command(flatten)]
-        device: DeviceArgs,
-        /// Generations to keep (older ones are pruned after the new one is committed).
-        #[arg(long, default_value_t = 2)]
-        keep: usize,
-        /// Machine-readable summary on stdout.
-        #[arg(long)]
-        json: bool,
-    },
+    Backup(BackupArgs),
     /// Stream one archive of the root to a file or stdout (`-`), like `xe host-backup`.
-    HostBackup {
-        /// Where to write the archive (`-` for stdout).
-        #[arg(long)]
-        file_name: PathBuf,
-        #[command(flatten)]
-        source: SourceArgs,
-        #[arg(long)]
-        json: bool,
-    },
+    HostBackup(HostBackupArgs),
     /// Stage a backup file into the backup partition as the generation to restore, like
     /// `xe host-restore`.
-    HostRestore {
-        /// The archive to stage (`-` for stdin).
-        #[arg(long)]
-        file_name: PathBuf,
-        #[command(flatten)]
-        device: DeviceArgs,
-        /// Root whose /etc/xensource-inventory gives this host's product version.
-        #[arg(long, default_value = "/")]
-        root: PathBuf,
-        /// Accept a backup from an older major product version.
-        #[arg(long)]
-        force: bool,
-    },
+    HostRestore(HostRestoreArgs),
     /// Put a Lifeboat store (an ext4 filesystem) on the backup partition.
-    InitStore {
-        #[arg(long)]
-        backup_device: PathBuf,
-        /// Overwrite a partition that holds data or a XenServer backup.
-        #[arg(long)]
-        force: bool,
-    },
+    InitStore(InitStoreArgs),
     /// List the generations in the backup partition.
-    List {
-        #[command(flatten)]
-        device: DeviceArgs,
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
     /// Check every checksum of a generation (all when none is named) or of a file.
-    Verify {
-        /// Generation id, or `latest`.
-        generation: Option<String>,
-        #[arg(long)]
-        file_name: Option<PathBuf>,
-        #[command(flatten)]
-        device: DeviceArgs,
-        #[arg(long)]
-        json: bool,
-    },
+    Verify(VerifyArgs),
     /// Extract a generation or a file beneath a directory, checking every checksum.
-    Restore {
-        /// Generation id, or `latest`.
-        generation: Option<String>,
-        #[arg(long)]
-        file_name: Option<PathBuf>,
-        /// Directory to restore into (typically the freshly made root filesystem).
-        #[arg(long)]
-        target_dir: PathBuf,
-        #[command(flatten)]
-        device: DeviceArgs,
-        #[arg(long)]
-        json: bool,
-    },
+    Restore(RestoreArgs),
     /// Build the recovery image (kernel + initramfs), and optionally a PXE tree or an ISO.
     Mkrescue(MkrescueArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Generations to keep (older ones are pruned after the new one is committed).
+    #[arg(long, default_value_t = 2)]
+    pub keep: usize,
+    /// Machine-readable summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HostBackupArgs {
+    /// Where to write the archive (`-` for stdout; a character device or FIFO is written
+    /// directly; a directory or block device is refused).
+    #[arg(long)]
+    pub file_name: PathBuf,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HostRestoreArgs {
+    /// The archive to stage (`-` for stdin).
+    #[arg(long)]
+    pub file_name: PathBuf,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Root whose /etc/xensource-inventory gives this host's product version.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// Accept a backup from an older major product version.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitStoreArgs {
+    #[arg(long)]
+    pub backup_device: PathBuf,
+    /// Overwrite a partition that holds data or a XenServer backup.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `verify` and `restore` read: a generation of the store or an archive file.
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    /// Generation id, or `latest`.
+    pub generation: Option<String>,
+    /// An archive file instead of a generation (`-` for stdin).
+    #[arg(long)]
+    pub file_name: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub archive: ArchiveArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub archive: ArchiveArgs,
+    /// Directory to restore into (typically the freshly made root filesystem); never `/`.
+    #[arg(long)]
+    pub target_dir: PathBuf,
+    /// Restore into a directory that is not empty: archive members replace what is in their
+    /// way, other files are kept.
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -196,4 +277,40 @@ pub enum InitrdCompress {
     Zstd,
     Xz,
     None,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn check(words: &[&str]) -> Result<(), String> {
+        Cli::try_parse_from(words).unwrap().validate()
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn levels_are_checked_per_codec_when_parsed() {
+        let hb = ["lifeboat", "host-backup", "--file-name", "x"];
+        let with = |extra: &[&'static str]| [&hb[..], extra].concat();
+        assert!(check(&with(&["--level", "19"])).is_ok());
+        assert!(check(&with(&["--level", "22"])).is_ok());
+        assert!(check(&with(&["--compress", "gzip", "--level", "9"])).is_ok());
+        assert!(check(&with(&["--compress", "xz", "--level", "0"])).is_ok());
+        let err = check(&with(&["--level", "99999"])).unwrap_err();
+        assert!(err.contains("--level 99999 is not a zstd level"), "{err}");
+        assert!(!err.contains("output"), "misleading hint: {err}");
+        let err = check(&with(&["--compress", "gzip", "--level", "10"])).unwrap_err();
+        assert!(err.contains("gzip takes 1 to 9"), "{err}");
+        let err = check(&with(&["--compress", "xz", "--level=-1"])).unwrap_err();
+        assert!(err.contains("xz takes 0 to 9"), "{err}");
+        assert!(check(&with(&["--compress", "none", "--level", "3"])).is_err());
+        let backup = ["lifeboat", "backup", "--level", "23"];
+        assert!(check(&backup).is_err());
+    }
 }

@@ -9,11 +9,11 @@ mod config;
 mod rescue;
 mod ui;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse_from(args::normalize(std::env::args_os()));
+    let cli = parse();
     match cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -21,4 +21,23 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The command line, or exit 2 with clap's usage message (xe-style words rewritten first;
+/// checks across arguments, such as `--level` against `--compress`, done here too).
+fn parse() -> cli::Cli {
+    let mut command = cli::Cli::command();
+    let words = match args::normalize(&command, std::env::args_os()) {
+        Ok(w) => w,
+        Err(e) => command
+            .error(clap::error::ErrorKind::UnknownArgument, e)
+            .exit(),
+    };
+    let cli = cli::Cli::try_parse_from(words).unwrap_or_else(|e| e.exit());
+    if let Err(msg) = cli.validate() {
+        command
+            .error(clap::error::ErrorKind::ValueValidation, msg)
+            .exit();
+    }
+    cli
 }

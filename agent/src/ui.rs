@@ -19,6 +19,14 @@ impl Bar {
         };
         Self { bar }
     }
+
+    /// A bar that lives as long as the process, with its total set (the decompression
+    /// thread needs a `'static` reader to report through).
+    pub fn leaked(quiet: bool, total: Option<u64>) -> &'static Bar {
+        let bar: &'static Bar = Box::leak(Box::new(Bar::new(quiet)));
+        bar.set_total(total);
+        bar
+    }
 }
 
 fn style(total_known: bool) -> ProgressStyle {

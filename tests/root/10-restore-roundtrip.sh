@@ -33,7 +33,7 @@ grep -q '"ok":true' "$W/r.json" || fail "json: $(cat "$W/r.json")"
 note "over an existing tree"
 echo changed >"$DST/files/small"; rm "$DST/links/relative"; echo "in the way" >"$DST/links/relative"
 echo extra >"$DST/files/extra"
-"$LIFEBOAT" restore file-name="$W/b.gzip" --target-dir "$DST" >/dev/null || fail "restore over a tree"
+"$LIFEBOAT" restore file-name="$W/b.gzip" --target-dir "$DST" --force >/dev/null || fail "restore over a tree"
 "$LBTEST/lbtest-compare" "$SRC" "$DST" --ignore files/extra >"$W/cmp.out" \
   || fail "over a tree: $(cat "$W/cmp.out")"
 [ "$(cat "$DST/files/small")" = "hello, lifeboat" ] || fail "files/small not replaced"

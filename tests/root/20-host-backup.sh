@@ -66,7 +66,7 @@ set +e
 rc=$?
 set -e
 [ "$rc" = 2 ] || fail "a failing pre-hook gave exit $rc"
-[ ! -e "$W/c.xbk" ] && [ ! -e "$W/c.xbk.partial" ] || fail "a file was left after a failed pre-hook"
+{ [ ! -e "$W/c.xbk" ] && [ ! -e "$W/c.xbk.partial" ]; } || fail "a file was left after a failed pre-hook"
 grep -q "pre-hook" "$W/err2" || fail "the error does not name the pre-hook"
 
 # 5. An unwritable destination: exit 2, clear message.

@@ -3,102 +3,24 @@
 //! Steps: find the device, mount it, lock the store, remove debris of interrupted runs, check
 //! the space, write the archive into `staging/`, fsync, read it back from disk through the
 //! archive reader (every checksum, the trailer), commit by rename, prune beyond `--keep`.
-//! Also holds what `host-restore` shares with it.
 
-use crate::cli::{Command, Compress};
-use crate::config::{self, BackupDevice};
+use super::common::{drop_cache, is_no_space, open_for_writing, run_pre_hook, source_options};
+use crate::cli::BackupArgs;
+use crate::config;
 use crate::ui::Bar;
-use anyhow::{bail, Context};
+use anyhow::bail;
 use lifeboat_core::archive::verify::verify_stream;
 use lifeboat_core::archive::ArchiveError;
 use lifeboat_core::codec::Codec;
 use lifeboat_core::identity;
 use lifeboat_core::progress::Progress;
-use lifeboat_core::source::{self, SourceOptions};
-use lifeboat_core::store::{
-    self, layout, space::human, GenerationMeta, GenerationState, Mounted, Origin, Store, StoreLock,
-};
+use lifeboat_core::source;
+use lifeboat_core::store::{self, layout, space::human, GenerationMeta, GenerationState, Origin};
 use serde::Serialize;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::time::Instant;
-
-/// A store opened for writing: lock held, leftovers removed. Fields drop in order: the
-/// lock is released before the filesystem is unmounted.
-pub(crate) struct WritableStore {
-    pub lock: StoreLock,
-    pub store: Store,
-    pub removed_leftovers: Vec<String>,
-    /// Held for its Drop: unmounts what we mounted.
-    #[allow(dead_code)]
-    pub mounted: Mounted,
-}
-
-/// Mounts the backup device read-write, opens its store, takes the lock for `command`, and
-/// removes what interrupted runs left in staging/ (saying so).
-pub(crate) fn open_for_writing(
-    dev: &BackupDevice,
-    command: &str,
-    quiet: bool,
-) -> anyhow::Result<WritableStore> {
-    let mounted = store::mount_device(&dev.path, false)?;
-    let store = Store::open(mounted.dir()).map_err(|e| match e {
-        store::StoreError::NotAStore(_) => anyhow::anyhow!(
-            "the backup device {} (from {}) holds no Lifeboat store; create one with \
-             `lifeboat init-store --backup-device {}`",
-            dev.path.display(),
-            dev.source,
-            dev.path.display()
-        ),
-        e => anyhow::Error::new(e)
-            .context(format!("cannot open the store on {}", dev.path.display())),
-    })?;
-    let lock = store
-        .lock(command)
-        .with_context(|| format!("cannot lock the store on {}", dev.path.display()))?;
-    let removed = store.remove_leftovers(&lock)?;
-    if !quiet {
-        for name in &removed {
-            eprintln!(
-                "lifeboat: removed '{name}' from {}/staging: left by an interrupted run (the committed generations are intact)",
-                dev.path.display()
-            );
-        }
-    }
-    Ok(WritableStore {
-        lock,
-        store,
-        removed_leftovers: removed,
-        mounted,
-    })
-}
-
-/// Drops a written file's pages from the page cache, so that reading it back checks what
-/// is on the disk rather than what is in memory.
-pub(crate) fn drop_cache(file: &File) {
-    let _ = nix::fcntl::posix_fadvise(
-        file.as_raw_fd(),
-        0,
-        0,
-        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-    );
-}
-
-/// True when an error (anywhere in its chain) is "no space left on device".
-pub(crate) fn is_no_space(e: &anyhow::Error) -> bool {
-    e.chain().any(store::space::is_no_space)
-}
-
-fn codec_of(c: Compress) -> Codec {
-    match c {
-        Compress::Zstd => Codec::Zstd,
-        Compress::Gzip => Codec::Gzip,
-        Compress::Xz => Codec::Xz,
-        Compress::None => Codec::None,
-    }
-}
 
 #[derive(Serialize)]
 struct Summary {
@@ -121,21 +43,16 @@ struct Summary {
     free_bytes: u64,
 }
 
-pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
-    let Command::Backup {
+pub fn run(args: BackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let BackupArgs {
         source: args,
         device,
         keep,
         json,
-    } = cmd
-    else {
-        bail!("internal error: backup called with another command");
-    };
+    } = args;
     let started = Instant::now();
-    let root = args.root.clone();
-    if !root.is_dir() {
-        bail!("the root {} is not a directory", root.display());
-    }
+    let mut opts = source_options(&args)?;
+    let root = opts.root.clone();
     let dev = config::find_backup_device(device.backup_device.as_deref(), &root)?;
     let w = open_for_writing(&dev, "backup", quiet)?;
     let root_dev = identity::blockdev::name_of_dir(&root).ok().flatten();
@@ -149,26 +66,10 @@ pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
     }
 
     if let Some(hook) = &args.pre_hook {
-        let status = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(hook)
-            .status()
-            .with_context(|| format!("cannot run the pre-hook '{hook}'"))?;
-        if !status.success() {
-            bail!("the pre-hook '{hook}' failed ({status}); no backup was written");
-        }
+        run_pre_hook(hook)?;
     }
 
-    let codec = codec_of(args.compress);
-    let mut opts = SourceOptions::new(&root);
-    if args.no_default_excludes {
-        opts.excludes.clear();
-    }
-    opts.excludes.extend(args.excludes.iter().cloned());
-    opts.includes = args.includes.clone();
-    opts.codec = codec;
-    opts.level = args.level;
-    opts.threads = args.threads.unwrap_or(0);
+    let codec = opts.codec;
     let mut manifest = identity::manifest_for_root(&root);
     manifest.codec = codec.name().to_string();
 

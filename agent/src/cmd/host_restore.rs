@@ -3,8 +3,8 @@
 //! decompressed and verified while it is written into `staging/`, and committed only when it
 //! is whole and valid; the previous good generation is never touched before that.
 
-use super::backup::{drop_cache, is_no_space, open_for_writing};
-use crate::cli::Command;
+use super::common::{drop_cache, is_no_space, open_for_writing};
+use crate::cli::HostRestoreArgs;
 use crate::config;
 use crate::ui::Bar;
 use anyhow::{bail, Context};
@@ -27,16 +27,13 @@ use std::sync::Mutex;
 /// XenServer's own message for this refusal (xapi's host-restore).
 const LAYOUT_MESSAGE: &str = "Cannot restore backup created with a different partition layout";
 
-pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
-    let Command::HostRestore {
+pub fn run(args: HostRestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let HostRestoreArgs {
         file_name,
         device,
         root,
         force,
-    } = cmd
-    else {
-        bail!("internal error: host-restore called with another command");
-    };
+    } = args;
     let from_stdin = file_name == Path::new("-");
     let shown_input = if from_stdin {
         "standard input".to_string()
@@ -333,10 +330,11 @@ fn stage(
 }
 
 fn archive_err(e: io::Error) -> anyhow::Error {
-    // The reader reports a checksum mismatch as an io::Error wrapping the ArchiveError.
-    match e.get_ref().and_then(|i| i.downcast_ref::<ArchiveError>()) {
-        Some(a) => anyhow::anyhow!("{a}"),
-        None => anyhow::Error::new(e),
+    // The reader reports a checksum mismatch as an io::Error wrapping the ArchiveError: keep
+    // that typed, and a plain I/O error (e.g. the staging disk full) as it is.
+    match ArchiveError::from(e) {
+        ArchiveError::Io(io) => anyhow::Error::new(io),
+        a => anyhow::Error::new(a),
     }
 }
 

@@ -1,21 +1,18 @@
 //! `lifeboat init-store`: puts a Lifeboat store (ext4, label `lifeboat`) on the backup
 //! partition, refusing anything that would destroy data unless `--force`.
 
-use crate::cli::Command;
+use crate::cli::InitStoreArgs;
 use anyhow::{bail, Context};
 use lifeboat_core::identity::{self, read_partition_table};
 use lifeboat_core::store::{self, space::human, Store};
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn run(cmd: Command, quiet: bool) -> anyhow::Result<ExitCode> {
-    let Command::InitStore {
+pub fn run(args: InitStoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let InitStoreArgs {
         backup_device,
         force,
-    } = cmd
-    else {
-        bail!("internal error: init-store called with another command");
-    };
+    } = args;
     let spec = backup_device.to_string_lossy().into_owned();
     let dev = identity::resolve_device(&spec)
         .with_context(|| format!("cannot find the backup device {spec}"))?;

@@ -1,10 +1,9 @@
 //! `lifeboat list`: the generations in the backup partition (and a XenServer backup tree).
 
-use crate::cli::Command;
-use crate::config;
+use super::common::mount_read_only;
+use crate::cli::ListArgs;
 use anyhow::{bail, Context};
 use lifeboat_core::store::{self, space::human, BackupSummary, Store};
-use std::path::Path;
 use std::process::ExitCode;
 
 #[derive(serde::Serialize)]
@@ -17,12 +16,9 @@ struct Listing<'a> {
     last_restore: Option<store::JournalRecord>,
 }
 
-pub fn run(cmd: Command, _quiet: bool) -> anyhow::Result<ExitCode> {
-    let Command::List { device, json } = cmd else {
-        bail!("internal error: list called with another command");
-    };
-    let dev = config::find_backup_device(device.backup_device.as_deref(), Path::new("/"))?;
-    let mounted = store::mount_device(&dev.path, true)?;
+pub fn run(args: ListArgs, _quiet: bool) -> anyhow::Result<ExitCode> {
+    let ListArgs { device, json } = args;
+    let (dev, mounted) = mount_read_only(device.backup_device.as_deref())?;
     let root = mounted.dir();
     let rows = store::list_backups(root)
         .with_context(|| format!("cannot read the backups on {}", dev.path.display()))?;

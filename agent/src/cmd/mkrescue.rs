@@ -5,6 +5,7 @@ use crate::cli::{InitrdCompress, MkrescueArgs};
 use crate::rescue::image::Compression;
 use crate::rescue::{self, iso, pxe, RescueOptions, Selection};
 use anyhow::{bail, Context, Result};
+use lifeboat_core::store::space::human;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -69,7 +70,7 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
             "recovery image for kernel {}: {} modules ({}), {} firmware files ({} missing), {} entries",
             report.kernel_version,
             report.modules,
-            mib(report.module_bytes),
+            human(report.module_bytes),
             report.firmware,
             report.firmware_missing,
             report.files
@@ -77,8 +78,8 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
         println!(
             "  {}: {} compressed, {} uncompressed",
             report.initrd.display(),
-            mib(report.compressed_size),
-            mib(report.uncompressed_size)
+            human(report.compressed_size),
+            human(report.uncompressed_size)
         );
         println!("  {}", report.vmlinuz.display());
         println!("  {} (what went in)", report.listing.display());
@@ -113,10 +114,6 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
         println!("built in {:.1} s", started.elapsed().as_secs_f64());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 fn running_release() -> Result<String> {

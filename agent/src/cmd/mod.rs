@@ -1,9 +1,10 @@
-//! One module per command.
+//! One module per command; what they share is in [`common`].
 
 use crate::cli::{Cli, Command};
 use std::process::ExitCode;
 
 mod backup;
+mod common;
 mod host_backup;
 mod host_restore;
 mod init_store;
@@ -15,13 +16,13 @@ mod verify;
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let quiet = cli.quiet;
     match cli.command {
-        c @ Command::Backup { .. } => backup::run(c, quiet),
-        c @ Command::HostBackup { .. } => host_backup::run(c, quiet),
-        c @ Command::HostRestore { .. } => host_restore::run(c, quiet),
-        c @ Command::InitStore { .. } => init_store::run(c, quiet),
-        c @ Command::List { .. } => list::run(c, quiet),
-        c @ Command::Verify { .. } => verify::run(c, quiet),
-        c @ Command::Restore { .. } => restore::run(c, quiet),
+        Command::Backup(args) => backup::run(args, quiet),
+        Command::HostBackup(args) => host_backup::run(args, quiet),
+        Command::HostRestore(args) => host_restore::run(args, quiet),
+        Command::InitStore(args) => init_store::run(args, quiet),
+        Command::List(args) => list::run(args, quiet),
+        Command::Verify(args) => verify::run(args, quiet),
+        Command::Restore(args) => restore::run(args, quiet),
         Command::Mkrescue(args) => mkrescue::run(args, quiet),
     }
 }

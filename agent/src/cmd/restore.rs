@@ -1,145 +1,40 @@
 //! `lifeboat restore (GEN | latest | file-name=F) --target-dir DIR`: extracts an archive beneath
 //! DIR with the restore engine (checksums checked as it goes, nothing written outside DIR).
+//! DIR is never `/`, and must be empty (`lost+found` aside) unless `--force`.
 
-use crate::cli::Command;
-use crate::config;
+use super::common::{decode, select};
+use crate::cli::{ArchiveArgs, RestoreArgs};
 use crate::ui::Bar;
 use anyhow::{bail, Context, Result};
 use lifeboat_core::archive::reader::ArchiveReader;
-use lifeboat_core::codec;
-use lifeboat_core::io::ProgressReader;
 use lifeboat_core::progress::Progress;
 use lifeboat_core::restore::{extract, RestoreError, RestoreOptions};
-use lifeboat_core::store::{self, Store};
-use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// An archive to read: the stream, its size when known (for progress), and the store's mount
-/// when it comes from a generation (kept mounted while it is read).
-pub(super) struct Input {
-    pub stream: Box<dyn Read + Send>,
-    pub size: Option<u64>,
-    pub name: String,
-    /// Logical content bytes, when the store recorded them.
-    pub content_bytes: Option<u64>,
-    /// The generation read, checked against its meta.json at the start and the end.
-    pub generation: Option<store::Generation>,
-    pub _mount: Option<store::Mounted>,
-}
-
-/// Opens `file_name` (`-` = stdin).
-pub(super) fn open_file(file_name: &Path) -> Result<Input> {
-    if file_name == Path::new("-") {
-        return Ok(Input {
-            stream: Box::new(std::io::stdin()),
-            size: None,
-            name: "stdin".into(),
-            content_bytes: None,
-            generation: None,
-            _mount: None,
-        });
-    }
-    let f = std::fs::File::open(file_name)
-        .with_context(|| format!("cannot open the archive {}", file_name.display()))?;
-    let size = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
-    Ok(Input {
-        stream: Box::new(f),
-        size,
-        name: file_name.display().to_string(),
-        content_bytes: None,
-        generation: None,
-        _mount: None,
-    })
-}
-
-/// The backup store on the backup partition, mounted read-only.
-pub(super) fn open_store(device: Option<&Path>) -> Result<(Store, store::Mounted, String)> {
-    let dev = config::find_backup_device(device, Path::new("/"))?;
-    let mounted = store::mount_device(&dev.path, true)?;
-    if !Store::is_store(mounted.dir()) {
-        bail!(
-            "{} (from {}) holds no Lifeboat store; give file-name=F to use an archive file",
-            dev.path.display(),
-            dev.source
-        );
-    }
-    let st = Store::open_read_only(mounted.dir())?;
-    Ok((st, mounted, dev.path.display().to_string()))
-}
-
-/// Opens the archive of a committed generation (`latest` or an id).
-pub(super) fn open_generation(store: &Store, device: &str, id: &str) -> Result<Input> {
-    let g = store.find(id)?;
-    let f = g
-        .open_archive()
-        .with_context(|| format!("cannot open the archive of generation {} on {device}", g.id))?;
-    Ok(Input {
-        stream: Box::new(f),
-        size: Some(g.meta.size),
-        name: format!("generation {} ({device})", g.id),
-        content_bytes: Some(g.meta.bytes),
-        generation: Some(g),
-        _mount: None,
-    })
-}
-
-/// The archive a command names: a generation of the store, or a file.
-pub(super) fn select(
-    generation: Option<&str>,
-    file_name: Option<&Path>,
-    device: Option<&Path>,
-) -> Result<Input> {
-    match (generation, file_name) {
-        (None, Some(f)) => open_file(f),
-        (Some(_), Some(_)) => bail!("give either a generation or file-name=F, not both"),
-        (Some(g), None) => {
-            let (st, mounted, dev) = open_store(device)?;
-            let mut input = open_generation(&st, &dev, g)?;
-            input._mount = Some(mounted);
-            Ok(input)
-        }
-        (None, None) => {
-            bail!("say what to restore: a generation id, 'latest', or file-name=F (- for stdin)")
-        }
-    }
-}
-
-/// A progress bar that lives as long as the process (the decompression thread needs a
-/// `'static` reader to report through).
-pub(super) fn bar(quiet: bool, total: Option<u64>) -> &'static Bar {
-    let bar: &'static Bar = Box::leak(Box::new(Bar::new(quiet)));
-    bar.set_total(total);
-    bar
-}
-
-pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
-    let Command::Restore {
-        generation,
-        file_name,
+pub fn run(args: RestoreArgs, quiet: bool) -> Result<ExitCode> {
+    let RestoreArgs {
+        archive:
+            ArchiveArgs {
+                generation,
+                file_name,
+                device,
+            },
         target_dir,
-        device,
+        force,
         json,
-    } = cmd
-    else {
-        bail!("internal error: not a restore command");
-    };
+    } = args;
     let input = select(
         generation.as_deref(),
         file_name.as_deref(),
         device.backup_device.as_deref(),
     )?;
-    if !target_dir.is_dir() {
-        bail!(
-            "the target {} is not a directory: make and mount the filesystem to restore into first",
-            target_dir.display()
-        );
-    }
-    let bar = bar(quiet || json, input.size);
-    let counted = ProgressReader::new(input.stream, bar);
-    let (codec, tar) =
-        codec::decoder(counted).with_context(|| format!("cannot read {}", input.name))?;
-    let mut reader = ArchiveReader::new(tar);
+    check_target(&target_dir, force)?;
+    let bar = Bar::leaked(quiet || json, input.size);
+    let input = decode(input, bar)?;
+    let codec = input.codec;
+    let mut reader = ArchiveReader::new(input.tar);
     let manifest = reader
         .read_manifest()
         .with_context(|| format!("cannot read {}", input.name))?
@@ -240,4 +135,48 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses a target that is `/` (the running system, by any path) or not a directory, and
+/// one that is not empty (`lost+found` aside) unless `force`.
+fn check_target(target: &Path, force: bool) -> Result<()> {
+    let shown = target.display();
+    let meta = match std::fs::metadata(target) {
+        Ok(m) if m.is_dir() => m,
+        _ => bail!(
+            "the target {shown} is not a directory: make and mount the filesystem to restore \
+             into first"
+        ),
+    };
+    let root = std::fs::metadata("/").context("cannot look at /")?;
+    if (meta.dev(), meta.ino()) == (root.dev(), root.ino()) {
+        bail!(
+            "refusing to restore into {shown}: it is / of the running system. Make and mount the \
+             filesystem to restore into (e.g. on /mnt/newroot) and give that directory"
+        );
+    }
+    if force {
+        return Ok(());
+    }
+    let mut names: Vec<String> = std::fs::read_dir(target)
+        .with_context(|| format!("cannot read the target {shown}"))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("cannot read the target {shown}"))?;
+    names.retain(|n| n != "lost+found");
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    let sample: Vec<&str> = names.iter().take(3).map(String::as_str).collect();
+    bail!(
+        "refusing to restore into {shown}: it is not empty (it holds {}{}). Restore into an \
+         empty, freshly made filesystem, or add --force to restore over what is there (files \
+         of the archive replace those in their way; the others are kept)",
+        sample.join(", "),
+        match names.len() - sample.len() {
+            0 => String::new(),
+            more => format!(" and {more} more"),
+        }
+    )
 }

@@ -1,55 +1,73 @@
 //! `lifeboat verify [GEN | file-name=F]`: decompresses an archive and checks every checksum,
 //! the manifest and the trailer; without GEN, every generation of the store. Exit 0: sound;
-//! 1: damage found (the first damaged path is named); 2: could not be read at all.
+//! 1: damage found (the first damaged path is named; a generation that reads as no archive at
+//! all is damaged too); 2: could not be read at all, or a file that is not a Lifeboat or tar
+//! archive (a directory, random bytes).
 
-use super::restore::{bar, open_file, open_generation, open_store, Input};
-use crate::cli::Command;
+use super::common::{decode, open_file, open_generation, open_store, Decoded, Input, NotAnArchive};
+use crate::cli::{ArchiveArgs, VerifyArgs};
+use crate::ui::Bar;
 use anyhow::{bail, Result};
 use lifeboat_core::archive::verify::{verify_tar, VerifyReport};
-use lifeboat_core::archive::ArchiveError;
-use lifeboat_core::codec;
-use lifeboat_core::io::ProgressReader;
 use lifeboat_core::progress::Progress;
 use std::process::ExitCode;
 
-pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
-    let Command::Verify {
-        generation,
-        file_name,
-        device,
+pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
+    let VerifyArgs {
+        archive:
+            ArchiveArgs {
+                generation,
+                file_name,
+                device,
+            },
         json,
-    } = cmd
-    else {
-        bail!("internal error: not a verify command");
-    };
+    } = args;
     // The store stays mounted (read-only) while its generations are read.
-    let mut store = None;
-    let sources: Vec<Option<String>> = match (generation.as_deref(), file_name.as_deref()) {
-        (Some(_), Some(_)) => bail!("give either a generation or file-name=F, not both"),
-        (None, Some(_)) => vec![None],
-        (gen, None) => {
-            let (st, mounted, dev) = open_store(device.backup_device.as_deref())?;
-            let ids = match gen {
-                Some(g) => vec![Some(st.find(g)?.id)],
-                None => st.generations()?.into_iter().map(|g| Some(g.id)).collect(),
-            };
-            if ids.is_empty() {
-                bail!("the store on {dev} holds no generation to verify");
+    let store;
+    let from_store = file_name.is_none();
+    let inputs: Box<dyn Iterator<Item = Result<Input>>> =
+        match (generation.as_deref(), file_name.as_deref()) {
+            (Some(_), Some(_)) => bail!("give either a generation or file-name=F, not both"),
+            (None, Some(f)) => Box::new(std::iter::once_with(|| open_file(f))),
+            (gen, None) => {
+                store = open_store(device.backup_device.as_deref())?;
+                let ids: Vec<String> = match gen {
+                    Some(g) => vec![store.store.find(g)?.id],
+                    None => store
+                        .store
+                        .generations()?
+                        .into_iter()
+                        .map(|g| g.id)
+                        .collect(),
+                };
+                if ids.is_empty() {
+                    bail!(
+                        "the store on {} holds no generation to verify",
+                        store.device
+                    );
+                }
+                let st = &store;
+                Box::new(
+                    ids.into_iter()
+                        .map(move |id| open_generation(&st.store, &st.device, &id)),
+                )
             }
-            store = Some((st, mounted, dev));
-            ids
-        }
-    };
-    let mut damaged = 0;
-    let mut results = Vec::new();
-    for source in sources {
-        let input = match (&source, &store, file_name.as_deref()) {
-            (Some(id), Some((st, _, dev)), _) => open_generation(st, dev, id)?,
-            (None, _, Some(f)) => open_file(f)?,
-            _ => bail!("internal error: nothing to verify"),
         };
+    let mut damaged = 0;
+    let mut not_archives = 0;
+    let mut results = Vec::new();
+    for input in inputs {
+        let input = input?;
         let name = input.name.clone();
-        let verdict = verify_one(input, quiet || json);
+        let verdict = match verify_one(input, quiet || json) {
+            // A generation the store records as a backup but that reads as no archive at all
+            // is damage at rest, like any other.
+            Err(Verdict::NotAnArchive(e)) if from_store => Err(Verdict::Damaged(format!(
+                "not a Lifeboat or tar archive: {}",
+                e.found
+            ))),
+            v => v,
+        };
         match &verdict {
             Ok(r) if !json && !quiet => {
                 let c = &r.counts;
@@ -68,7 +86,13 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
                 );
             }
             Ok(_) => {}
-            Err(e) => {
+            Err(Verdict::NotAnArchive(e)) => {
+                not_archives += 1;
+                if !json {
+                    eprintln!("lifeboat: error: {e}");
+                }
+            }
+            Err(Verdict::Damaged(e)) => {
                 damaged += 1;
                 if !json {
                     eprintln!("lifeboat: {name}: DAMAGED: {e}");
@@ -81,8 +105,11 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
                     "archive": name, "ok": true, "codec": r.codec.name(), "lifeboat": r.is_lifeboat,
                     "counts": r.counts, "host": r.manifest.as_ref().map(|m| m.hostname.clone()),
                 }),
-                Err(e) => {
-                    serde_json::json!({ "archive": name, "ok": false, "error": e.to_string() })
+                Err(Verdict::NotAnArchive(e)) => serde_json::json!({
+                    "archive": name, "ok": false, "not_an_archive": true, "error": e.to_string(),
+                }),
+                Err(Verdict::Damaged(e)) => {
+                    serde_json::json!({ "archive": name, "ok": false, "error": e })
                 }
             });
         }
@@ -90,34 +117,50 @@ pub fn run(cmd: Command, quiet: bool) -> Result<ExitCode> {
     if json {
         println!(
             "{}",
-            serde_json::json!({ "ok": damaged == 0, "archives": results })
+            serde_json::json!({ "ok": damaged + not_archives == 0, "archives": results })
         );
     }
-    Ok(if damaged == 0 {
-        ExitCode::SUCCESS
-    } else {
+    Ok(if not_archives > 0 {
+        ExitCode::from(2)
+    } else if damaged > 0 {
         ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 
-fn verify_one(input: Input, quiet: bool) -> Result<VerifyReport, String> {
-    let bar = bar(quiet, input.size);
+/// Why an archive did not verify.
+enum Verdict {
+    /// A file that is not a Lifeboat or tar archive at all (exit status 2).
+    NotAnArchive(NotAnArchive),
+    /// Damage found (exit status 1).
+    Damaged(String),
+}
+
+fn verify_one(input: Input, quiet: bool) -> Result<VerifyReport, Verdict> {
+    let bar = Bar::leaked(quiet, input.size);
     bar.set_message(&input.name);
-    let generation = input.generation;
-    let counted = ProgressReader::new(input.stream, bar);
-    let result = codec::decoder(counted)
-        .map_err(|e| ArchiveError::from(e).to_string())
-        .and_then(|(codec, tar)| {
-            // A generation is also checked against its meta.json.
-            if let Some(g) = &generation {
-                g.check_codec(codec).map_err(|e| e.to_string())?;
-            }
-            let report = verify_tar(tar, codec).map_err(|e| e.to_string())?;
-            if let Some(g) = &generation {
-                g.check_end(&(&report).into()).map_err(|e| e.to_string())?;
-            }
-            Ok(report)
-        });
+    let result = match decode(input, bar) {
+        Ok(d) => check(d),
+        Err(e) => Err(match e.downcast::<NotAnArchive>() {
+            Ok(n) => Verdict::NotAnArchive(n),
+            Err(e) => Verdict::Damaged(e.root_cause().to_string()),
+        }),
+    };
     bar.finish();
     result
+}
+
+/// Core's one verify loop over a decoded archive; a generation is also checked against its
+/// meta.json (codec first, then counts and digests).
+fn check(d: Decoded) -> Result<VerifyReport, Verdict> {
+    let damaged = |e: &dyn std::fmt::Display| Verdict::Damaged(e.to_string());
+    if let Some(g) = &d.generation {
+        g.check_codec(d.codec).map_err(|e| damaged(&e))?;
+    }
+    let report = verify_tar(d.tar, d.codec).map_err(|e| damaged(&e))?;
+    if let Some(g) = &d.generation {
+        g.check_end(&(&report).into()).map_err(|e| damaged(&e))?;
+    }
+    Ok(report)
 }

@@ -79,11 +79,16 @@ const HELPERS: &[(&[&str], &[&str])] = &[
 const PROGRAM_DIRS: &[&str] = &["/sbin", "/usr/sbin", "/bin", "/usr/bin"];
 const CONFIG_FILES: &[&str] = &["/etc/mke2fs.conf"];
 
-/// Finds a program by name in the system directories.
+/// Finds a program by name: in the system directories first (so what goes into the image
+/// does not depend on the caller's shell), then on `PATH`. The one program finder of the
+/// agent.
 pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
     PROGRAM_DIRS
         .iter()
-        .map(|d| Path::new(d).join(name))
+        .map(PathBuf::from)
+        .chain(std::env::split_paths(&path))
+        .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
 

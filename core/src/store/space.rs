@@ -40,9 +40,9 @@ pub(crate) fn space_of_raw(path: &Path) -> std::io::Result<Space> {
 /// [`StoreError::NoSpace`], a backup or archive write that hit ENOSPC, a raw I/O error). For
 /// an `anyhow::Error`: `e.chain().any(is_no_space)`.
 pub fn is_no_space(e: &(dyn std::error::Error + 'static)) -> bool {
-    let enospc = |io: &std::io::Error| io.raw_os_error() == Some(libc::ENOSPC);
     if let Some(s) = e.downcast_ref::<StoreError>() {
-        return s.is_no_space() || matches!(s, StoreError::Io { source, .. } if enospc(source));
+        return s.is_no_space()
+            || matches!(s, StoreError::Io { source, .. } if io_no_space(source));
     }
     if let Some(s) = e.downcast_ref::<crate::source::SourceError>() {
         return s.is_no_space();
@@ -50,9 +50,19 @@ pub fn is_no_space(e: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(crate::archive::ArchiveError::Io(io)) =
         e.downcast_ref::<crate::archive::ArchiveError>()
     {
-        return enospc(io);
+        return io_no_space(io);
     }
-    e.downcast_ref::<std::io::Error>().is_some_and(enospc)
+    e.downcast_ref::<std::io::Error>().is_some_and(io_no_space)
+}
+
+/// ENOSPC, or an `io::Error` carrying one of the errors above (as a `Read` or `Write` in a
+/// pipeline passes them on).
+fn io_no_space(io: &std::io::Error) -> bool {
+    io.raw_os_error() == Some(libc::ENOSPC)
+        || io.get_ref().is_some_and(|inner| {
+            let inner: &(dyn std::error::Error + 'static) = inner;
+            is_no_space(inner)
+        })
 }
 
 /// Estimated archive size of the next generation: the previous generation's size plus 10%

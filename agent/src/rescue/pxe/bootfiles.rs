@@ -164,17 +164,15 @@ pub fn grub_mkimage(
     run(&mut cmd)
 }
 
-/// Finds a program on PATH (also /usr/sbin and /sbin, which a non-root PATH may lack).
+/// Finds a build tool ([`crate::rescue::find_program`]), naming the Debian package that
+/// provides it when it is missing.
 pub fn tool(name: &str, package: &str) -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let extra = [PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")];
-    for dir in std::env::split_paths(&path).chain(extra) {
-        let p = dir.join(name);
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    anyhow::bail!("{name} not found on PATH: apt-get install {package}")
+    crate::rescue::find_program(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{name} is not installed (not in /sbin, /usr/sbin, /bin, /usr/bin nor on PATH): \
+             apt-get install {package}"
+        )
+    })
 }
 
 /// Runs a command; on failure the error carries the command line and its stderr.

@@ -10,13 +10,22 @@ use super::super::pax;
 use super::super::tests::{
     file, find, plain_tar, raw_header, sample_entries, sample_manifest, sparse, write_archive,
 };
-use super::super::verify::{verify_stream, verify_tar};
+use super::super::verify::{self, VerifyReport};
 use super::super::writer::ArchiveWriter;
 use super::super::{ArchiveError, Entry, EntryKind};
 use super::RECORD;
 use crate::codec::{self, Codec};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// The verify loop, with its error as the reader's (these tests are about the reader).
+fn verify_tar(tar: impl Read, c: Codec) -> Result<VerifyReport, ArchiveError> {
+    verify::verify_tar(tar, c).map_err(ArchiveError::from)
+}
+
+fn verify_stream(input: impl Read + Send + 'static) -> Result<VerifyReport, ArchiveError> {
+    verify::verify_stream(input).map_err(ArchiveError::from)
+}
 
 /// The hard limit for a hostile archive (only exceeded by hashing holes or an
 /// endless stream, which take minutes to forever).
