@@ -1,6 +1,6 @@
 //! Member parsing: the headers in front of one filesystem object (pax extended and global
-//! headers, GNU long names, volume labels), the entry they describe, and the sparse maps of
-//! pax 0.0/0.1/1.0 and old GNU 'S' members.
+//! headers, GNU long names, volume labels) and the entry they describe; pax records are
+//! collected by [`super::pax_attrs`], sparse maps read by [`super::sparse_maps`].
 
 use std::io::Read;
 
@@ -10,9 +10,10 @@ use super::super::digest;
 use super::super::entry::{Entry, EntryKind, FileFlags, Timestamp};
 use super::super::header::{self, BLOCK};
 use super::super::pax;
-use super::super::sparse::{self, MAX_SPARSE_SEGMENTS};
 use super::super::ArchiveError;
 use super::input::BlockInput;
+use super::pax_attrs::PaxAttrs;
+use super::sparse_maps::{check_sparse, read_old_gnu_sparse, read_sparse_v1};
 use super::{corrupt, refused};
 
 /// Largest pax extended header accepted for one member (a 5000-byte path plus xattrs fits).
@@ -24,8 +25,6 @@ pub const MAX_EXTENDED_PER_MEMBER: u64 = 4 * MAX_PAX_HEADER;
 /// Largest sum of pax global headers in an archive: their records apply to every later
 /// member, so they are kept small.
 pub const MAX_GLOBAL: u64 = 64 << 10;
-/// Most extended attributes on one entry.
-pub const MAX_XATTRS: usize = 65_536;
 
 /// Result of reading headers up to the next real member.
 pub(super) enum Member {
@@ -75,117 +74,6 @@ impl Padding {
             path,
             format!("non-zero bytes in the padding near tar offset {at} (the archive was altered)"),
         ))
-    }
-}
-
-#[derive(Default)]
-struct PaxAttrs {
-    path: Option<Vec<u8>>,
-    linkpath: Option<Vec<u8>>,
-    size: Option<u64>,
-    uid: Option<u64>,
-    gid: Option<u64>,
-    mtime: Option<Timestamp>,
-    comment: Option<pax::LifeboatComment>,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-    /// GNU tar `--acls` text records (`SCHILY.acl.access`/`.default`): raw xattr name, text.
-    acl_text: Vec<(&'static [u8], Vec<u8>)>,
-    sparse_major: Option<u64>,
-    sparse_name: Option<Vec<u8>>,
-    sparse_size: Option<u64>,
-    sparse_map: Vec<(u64, u64)>,
-    sparse_offset: Option<u64>,
-    sparse_seen: bool,
-}
-
-impl PaxAttrs {
-    fn apply(&mut self, key: &[u8], value: &[u8]) -> Result<(), String> {
-        let num = |v: &[u8]| {
-            pax::parse_decimal(v)
-                .ok_or_else(|| format!("bad number in pax record {}", String::from_utf8_lossy(key)))
-        };
-        match key {
-            b"path" => self.path = Some(value.to_vec()),
-            b"linkpath" => self.linkpath = Some(value.to_vec()),
-            b"size" => self.size = Some(num(value)?),
-            b"uid" => self.uid = Some(num(value)?),
-            b"gid" => self.gid = Some(num(value)?),
-            b"mtime" => self.mtime = Some(pax::parse_time(value).ok_or("bad mtime in pax header")?),
-            b"comment" => {
-                if let Some(c) = pax::parse_lifeboat_comment(value)? {
-                    self.comment = Some(c);
-                }
-            }
-            b"GNU.sparse.major" => {
-                self.sparse_major = Some(num(value)?);
-                self.sparse_seen = true;
-            }
-            b"GNU.sparse.minor" => self.sparse_seen = true,
-            b"GNU.sparse.name" => self.sparse_name = Some(value.to_vec()),
-            b"GNU.sparse.realsize" | b"GNU.sparse.size" => {
-                self.sparse_size = Some(num(value)?);
-                self.sparse_seen = true;
-            }
-            b"GNU.sparse.numblocks" => {
-                if num(value)? > MAX_SPARSE_SEGMENTS as u64 {
-                    return Err("too many sparse segments".into());
-                }
-                self.sparse_seen = true;
-            }
-            b"GNU.sparse.offset" => {
-                self.sparse_offset = Some(num(value)?);
-                self.sparse_seen = true;
-            }
-            b"GNU.sparse.numbytes" => {
-                let o = self
-                    .sparse_offset
-                    .take()
-                    .ok_or("GNU.sparse.numbytes without offset")?;
-                self.push_segment(o, num(value)?)?;
-            }
-            b"GNU.sparse.map" => {
-                self.sparse_seen = true;
-                let mut it = value.split(|&c| c == b',');
-                while let Some(o) = it.next() {
-                    if o.is_empty() {
-                        break;
-                    }
-                    let l = it.next().ok_or("odd number of values in GNU.sparse.map")?;
-                    self.push_segment(num(o)?, num(l)?)?;
-                }
-            }
-            _ => {
-                if let Some(xattr) = acl::xattr_for_pax_name(key) {
-                    self.acl_text.retain(|(n, _)| *n != xattr);
-                    self.acl_text.push((xattr, value.to_vec()));
-                } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                    if self.xattrs.len() >= MAX_XATTRS {
-                        return Err("too many extended attributes".into());
-                    }
-                    self.xattrs.push((name.to_vec(), value.to_vec()));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn push_segment(&mut self, o: u64, l: u64) -> Result<(), String> {
-        if self.sparse_map.len() >= MAX_SPARSE_SEGMENTS {
-            return Err("too many sparse segments".into());
-        }
-        self.sparse_seen = true;
-        self.sparse_map.push((o, l));
-        Ok(())
-    }
-
-    /// Forgets what only makes sense per member (after applying global records).
-    fn keep_global_only(&mut self) {
-        self.path = None;
-        self.linkpath = None;
-        self.size = None;
-        self.sparse_map.clear();
-        self.sparse_seen = false;
-        self.sparse_name = None;
     }
 }
 
@@ -545,118 +433,6 @@ fn check_logical_size(path: &[u8], size: u64) -> Result<(), ArchiveError> {
         ));
     }
     Ok(())
-}
-
-/// Reads the sparse 1.0 map at the start of the data; returns it and the bytes it used.
-fn read_sparse_v1<R: Read>(
-    input: &mut BlockInput<R>,
-    path: &[u8],
-    size: u64,
-    in_lifeboat: bool,
-) -> Result<(Vec<(u64, u64)>, u64), ArchiveError> {
-    let mut used = 0u64;
-    let mut block = [0u8; BLOCK];
-    let mut pos = BLOCK; // position in `block`; BLOCK = need a new one
-    let mut next_number =
-        |input: &mut BlockInput<R>, used: &mut u64| -> Result<u64, ArchiveError> {
-            let mut v: u64 = 0;
-            let mut digits = 0;
-            loop {
-                if pos == BLOCK {
-                    if *used + BLOCK as u64 > size {
-                        return Err(corrupt(path, "sparse map runs past the file data"));
-                    }
-                    input.read_exact(&mut block, "a sparse map")?;
-                    *used += BLOCK as u64;
-                    pos = 0;
-                }
-                let c = block[pos];
-                pos += 1;
-                match c {
-                    b'0'..=b'9' if digits < 19 => {
-                        v = v * 10 + (c - b'0') as u64;
-                        digits += 1;
-                    }
-                    b'\n' if digits > 0 => return Ok(v),
-                    _ => return Err(corrupt(path, "malformed sparse map")),
-                }
-            }
-        };
-    let count = next_number(input, &mut used)?;
-    if count > MAX_SPARSE_SEGMENTS as u64 {
-        return Err(corrupt(
-            path,
-            format!("sparse map of {count} segments is too large"),
-        ));
-    }
-    let mut map = Vec::with_capacity((count as usize).min(1024));
-    for _ in 0..count {
-        let o = next_number(input, &mut used)?;
-        let l = next_number(input, &mut used)?;
-        map.push((o, l));
-    }
-    if in_lifeboat && block[pos.min(BLOCK)..].iter().any(|&b| b != 0) {
-        return Err(corrupt(path, "non-zero bytes after the sparse map"));
-    }
-    Ok((map, used))
-}
-
-/// Reads the old GNU sparse map: four slots in the header, then extension blocks.
-fn read_old_gnu_sparse<R: Read>(
-    input: &mut BlockInput<R>,
-    path: &[u8],
-    block: &[u8; BLOCK],
-) -> Result<Vec<(u64, u64)>, ArchiveError> {
-    let mut map = Vec::new();
-    let parse_slots =
-        |map: &mut Vec<(u64, u64)>, area: &[u8], n: usize| -> Result<(), ArchiveError> {
-            for i in 0..n {
-                let slot = &area[i * 24..i * 24 + 24];
-                if slot[0] == 0 {
-                    break;
-                }
-                let o = header::parse_u64(&slot[..12])
-                    .map_err(|e| corrupt(path, format!("bad sparse map: {e}")))?;
-                let l = header::parse_u64(&slot[12..])
-                    .map_err(|e| corrupt(path, format!("bad sparse map: {e}")))?;
-                if map.len() >= MAX_SPARSE_SEGMENTS {
-                    return Err(corrupt(path, "too many sparse segments"));
-                }
-                map.push((o, l));
-            }
-            Ok(())
-        };
-    parse_slots(
-        &mut map,
-        &block[header::GNU_SPARSE..header::GNU_SPARSE + 96],
-        4,
-    )?;
-    let mut extended = block[header::GNU_ISEXTENDED] != 0;
-    while extended {
-        let mut ext = [0u8; BLOCK];
-        input.read_exact(&mut ext, "a sparse header")?;
-        parse_slots(&mut map, &ext[..504], 21)?;
-        extended = ext[504] != 0;
-    }
-    Ok(map)
-}
-
-/// Validates a sparse map (see [`sparse::validate`]) and that it describes the stored bytes.
-fn check_sparse(
-    path: &[u8],
-    map: &[(u64, u64)],
-    realsize: u64,
-    stored: u64,
-) -> Result<Vec<(u64, u64)>, ArchiveError> {
-    let map = sparse::validate(map, realsize).map_err(|e| corrupt(path, e))?;
-    let total = sparse::data_len(&map);
-    if total != stored {
-        return Err(corrupt(
-            path,
-            format!("sparse map describes {total} bytes but {stored} are stored"),
-        ));
-    }
-    Ok(map)
 }
 
 /// An absolute name or hard link target: refused rather than made relative as GNU tar does

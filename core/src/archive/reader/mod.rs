@@ -7,14 +7,17 @@
 //! (4) hand out content without per-entry allocations or extra copies (large reads go straight
 //! from the decompressor into the caller's buffer), which restore speed depends on.
 //!
-//! By concern: [`input`] (the one buffer over the stream), [`member`] (headers, pax records,
-//! entries, sparse maps), [`content`] (checksums of the content) and [`protocol`] (manifest
-//! first, trailer last, counts and digest, the end of the archive).
+//! By concern: [`input`] (the one buffer over the stream), [`member`] (headers and the entry
+//! they describe, with [`pax_attrs`] for pax records and [`sparse_maps`] for sparse maps),
+//! [`content`] (checksums of the content) and [`protocol`] (manifest first, trailer last,
+//! counts and digest, the end of the archive).
 
 mod content;
 mod input;
 mod member;
+mod pax_attrs;
 mod protocol;
+mod sparse_maps;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +34,7 @@ use protocol::Protocol;
 pub use super::sparse::MAX_SPARSE_SEGMENTS;
 pub use input::RECORD;
 pub use member::{MAX_GLOBAL, MAX_LONG_NAME, MAX_PAX_HEADER};
+pub use pax_attrs::MAX_XATTRS;
 
 /// Reads an uncompressed tar stream (wrap it in [`crate::codec::decoder`] first).
 pub struct ArchiveReader<R> {
