@@ -41,8 +41,8 @@ pub const MAX_FILE_SIZE: u64 = (1 << 44) - 4096;
 pub use crate::archive::reader::MAX_SPARSE_SEGMENTS;
 /// Most bytes of xattrs (names and values) one entry may carry.
 pub const MAX_XATTR_BYTES: usize = 4 << 20;
-/// Longest symbolic link target (PATH_MAX).
-pub const MAX_LINK_TARGET: usize = 4096;
+/// Longest symbolic link target: PATH_MAX less its NUL (`symlink(2)` refuses 4,096 bytes).
+pub const MAX_LINK_TARGET: usize = 4095;
 /// Memory one restore may use for what it keeps across entries: the tree of names, the
 /// deferred directory metadata (with the directories' xattrs) and the pending ext flags.
 pub const MEMORY_BUDGET: usize = 64 << 20;
