@@ -162,6 +162,11 @@ impl Tree {
         self.nodes[node as usize].depth as usize
     }
 
+    /// The path of `node` for messages, built only when it is printed.
+    pub fn path_of(&self, node: u32) -> NodePath<'_> {
+        NodePath { tree: self, node }
+    }
+
     /// The path of `node` for messages (`.` for the root).
     pub fn display(&self, node: u32) -> String {
         let mut comps = Vec::new();
@@ -235,6 +240,18 @@ impl Tree {
 
     fn bytes(&self) -> usize {
         self.nodes.len() * NODE_COST + self.names.len()
+    }
+}
+
+/// The path of a node, displayed on demand (see [`Tree::path_of`]).
+pub struct NodePath<'a> {
+    tree: &'a Tree,
+    node: u32,
+}
+
+impl std::fmt::Display for NodePath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.tree.display(self.node))
     }
 }
 
