@@ -204,7 +204,7 @@ impl Extractor {
         metadata::apply(
             target,
             &Meta::of(entry),
-            shown,
+            &shown,
             self.opts.preserve_owner,
             &mut self.report.warnings,
         )
@@ -252,7 +252,7 @@ impl Extractor {
         metadata::apply(
             Target::Fd(file.as_raw_fd()),
             &Meta::of(entry),
-            shown,
+            &shown,
             self.opts.preserve_owner,
             &mut self.report.warnings,
         )

@@ -88,7 +88,7 @@ impl Extractor {
                 }
             }
             if let Some(d) = self.deferred_dirs.remove(&frame.node) {
-                let shown = self.validator.tree().display(frame.node);
+                let shown = self.validator.tree().path_of(frame.node);
                 let raw = fd.as_raw_fd();
                 metadata::apply(
                     Target::Fd(raw),
@@ -97,9 +97,9 @@ impl Extractor {
                     self.opts.preserve_owner,
                     &mut self.report.warnings,
                 )
-                .map_err(|e| self.write_err("set the metadata of", &shown, e))?;
+                .map_err(|e| self.write_err("set the metadata of", &shown.to_string(), e))?;
                 metadata::apply_flags(raw, d.flags, &shown, &mut self.report.warnings)
-                    .map_err(|e| self.write_err("set the flags of", &shown, e))?;
+                    .map_err(|e| self.write_err("set the flags of", &shown.to_string(), e))?;
             }
         }
         Ok(())

@@ -60,7 +60,7 @@ impl<'a> Meta<'a> {
 pub fn apply(
     target: Target<'_>,
     entry: &Meta<'_>,
-    path: &str,
+    path: &dyn std::fmt::Display,
     preserve_owner: bool,
     warnings: &mut Warnings,
 ) -> io::Result<()> {
@@ -115,7 +115,7 @@ pub fn apply(
 pub fn apply_flags(
     fd: RawFd,
     flags: FileFlags,
-    path: &str,
+    path: &dyn std::fmt::Display,
     warnings: &mut Warnings,
 ) -> io::Result<()> {
     if flags.is_empty() {

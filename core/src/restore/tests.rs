@@ -587,6 +587,11 @@ fn verify_applies_every_rule_of_the_restore() {
             "255",
         ),
         ("empty symbolic link target", vec![symlink("s", "")], "'s'"),
+        (
+            "symbolic link target of 4,096 bytes",
+            vec![symlink("s", &"t".repeat(4096))],
+            "4096 bytes long",
+        ),
     ];
     for (what, entries, expect) in cases {
         let (verified, restored, _s) = verdicts(&lifeboat_tar(&entries));

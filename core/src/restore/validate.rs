@@ -39,8 +39,8 @@ pub use crate::archive::checksum::MAX_LOGICAL_SIZE as MAX_FILE_SIZE;
 pub use crate::archive::reader::MAX_SPARSE_SEGMENTS;
 /// Most bytes of xattrs (names and values) one entry may carry.
 pub const MAX_XATTR_BYTES: usize = 4 << 20;
-/// Longest symbolic link target (PATH_MAX).
-pub const MAX_LINK_TARGET: usize = 4096;
+/// Longest symbolic link target: PATH_MAX less its NUL (`symlink(2)` refuses 4,096 bytes).
+pub const MAX_LINK_TARGET: usize = 4095;
 /// Memory one restore may use for what it keeps across entries: the tree of names, the
 /// deferred directory metadata (with the directories' xattrs) and the pending ext flags.
 pub const MEMORY_BUDGET: usize = 64 << 20;
@@ -160,6 +160,11 @@ impl Tree {
         self.nodes[node as usize].depth as usize
     }
 
+    /// The path of `node` for messages, built only when it is printed.
+    pub fn path_of(&self, node: u32) -> NodePath<'_> {
+        NodePath { tree: self, node }
+    }
+
     /// The path of `node` for messages (`.` for the root).
     pub fn display(&self, node: u32) -> String {
         let mut comps = Vec::new();
@@ -233,6 +238,18 @@ impl Tree {
 
     fn bytes(&self) -> usize {
         self.nodes.len() * NODE_COST + self.names.len()
+    }
+}
+
+/// The path of a node, displayed on demand (see [`Tree::path_of`]).
+pub struct NodePath<'a> {
+    tree: &'a Tree,
+    node: u32,
+}
+
+impl std::fmt::Display for NodePath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.tree.display(self.node))
     }
 }
 
