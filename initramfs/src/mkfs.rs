@@ -83,12 +83,66 @@ pub fn mke2fs_args(fs: &FilesystemIdentity, dev: &str) -> Vec<String> {
     a
 }
 
-pub fn make_ext(fs: &FilesystemIdentity, dev: &str) -> Result<(), String> {
-    let prog = find_program(&["mke2fs", "mkfs.ext4"]).ok_or_else(|| {
+pub fn make_ext(tools: &ExtTools, fs: &FilesystemIdentity, dev: &str) -> Result<(), String> {
+    run(&tools.mke2fs, &mke2fs_args(fs, dev))
+}
+
+/// Label a root filesystem carries while it is being filled. With a random UUID beside it, a
+/// host that finds its root by label (XenServer's grub.cfg and fstab) or by UUID cannot boot a
+/// half-restored root: the recorded identity is set only once everything is written and synced.
+pub const PARTIAL_LABEL: &str = "lifeboat-partial";
+
+/// The identity mke2fs creates while a restore runs: the recorded format (features, block and
+/// inode size) with a random UUID (mke2fs picks one) and the label `lifeboat-partial`.
+pub fn partial_identity(fs: &FilesystemIdentity) -> FilesystemIdentity {
+    FilesystemIdentity {
+        uuid: None,
+        label: Some(PARTIAL_LABEL.into()),
+        ..fs.clone()
+    }
+}
+
+/// The programs a restore of an ext root runs, found before anything is written.
+pub struct ExtTools {
+    pub mke2fs: String,
+    pub tune2fs: String,
+}
+
+pub fn ext_tools() -> Result<ExtTools, String> {
+    let mke2fs = find_program(&["mke2fs", "mkfs.ext4"]).ok_or_else(|| {
         "mke2fs is not in this image; rebuild it with `lifeboat mkrescue` (which adds mke2fs)"
             .to_string()
     })?;
-    run(&prog, &mke2fs_args(fs, dev))
+    let tune2fs = find_program(&["tune2fs"]).ok_or_else(|| {
+        "tune2fs is not in this image (it sets the root's label and UUID at the end of a restore); rebuild it with `lifeboat mkrescue`"
+            .to_string()
+    })?;
+    Ok(ExtTools { mke2fs, tune2fs })
+}
+
+/// The tune2fs arguments that give the unmounted filesystem on `dev` its recorded UUID and
+/// label (no label: the label is cleared). tune2fs rewrites the metadata checksums of a
+/// `metadata_csum` filesystem when its UUID changes.
+pub fn final_identity_args(fs: &FilesystemIdentity, dev: &str) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    if let Some(u) = fs.uuid.as_deref().filter(|u| !u.is_empty()) {
+        a.extend(["-U".into(), u.into()]);
+    }
+    a.extend([
+        "-L".into(),
+        fs.label.clone().unwrap_or_default(),
+        dev.into(),
+    ]);
+    a
+}
+
+/// Sets the recorded UUID and label on the (unmounted) restored root.
+pub fn set_final_identity(
+    tools: &ExtTools,
+    fs: &FilesystemIdentity,
+    dev: &str,
+) -> Result<(), String> {
+    run(&tools.tune2fs, &final_identity_args(fs, dev))
 }
 
 /// mkfs.vfat with the original volume id (the UUID "ABCD-1234") and label.
@@ -133,6 +187,37 @@ mod tests {
         assert_eq!(
             a,
             "-F -q -t ext4 -U 0a1b2c3d-0000-4000-8000-000000000001 -L root-test -O none,has_journal,extent -b 4096 -I 256 /dev/vda1"
+        );
+    }
+
+    #[test]
+    fn mkfs_gives_a_temporary_identity_and_the_end_the_recorded_one() {
+        let fs = FilesystemIdentity {
+            fstype: "ext4".into(),
+            uuid: Some("0a1b2c3d-0000-4000-8000-000000000001".into()),
+            label: Some("root-test".into()),
+            features: vec!["has_journal".into(), "metadata_csum".into()],
+            ..Default::default()
+        };
+        let a = mke2fs_args(&partial_identity(&fs), "/dev/vda1").join(" ");
+        assert_eq!(
+            a,
+            "-F -q -t ext4 -L lifeboat-partial -O none,has_journal,metadata_csum /dev/vda1"
+        );
+        assert_eq!(
+            final_identity_args(&fs, "/dev/vda1").join(" "),
+            "-U 0a1b2c3d-0000-4000-8000-000000000001 -L root-test /dev/vda1"
+        );
+        let unlabelled = FilesystemIdentity { label: None, ..fs };
+        assert_eq!(
+            final_identity_args(&unlabelled, "/dev/vda1"),
+            [
+                "-U",
+                "0a1b2c3d-0000-4000-8000-000000000001",
+                "-L",
+                "",
+                "/dev/vda1"
+            ]
         );
     }
 }

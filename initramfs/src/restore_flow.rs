@@ -17,10 +17,6 @@ use lifeboat_core::archive::Manifest;
 use lifeboat_core::progress::Progress;
 use std::path::PathBuf;
 
-/// Label the new root carries while it is being filled: a host that finds its root by label
-/// (XenServer's grub.cfg and fstab) cannot boot a half-restored root.
-const PARTIAL_LABEL: &str = "lifeboat-partial";
-
 pub fn describe_dev(d: &BlockDev) -> String {
     let mut s = format!("{} ({}", d.dev_path(), human_size(d.size));
     if let Some(l) = d.label() {
@@ -204,27 +200,6 @@ impl Drop for Mounted {
     }
 }
 
-fn set_label(dev: &str, label: &str) -> Result<(), String> {
-    let prog = mkfs::find_program(&["tune2fs", "e2label"]).ok_or("tune2fs is not in this image")?;
-    let args: Vec<String> = if prog.ends_with("e2label") {
-        vec![dev.into(), label.into()]
-    } else {
-        vec!["-L".into(), label.into(), dev.into()]
-    };
-    let out = std::process::Command::new(&prog)
-        .args(&args)
-        .output()
-        .map_err(|e| format!("cannot run {prog}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{prog} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 /// The whole restore of `b`. Returns a summary on success; every error says what was touched.
 pub fn restore(
     b: &Backup,
@@ -302,44 +277,37 @@ pub fn restore(
         ));
     }
 
+    // The programs the restore runs, found before anything is written.
+    let tools = mkfs::ext_tools()
+        .map_err(|e| format!("{e}. Nothing was written to {}.", root.dev_path()))?;
+
     // 4. Journal the start (the next boot of this image finishes an interrupted restore).
     journal(b, "restore-started", &root.dev_path());
 
     // 5. Recreate the root filesystem.
     unmount_all_of(&root.dev_path())?;
-    let (fs_id, final_label): (FilesystemIdentity, Option<String>) = match &b.kind {
-        BackupKind::Lifeboat { manifest, .. } => {
-            let f = manifest.source.filesystem.clone();
-            let l = f.label.clone();
-            (f, l)
-        }
-        BackupKind::XenTree { .. } => {
-            let f = FilesystemIdentity {
-                fstype: if b.device.fstype() == "ext4" {
-                    "ext4".into()
-                } else {
-                    "ext3".into()
-                },
-                uuid: root.fs_uuid().map(str::to_string),
-                label: root.label().map(str::to_string),
-                ..Default::default()
-            };
-            let l = f.label.clone();
-            (f, l)
-        }
+    let fs_id: FilesystemIdentity = match &b.kind {
+        BackupKind::Lifeboat { manifest, .. } => manifest.source.filesystem.clone(),
+        BackupKind::XenTree { .. } => FilesystemIdentity {
+            fstype: if b.device.fstype() == "ext4" {
+                "ext4".into()
+            } else {
+                "ext3".into()
+            },
+            uuid: root.fs_uuid().map(str::to_string),
+            label: root.label().map(str::to_string),
+            ..Default::default()
+        },
     };
-    let use_partial =
-        final_label.is_some() && mkfs::find_program(&["tune2fs", "e2label"]).is_some();
-    let mut mk = fs_id.clone();
-    if use_partial {
-        mk.label = Some(PARTIAL_LABEL.into());
-    }
+    // Label and UUID stay temporary until the end: a host that boots by either must not boot
+    // a half-restored root.
     say(&format!(
-        "Creating {} on {} ...",
+        "Creating {} on {} (label {} and a temporary UUID until the restore is complete) ...",
         fs_id.fstype,
-        root.dev_path()
+        root.dev_path(),
+        mkfs::PARTIAL_LABEL
     ));
-    mkfs::make_ext(&mk, &root.dev_path()).map_err(|e| {
+    mkfs::make_ext(&tools, &mkfs::partial_identity(&fs_id), &root.dev_path()).map_err(|e| {
         format!(
             "{e}\n{} may now be unusable; the backup is intact: try again from the menu.",
             root.dev_path()
@@ -406,11 +374,23 @@ pub fn restore(
         .release()
         .map_err(|e| format!("{e}\nThe restored root may not be fully written; restore again."))?;
     power_sync();
-    if use_partial {
-        if let Some(l) = &final_label {
-            set_label(&root.dev_path(), l)?;
-        }
-    }
+
+    // 9. The recorded identity, now that every byte is on the disk; then the journal.
+    say(&format!(
+        "Setting the recorded label ({}) and UUID ({}) on {} ...",
+        fs_id.label.as_deref().unwrap_or("none"),
+        fs_id.uuid.as_deref().unwrap_or("a new one"),
+        root.dev_path()
+    ));
+    mkfs::set_final_identity(&tools, &fs_id, &root.dev_path()).map_err(|e| {
+        format!(
+            "{e}\n{} holds the complete root under the temporary label {}: restore again, or set the label and UUID with tune2fs from the rescue shell.",
+            root.dev_path(),
+            mkfs::PARTIAL_LABEL
+        )
+    })?;
+    power_sync();
+    say("Recording restore-done in the store's journal ...");
     journal(b, "restore-done", &root.dev_path());
     Ok(format!(
         "Restored {} onto {}: {report}",
