@@ -61,6 +61,11 @@ fn boot() -> Options {
         kernel_release(),
         console::names().join(", ")
     ));
+    if std::process::id() == 1 {
+        if let Err(e) = power::take_over_ctrl_alt_del() {
+            say(&format!("Warning: {e}; Ctrl-Alt-Del reboots at once"));
+        }
+    }
     for e in mount_errors {
         say(&format!("Warning: {e}"));
     }

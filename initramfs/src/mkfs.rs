@@ -26,7 +26,9 @@ pub fn find_program(names: &[&str]) -> Option<String> {
     None
 }
 
-fn run(program: &str, args: &[String]) -> Result<(), String> {
+/// Runs `program`; returns its exit code and the last lines it printed (stdout and stderr:
+/// e2fsprogs explain refusals on stdout).
+fn run_status(program: &str, args: &[String]) -> Result<(i32, String), String> {
     say(&format!("Running {program} {}", args.join(" ")));
     let out = Command::new(program)
         .args(args)
@@ -34,18 +36,25 @@ fn run(program: &str, args: &[String]) -> Result<(), String> {
         .env("MKE2FS_CONFIG", "/etc/mke2fs.conf")
         .output()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
-    log_only(&String::from_utf8_lossy(&out.stdout));
-    log_only(&String::from_utf8_lossy(&out.stderr));
-    if out.status.success() {
-        Ok(())
-    } else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last: Vec<&str> = err.lines().rev().take(4).collect();
-        Err(format!(
-            "{program} failed ({}): {}",
-            out.status,
-            last.into_iter().rev().collect::<Vec<_>>().join(" / ")
-        ))
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    log_only(&stdout);
+    log_only(&stderr);
+    let lines: Vec<&str> = stdout
+        .lines()
+        .chain(stderr.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let last = lines[lines.len().saturating_sub(4)..].join(" / ");
+    // Killed by a signal: no code.
+    Ok((out.status.code().unwrap_or(-1), last))
+}
+
+fn run(program: &str, args: &[String]) -> Result<(), String> {
+    match run_status(program, args)? {
+        (0, _) => Ok(()),
+        (code, last) => Err(format!("{program} failed (exit {code}): {last}")),
     }
 }
 
@@ -106,6 +115,7 @@ pub fn partial_identity(fs: &FilesystemIdentity) -> FilesystemIdentity {
 pub struct ExtTools {
     pub mke2fs: String,
     pub tune2fs: String,
+    pub e2fsck: String,
 }
 
 pub fn ext_tools() -> Result<ExtTools, String> {
@@ -117,7 +127,15 @@ pub fn ext_tools() -> Result<ExtTools, String> {
         "tune2fs is not in this image (it sets the root's label and UUID at the end of a restore); rebuild it with `lifeboat mkrescue`"
             .to_string()
     })?;
-    Ok(ExtTools { mke2fs, tune2fs })
+    let e2fsck = find_program(&["e2fsck", "fsck.ext4"]).ok_or_else(|| {
+        "e2fsck is not in this image (it checks the restored root before its UUID is set); rebuild it with `lifeboat mkrescue`"
+            .to_string()
+    })?;
+    Ok(ExtTools {
+        mke2fs,
+        tune2fs,
+        e2fsck,
+    })
 }
 
 /// The tune2fs arguments that give the unmounted filesystem on `dev` its recorded UUID and

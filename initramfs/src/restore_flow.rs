@@ -282,6 +282,8 @@ pub fn restore(
         .map_err(|e| format!("{e}. Nothing was written to {}.", root.dev_path()))?;
 
     // 4. Journal the start (the next boot of this image finishes an interrupted restore).
+    // From here to "restore-done", Ctrl-Alt-Del is ignored.
+    let _busy = crate::power::Busy::start();
     journal(b, "restore-started", &root.dev_path());
 
     // 5. Recreate the root filesystem.
@@ -313,6 +315,7 @@ pub fn restore(
             root.dev_path()
         )
     })?;
+    crate::power::handle_ctrl_alt_del();
     let target_dir = PathBuf::from("/run/lifeboat/target");
     let mut mounted = Mounted { dirs: Vec::new() };
     mounts::mount_fs(&root.dev_path(), &target_dir, &fs_id.fstype, false)?;
