@@ -366,6 +366,7 @@ pub fn read_line(timeout_ms: Option<u64>) -> Option<(String, usize)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::os::fd::OwnedFd;

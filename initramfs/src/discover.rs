@@ -8,6 +8,7 @@ use crate::mounts;
 use crate::probe::{self, BlockDev};
 use crate::store_view;
 use lifeboat_core::archive::Manifest;
+use lifeboat_core::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -296,9 +297,20 @@ pub fn discover(opts: &Options) -> Discovery {
         let dir = match already {
             Some(existing) => existing,
             None => {
-                if let Err(e) = mounts::mount_fs(&d.dev_path(), &dir, d.fstype(), true) {
+                if let Err(e) = mounts::mount_probe(&d.dev_path(), &dir, d.fstype()) {
                     notes.push(e);
                     continue;
+                }
+                // A Lifeboat store is ours (the restore writes its journal): it is mounted
+                // with its ext journal loaded, so that a journal record written just before a
+                // power cut is read, not an older state.
+                if Store::is_store(&dir) {
+                    let again = mounts::unmount(&dir)
+                        .and_then(|()| mounts::mount_fs(&d.dev_path(), &dir, d.fstype(), true));
+                    if let Err(e) = again {
+                        notes.push(e);
+                        continue;
+                    }
                 }
                 dir
             }

@@ -154,12 +154,24 @@ pub fn final_identity_args(fs: &FilesystemIdentity, dev: &str) -> Vec<String> {
     a
 }
 
-/// Sets the recorded UUID and label on the (unmounted) restored root.
+/// Checks the unmounted restored root (`e2fsck -f -p`), then sets its recorded UUID and label.
+/// tune2fs changes the UUID of a `metadata_csum` filesystem only after a full check newer
+/// than its last mount.
 pub fn set_final_identity(
     tools: &ExtTools,
     fs: &FilesystemIdentity,
     dev: &str,
 ) -> Result<(), String> {
+    let args: Vec<String> = vec!["-f".into(), "-p".into(), dev.into()];
+    match run_status(&tools.e2fsck, &args)? {
+        (0, _) => {}
+        (1, _) => say(&format!("e2fsck corrected errors on {dev} (see the log)")),
+        (code, err) => {
+            return Err(format!(
+                "e2fsck found errors it could not correct on the restored root {dev} (exit {code}): {err}"
+            ))
+        }
+    }
     run(&tools.tune2fs, &final_identity_args(fs, dev))
 }
 

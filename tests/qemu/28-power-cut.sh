@@ -8,6 +8,9 @@
 #     the complete backup (the instant between tune2fs and the journal record);
 # and the image is booted again: it reports the unfinished restore and restores again. The last
 # boot runs uncut: the result equals the backup, with its label, UUID and journal records.
+# First, one boot to the menu with the old root set to `errors=panic` and marked as needing
+# journal recovery: discovery looks at it without writing a byte (read-only, no journal
+# replay) and without panicking.
 # shellcheck source=tests/qemu/lib.sh
 source "$(dirname "$0")/lib.sh"
 lb_setup
@@ -16,6 +19,22 @@ lb_image
 source "$(dirname "$0")/store-disk.sh"
 
 T0=$(date +%s)
+
+lb_attach "$LB_DISK"
+tune2fs -e panic "$LB_P1" >/dev/null
+debugfs -w -R "feature needs_recovery" "$LB_P1" >/dev/null 2>&1
+dumpe2fs -h "$LB_P1" 2>/dev/null | grep -q 'features:.*needs_recovery' || lb_fail "could not mark the old root as needing recovery"
+ROOT_DIGEST_DAMAGED=$(md5sum < "$LB_P1")
+lb_detach
+LB_CLEANUP=("${LB_CLEANUP[@]:0:$((${#LB_CLEANUP[@]} - ${#LB_PARTS[@]} - 1))}")
+lb_drive "$LB_WORK/boot-0.log" "" expect:"Choose a backup" choose:"Power off" expect:"Powering off" \
+  || { tail -n 30 "$LB_WORK/boot-0.log"; lb_fail "boot 0: the menu never came"; }
+lb_attach "$LB_DISK"
+[ "$(md5sum < "$LB_P1")" = "$ROOT_DIGEST_DAMAGED" ] \
+  || lb_fail "boot 0: discovery wrote to the root partition it only looked at (journal replayed?)"
+lb_detach
+LB_CLEANUP=("${LB_CLEANUP[@]:0:$((${#LB_CLEANUP[@]} - ${#LB_PARTS[@]} - 1))}")
+lb_log "boot 0: discovery left the old root (errors=panic, needs_recovery) untouched"
 SEED=${LIFEBOAT_SEED:-$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}
 CUTS=${LB_POWER_CUTS:-10}
 [ "$CUTS" -ge 10 ] || lb_fail "LB_POWER_CUTS=$CUTS: the test needs at least 10 power cuts"
@@ -70,6 +89,9 @@ check_after_cut() {
   label=$(blkid -p -s LABEL -o value "$LB_P1" 2>/dev/null || true)
   uuid=$(blkid -p -s UUID -o value "$LB_P1" 2>/dev/null || true)
   lb_log "cut $n: journal says ${ev}; root label '${label}', UUID '${uuid}'"
+  if [ "$ev" = none ] && [ "$(md5sum < "$LB_P1")" != "$ROOT_DIGEST_DAMAGED" ]; then
+    lb_fail "cut $n: no restore started, yet the root partition was written to"
+  fi
   if [ "$ev" = restore-started ] && { [ "$label" = root-test ] || [ "$uuid" = "$ROOT_UUID" ]; }; then
     if [ "$(md5sum < "$LB_P1")" = "$ROOT_DIGEST_DAMAGED" ]; then
       lb_log "cut $n: the root is still the untouched old one"
