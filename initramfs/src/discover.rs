@@ -298,7 +298,7 @@ pub fn discover(opts: &Options) -> Discovery {
             Some(existing) => existing,
             None => {
                 if let Err(e) = mounts::mount_probe(&d.dev_path(), &dir, d.fstype()) {
-                    notes.push(e);
+                    notes.push(format!("{e:#}"));
                     continue;
                 }
                 // A Lifeboat store is ours (the restore writes its journal): it is mounted
@@ -308,7 +308,7 @@ pub fn discover(opts: &Options) -> Discovery {
                     let again = mounts::unmount(&dir)
                         .and_then(|()| mounts::mount_fs(&d.dev_path(), &dir, d.fstype(), true));
                     if let Err(e) = again {
-                        notes.push(e);
+                        notes.push(format!("{e:#}"));
                         continue;
                     }
                 }

@@ -1,6 +1,7 @@
 //! The kernel modules of the image: /lib/modules/$(uname -r)/{modules.dep, modules.softdep,
 //! modules.builtin, modules.alias}, and loading a module after its dependencies.
 
+use anyhow::{anyhow, Context, Result};
 use lifeboat_core::kmod::alias::{normalize_module_name, AliasTable};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs;
@@ -120,15 +121,15 @@ impl ModuleDb {
                 self.loaded.insert(name.to_string());
             }
             Err(e) => {
-                self.failed.insert(name.to_string(), e);
+                self.failed.insert(name.to_string(), format!("{e:#}"));
             }
         }
     }
 }
 
 /// finit_module(2). Ok(false) when the module was already loaded.
-fn insert(path: &Path) -> Result<bool, String> {
-    let file = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn insert(path: &Path) -> Result<bool> {
+    let file = fs::File::open(path).with_context(|| format!("{}", path.display()))?;
     // Compressed modules (.ko.xz, .ko.zst, .ko.gz) are decompressed by the kernel (>= 5.17)
     // with MODULE_INIT_COMPRESSED_FILE; the image builder normally stores them plain.
     let name = path.to_string_lossy();
@@ -140,6 +141,6 @@ fn insert(path: &Path) -> Result<bool, String> {
     match nix::kmod::finit_module(&file, c"", flags) {
         Ok(()) => Ok(true),
         Err(nix::errno::Errno::EEXIST) => Ok(false),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(anyhow!("{}: {e}", path.display())),
     }
 }

@@ -64,7 +64,7 @@ fn boot() -> (Options, Instant) {
     ));
     if std::process::id() == 1 {
         if let Err(e) = power::take_over_ctrl_alt_del() {
-            say(&format!("Warning: {e}; Ctrl-Alt-Del reboots at once"));
+            say(&format!("Warning: {e:#}; Ctrl-Alt-Del reboots at once"));
         }
     }
     for e in mount_errors {
@@ -196,7 +196,9 @@ fn unattended(d: &discover::Discovery, opts: &Options, which: &str) {
             menu::after_restore(Some(opts.after.unwrap_or(After::Reboot)), 0);
         }
         Err(e) => {
-            say(&format!("RESTORE NOT DONE: {e}"));
+            for l in restore_flow::failure_lines("RESTORE NOT DONE", &e) {
+                say(&l);
+            }
             say("The menu follows: choose the backup to try again, or the rescue shell to investigate.");
         }
     }
@@ -256,7 +258,7 @@ fn fallback() {
                 let all = console::names();
                 let name = all.get(c).cloned().unwrap_or_else(|| "console".into());
                 if let Err(e) = power::run_shell(&name) {
-                    say(&e);
+                    say(&format!("{e:#}"));
                 }
             }
             "3" => say(&power::reboot_now(false)),

@@ -2,6 +2,7 @@
 //! mke2fs and mkfs.vfat (copied into the image with their libraries by `lifeboat mkrescue`).
 
 use crate::console::{log_only, say};
+use anyhow::{anyhow, Context, Result};
 use lifeboat_core::archive::manifest::FilesystemIdentity;
 use std::path::Path;
 use std::process::Command;
@@ -28,14 +29,14 @@ pub fn find_program(names: &[&str]) -> Option<String> {
 
 /// Runs `program`; returns its exit code and the last lines it printed (stdout and stderr:
 /// e2fsprogs explain refusals on stdout).
-fn run_status(program: &str, args: &[String]) -> Result<(i32, String), String> {
+fn run_status(program: &str, args: &[String]) -> Result<(i32, String)> {
     say(&format!("Running {program} {}", args.join(" ")));
     let out = Command::new(program)
         .args(args)
         .env("PATH", "/sbin:/usr/sbin:/bin:/usr/bin")
         .env("MKE2FS_CONFIG", "/etc/mke2fs.conf")
         .output()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
+        .with_context(|| format!("cannot run {program}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     log_only(&stdout);
@@ -51,10 +52,10 @@ fn run_status(program: &str, args: &[String]) -> Result<(i32, String), String> {
     Ok((out.status.code().unwrap_or(-1), last))
 }
 
-fn run(program: &str, args: &[String]) -> Result<(), String> {
+fn run(program: &str, args: &[String]) -> Result<()> {
     match run_status(program, args)? {
         (0, _) => Ok(()),
-        (code, last) => Err(format!("{program} failed (exit {code}): {last}")),
+        (code, last) => Err(anyhow!("{program} failed (exit {code}): {last}")),
     }
 }
 
@@ -92,7 +93,7 @@ pub fn mke2fs_args(fs: &FilesystemIdentity, dev: &str) -> Vec<String> {
     a
 }
 
-pub fn make_ext(tools: &ExtTools, fs: &FilesystemIdentity, dev: &str) -> Result<(), String> {
+pub fn make_ext(tools: &ExtTools, fs: &FilesystemIdentity, dev: &str) -> Result<()> {
     run(&tools.mke2fs, &mke2fs_args(fs, dev))
 }
 
@@ -118,18 +119,15 @@ pub struct ExtTools {
     pub e2fsck: String,
 }
 
-pub fn ext_tools() -> Result<ExtTools, String> {
-    let mke2fs = find_program(&["mke2fs", "mkfs.ext4"]).ok_or_else(|| {
+pub fn ext_tools() -> Result<ExtTools> {
+    let mke2fs = find_program(&["mke2fs", "mkfs.ext4"]).with_context(|| {
         "mke2fs is not in this image; rebuild it with `lifeboat mkrescue` (which adds mke2fs)"
-            .to_string()
     })?;
-    let tune2fs = find_program(&["tune2fs"]).ok_or_else(|| {
+    let tune2fs = find_program(&["tune2fs"]).with_context(|| {
         "tune2fs is not in this image (it sets the root's label and UUID at the end of a restore); rebuild it with `lifeboat mkrescue`"
-            .to_string()
     })?;
-    let e2fsck = find_program(&["e2fsck", "fsck.ext4"]).ok_or_else(|| {
+    let e2fsck = find_program(&["e2fsck", "fsck.ext4"]).with_context(|| {
         "e2fsck is not in this image (it checks the restored root before its UUID is set); rebuild it with `lifeboat mkrescue`"
-            .to_string()
     })?;
     Ok(ExtTools {
         mke2fs,
@@ -157,17 +155,13 @@ pub fn final_identity_args(fs: &FilesystemIdentity, dev: &str) -> Vec<String> {
 /// Checks the unmounted restored root (`e2fsck -f -p`), then sets its recorded UUID and label.
 /// tune2fs changes the UUID of a `metadata_csum` filesystem only after a full check newer
 /// than its last mount.
-pub fn set_final_identity(
-    tools: &ExtTools,
-    fs: &FilesystemIdentity,
-    dev: &str,
-) -> Result<(), String> {
+pub fn set_final_identity(tools: &ExtTools, fs: &FilesystemIdentity, dev: &str) -> Result<()> {
     let args: Vec<String> = vec!["-f".into(), "-p".into(), dev.into()];
     match run_status(&tools.e2fsck, &args)? {
         (0, _) => {}
         (1, _) => say(&format!("e2fsck corrected errors on {dev} (see the log)")),
         (code, err) => {
-            return Err(format!(
+            return Err(anyhow!(
                 "e2fsck found errors it could not correct on the restored root {dev} (exit {code}): {err}"
             ))
         }
@@ -176,10 +170,9 @@ pub fn set_final_identity(
 }
 
 /// mkfs.vfat with the original volume id (the UUID "ABCD-1234") and label.
-pub fn make_vfat(fs: &FilesystemIdentity, dev: &str) -> Result<(), String> {
-    let prog = find_program(&["mkfs.vfat", "mkfs.fat", "mkdosfs"]).ok_or_else(|| {
-        "mkfs.vfat is not in this image; rebuild it with `lifeboat mkrescue`".to_string()
-    })?;
+pub fn make_vfat(fs: &FilesystemIdentity, dev: &str) -> Result<()> {
+    let prog = find_program(&["mkfs.vfat", "mkfs.fat", "mkdosfs"])
+        .context("mkfs.vfat is not in this image; rebuild it with `lifeboat mkrescue`")?;
     let mut a: Vec<String> = Vec::new();
     if let Some(u) = fs.uuid.as_deref() {
         let id: String = u.chars().filter(|c| c.is_ascii_hexdigit()).collect();

@@ -2,6 +2,7 @@
 //! processes and deciding what Ctrl-Alt-Del does.
 
 use crate::console::say;
+use anyhow::{Context, Result};
 use nix::sys::reboot::{reboot, set_cad_enabled, RebootMode};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -70,7 +71,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
 
 /// Ctrl-Alt-Del no longer reboots at once: the kernel signals PID 1 instead. Returns what
 /// failed, if anything.
-pub fn take_over_ctrl_alt_del() -> Result<(), String> {
+pub fn take_over_ctrl_alt_del() -> Result<()> {
     let action = nix::sys::signal::SigAction::new(
         nix::sys::signal::SigHandler::Handler(on_sigint),
         nix::sys::signal::SaFlags::SA_RESTART,
@@ -78,9 +79,8 @@ pub fn take_over_ctrl_alt_del() -> Result<(), String> {
     );
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGINT, &action) }
-        .map_err(|e| format!("cannot handle SIGINT: {e}"))?;
-    set_cad_enabled(false)
-        .map_err(|e| format!("cannot stop Ctrl-Alt-Del from rebooting at once: {e}"))
+        .context("cannot handle SIGINT")?;
+    set_cad_enabled(false).context("cannot stop Ctrl-Alt-Del from rebooting at once")
 }
 
 /// What a Ctrl-Alt-Del does.
@@ -198,16 +198,16 @@ pub fn on_terminal(cmd: &mut Command, tty: File) -> std::io::Result<()> {
 }
 
 /// Runs the rescue shell on the console named `console` until it exits.
-pub fn run_shell(console: &str) -> Result<(), String> {
+pub fn run_shell(console: &str) -> Result<()> {
     let sh = shell_path()
-        .ok_or("this image has no shell (build it with `lifeboat mkrescue --shell`)")?;
+        .context("this image has no shell (build it with `lifeboat mkrescue --shell`)")?;
     let console = real_console(console);
     let dev = format!("/dev/{console}");
     let tty = OpenOptions::new()
         .read(true)
         .write(true)
         .open(&dev)
-        .map_err(|e| format!("cannot open {dev}: {e}"))?;
+        .with_context(|| format!("cannot open {dev}"))?;
     say(&format!("Rescue shell on {console}. Type `exit` to return to the menu. The log is /run/lifeboat/init.log."));
     let mut cmd = Command::new(sh);
     if sh.ends_with("busybox") {
@@ -217,10 +217,10 @@ pub fn run_shell(console: &str) -> Result<(), String> {
         .env("HOME", "/root")
         .env("TERM", "linux")
         .env("PS1", "lifeboat# ");
-    on_terminal(&mut cmd, tty).map_err(|e| format!("cannot use {dev} as a terminal: {e}"))?;
+    on_terminal(&mut cmd, tty).with_context(|| format!("cannot use {dev} as a terminal"))?;
     let status = cmd
         .status()
-        .map_err(|e| format!("cannot start {sh} on {dev}: {e}"))?;
+        .with_context(|| format!("cannot start {sh} on {dev}"))?;
     reap_orphans();
     say(&format!("The shell exited ({status})."));
     Ok(())

@@ -12,6 +12,7 @@ use crate::mounts;
 use crate::probe::{human_size, BlockDev};
 use crate::progress_line::LineProgress;
 use crate::store_view;
+use anyhow::{anyhow, Context, Result};
 use lifeboat_core::archive::manifest::FilesystemIdentity;
 use lifeboat_core::archive::Manifest;
 use lifeboat_core::progress::Progress;
@@ -105,6 +106,14 @@ pub fn identity_mismatches(m: &Manifest, devs: &[BlockDev], target: &Target) -> 
     out
 }
 
+/// The screen lines of a failed restore or verify: what was not done and what to do, then
+/// every cause down to the first (the device, the program, the kernel's error).
+pub fn failure_lines(title: &str, e: &anyhow::Error) -> Vec<String> {
+    let mut out = vec![format!("{title}: {e}")];
+    out.extend(e.chain().skip(1).map(|c| format!("  because: {c}")));
+    out
+}
+
 /// Asks for an explicit "yes" on any console. `false` on anything else.
 pub fn ask_yes(question: &str) -> bool {
     flush_input();
@@ -124,7 +133,7 @@ pub enum Confirm {
 }
 
 /// Reads the whole backup and checks it. Nothing is written anywhere.
-pub fn verify(b: &Backup) -> Result<String, String> {
+pub fn verify(b: &Backup) -> Result<String> {
     match &b.kind {
         BackupKind::Lifeboat { archive, .. } => {
             say(&format!(
@@ -135,12 +144,12 @@ pub fn verify(b: &Backup) -> Result<String, String> {
             p.set_total(Some(b.size));
             let r = store_view::verify(archive, &p);
             p.finish();
-            r
+            r.map_err(anyhow::Error::msg)
         }
         BackupKind::XenTree { inventory } => {
             for f in ["etc/xensource-inventory", "etc/fstab"] {
                 if !b.mount.join(f).exists() {
-                    return Err(format!(
+                    return Err(anyhow!(
                         "{} has no {f}: it is not a complete XenServer backup",
                         b.device.dev_path()
                     ));
@@ -160,22 +169,23 @@ fn journal(b: &Backup, event: &str, detail: &str) {
     let BackupKind::Lifeboat { generation, .. } = &b.kind else {
         return;
     };
-    let r = mounts::remount(&b.mount, false)
-        .and_then(|()| store_view::journal(&b.mount, event, generation, detail));
+    let r = mounts::remount(&b.mount, false).and_then(|()| {
+        store_view::journal(&b.mount, event, generation, detail).map_err(anyhow::Error::msg)
+    });
     let _ = mounts::syncfs(&b.mount);
     let _ = mounts::remount(&b.mount, true);
     if let Err(e) = r {
         say(&format!(
-            "Warning: could not write \"{event}\" to the store's journal on {}: {e}",
+            "Warning: could not write \"{event}\" to the store's journal on {}: {e:#}",
             b.device.dev_path()
         ));
     }
 }
 
-fn unmount_all_of(dev: &str) -> Result<(), String> {
+fn unmount_all_of(dev: &str) -> Result<()> {
     for dir in mounts::mounted_at(dev) {
         mounts::unmount(&dir)
-            .map_err(|e| format!("{dev} is in use and cannot be unmounted: {e}"))?;
+            .with_context(|| format!("{dev} is in use and cannot be unmounted"))?;
     }
     Ok(())
 }
@@ -185,7 +195,7 @@ struct Mounted {
 }
 
 impl Mounted {
-    fn release(&mut self) -> Result<(), String> {
+    fn release(&mut self) -> Result<()> {
         while let Some(d) = self.dirs.pop() {
             let _ = mounts::syncfs(&d);
             mounts::unmount(&d)?;
@@ -201,13 +211,8 @@ impl Drop for Mounted {
 }
 
 /// The whole restore of `b`. Returns a summary on success; every error says what was touched.
-pub fn restore(
-    b: &Backup,
-    devs: &[BlockDev],
-    opts: &Options,
-    confirm: Confirm,
-) -> Result<String, String> {
-    let target = b.target.clone()?;
+pub fn restore(b: &Backup, devs: &[BlockDev], opts: &Options, confirm: Confirm) -> Result<String> {
+    let target = b.target.clone().map_err(anyhow::Error::msg)?;
     let root = &target.root;
     say("");
     say(&format!(
@@ -228,9 +233,9 @@ pub fn restore(
     }
 
     // 1. Verify: nothing destructive before this succeeds.
-    let summary = verify(b).map_err(|e| {
+    let summary = verify(b).with_context(|| {
         format!(
-            "the backup failed verification: {e}\nNothing was written to {}. Choose another generation, or run `lifeboat verify` on the host to find the damage.",
+            "the backup failed verification. Nothing was written to {}. Choose another generation, or run `lifeboat verify` on the host to find the damage",
             root.dev_path()
         )
     })?;
@@ -251,12 +256,12 @@ pub fn restore(
             if opts.allow_other_host {
                 say("lifeboat.allow-other-host is set: continuing.");
             } else if confirm == Confirm::Unattended {
-                return Err(format!(
+                return Err(anyhow!(
                     "refused: identity mismatch and no lifeboat.allow-other-host on the kernel command line. Nothing was written to {}.",
                     root.dev_path()
                 ));
             } else if !ask_yes("Restore onto this machine anyway?") {
-                return Err(format!(
+                return Err(anyhow!(
                     "cancelled: nothing was written to {}",
                     root.dev_path()
                 ));
@@ -271,15 +276,15 @@ pub fn restore(
             describe_dev(root)
         ))
     {
-        return Err(format!(
+        return Err(anyhow!(
             "cancelled: nothing was written to {}",
             root.dev_path()
         ));
     }
 
     // The programs the restore runs, found before anything is written.
-    let tools = mkfs::ext_tools()
-        .map_err(|e| format!("{e}. Nothing was written to {}.", root.dev_path()))?;
+    let tools =
+        mkfs::ext_tools().with_context(|| format!("nothing was written to {}", root.dev_path()))?;
 
     // 4. Journal the start (the next boot of this image finishes an interrupted restore).
     // From here to "restore-done", Ctrl-Alt-Del is ignored.
@@ -309,9 +314,9 @@ pub fn restore(
         root.dev_path(),
         mkfs::PARTIAL_LABEL
     ));
-    mkfs::make_ext(&tools, &mkfs::partial_identity(&fs_id), &root.dev_path()).map_err(|e| {
+    mkfs::make_ext(&tools, &mkfs::partial_identity(&fs_id), &root.dev_path()).with_context(|| {
         format!(
-            "{e}\n{} may now be unusable; the backup is intact: try again from the menu.",
+            "cannot create the root filesystem: {} may now be unusable; the backup is intact: try again from the menu",
             root.dev_path()
         )
     })?;
@@ -352,7 +357,7 @@ pub fn restore(
             p.set_total(Some(b.size));
             let r = store_view::extract(archive, &target_dir, &p);
             p.finish();
-            r
+            r.map_err(anyhow::Error::msg)
         }
         BackupKind::XenTree { .. } => {
             say("Copying the XenServer backup tree ...");
@@ -364,10 +369,11 @@ pub fn restore(
             r
         }
     };
-    let report = report.map_err(|e| {
+    let report = report.with_context(|| {
         format!(
-            "the restore stopped: {e}\n{} holds an INCOMPLETE root: do not boot it. Restore again from the menu.",
-            root.dev_path()
+            "the restore stopped: {} holds an INCOMPLETE root (label {}): do not boot it. Restore again from the menu",
+            root.dev_path(),
+            mkfs::PARTIAL_LABEL
         )
     })?;
 
@@ -375,7 +381,7 @@ pub fn restore(
     say("Syncing ...");
     mounted
         .release()
-        .map_err(|e| format!("{e}\nThe restored root may not be fully written; restore again."))?;
+        .context("the restored root may not be fully written; restore again")?;
     power_sync();
 
     // 9. The recorded identity, now that every byte is on the disk; then the journal.
@@ -385,9 +391,9 @@ pub fn restore(
         fs_id.uuid.as_deref().unwrap_or("a new one"),
         root.dev_path()
     ));
-    mkfs::set_final_identity(&tools, &fs_id, &root.dev_path()).map_err(|e| {
+    mkfs::set_final_identity(&tools, &fs_id, &root.dev_path()).with_context(|| {
         format!(
-            "{e}\n{} holds the complete root under the temporary label {}: restore again, or set the label and UUID with tune2fs from the rescue shell.",
+            "{} holds the complete root under the temporary label {}: restore again, or set the label and UUID with tune2fs from the rescue shell",
             root.dev_path(),
             mkfs::PARTIAL_LABEL
         )
@@ -404,4 +410,27 @@ pub fn restore(
 
 fn power_sync() {
     crate::power::sync_all();
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_chain_reaches_the_screen() {
+        let e = mounts::unmount(std::path::Path::new("/nonexistent/lifeboat-test"))
+            .context("the restored root may not be fully written; restore again")
+            .unwrap_err();
+        let lines = failure_lines("RESTORE NOT DONE", &e);
+        assert_eq!(
+            lines[0],
+            "RESTORE NOT DONE: the restored root may not be fully written; restore again"
+        );
+        assert_eq!(
+            lines[1],
+            "  because: cannot unmount /nonexistent/lifeboat-test"
+        );
+        assert!(lines[2].starts_with("  because: ENOENT"), "{lines:?}");
+    }
 }
