@@ -8,6 +8,7 @@ use crate::mounts;
 use crate::probe::{self, BlockDev};
 use crate::store_view;
 use lifeboat_core::archive::Manifest;
+use lifeboat_core::identity::devices;
 use lifeboat_core::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -112,10 +113,14 @@ fn boot_disks(devs: &[BlockDev]) -> BTreeSet<String> {
         .collect()
 }
 
-/// Resolves `lifeboat.target=DEV` (a partition, or a disk to search).
+/// Resolves `lifeboat.target=DEV` (a partition, or a disk to search): a kernel name, a node,
+/// `PARTUUID=`/`LABEL=`/..., or a by-id name, as the agent resolves devices. Refused when the
+/// name fits several devices.
 fn named_device<'a>(devs: &'a [BlockDev], name: &str) -> Option<&'a BlockDev> {
-    let n = name.trim_start_matches("/dev/");
-    devs.iter().find(|d| d.name == n)
+    match devices::find(devs, name).as_slice() {
+        [one] => Some(one),
+        _ => None,
+    }
 }
 
 /// The partition a Lifeboat generation would overwrite.

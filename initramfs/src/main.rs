@@ -99,10 +99,12 @@ fn boot() -> (Options, Instant) {
     say("Loading drivers for the hardware and waiting for disks ...");
     let max = Duration::from_secs(opts.settle_max_secs.unwrap_or(20));
     // lifeboat.target names a device: wait for it (up to lifeboat.settle), not only for quiet.
+    // (A tag or by-id name is found after discovery: `wait_for_backup`.)
     let need: Vec<String> = opts
         .target
         .iter()
-        .map(|t| t.trim_start_matches("/dev/").to_string())
+        .filter(|t| !lifeboat_core::identity::devices::is_tag(t) && !t.starts_with("/dev/disk/"))
+        .map(|t| t.trim_start_matches("/dev/").replace('/', "!"))
         .collect();
     let s = coldplug::run(
         &mut db,

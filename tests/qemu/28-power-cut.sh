@@ -27,7 +27,7 @@ dumpe2fs -h "$LB_P1" 2>/dev/null | grep -q 'features:.*needs_recovery' || lb_fai
 ROOT_DIGEST_DAMAGED=$(md5sum < "$LB_P1")
 lb_detach
 LB_CLEANUP=("${LB_CLEANUP[@]:0:$((${#LB_CLEANUP[@]} - ${#LB_PARTS[@]} - 1))}")
-lb_drive "$LB_WORK/boot-0.log" "" expect:"Choose a backup" choose:"Power off" expect:"Powering off" \
+lb_drive "$LB_WORK/boot-0.log" "" choose:"Power off" expect:"Powering off" \
   || { tail -n 30 "$LB_WORK/boot-0.log"; lb_fail "boot 0: the menu never came"; }
 lb_attach "$LB_DISK"
 [ "$(md5sum < "$LB_P1")" = "$ROOT_DIGEST_DAMAGED" ] \
