@@ -1,5 +1,5 @@
-//! The recovery image builder: module selection, ELF dependencies, cpio (owned by the
-//! image-builder work); PXE tree and ISO (`pxe`, `iso`, owned by the boot-media work).
+//! The recovery image builder: module selection, ELF dependencies, cpio; the PXE tree and
+//! the ISO (`pxe`, `iso`).
 //!
 //! Layout of the image (what lifeboat-init can rely on):
 //! - `/init` (lifeboat-init), `/bin/lifeboat`;

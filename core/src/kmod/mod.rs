@@ -1,7 +1,6 @@
 //! Kernel module metadata for the recovery image: dependencies (modules.dep or the modules'
-//! own `.modinfo`), softdeps, firmware, decompression (`modinfo`, `tree`, `index`, owned by the
-//! image-builder work), and alias matching for coldplug (`alias`, owned by the recovery-init
-//! work).
+//! own `.modinfo`), softdeps, firmware, decompression (`modinfo`, `tree`, `index`, for the image
+//! builder), and alias matching for coldplug (`alias`, for the recovery image's PID 1).
 
 pub mod alias;
 pub mod index;
