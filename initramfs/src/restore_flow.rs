@@ -6,7 +6,7 @@
 use crate::cmdline::Options;
 use crate::console::{flush_input, read_line, say};
 use crate::copytree;
-use crate::discover::{Backup, BackupKind, Target};
+use crate::discover::{self, Backup, BackupKind, Target};
 use crate::mkfs;
 use crate::mounts;
 use crate::probe::{human_size, BlockDev};
@@ -301,8 +301,18 @@ pub fn restore(b: &Backup, devs: &[BlockDev], opts: &Options, confirm: Confirm) 
             } else {
                 "ext3".into()
             },
-            uuid: root.fs_uuid().map(str::to_string),
-            label: root.label().map(str::to_string),
+            // After an interrupted restore the partition carries the temporary identity:
+            // the label comes from the tree's fstab then, and the UUID stays a new one.
+            uuid: root
+                .fs_uuid()
+                .filter(|_| root.label() != Some(mkfs::PARTIAL_LABEL))
+                .map(str::to_string),
+            label: match root.label() {
+                Some(l) if l == mkfs::PARTIAL_LABEL => discover::fstab_root_label(
+                    &std::fs::read_to_string(b.mount.join("etc/fstab")).unwrap_or_default(),
+                ),
+                l => l.map(str::to_string),
+            },
             ..Default::default()
         },
     };
