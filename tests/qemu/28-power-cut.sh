@@ -98,7 +98,7 @@ check_after_cut() {
     if [ "$(md5sum < "$LB_P1")" = "$ROOT_DIGEST_DAMAGED" ]; then
       lb_log "cut $n: the root is still the untouched old one"
     elif root_is_complete; then
-      lb_log "cut $n: the root already holds the complete backup (cut after tune2fs, before the journal)"
+      lb_log "cut $n: the root holds the complete backup (an earlier restore not yet formatted again, or a cut between tune2fs and the journal)"
     else
       lb_fail "cut $n: the restore is not done but the half-restored root carries the final label or UUID ($label, $uuid)"
     fi
