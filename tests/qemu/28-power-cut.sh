@@ -52,8 +52,12 @@ DELAYS=(2500 1200 4000 800 400 40)
 # landed (at most twice as many boots).
 MOMENTS=()
 while [ "${#MOMENTS[@]}" -lt $((2 * CUTS)) ]; do
-  order=$(for i in "${!PHASES[@]}"; do echo "$RANDOM $i"; done | sort -n | cut -d' ' -f2)
-  for i in $order; do
+  # Shuffled in this shell: a subshell would reseed $RANDOM and lose the seed.
+  order=("${!PHASES[@]}")
+  for ((i = ${#order[@]} - 1; i > 0; i--)); do
+    j=$((RANDOM % (i + 1))); t=${order[i]}; order[i]=${order[j]}; order[j]=$t
+  done
+  for i in "${order[@]}"; do
     MOMENTS+=("$i:$((RANDOM % ${DELAYS[$i]}))")
   done
 done
