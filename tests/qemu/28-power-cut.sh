@@ -132,7 +132,7 @@ for m in "${MOMENTS[@]}"; do
   while ! grep -a -q -F -- "$marker" "$log"; do
     kill -0 "$qpid" 2>/dev/null || break
     [ "$SECONDS" -lt "$deadline" ] || { kill -9 "$qpid"; wait "$qpid" || true; tail -n 30 "$log"; lb_fail "boot $cut: the console never showed \"$marker\""; }
-    sleep 0.05
+    sleep 0.01
   done
   if kill -0 "$qpid" 2>/dev/null; then
     sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
