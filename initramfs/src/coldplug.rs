@@ -50,18 +50,26 @@ pub fn block_devices() -> BTreeSet<String> {
 }
 
 pub struct Summary {
-    pub modules_loaded: usize,
+    /// Every module loaded, in order.
+    pub loaded: Vec<String>,
     pub block_devices: BTreeSet<String>,
     pub settled: bool,
     pub elapsed: Duration,
 }
 
+/// Whether every device in `need` (kernel names) is in `blocks`.
+pub fn all_present(need: &[String], blocks: &BTreeSet<String>) -> bool {
+    need.iter().all(|n| blocks.contains(n))
+}
+
 /// Runs coldplug. `quiet_for`: how long no new device or module must be seen to call the
-/// disks settled; `max`: the deadline.
+/// disks settled; `need`: devices that must be there too (a slow HBA shows its disks long
+/// after the last module loaded); `max`: the deadline.
 pub fn run(
     db: &mut ModuleDb,
     sock: Option<&UeventSocket>,
     quiet_for: Duration,
+    need: &[String],
     max: Duration,
 ) -> Summary {
     let start = Instant::now();
@@ -70,11 +78,11 @@ pub fn run(
     let mut last_report = Instant::now();
     let mut blocks = block_devices();
     let mut rescan = true;
-    let mut loaded_total = 0usize;
+    let mut loaded: Vec<String> = Vec::new();
 
     for m in FILESYSTEM_MODULES {
         if db.is_known(m) {
-            loaded_total += db.load(m).len();
+            loaded.extend(db.load(m));
         }
     }
 
@@ -89,7 +97,7 @@ pub fn run(
                     let newly = db.load(&module);
                     if !newly.is_empty() {
                         log_only(&format!("coldplug: {alias} -> {}", newly.join(", ")));
-                        loaded_total += newly.len();
+                        loaded.extend(newly);
                         last_change = Instant::now();
                         rescan = true;
                     }
@@ -120,9 +128,9 @@ pub fn run(
             blocks = now_blocks;
             last_change = Instant::now();
         }
-        if last_change.elapsed() >= quiet_for && !rescan {
+        if last_change.elapsed() >= quiet_for && !rescan && all_present(need, &blocks) {
             return Summary {
-                modules_loaded: loaded_total,
+                loaded,
                 block_devices: blocks,
                 settled: true,
                 elapsed: start.elapsed(),
@@ -130,7 +138,7 @@ pub fn run(
         }
         if start.elapsed() >= max {
             return Summary {
-                modules_loaded: loaded_total,
+                loaded,
                 block_devices: blocks,
                 settled: false,
                 elapsed: start.elapsed(),
@@ -139,13 +147,37 @@ pub fn run(
         if last_report.elapsed() >= Duration::from_secs(3) {
             last_report = Instant::now();
             let list: Vec<&str> = blocks.iter().map(String::as_str).collect();
+            let missing: Vec<&str> = need
+                .iter()
+                .filter(|n| !blocks.contains(*n))
+                .map(String::as_str)
+                .collect();
             say(&format!(
-                "Waiting for disks to settle ({} s of at most {} s): {} modules loaded, block devices so far: {}",
+                "Waiting for disks to settle ({} s of at most {} s): {} modules loaded, block devices so far: {}{}",
                 start.elapsed().as_secs(),
                 max.as_secs(),
-                loaded_total,
-                if list.is_empty() { "none".to_string() } else { list.join(" ") }
+                loaded.len(),
+                if list.is_empty() { "none".to_string() } else { list.join(" ") },
+                if missing.is_empty() {
+                    String::new()
+                } else {
+                    format!("; waiting for {}", missing.join(" "))
+                }
             ));
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_named_disk_must_be_there() {
+        let blocks: BTreeSet<String> = ["vda", "vda1"].iter().map(|s| s.to_string()).collect();
+        assert!(all_present(&[], &blocks));
+        assert!(all_present(&["vda1".into()], &blocks));
+        assert!(!all_present(&["sdb".into()], &blocks));
     }
 }

@@ -3,6 +3,7 @@
 //! kept), directories, symlinks, hardlinks, device nodes, fifos, numeric owners, modes with
 //! setuid/setgid/sticky, nanosecond mtimes and every extended attribute.
 
+use anyhow::{anyhow, Context, Result};
 use lifeboat_core::progress::Progress;
 use nix::fcntl::AtFlags;
 use nix::sys::stat::{mknod, utimensat, Mode, SFlag, UtimensatFlags};
@@ -25,11 +26,11 @@ pub struct CopyStats {
     pub bytes: u64,
 }
 
-fn cpath(p: &Path) -> Result<CString, String> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("{}: NUL in path", p.display()))
+fn cpath(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| anyhow!("{}: NUL in path", p.display()))
 }
 
-fn copy_xattrs(src: &Path, dst: &Path) -> Result<(), String> {
+fn copy_xattrs(src: &Path, dst: &Path) -> Result<()> {
     let s = cpath(src)?;
     let d = cpath(dst)?;
     // SAFETY: the buffers are sized from the lengths the kernel returns; strings are NUL-terminated.
@@ -44,7 +45,8 @@ fn copy_xattrs(src: &Path, dst: &Path) -> Result<(), String> {
     }
     names.truncate(len as usize);
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let n = CString::new(name).map_err(|_| "bad xattr name".to_string())?;
+        let n = CString::new(name)
+            .map_err(|_| anyhow!("bad extended attribute name on {}", src.display()))?;
         let vlen = unsafe { libc::lgetxattr(s.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
         if vlen < 0 {
             continue;
@@ -59,7 +61,7 @@ fn copy_xattrs(src: &Path, dst: &Path) -> Result<(), String> {
         let rc =
             unsafe { libc::lsetxattr(d.as_ptr(), n.as_ptr(), val.as_ptr().cast(), val.len(), 0) };
         if rc != 0 {
-            return Err(format!(
+            return Err(anyhow!(
                 "cannot set extended attribute {} on {}: {}",
                 String::from_utf8_lossy(name),
                 dst.display(),
@@ -70,42 +72,37 @@ fn copy_xattrs(src: &Path, dst: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn copy_file(
-    src: &Path,
-    dst: &Path,
-    progress: &dyn Progress,
-    stats: &mut CopyStats,
-) -> Result<(), String> {
-    let mut i = File::open(src).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
-    let mut o = File::create(dst).map_err(|e| format!("cannot create {}: {e}", dst.display()))?;
+fn copy_file(src: &Path, dst: &Path, progress: &dyn Progress, stats: &mut CopyStats) -> Result<()> {
+    let mut i = File::open(src).with_context(|| format!("cannot read {}", src.display()))?;
+    let mut o = File::create(dst).with_context(|| format!("cannot create {}", dst.display()))?;
     let len = i.metadata().map(|m| m.len()).unwrap_or(0);
     let mut buf = vec![0u8; 1 << 20];
     let mut pos = 0u64;
     loop {
         let n = i
             .read(&mut buf)
-            .map_err(|e| format!("cannot read {}: {e}", src.display()))?;
+            .with_context(|| format!("cannot read {}", src.display()))?;
         if n == 0 {
             break;
         }
         if buf[..n].iter().all(|&b| b == 0) {
             // Keep holes: seek over blocks of zeros.
             o.seek(SeekFrom::Current(n as i64))
-                .map_err(|e| format!("{}: {e}", dst.display()))?;
+                .with_context(|| format!("{}", dst.display()))?;
         } else {
             o.write_all(&buf[..n])
-                .map_err(|e| format!("cannot write {}: {e}", dst.display()))?;
+                .with_context(|| format!("cannot write {}", dst.display()))?;
         }
         pos += n as u64;
         stats.bytes += n as u64;
         progress.advance(n as u64);
     }
     o.set_len(len.max(pos))
-        .map_err(|e| format!("{}: {e}", dst.display()))?;
+        .with_context(|| format!("{}", dst.display()))?;
     Ok(())
 }
 
-fn set_meta(dst: &Path, md: &fs::Metadata, is_link: bool) -> Result<(), String> {
+fn set_meta(dst: &Path, md: &fs::Metadata, is_link: bool) -> Result<()> {
     fchownat(
         None,
         dst,
@@ -113,27 +110,27 @@ fn set_meta(dst: &Path, md: &fs::Metadata, is_link: bool) -> Result<(), String> 
         Some(Gid::from_raw(md.gid())),
         AtFlags::AT_SYMLINK_NOFOLLOW,
     )
-    .map_err(|e| format!("cannot set owner of {}: {e}", dst.display()))?;
+    .with_context(|| format!("cannot set owner of {}", dst.display()))?;
     if !is_link {
         fs::set_permissions(
             dst,
             std::os::unix::fs::PermissionsExt::from_mode(md.mode() & 0o7777),
         )
-        .map_err(|e| format!("cannot set mode of {}: {e}", dst.display()))?;
+        .with_context(|| format!("cannot set mode of {}", dst.display()))?;
     }
     let at = TimeSpec::new(md.atime(), md.atime_nsec());
     let mt = TimeSpec::new(md.mtime(), md.mtime_nsec());
     utimensat(None, dst, &at, &mt, UtimensatFlags::NoFollowSymlink)
-        .map_err(|e| format!("cannot set times of {}: {e}", dst.display()))
+        .with_context(|| format!("cannot set times of {}", dst.display()))
 }
 
 /// Copies the tree below `src` into `dst` (an existing directory), skipping SKIP_TOP names
 /// at the top.
-pub fn copy_tree(src: &Path, dst: &Path, progress: &dyn Progress) -> Result<CopyStats, String> {
+pub fn copy_tree(src: &Path, dst: &Path, progress: &dyn Progress) -> Result<CopyStats> {
     let mut stats = CopyStats::default();
     let mut links: HashMap<(u64, u64), std::path::PathBuf> = HashMap::new();
     copy_dir(src, dst, true, progress, &mut stats, &mut links)?;
-    let md = fs::symlink_metadata(src).map_err(|e| format!("{}: {e}", src.display()))?;
+    let md = fs::symlink_metadata(src).with_context(|| format!("{}", src.display()))?;
     set_meta(dst, &md, false)?;
     copy_xattrs(src, dst)?;
     Ok(stats)
@@ -146,8 +143,8 @@ fn copy_dir(
     progress: &dyn Progress,
     stats: &mut CopyStats,
     links: &mut HashMap<(u64, u64), std::path::PathBuf>,
-) -> Result<(), String> {
-    let rd = fs::read_dir(src).map_err(|e| format!("cannot list {}: {e}", src.display()))?;
+) -> Result<()> {
+    let rd = fs::read_dir(src).with_context(|| format!("cannot list {}", src.display()))?;
     let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
     names.sort();
     for name in names {
@@ -156,13 +153,12 @@ fn copy_dir(
         }
         let s = src.join(&name);
         let d = dst.join(&name);
-        let md = fs::symlink_metadata(&s).map_err(|e| format!("{}: {e}", s.display()))?;
+        let md = fs::symlink_metadata(&s).with_context(|| format!("{}", s.display()))?;
         let ft = md.file_type();
         stats.entries += 1;
         if !ft.is_dir() && md.nlink() > 1 {
             if let Some(first) = links.get(&(md.dev(), md.ino())) {
-                fs::hard_link(first, &d)
-                    .map_err(|e| format!("cannot link {}: {e}", d.display()))?;
+                fs::hard_link(first, &d).with_context(|| format!("cannot link {}", d.display()))?;
                 continue;
             }
             links.insert((md.dev(), md.ino()), d.clone());
@@ -171,15 +167,15 @@ fn copy_dir(
             match fs::create_dir(&d) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(format!("cannot create {}: {e}", d.display())),
+                Err(e) => return Err(anyhow!("cannot create {}: {e}", d.display())),
             }
             copy_dir(&s, &d, false, progress, stats, links)?;
         } else if ft.is_file() {
             copy_file(&s, &d, progress, stats)?;
         } else if ft.is_symlink() {
-            let t = fs::read_link(&s).map_err(|e| format!("{}: {e}", s.display()))?;
+            let t = fs::read_link(&s).with_context(|| format!("{}", s.display()))?;
             std::os::unix::fs::symlink(&t, &d)
-                .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+                .with_context(|| format!("cannot create {}", d.display()))?;
         } else if ft.is_block_device() || ft.is_char_device() || ft.is_fifo() {
             let kind = if ft.is_block_device() {
                 SFlag::S_IFBLK
@@ -194,7 +190,7 @@ fn copy_dir(
                 Mode::from_bits_truncate(md.mode() & 0o7777),
                 md.rdev(),
             )
-            .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+            .with_context(|| format!("cannot create {}", d.display()))?;
         } else {
             continue; // sockets: nothing to restore
         }

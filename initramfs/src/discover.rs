@@ -8,6 +8,8 @@ use crate::mounts;
 use crate::probe::{self, BlockDev};
 use crate::store_view;
 use lifeboat_core::archive::Manifest;
+use lifeboat_core::identity::devices;
+use lifeboat_core::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -74,6 +76,17 @@ pub struct Discovery {
     pub notes: Vec<String>,
 }
 
+/// The label the root of a XenServer tree is mounted by: `LABEL=...` for `/` in its fstab.
+pub fn fstab_root_label(fstab: &str) -> Option<String> {
+    fstab.lines().find_map(|l| {
+        let mut w = l.split_whitespace();
+        let src = w.next()?;
+        (w.next()? == "/" && !src.starts_with('#'))
+            .then(|| src.strip_prefix("LABEL=").map(str::to_string))
+            .flatten()
+    })
+}
+
 /// Parses a shell-style KEY='value' file (the XenServer inventory).
 pub fn parse_inventory(text: &str) -> BTreeMap<String, String> {
     text.lines()
@@ -111,10 +124,14 @@ fn boot_disks(devs: &[BlockDev]) -> BTreeSet<String> {
         .collect()
 }
 
-/// Resolves `lifeboat.target=DEV` (a partition, or a disk to search).
+/// Resolves `lifeboat.target=DEV` (a partition, or a disk to search): a kernel name, a node,
+/// `PARTUUID=`/`LABEL=`/..., or a by-id name, as the agent resolves devices. Refused when the
+/// name fits several devices.
 fn named_device<'a>(devs: &'a [BlockDev], name: &str) -> Option<&'a BlockDev> {
-    let n = name.trim_start_matches("/dev/");
-    devs.iter().find(|d| d.name == n)
+    match devices::find(devs, name).as_slice() {
+        [one] => Some(one),
+        _ => None,
+    }
 }
 
 /// The partition a Lifeboat generation would overwrite.
@@ -221,7 +238,8 @@ fn esp_for(m: &Manifest, disk: &str, devs: &[BlockDev]) -> Option<BlockDev> {
 }
 
 /// The partition a XenServer backup partition restores to: the `root-*` labelled partition on
-/// the backup's disk (the installer's rule), or `lifeboat.target`.
+/// the backup's disk (the installer's rule), else one an interrupted restore left labelled
+/// `lifeboat-partial`, or `lifeboat.target`.
 fn xen_target(
     backup_dev: &BlockDev,
     devs: &[BlockDev],
@@ -253,14 +271,17 @@ fn xen_target(
             how: "lifeboat.target".into(),
         });
     }
-    let root = devs
-        .iter()
-        .find(|d| {
+    let on_disk = |want: &dyn Fn(&str) -> bool| {
+        devs.iter().find(|d| {
             d.disk == backup_dev.disk
                 && d.is_partition()
                 && d.name != backup_dev.name
-                && d.label().is_some_and(|l| l.starts_with("root-"))
+                && d.label().is_some_and(want)
         })
+    };
+    // A restore cut short leaves the root labelled lifeboat-partial: it is still the target.
+    let root = on_disk(&|l| l.starts_with("root-"))
+        .or_else(|| on_disk(&|l| l == crate::mkfs::PARTIAL_LABEL))
         .ok_or_else(|| {
             format!(
                 "no partition labelled root-* on disk {}; name the target with lifeboat.target=DEV",
@@ -296,9 +317,20 @@ pub fn discover(opts: &Options) -> Discovery {
         let dir = match already {
             Some(existing) => existing,
             None => {
-                if let Err(e) = mounts::mount_fs(&d.dev_path(), &dir, d.fstype(), true) {
-                    notes.push(e);
+                if let Err(e) = mounts::mount_probe(&d.dev_path(), &dir, d.fstype()) {
+                    notes.push(format!("{e:#}"));
                     continue;
+                }
+                // A Lifeboat store is ours (the restore writes its journal): it is mounted
+                // with its ext journal loaded, so that a journal record written just before a
+                // power cut is read, not an older state.
+                if Store::is_store(&dir) {
+                    let again = mounts::unmount(&dir)
+                        .and_then(|()| mounts::mount_fs(&d.dev_path(), &dir, d.fstype(), true));
+                    if let Err(e) = again {
+                        notes.push(format!("{e:#}"));
+                        continue;
+                    }
                 }
                 dir
             }
@@ -381,5 +413,18 @@ pub fn discover(opts: &Options) -> Discovery {
         boot_disks: boot,
         backups,
         notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_root_label_of_a_xenserver_tree() {
+        let fstab = "# comment\nLABEL=logs-abc /var/log ext4 defaults 0 2\nLABEL=root-abc / ext3 errors=remount-ro 0 1\n";
+        assert_eq!(super::fstab_root_label(fstab).as_deref(), Some("root-abc"));
+        assert_eq!(
+            super::fstab_root_label("UUID=1234 / ext4 defaults 0 1\n"),
+            None
+        );
     }
 }

@@ -5,6 +5,7 @@ use lifeboat_core::kmod::alias::AliasTable;
 use lifeboat_core::kmod::depmod::{self, DepLine};
 use lifeboat_core::kmod::normalize_name;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use anyhow::{anyhow, Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -94,15 +95,15 @@ impl ModuleDb {
                 self.loaded.insert(name.to_string());
             }
             Err(e) => {
-                self.failed.insert(name.to_string(), e);
+                self.failed.insert(name.to_string(), format!("{e:#}"));
             }
         }
     }
 }
 
 /// finit_module(2). Ok(false) when the module was already loaded.
-fn insert(path: &Path) -> Result<bool, String> {
-    let file = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn insert(path: &Path) -> Result<bool> {
+    let file = fs::File::open(path).with_context(|| format!("{}", path.display()))?;
     // Compressed modules (.ko.xz, .ko.zst, .ko.gz) are decompressed by the kernel (>= 5.17)
     // with MODULE_INIT_COMPRESSED_FILE; the image builder normally stores them plain.
     let name = path.to_string_lossy();
@@ -114,6 +115,6 @@ fn insert(path: &Path) -> Result<bool, String> {
     match nix::kmod::finit_module(&file, c"", flags) {
         Ok(()) => Ok(true),
         Err(nix::errno::Errno::EEXIST) => Ok(false),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(e) => Err(anyhow!("{}: {e}", path.display())),
     }
 }

@@ -26,7 +26,7 @@ mod uevent;
 use cmdline::{After, Options};
 use console::say;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn uptime() -> f64 {
     std::fs::read_to_string("/proc/uptime")
@@ -41,8 +41,9 @@ fn kernel_release() -> String {
         .unwrap_or_default()
 }
 
-/// Boot: pseudo filesystems, consoles, coldplug. Returns the options of the command line.
-fn boot() -> Options {
+/// Boot: pseudo filesystems, consoles, coldplug. Returns the options of the command line and
+/// when waiting for disks must end (`lifeboat.settle` after coldplug started).
+fn boot() -> (Options, Instant) {
     let mount_errors = early::mount_pseudo_filesystems();
     let raw_cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let opts = cmdline::parse(&raw_cmdline);
@@ -61,6 +62,11 @@ fn boot() -> Options {
         kernel_release(),
         console::names().join(", ")
     ));
+    if std::process::id() == 1 {
+        if let Err(e) = power::take_over_ctrl_alt_del() {
+            say(&format!("Warning: {e:#}; Ctrl-Alt-Del reboots at once"));
+        }
+    }
     for e in mount_errors {
         say(&format!("Warning: {e}"));
     }
@@ -92,7 +98,21 @@ fn boot() -> Options {
     }
     say("Loading drivers for the hardware and waiting for disks ...");
     let max = Duration::from_secs(opts.settle_max_secs.unwrap_or(20));
-    let s = coldplug::run(&mut db, sock.as_ref(), Duration::from_millis(1500), max);
+    // lifeboat.target names a device: wait for it (up to lifeboat.settle), not only for quiet.
+    // (A tag or by-id name is found after discovery: `wait_for_backup`.)
+    let need: Vec<String> = opts
+        .target
+        .iter()
+        .filter(|t| !lifeboat_core::identity::devices::is_tag(t) && !t.starts_with("/dev/disk/"))
+        .map(|t| t.trim_start_matches("/dev/").replace('/', "!"))
+        .collect();
+    let s = coldplug::run(
+        &mut db,
+        sock.as_ref(),
+        Duration::from_millis(1500),
+        &need,
+        max,
+    );
     let disks: Vec<&str> = s.block_devices.iter().map(String::as_str).collect();
     say(&format!(
         "{} after {:.1} s: {} modules loaded; block devices: {}",
@@ -102,17 +122,60 @@ fn boot() -> Options {
             "Stopped waiting for disks"
         },
         s.elapsed.as_secs_f64(),
-        s.modules_loaded,
+        s.loaded.len(),
         if disks.is_empty() {
             "none".to_string()
         } else {
             disks.join(" ")
         }
     ));
-    for (m, why) in &db.failed {
-        console::log_only(&format!("module {m}: {why}"));
+    if !s.loaded.is_empty() {
+        say(&format!("Modules loaded: {}", s.loaded.join(" ")));
     }
-    opts
+    let mut failed: Vec<(&String, &String)> = db.failed.iter().collect();
+    failed.sort();
+    for (m, why) in failed {
+        say(&format!("Module {m} failed to load: {why}"));
+    }
+    for n in need.iter().filter(|n| !s.block_devices.contains(*n)) {
+        say(&format!(
+            "Warning: lifeboat.target names {n}, which did not appear within lifeboat.settle={} s",
+            max.as_secs()
+        ));
+    }
+    (opts, Instant::now() + max.saturating_sub(s.elapsed))
+}
+
+/// For an unattended restore: until `settle_until`, waits for the backup named by
+/// `lifeboat.restore` and the disk it restores to (slow HBAs show their disks late), looking
+/// again whenever a block device appears.
+fn wait_for_backup(
+    d: discover::Discovery,
+    opts: &Options,
+    which: &str,
+    settle_until: Instant,
+) -> discover::Discovery {
+    let mut d = d;
+    let mut blocks = coldplug::block_devices();
+    let mut said = false;
+    while Instant::now() < settle_until {
+        if menu::pick(&d, which).is_some_and(|b| b.target.is_ok()) {
+            break;
+        }
+        if !said {
+            said = true;
+            say(&format!(
+                "lifeboat.restore={which}: the backup or the disk it restores to is not here yet; waiting for more disks (lifeboat.settle) ..."
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let now = coldplug::block_devices();
+        if now != blocks {
+            blocks = now;
+            d = discover::discover(opts);
+        }
+    }
+    d
 }
 
 /// Runs the unattended restore named on the command line. Returns when the menu should follow.
@@ -135,18 +198,25 @@ fn unattended(d: &discover::Discovery, opts: &Options, which: &str) {
             menu::after_restore(Some(opts.after.unwrap_or(After::Reboot)), 0);
         }
         Err(e) => {
-            say(&format!("RESTORE NOT DONE: {e}"));
+            for l in restore_flow::failure_lines("RESTORE NOT DONE", &e) {
+                say(&l);
+            }
             say("The menu follows: choose the backup to try again, or the rescue shell to investigate.");
         }
     }
 }
 
 fn run() {
-    let opts = boot();
+    let (opts, settle_until) = boot();
     let mut first = true;
     loop {
         say("Looking for backups ...");
-        let d = discover::discover(&opts);
+        let mut d = discover::discover(&opts);
+        if first {
+            if let Some(which) = &opts.restore {
+                d = wait_for_backup(d, &opts, which, settle_until);
+            }
+        }
         for n in &d.notes {
             console::log_only(&format!("discovery: {n}"));
         }
@@ -190,7 +260,7 @@ fn fallback() {
                 let all = console::names();
                 let name = all.get(c).cloned().unwrap_or_else(|| "console".into());
                 if let Err(e) = power::run_shell(&name) {
-                    say(&e);
+                    say(&format!("{e:#}"));
                 }
             }
             "3" => say(&power::reboot_now(false)),

@@ -168,7 +168,7 @@ fn shell(console: usize) {
         .cloned()
         .unwrap_or_else(|| "console".into());
     if let Err(e) = power::run_shell(&name) {
-        say(&format!("Rescue shell: {e}"));
+        say(&format!("Rescue shell: {e:#}"));
     }
 }
 
@@ -196,12 +196,18 @@ fn backup_menu(b: &Backup, d: &Discovery, opts: &Options) {
                     return;
                 }
                 Err(e) => {
-                    say(&format!("RESTORE NOT DONE: {e}"));
+                    for l in restore_flow::failure_lines("RESTORE NOT DONE", &e) {
+                        say(&l);
+                    }
                 }
             },
             2 => match restore_flow::verify(b) {
                 Ok(s) => say(&format!("Verify OK: {s}")),
-                Err(e) => say(&format!("VERIFY FAILED: {e}")),
+                Err(e) => {
+                    for l in restore_flow::failure_lines("VERIFY FAILED", &e) {
+                        say(&l);
+                    }
+                }
             },
             3 => details(b, d),
             _ => return,

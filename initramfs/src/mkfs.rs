@@ -2,6 +2,7 @@
 //! mke2fs and mkfs.vfat (copied into the image with their libraries by `lifeboat mkrescue`).
 
 use crate::console::{log_only, say};
+use anyhow::{anyhow, Context, Result};
 use lifeboat_core::archive::manifest::FilesystemIdentity;
 use std::path::Path;
 use std::process::Command;
@@ -26,26 +27,35 @@ pub fn find_program(names: &[&str]) -> Option<String> {
     None
 }
 
-fn run(program: &str, args: &[String]) -> Result<(), String> {
+/// Runs `program`; returns its exit code and the last lines it printed (stdout and stderr:
+/// e2fsprogs explain refusals on stdout).
+fn run_status(program: &str, args: &[String]) -> Result<(i32, String)> {
     say(&format!("Running {program} {}", args.join(" ")));
     let out = Command::new(program)
         .args(args)
         .env("PATH", "/sbin:/usr/sbin:/bin:/usr/bin")
         .env("MKE2FS_CONFIG", "/etc/mke2fs.conf")
         .output()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    log_only(&String::from_utf8_lossy(&out.stdout));
-    log_only(&String::from_utf8_lossy(&out.stderr));
-    if out.status.success() {
-        Ok(())
-    } else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last: Vec<&str> = err.lines().rev().take(4).collect();
-        Err(format!(
-            "{program} failed ({}): {}",
-            out.status,
-            last.into_iter().rev().collect::<Vec<_>>().join(" / ")
-        ))
+        .with_context(|| format!("cannot run {program}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    log_only(&stdout);
+    log_only(&stderr);
+    let lines: Vec<&str> = stdout
+        .lines()
+        .chain(stderr.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let last = lines[lines.len().saturating_sub(4)..].join(" / ");
+    // Killed by a signal: no code.
+    Ok((out.status.code().unwrap_or(-1), last))
+}
+
+fn run(program: &str, args: &[String]) -> Result<()> {
+    match run_status(program, args)? {
+        (0, _) => Ok(()),
+        (code, last) => Err(anyhow!("{program} failed (exit {code}): {last}")),
     }
 }
 
@@ -83,19 +93,86 @@ pub fn mke2fs_args(fs: &FilesystemIdentity, dev: &str) -> Vec<String> {
     a
 }
 
-pub fn make_ext(fs: &FilesystemIdentity, dev: &str) -> Result<(), String> {
-    let prog = find_program(&["mke2fs", "mkfs.ext4"]).ok_or_else(|| {
+pub fn make_ext(tools: &ExtTools, fs: &FilesystemIdentity, dev: &str) -> Result<()> {
+    run(&tools.mke2fs, &mke2fs_args(fs, dev))
+}
+
+/// Label a root filesystem carries while it is being filled. With a random UUID beside it, a
+/// host that finds its root by label (XenServer's grub.cfg and fstab) or by UUID cannot boot a
+/// half-restored root: the recorded identity is set only once everything is written and synced.
+pub const PARTIAL_LABEL: &str = "lifeboat-partial";
+
+/// The identity mke2fs creates while a restore runs: the recorded format (features, block and
+/// inode size) with a random UUID (mke2fs picks one) and the label `lifeboat-partial`.
+pub fn partial_identity(fs: &FilesystemIdentity) -> FilesystemIdentity {
+    FilesystemIdentity {
+        uuid: None,
+        label: Some(PARTIAL_LABEL.into()),
+        ..fs.clone()
+    }
+}
+
+/// The programs a restore of an ext root runs, found before anything is written.
+pub struct ExtTools {
+    pub mke2fs: String,
+    pub tune2fs: String,
+    pub e2fsck: String,
+}
+
+pub fn ext_tools() -> Result<ExtTools> {
+    let mke2fs = find_program(&["mke2fs", "mkfs.ext4"]).with_context(|| {
         "mke2fs is not in this image; rebuild it with `lifeboat mkrescue` (which adds mke2fs)"
-            .to_string()
     })?;
-    run(&prog, &mke2fs_args(fs, dev))
+    let tune2fs = find_program(&["tune2fs"]).with_context(|| {
+        "tune2fs is not in this image (it sets the root's label and UUID at the end of a restore); rebuild it with `lifeboat mkrescue`"
+    })?;
+    let e2fsck = find_program(&["e2fsck", "fsck.ext4"]).with_context(|| {
+        "e2fsck is not in this image (it checks the restored root before its UUID is set); rebuild it with `lifeboat mkrescue`"
+    })?;
+    Ok(ExtTools {
+        mke2fs,
+        tune2fs,
+        e2fsck,
+    })
+}
+
+/// The tune2fs arguments that give the unmounted filesystem on `dev` its recorded UUID and
+/// label (no label: the label is cleared). tune2fs rewrites the metadata checksums of a
+/// `metadata_csum` filesystem when its UUID changes.
+pub fn final_identity_args(fs: &FilesystemIdentity, dev: &str) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    if let Some(u) = fs.uuid.as_deref().filter(|u| !u.is_empty()) {
+        a.extend(["-U".into(), u.into()]);
+    }
+    a.extend([
+        "-L".into(),
+        fs.label.clone().unwrap_or_default(),
+        dev.into(),
+    ]);
+    a
+}
+
+/// Checks the unmounted restored root (`e2fsck -f -p`), then sets its recorded UUID and label.
+/// tune2fs changes the UUID of a `metadata_csum` filesystem only after a full check newer
+/// than its last mount.
+pub fn set_final_identity(tools: &ExtTools, fs: &FilesystemIdentity, dev: &str) -> Result<()> {
+    let args: Vec<String> = vec!["-f".into(), "-p".into(), dev.into()];
+    match run_status(&tools.e2fsck, &args)? {
+        (0, _) => {}
+        (1, _) => say(&format!("e2fsck corrected errors on {dev} (see the log)")),
+        (code, err) => {
+            return Err(anyhow!(
+                "e2fsck found errors it could not correct on the restored root {dev} (exit {code}): {err}"
+            ))
+        }
+    }
+    run(&tools.tune2fs, &final_identity_args(fs, dev))
 }
 
 /// mkfs.vfat with the original volume id (the UUID "ABCD-1234") and label.
-pub fn make_vfat(fs: &FilesystemIdentity, dev: &str) -> Result<(), String> {
-    let prog = find_program(&["mkfs.vfat", "mkfs.fat", "mkdosfs"]).ok_or_else(|| {
-        "mkfs.vfat is not in this image; rebuild it with `lifeboat mkrescue`".to_string()
-    })?;
+pub fn make_vfat(fs: &FilesystemIdentity, dev: &str) -> Result<()> {
+    let prog = find_program(&["mkfs.vfat", "mkfs.fat", "mkdosfs"])
+        .context("mkfs.vfat is not in this image; rebuild it with `lifeboat mkrescue`")?;
     let mut a: Vec<String> = Vec::new();
     if let Some(u) = fs.uuid.as_deref() {
         let id: String = u.chars().filter(|c| c.is_ascii_hexdigit()).collect();
@@ -133,6 +210,37 @@ mod tests {
         assert_eq!(
             a,
             "-F -q -t ext4 -U 0a1b2c3d-0000-4000-8000-000000000001 -L root-test -O none,has_journal,extent -b 4096 -I 256 /dev/vda1"
+        );
+    }
+
+    #[test]
+    fn mkfs_gives_a_temporary_identity_and_the_end_the_recorded_one() {
+        let fs = FilesystemIdentity {
+            fstype: "ext4".into(),
+            uuid: Some("0a1b2c3d-0000-4000-8000-000000000001".into()),
+            label: Some("root-test".into()),
+            features: vec!["has_journal".into(), "metadata_csum".into()],
+            ..Default::default()
+        };
+        let a = mke2fs_args(&partial_identity(&fs), "/dev/vda1").join(" ");
+        assert_eq!(
+            a,
+            "-F -q -t ext4 -L lifeboat-partial -O none,has_journal,metadata_csum /dev/vda1"
+        );
+        assert_eq!(
+            final_identity_args(&fs, "/dev/vda1").join(" "),
+            "-U 0a1b2c3d-0000-4000-8000-000000000001 -L root-test /dev/vda1"
+        );
+        let unlabelled = FilesystemIdentity { label: None, ..fs };
+        assert_eq!(
+            final_identity_args(&unlabelled, "/dev/vda1"),
+            [
+                "-U",
+                "0a1b2c3d-0000-4000-8000-000000000001",
+                "-L",
+                "",
+                "/dev/vda1"
+            ]
         );
     }
 }

@@ -57,6 +57,7 @@ impl Progress for LineProgress {
         }
     }
     fn advance(&self, n: u64) {
+        crate::power::handle_ctrl_alt_del();
         if let Ok(mut st) = self.st.lock() {
             st.done += n;
             if st.last.elapsed() >= Duration::from_secs(2) {

@@ -6,20 +6,17 @@
 use crate::cmdline::Options;
 use crate::console::{flush_input, read_line, say};
 use crate::copytree;
-use crate::discover::{Backup, BackupKind, Target};
+use crate::discover::{self, Backup, BackupKind, Target};
 use crate::mkfs;
 use crate::mounts;
 use crate::probe::{human_size, BlockDev};
 use crate::progress_line::LineProgress;
 use crate::store_view;
+use anyhow::{anyhow, Context, Result};
 use lifeboat_core::archive::manifest::FilesystemIdentity;
 use lifeboat_core::archive::Manifest;
 use lifeboat_core::progress::Progress;
 use std::path::PathBuf;
-
-/// Label the new root carries while it is being filled: a host that finds its root by label
-/// (XenServer's grub.cfg and fstab) cannot boot a half-restored root.
-const PARTIAL_LABEL: &str = "lifeboat-partial";
 
 pub fn describe_dev(d: &BlockDev) -> String {
     let mut s = format!("{} ({}", d.dev_path(), human_size(d.size));
@@ -109,6 +106,14 @@ pub fn identity_mismatches(m: &Manifest, devs: &[BlockDev], target: &Target) -> 
     out
 }
 
+/// The screen lines of a failed restore or verify: what was not done and what to do, then
+/// every cause down to the first (the device, the program, the kernel's error).
+pub fn failure_lines(title: &str, e: &anyhow::Error) -> Vec<String> {
+    let mut out = vec![format!("{title}: {e}")];
+    out.extend(e.chain().skip(1).map(|c| format!("  because: {c}")));
+    out
+}
+
 /// Asks for an explicit "yes" on any console. `false` on anything else.
 pub fn ask_yes(question: &str) -> bool {
     flush_input();
@@ -128,7 +133,7 @@ pub enum Confirm {
 }
 
 /// Reads the whole backup and checks it. Nothing is written anywhere.
-pub fn verify(b: &Backup) -> Result<String, String> {
+pub fn verify(b: &Backup) -> Result<String> {
     match &b.kind {
         BackupKind::Lifeboat { archive, .. } => {
             say(&format!(
@@ -139,12 +144,12 @@ pub fn verify(b: &Backup) -> Result<String, String> {
             p.set_total(Some(b.size));
             let r = store_view::verify(archive, &p);
             p.finish();
-            r
+            r.map_err(anyhow::Error::msg)
         }
         BackupKind::XenTree { inventory } => {
             for f in ["etc/xensource-inventory", "etc/fstab"] {
                 if !b.mount.join(f).exists() {
-                    return Err(format!(
+                    return Err(anyhow!(
                         "{} has no {f}: it is not a complete XenServer backup",
                         b.device.dev_path()
                     ));
@@ -164,22 +169,23 @@ fn journal(b: &Backup, event: &str, detail: &str) {
     let BackupKind::Lifeboat { generation, .. } = &b.kind else {
         return;
     };
-    let r = mounts::remount(&b.mount, false)
-        .and_then(|()| store_view::journal(&b.mount, event, generation, detail));
+    let r = mounts::remount(&b.mount, false).and_then(|()| {
+        store_view::journal(&b.mount, event, generation, detail).map_err(anyhow::Error::msg)
+    });
     let _ = mounts::syncfs(&b.mount);
     let _ = mounts::remount(&b.mount, true);
     if let Err(e) = r {
         say(&format!(
-            "Warning: could not write \"{event}\" to the store's journal on {}: {e}",
+            "Warning: could not write \"{event}\" to the store's journal on {}: {e:#}",
             b.device.dev_path()
         ));
     }
 }
 
-fn unmount_all_of(dev: &str) -> Result<(), String> {
+fn unmount_all_of(dev: &str) -> Result<()> {
     for dir in mounts::mounted_at(dev) {
         mounts::unmount(&dir)
-            .map_err(|e| format!("{dev} is in use and cannot be unmounted: {e}"))?;
+            .with_context(|| format!("{dev} is in use and cannot be unmounted"))?;
     }
     Ok(())
 }
@@ -189,7 +195,7 @@ struct Mounted {
 }
 
 impl Mounted {
-    fn release(&mut self) -> Result<(), String> {
+    fn release(&mut self) -> Result<()> {
         while let Some(d) = self.dirs.pop() {
             let _ = mounts::syncfs(&d);
             mounts::unmount(&d)?;
@@ -204,35 +210,9 @@ impl Drop for Mounted {
     }
 }
 
-fn set_label(dev: &str, label: &str) -> Result<(), String> {
-    let prog = mkfs::find_program(&["tune2fs", "e2label"]).ok_or("tune2fs is not in this image")?;
-    let args: Vec<String> = if prog.ends_with("e2label") {
-        vec![dev.into(), label.into()]
-    } else {
-        vec!["-L".into(), label.into(), dev.into()]
-    };
-    let out = std::process::Command::new(&prog)
-        .args(&args)
-        .output()
-        .map_err(|e| format!("cannot run {prog}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{prog} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 /// The whole restore of `b`. Returns a summary on success; every error says what was touched.
-pub fn restore(
-    b: &Backup,
-    devs: &[BlockDev],
-    opts: &Options,
-    confirm: Confirm,
-) -> Result<String, String> {
-    let target = b.target.clone()?;
+pub fn restore(b: &Backup, devs: &[BlockDev], opts: &Options, confirm: Confirm) -> Result<String> {
+    let target = b.target.clone().map_err(anyhow::Error::msg)?;
     let root = &target.root;
     say("");
     say(&format!(
@@ -253,9 +233,9 @@ pub fn restore(
     }
 
     // 1. Verify: nothing destructive before this succeeds.
-    let summary = verify(b).map_err(|e| {
+    let summary = verify(b).with_context(|| {
         format!(
-            "the backup failed verification: {e}\nNothing was written to {}. Choose another generation, or run `lifeboat verify` on the host to find the damage.",
+            "the backup failed verification. Nothing was written to {}. Choose another generation, or run `lifeboat verify` on the host to find the damage",
             root.dev_path()
         )
     })?;
@@ -276,12 +256,12 @@ pub fn restore(
             if opts.allow_other_host {
                 say("lifeboat.allow-other-host is set: continuing.");
             } else if confirm == Confirm::Unattended {
-                return Err(format!(
+                return Err(anyhow!(
                     "refused: identity mismatch and no lifeboat.allow-other-host on the kernel command line. Nothing was written to {}.",
                     root.dev_path()
                 ));
             } else if !ask_yes("Restore onto this machine anyway?") {
-                return Err(format!(
+                return Err(anyhow!(
                     "cancelled: nothing was written to {}",
                     root.dev_path()
                 ));
@@ -296,55 +276,61 @@ pub fn restore(
             describe_dev(root)
         ))
     {
-        return Err(format!(
+        return Err(anyhow!(
             "cancelled: nothing was written to {}",
             root.dev_path()
         ));
     }
 
+    // The programs the restore runs, found before anything is written.
+    let tools =
+        mkfs::ext_tools().with_context(|| format!("nothing was written to {}", root.dev_path()))?;
+
     // 4. Journal the start (the next boot of this image finishes an interrupted restore).
+    // From here to "restore-done", Ctrl-Alt-Del is ignored.
+    let _busy = crate::power::Busy::start();
     journal(b, "restore-started", &root.dev_path());
 
     // 5. Recreate the root filesystem.
     unmount_all_of(&root.dev_path())?;
-    let (fs_id, final_label): (FilesystemIdentity, Option<String>) = match &b.kind {
-        BackupKind::Lifeboat { manifest, .. } => {
-            let f = manifest.source.filesystem.clone();
-            let l = f.label.clone();
-            (f, l)
-        }
-        BackupKind::XenTree { .. } => {
-            let f = FilesystemIdentity {
-                fstype: if b.device.fstype() == "ext4" {
-                    "ext4".into()
-                } else {
-                    "ext3".into()
-                },
-                uuid: root.fs_uuid().map(str::to_string),
-                label: root.label().map(str::to_string),
-                ..Default::default()
-            };
-            let l = f.label.clone();
-            (f, l)
-        }
+    let fs_id: FilesystemIdentity = match &b.kind {
+        BackupKind::Lifeboat { manifest, .. } => manifest.source.filesystem.clone(),
+        BackupKind::XenTree { .. } => FilesystemIdentity {
+            fstype: if b.device.fstype() == "ext4" {
+                "ext4".into()
+            } else {
+                "ext3".into()
+            },
+            // After an interrupted restore the partition carries the temporary identity:
+            // the label comes from the tree's fstab then, and the UUID stays a new one.
+            uuid: root
+                .fs_uuid()
+                .filter(|_| root.label() != Some(mkfs::PARTIAL_LABEL))
+                .map(str::to_string),
+            label: match root.label() {
+                Some(l) if l == mkfs::PARTIAL_LABEL => discover::fstab_root_label(
+                    &std::fs::read_to_string(b.mount.join("etc/fstab")).unwrap_or_default(),
+                ),
+                l => l.map(str::to_string),
+            },
+            ..Default::default()
+        },
     };
-    let use_partial =
-        final_label.is_some() && mkfs::find_program(&["tune2fs", "e2label"]).is_some();
-    let mut mk = fs_id.clone();
-    if use_partial {
-        mk.label = Some(PARTIAL_LABEL.into());
-    }
+    // Label and UUID stay temporary until the end: a host that boots by either must not boot
+    // a half-restored root.
     say(&format!(
-        "Creating {} on {} ...",
+        "Creating {} on {} (label {} and a temporary UUID until the restore is complete) ...",
         fs_id.fstype,
-        root.dev_path()
+        root.dev_path(),
+        mkfs::PARTIAL_LABEL
     ));
-    mkfs::make_ext(&mk, &root.dev_path()).map_err(|e| {
+    mkfs::make_ext(&tools, &mkfs::partial_identity(&fs_id), &root.dev_path()).with_context(|| {
         format!(
-            "{e}\n{} may now be unusable; the backup is intact: try again from the menu.",
+            "cannot create the root filesystem: {} may now be unusable; the backup is intact: try again from the menu",
             root.dev_path()
         )
     })?;
+    crate::power::handle_ctrl_alt_del();
     let target_dir = PathBuf::from("/run/lifeboat/target");
     let mut mounted = Mounted { dirs: Vec::new() };
     mounts::mount_fs(&root.dev_path(), &target_dir, &fs_id.fstype, false)?;
@@ -381,7 +367,7 @@ pub fn restore(
             p.set_total(Some(b.size));
             let r = store_view::extract(archive, &target_dir, &p);
             p.finish();
-            r
+            r.map_err(anyhow::Error::msg)
         }
         BackupKind::XenTree { .. } => {
             say("Copying the XenServer backup tree ...");
@@ -393,10 +379,11 @@ pub fn restore(
             r
         }
     };
-    let report = report.map_err(|e| {
+    let report = report.with_context(|| {
         format!(
-            "the restore stopped: {e}\n{} holds an INCOMPLETE root: do not boot it. Restore again from the menu.",
-            root.dev_path()
+            "the restore stopped: {} holds an INCOMPLETE root (label {}): do not boot it. Restore again from the menu",
+            root.dev_path(),
+            mkfs::PARTIAL_LABEL
         )
     })?;
 
@@ -404,13 +391,25 @@ pub fn restore(
     say("Syncing ...");
     mounted
         .release()
-        .map_err(|e| format!("{e}\nThe restored root may not be fully written; restore again."))?;
+        .context("the restored root may not be fully written; restore again")?;
     power_sync();
-    if use_partial {
-        if let Some(l) = &final_label {
-            set_label(&root.dev_path(), l)?;
-        }
-    }
+
+    // 9. The recorded identity, now that every byte is on the disk; then the journal.
+    say(&format!(
+        "Setting the recorded label ({}) and UUID ({}) on {} ...",
+        fs_id.label.as_deref().unwrap_or("none"),
+        fs_id.uuid.as_deref().unwrap_or("a new one"),
+        root.dev_path()
+    ));
+    mkfs::set_final_identity(&tools, &fs_id, &root.dev_path()).with_context(|| {
+        format!(
+            "{} holds the complete root under the temporary label {}: restore again, or set the label and UUID with tune2fs from the rescue shell",
+            root.dev_path(),
+            mkfs::PARTIAL_LABEL
+        )
+    })?;
+    power_sync();
+    say("Recording restore-done in the store's journal ...");
     journal(b, "restore-done", &root.dev_path());
     Ok(format!(
         "Restored {} onto {}: {report}",
@@ -421,4 +420,27 @@ pub fn restore(
 
 fn power_sync() {
     crate::power::sync_all();
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_chain_reaches_the_screen() {
+        let e = mounts::unmount(std::path::Path::new("/nonexistent/lifeboat-test"))
+            .context("the restored root may not be fully written; restore again")
+            .unwrap_err();
+        let lines = failure_lines("RESTORE NOT DONE", &e);
+        assert_eq!(
+            lines[0],
+            "RESTORE NOT DONE: the restored root may not be fully written; restore again"
+        );
+        assert_eq!(
+            lines[1],
+            "  because: cannot unmount /nonexistent/lifeboat-test"
+        );
+        assert!(lines[2].starts_with("  because: ENOENT"), "{lines:?}");
+    }
 }

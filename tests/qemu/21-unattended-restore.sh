@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 3, check 1: an unattended restore (lifeboat.restore=latest lifeboat.yes
+# An unattended restore (lifeboat.restore=latest lifeboat.yes
 # lifeboat.after=poweroff) of a root damaged after the backup; the host side then finds the
 # original tree, label and UUID included, and the journal records the restore.
 source "$(dirname "$0")/lib.sh"

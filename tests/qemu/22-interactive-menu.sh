@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 3, check 2: the "Restore from backup" menu driven over the serial console: choose the
+# The "Restore from backup" menu driven over the serial console: choose the
 # backup, Restore, confirm with "yes", then Power off; the root is restored as in check 1.
 source "$(dirname "$0")/lib.sh"
 lb_setup

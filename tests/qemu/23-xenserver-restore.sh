@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 3, check 3: a XenServer-style backup partition (unpacked tree, .xen-backup-partition,
+# A XenServer-style backup partition (unpacked tree, .xen-backup-partition,
 # etc/xensource-inventory) is found and restored onto the root-* partition of its disk.
 source "$(dirname "$0")/lib.sh"
 # The simple fixture: lifeboat-init's tree copy works on path names, so paths longer than

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 3, check 4: a machine whose DMI UUID and serial differ from the backup's is refused
+# A machine whose DMI UUID and serial differ from the backup's is refused
 # without lifeboat.allow-other-host (root untouched), and restored with it.
 source "$(dirname "$0")/lib.sh"
 lb_setup

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 3, check 5: a corrupted archive is refused by the verification before anything is
+# A corrupted archive is refused by the verification before anything is
 # written: the root partition stays bit for bit as it was, and the journal records nothing.
 source "$(dirname "$0")/lib.sh"
 lb_setup

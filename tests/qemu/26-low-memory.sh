@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 3, check 6: the image boots and restores with -m 256; with VGA (tty0) as the last
+# The image boots and restores with -m 256; with VGA (tty0) as the last
 # console= (so /dev/console is tty0), lifeboat-init still drives the serial console too.
 source "$(dirname "$0")/lib.sh"
 lb_setup

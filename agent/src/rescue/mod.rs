@@ -1,5 +1,5 @@
-//! The recovery image builder: module selection, ELF dependencies, cpio (owned by the
-//! image-builder work); PXE tree and ISO (`pxe`, `iso`, owned by the boot-media work).
+//! The recovery image builder: module selection, ELF dependencies, cpio; the PXE tree and
+//! the ISO (`pxe`, `iso`).
 //!
 //! Layout of the image (what lifeboat-init can rely on):
 //! - `/init` (lifeboat-init), `/bin/lifeboat`;
@@ -10,7 +10,7 @@
 //!   `modules.builtin.modinfo`;
 //! - `/lib/firmware/…` as the modules' `firmware=` name them;
 //! - `/sbin/mke2fs` (+ `mkfs.ext2/3/4` links), `/sbin/mkfs.fat` (+ `mkfs.vfat`), `/sbin/tune2fs`
-//!   (+ `e2label`), with their libraries and interpreter at the host's paths, `/etc/mke2fs.conf`;
+//!   (+ `e2label`), `/sbin/e2fsck` (+ `fsck.ext4`), with their libraries and interpreter at the host's paths, `/etc/mke2fs.conf`;
 //! - with `--shell`: `/bin/busybox` and its applets as links in `/bin` (`/bin/sh`, ...);
 //! - `/etc/lifeboat-rescue`: KEY=value facts about the build (KERNEL, MODULES, SHELL, ...).
 
@@ -75,6 +75,7 @@ const HELPERS: &[(&[&str], &[&str])] = &[
     (&["mke2fs"], &["mkfs.ext2", "mkfs.ext3", "mkfs.ext4"]),
     (&["mkfs.fat", "mkfs.vfat"], &["mkfs.vfat"]),
     (&["tune2fs"], &["e2label"]),
+    (&["e2fsck"], &["fsck.ext4"]),
 ];
 const PROGRAM_DIRS: &[&str] = &["/sbin", "/usr/sbin", "/bin", "/usr/bin"];
 const CONFIG_FILES: &[&str] = &["/etc/mke2fs.conf"];

@@ -1,6 +1,7 @@
 //! Disks and partitions from sysfs (`/sys/block`, `/sys/class/block`, `/sys/dev/block`) and
 //! the device nodes in `/dev`, without udev (the recovery image has none).
 
+use super::devices;
 use super::table::{read_partition_table, PartitionTable};
 use super::IdentityError;
 use crate::archive::manifest::{DiskIdentity, PartitionIdentity};
@@ -226,53 +227,20 @@ pub fn parent_disk(name: &str) -> Option<(String, u32)> {
 /// Without udev (the recovery image), a /dev/disk/by-id/ link that does not exist is matched
 /// against the disks' serials and WWNs, with its `-partN` suffix.
 pub fn resolve_device(spec: &str) -> Result<PathBuf, IdentityError> {
-    if let Some(found) = find_tagged(spec)? {
-        return found
-            .into_iter()
-            .next()
-            .ok_or_else(|| IdentityError::NotFound(format!("no device has {spec}")));
-    }
     let path = Path::new(spec);
-    if path.exists() {
+    if !devices::is_tag(spec) && path.exists() {
         return fs::canonicalize(path).map_err(|e| IdentityError::io(path, e));
     }
-    if let Some(id) = spec.strip_prefix("/dev/disk/by-id/") {
-        if let Some(p) = match_by_id(id)? {
-            return Ok(p);
+    let devs = devices::scan(|_| true)?;
+    match devices::find(&devs, spec).first() {
+        Some(d) => Ok(dev_path(&d.name)),
+        None if devices::is_tag(spec) => {
+            Err(IdentityError::NotFound(format!("no device has {spec}")))
         }
+        None => Err(IdentityError::NotFound(format!(
+            "{spec} does not exist (is the disk attached and its driver loaded?)"
+        ))),
     }
-    Err(IdentityError::NotFound(format!(
-        "{spec} does not exist (is the disk attached and its driver loaded?)"
-    )))
-}
-
-/// Matches a by-id name such as `scsi-SATA_QEMU_HARDDISK_QM00001-part2` or
-/// `nvme-eui.0025388b91b23c10-part1` against the disks' serials and WWNs.
-fn match_by_id(id: &str) -> Result<Option<PathBuf>, IdentityError> {
-    let (base, part) = match id.rsplit_once("-part") {
-        Some((b, n)) if n.bytes().all(|c| c.is_ascii_digit()) && !n.is_empty() => {
-            (b, n.parse::<u32>().ok())
-        }
-        _ => (id, None),
-    };
-    let mut hits = Vec::new();
-    for d in list_disks()? {
-        if by_id_matches(base, d.serial.as_deref(), d.wwn.as_deref()) {
-            hits.push(d);
-        }
-    }
-    if hits.len() != 1 {
-        return Ok(None);
-    }
-    let d = &hits[0];
-    Ok(match part {
-        None => Some(d.dev_path.clone()),
-        Some(n) => d
-            .partitions
-            .iter()
-            .find(|p| p.number == n)
-            .map(|p| p.dev_path.clone()),
-    })
 }
 
 /// True when a by-id name (without `-partN`) names a disk with this serial or WWN: udev
@@ -299,59 +267,16 @@ pub fn by_id_matches(base: &str, serial: Option<&str>, wwn: Option<&str>) -> boo
 /// Every device with a tag such as `PARTUUID=...`, `PARTLABEL=...`, `UUID=...` or
 /// `LABEL=...`, in disk order; None when `spec` is not such a tag.
 pub fn find_tagged(spec: &str) -> Result<Option<Vec<PathBuf>>, IdentityError> {
-    let Some((key, value)) = spec.split_once('=') else {
+    if !devices::is_tag(spec) {
         return Ok(None);
-    };
-    let value = value.trim_matches('"');
-    let found = match key {
-        "PARTUUID" => {
-            find_partitions(|_, e| e.map(|e| e.partuuid.eq_ignore_ascii_case(value)) == Some(true))?
-        }
-        "PARTLABEL" => find_partitions(|_, e| e.and_then(|e| e.name.as_deref()) == Some(value))?,
-        "UUID" => {
-            find_by_fs(|f| f.uuid.as_deref().map(|u| u.eq_ignore_ascii_case(value)) == Some(true))?
-        }
-        "LABEL" => find_by_fs(|f| f.label.as_deref() == Some(value))?,
-        _ => return Ok(None),
-    };
-    Ok(Some(found))
-}
-
-fn find_partitions(
-    pred: impl Fn(&Partition, Option<&super::table::TableEntry>) -> bool,
-) -> Result<Vec<PathBuf>, IdentityError> {
-    let mut out = Vec::new();
-    for d in list_disks()? {
-        if d.partitions.is_empty() {
-            continue;
-        }
-        let table = read_partition_table(&d.dev_path).ok().flatten();
-        for p in &d.partitions {
-            let entry = table.as_ref().and_then(|t| t.entry(p.number));
-            if pred(p, entry) {
-                out.push(p.dev_path.clone());
-            }
-        }
     }
-    Ok(out)
-}
-
-fn find_by_fs(
-    pred: impl Fn(&crate::archive::manifest::FilesystemIdentity) -> bool,
-) -> Result<Vec<PathBuf>, IdentityError> {
-    let mut out = Vec::new();
-    for d in list_disks()? {
-        let mut nodes: Vec<PathBuf> = d.partitions.iter().map(|p| p.dev_path.clone()).collect();
-        nodes.push(d.dev_path.clone());
-        for node in nodes {
-            if let Ok(Some(fs)) = super::fs::probe(&node) {
-                if pred(&fs) {
-                    out.push(node);
-                }
-            }
-        }
-    }
-    Ok(out)
+    let devs = devices::scan(|_| true)?;
+    Ok(Some(
+        devices::find(&devs, spec)
+            .into_iter()
+            .map(|d| dev_path(&d.name))
+            .collect(),
+    ))
 }
 
 /// The identity a manifest records for a disk.

@@ -8,6 +8,9 @@
 //! - [`blockdev`]: disks and partitions from `/sys/block` (`list_disks`, `disk`, `locate`,
 //!   `resolve_device` for paths, by-id links, `PARTUUID=`/`LABEL=`..., `name_of_dir` for the
 //!   device of a mounted directory).
+//! - [`devices`]: one flattened list of disks and partitions with every name they answer to
+//!   (`scan`), and `find` by kernel name, node, `PARTUUID=`/`PARTLABEL=`/`UUID=`/`LABEL=` or
+//!   by-id name: used by `resolve_device` and by the recovery image.
 //! - [`table`] with [`gpt`] and [`mbr`]: partition tables read from the disk
 //!   (`read_partition_table`).
 //! - [`fs`] with [`extfs`] and [`vfat`]: `probe(dev) -> Option<FilesystemIdentity>`.
@@ -16,6 +19,7 @@
 //! - [`manifest_for_root`]: the manifest of a backup of a root directory.
 
 pub mod blockdev;
+pub mod devices;
 /// Kept here for the callers that knew it as `identity::clock`.
 pub use crate::clock;
 pub mod extfs;

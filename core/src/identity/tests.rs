@@ -269,3 +269,53 @@ fn by_id_names_match_serials_and_wwns() {
         "too short to be trusted"
     );
 }
+
+fn dev(name: &str, disk: &str, partno: Option<u32>) -> devices::BlockDev {
+    devices::BlockDev {
+        name: name.into(),
+        disk: disk.into(),
+        partno,
+        serial: Some("LBDISK0001".into()),
+        wwn: Some("naa.5000c500a1b2c3d4".into()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn one_way_to_name_a_device() {
+    let mut root = dev("sda2", "sda", Some(2));
+    root.partuuid = Some("0A1B2C3D-0000-4000-8000-000000000002".into());
+    root.partlabel = Some("root".into());
+    root.fs = Some(devices::FsInfo {
+        fstype: "ext4".into(),
+        uuid: Some("11111111-2222-4333-8444-555555555555".into()),
+        label: Some("root-abc".into()),
+    });
+    let devs = vec![dev("sda", "sda", None), dev("sda1", "sda", Some(1)), root];
+    let names = |spec: &str| -> Vec<String> {
+        devices::find(&devs, spec)
+            .into_iter()
+            .map(|d| d.name.clone())
+            .collect()
+    };
+    for spec in [
+        "sda2",
+        "/dev/sda2",
+        "PARTUUID=0a1b2c3d-0000-4000-8000-000000000002",
+        "PARTLABEL=root",
+        "UUID=11111111-2222-4333-8444-555555555555",
+        "LABEL=root-abc",
+        "LABEL=\"root-abc\"",
+        "/dev/disk/by-id/scsi-SATA_QEMU_HARDDISK_LBDISK0001-part2",
+        "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4-part2",
+    ] {
+        assert_eq!(names(spec), ["sda2"], "{spec}");
+    }
+    assert_eq!(names("/dev/disk/by-id/ata-QEMU_LBDISK0001"), ["sda"]);
+    assert!(names("LABEL=root-xyz").is_empty());
+    assert!(names("/dev/sdb").is_empty());
+    assert!(names("/dev/disk/by-id/ata-OTHER_SERIAL-part2").is_empty());
+    // A partition's tags never name its disk.
+    assert!(names("PARTUUID=").is_empty());
+    assert_eq!(devices::find(&devs, "/dev/cciss/c0d0").len(), 0);
+}
