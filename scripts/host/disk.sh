@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers for partitions of a disk image, sourced by mkhost.sh and story.sh.
 # Loop devices reach a partition through --offset/--sizelimit, so no partition scan (and no
 # udev) is needed: containers often have neither.

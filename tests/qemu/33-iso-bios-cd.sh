@@ -3,7 +3,7 @@
 # timeout -> lifeboat-init and its menu.
 source "$(dirname "$0")/lib/media.bash"
 media_build
-boot_watch iso-bios-cd 240 -- -M pc -cdrom "$MEDIA/lifeboat.iso" -boot d
+boot_watch iso-bios-cd 240 --machine pc -- -cdrom "$MEDIA/lifeboat.iso" -boot d
 grep -aq 'Lifeboat recovery CD' "$LOG" || die "the isolinux menu has no title"
 grep -aq 'Restore from backup (unattended)' "$LOG" || die "the isolinux menu lacks the unattended entry"
 kernel_cmdline | grep -q 'console=ttyS0,115200 console=tty0' || die "kernel command line: $(kernel_cmdline)"

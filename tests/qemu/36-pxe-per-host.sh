@@ -17,21 +17,15 @@ unattended='lifeboat.restore=latest lifeboat.yes lifeboat.after=reboot'
 # line only.
 MENU_PATTERN=lifeboat-init
 
-net() { echo "-netdev user,id=n0,tftp=$MEDIA/pxe,bootfile=$1 -device $2,netdev=n0,mac=$3 -boot n"; }
-
-# shellcheck disable=SC2046
-boot_watch per-host-bios 240 -- -M pc $(net pxelinux.0 e1000 "$HOST_MAC")
+boot_watch per-host-bios 240 --machine pc --netboot "$MEDIA/pxe:pxelinux.0" --nic e1000 --mac "$HOST_MAC"
 kernel_cmdline | grep -q "$unattended" || die "pxelinux did not pick the per-host config: $(kernel_cmdline)"
 
-# shellcheck disable=SC2046
-boot_watch per-host-uefi 300 -- -M q35 $(ovmf_args per-host-uefi) $(net bootx64.efi virtio-net-pci "$HOST_MAC")
+boot_watch per-host-uefi 300 --machine q35 --firmware uefi --netboot "$MEDIA/pxe:bootx64.efi" --nic virtio-net-pci --mac "$HOST_MAC"
 kernel_cmdline | grep -q "$unattended" || die "GRUB did not pick the per-host config: $(kernel_cmdline)"
 
-# shellcheck disable=SC2046
-boot_watch per-host-ipxe 240 -- -M pc $(net boot.ipxe virtio-net-pci "$HOST_MAC")
+boot_watch per-host-ipxe 240 --machine pc --netboot "$MEDIA/pxe:boot.ipxe" --nic virtio-net-pci --mac "$HOST_MAC"
 kernel_cmdline | grep -q "$unattended" || die "iPXE did not chain the per-host script: $(kernel_cmdline)"
 
-# shellcheck disable=SC2046
-boot_watch other-host-bios 240 -- -M pc $(net pxelinux.0 e1000 "$OTHER_MAC")
+boot_watch other-host-bios 240 --machine pc --netboot "$MEDIA/pxe:pxelinux.0" --nic e1000 --mac "$OTHER_MAC"
 kernel_cmdline | grep -q 'lifeboat.yes' && die "another machine got the unattended entry: $(kernel_cmdline)"
 echo "ok: per-host configs pick the unattended restore for $HOST_MAC only"

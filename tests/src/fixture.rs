@@ -37,6 +37,8 @@ pub struct FixtureOptions {
     pub sparse_bytes: u64,
     /// Set immutable / append-only (root and ext2/3/4 only).
     pub flags: bool,
+    /// Make `long/`, a path longer than PATH_MAX.
+    pub long_path: bool,
 }
 
 impl Default for FixtureOptions {
@@ -45,6 +47,7 @@ impl Default for FixtureOptions {
             big_file_bytes: 10 << 20,
             sparse_bytes: 64 << 20,
             flags: true,
+            long_path: true,
         }
     }
 }
@@ -294,9 +297,11 @@ pub fn build(dir: &Path, opts: &FixtureOptions) -> Result<FixtureReport> {
     b.made("sparse files");
 
     // A path longer than PATH_MAX.
-    b.dir("long")?;
-    make_long_path(&b.p("long"))?;
-    b.made("a path longer than PATH_MAX");
+    if opts.long_path {
+        b.dir("long")?;
+        make_long_path(&b.p("long"))?;
+        b.made("a path longer than PATH_MAX");
+    }
 
     // Names that are not UTF-8, and other odd names.
     b.dir("names")?;
