@@ -21,6 +21,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/host/disk.sh
+# shellcheck source=tests/lib/common.bash
+. tests/lib/common.bash
 # shellcheck source=tests/lib/qemu.bash
 . tests/lib/qemu.bash
 
@@ -76,30 +78,32 @@ fail() {
 human() { numfmt --to=iec-i --suffix=B "$1"; }
 
 # --- cleanup of what the story attaches and mounts -------------------------------------------
-loops=() mounts=() qemu_pid=
+# Loop devices: tests/lib/common.bash (loop_attach; detached at exit, with their mounts).
+mounts=() qemu_pid=''
 cleanup() {
-  set +e
   [ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null
   local i
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}" 2>/dev/null; done
-  for i in "${loops[@]}"; do losetup -d "$i" 2>/dev/null; done
 }
-trap cleanup EXIT
+on_exit cleanup
 trap 'exit 130' INT TERM
 
-attach() { # IMG PART [ro] -> loop device in $REPLY
-  REPLY=$(part_attach "$@") || fail "cannot attach partition $2 of $1 to a loop device (losetup)"
-  loops+=("$REPLY")
+attach() { # IMG PART [ro] -> the partition's device in $REPLY
+  loop_attach "$1" "${3:-rw}"
+  REPLY=${REPLY}p$2
+  [ -b "$REPLY" ] || fail "$1 has no partition $2"
 }
 detach_all() {
   local i
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}" || fail "cannot unmount ${mounts[i]}"; done
-  for i in "${loops[@]}"; do losetup -d "$i" 2>/dev/null || true; done
-  mounts=() loops=()
+  mounts=()
+  loop_detach_all
 }
 mount_ro() { # DEV-OR-IMAGE DIR
+  local dev=$1
   mkdir -p "$2"
-  mount -o ro,noload "$1" "$2" 2>/dev/null || mount -o ro "$1" "$2" || fail "cannot mount $1 on $2"
+  if [ -f "$dev" ]; then loop_attach "$dev" ro; dev=$REPLY; fi
+  mount -o ro,noload "$dev" "$2" 2>/dev/null || mount -o ro "$dev" "$2" || fail "cannot mount $1 on $2"
   mounts+=("$2")
 }
 # mount_part_ro IMG PART DIR: a partition of a disk image, read-only. Loop devices are shared
@@ -115,8 +119,7 @@ mount_part_ro() {
       mounts+=("$3")
       return 0
     fi
-    losetup -d "$dev" 2>/dev/null || true
-    unset 'loops[-1]'
+    loop_detach "${dev%p"$2"}"
     sleep 1
   done
   fail "cannot mount partition $2 of $1 on $3 (tried three loop devices)"

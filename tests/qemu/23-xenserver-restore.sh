@@ -12,9 +12,11 @@ mkfs.ext3 -q "$LB_P2"
 root_uuid=$(blkid -p -s UUID -o value "$LB_P1")
 mnt=$LB_WORK/mnt; mkdir -p "$mnt"
 mount "$LB_P2" "$mnt"
-# lifeboat-init's tree copy works on path names, so paths longer than PATH_MAX are not copied
-# yet (known limitation): the fixture without its long path.
-"$LB_TOOLS/lbtest-fixture" "$mnt" --no-long-path >/dev/null || fail "lbtest-fixture failed"
+# The fixture without what lifeboat-init's copy of a XenServer tree does not keep yet (known
+# limitations, as before with the shell fixture): paths longer than PATH_MAX (the copy works on
+# path names), ext inode flags (immutable, append-only) and holes (sparse files are filled).
+"$LB_TOOLS/lbtest-fixture" "$mnt" --no-long-path --no-flags --sparse-mib 0 >/dev/null \
+  || fail "lbtest-fixture failed"
 mkdir -p "$mnt/etc"; [ -e "$mnt/etc/fstab" ] || echo "LABEL=root-test / ext3 defaults 1 1" > "$mnt/etc/fstab"
 cat > "$mnt/etc/xensource-inventory" <<INV
 PRODUCT_BRAND='XCP-ng'
@@ -46,5 +48,7 @@ want=$LB_WORK/want; got=$LB_WORK/got; mkdir -p "$want" "$got"
 mount -o ro "$LB_P2" "$want"
 mount -o ro "$LB_P1" "$got"
 [ ! -e "$got/broken" ] || fail "the old root's files survived"
-lb_compare "$want" "$got" || fail "restored root differs from the XenServer backup tree"
+# The marker and lost+found (mkfs's) are the partition's own, not the tree's.
+"$LB_TOOLS/lbtest-compare" "$want" "$got" --ignore .xen-backup-partition --ignore lost+found \
+  || fail "restored root differs from the XenServer backup tree"
 echo "PASS: XenServer backup partition restored (label, UUID, tree)"

@@ -5,5 +5,5 @@
 source "$(dirname "$0")/lib/media.bash"
 media_build
 boot_watch pxe-ipxe 240 --machine pc --netboot "$MEDIA/pxe:boot.ipxe" --nic virtio-net-pci
-kernel_cmdline | grep -q 'initrd=initrd.img console=ttyS0,115200 console=tty0' || die "kernel command line: $(kernel_cmdline)"
+kernel_cmdline | grep -q 'initrd=initrd.img console=ttyS0,115200 console=tty0' || fail "kernel command line: $(kernel_cmdline)"
 echo "ok: the iPXE script boots the recovery image"

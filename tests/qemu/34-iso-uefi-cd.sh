@@ -4,7 +4,7 @@
 source "$(dirname "$0")/lib/media.bash"
 media_build
 boot_watch iso-uefi-cd 300 --machine q35 --firmware uefi -- -cdrom "$MEDIA/lifeboat.iso" -boot d
-grep -aq 'Restore from backup (unattended)' "$LOG" || die "the GRUB menu lacks the unattended entry"
-kernel_cmdline | grep -q 'console=ttyS0,115200 console=tty0' || die "kernel command line: $(kernel_cmdline)"
-kernel_cmdline | grep -q 'lifeboat.yes' && die "the default entry must not be the unattended one"
+grep -aq 'Restore from backup (unattended)' "$LOG" || fail "the GRUB menu lacks the unattended entry"
+kernel_cmdline | grep -q 'console=ttyS0,115200 console=tty0' || fail "kernel command line: $(kernel_cmdline)"
+kernel_cmdline | grep -q 'lifeboat.yes' && fail "the default entry must not be the unattended one"
 echo "ok: the ISO boots as a CD on UEFI"

@@ -6,7 +6,7 @@ media_build
 usb=(-device "qemu-xhci,id=xhci" -drive "if=none,id=stick,format=raw,readonly=on,file=$MEDIA/lifeboat.iso"
   -device "usb-storage,bus=xhci.0,drive=stick,bootindex=1")
 boot_watch iso-usb-bios 240 --machine pc -- "${usb[@]}"
-grep -aq 'Restore from backup (unattended)' "$LOG" || die "the isolinux menu lacks the unattended entry"
+grep -aq 'Restore from backup (unattended)' "$LOG" || fail "the isolinux menu lacks the unattended entry"
 boot_watch iso-usb-uefi 300 --machine q35 --firmware uefi -- "${usb[@]}"
-grep -aq 'Restore from backup (unattended)' "$LOG" || die "the GRUB menu lacks the unattended entry"
+grep -aq 'Restore from backup (unattended)' "$LOG" || fail "the GRUB menu lacks the unattended entry"
 echo "ok: the ISO boots from a USB stick on BIOS and UEFI"

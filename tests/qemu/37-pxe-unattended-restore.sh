@@ -25,8 +25,8 @@ STOP_PATTERN='RESTORE NOT DONE|RESTORE FAILED|Choose a backup' boot_until_exit p
   --disk-serial "$LB_DISK_SERIAL" --disk "$LB_DISK" \
   --smbios-uuid "$LB_MACHINE_UUID" --smbios-serial "$LB_MACHINE_SERIAL"
 kernel_cmdline | grep -q 'lifeboat.restore=latest lifeboat.yes lifeboat.after=reboot' ||
-  die "pxelinux did not pick the per-host config: $(kernel_cmdline)"
-grep -aq 'lifeboat-init' "$LOG" || die "lifeboat-init did not start"
-grep -aq 'RESTORE COMPLETE' "$LOG" || { strip_log "$LOG" | tail -n 40; die "lifeboat-init did not complete the restore"; }
+  fail "pxelinux did not pick the per-host config: $(kernel_cmdline)"
+grep -aq 'lifeboat-init' "$LOG" || fail "lifeboat-init did not start"
+grep -aq 'RESTORE COMPLETE' "$LOG" || { strip_log "$LOG" | tail -n 40; fail "lifeboat-init did not complete the restore"; }
 lb_check_restored
 echo "ok: the machine restored its root unattended through its per-host PXE config"

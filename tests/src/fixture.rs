@@ -34,6 +34,7 @@ use std::path::Path;
 #[derive(Debug, Clone)]
 pub struct FixtureOptions {
     pub big_file_bytes: u64,
+    /// Size of `sparse/two-blocks`; 0: no sparse files at all.
     pub sparse_bytes: u64,
     /// Set immutable / append-only (root and ext2/3/4 only).
     pub flags: bool,
@@ -287,14 +288,16 @@ pub fn build(dir: &Path, opts: &FixtureOptions) -> Result<FixtureReport> {
     }
 
     // Sparse files.
-    b.dir("sparse")?;
-    make_sparse(
-        &b.p("sparse/two-blocks"),
-        opts.sparse_bytes,
-        &[0, opts.sparse_bytes / 2],
-    )?;
-    make_sparse(&b.p("sparse/trailing-hole"), 1 << 20, &[0])?;
-    b.made("sparse files");
+    if opts.sparse_bytes > 0 {
+        b.dir("sparse")?;
+        make_sparse(
+            &b.p("sparse/two-blocks"),
+            opts.sparse_bytes,
+            &[0, opts.sparse_bytes / 2],
+        )?;
+        make_sparse(&b.p("sparse/trailing-hole"), 1 << 20, &[0])?;
+        b.made("sparse files");
+    }
 
     // A path longer than PATH_MAX.
     if opts.long_path {

@@ -40,7 +40,6 @@ media_cleanup() {
 }
 on_exit media_cleanup
 
-die() { fail "$@"; }
 
 [ -e "$KERNEL" ] || bash scripts/fetch-kernel.sh build/kernel
 [ -e "$KERNEL" ] || fail "no kernel at $KERNEL (bash scripts/fetch-kernel.sh build/kernel)"
@@ -120,7 +119,7 @@ boot_watch() {
   if [ -z "$ok" ]; then
     echo "--- serial console of $name (last 40 lines, escapes stripped):"
     strip_log "$LOG" | tail -n 40
-    die "$name: lifeboat-init and its menu did not appear within ${deadline}s"
+    fail "$name: lifeboat-init and its menu did not appear within ${deadline}s"
   fi
   echo "TIME $name: boot loader menu ${t_loader:-?}s, lifeboat-init ${t_init}s, menu ${t_menu}s after power-on"
   printf '%s\t%s\t%s\t%s\n' "$name" "${t_loader:-?}" "$t_init" "$t_menu" >> "${MEDIA_TIMES:-/dev/null}"
@@ -155,10 +154,10 @@ boot_until_exit() {
       wait "$pid" 2>/dev/null || true
       echo "--- serial console of $name (last 60 lines, escapes stripped):"
       strip_log "$LOG" | tail -n 60
-      die "$name: $why"
+      fail "$name: $why"
     fi
     sleep 0.5
   done
-  wait "$pid" || { strip_log "$LOG" | tail -n 20; die "$name: QEMU failed"; }
+  wait "$pid" || { strip_log "$LOG" | tail -n 20; fail "$name: QEMU failed"; }
   echo "TIME $name: power-on to reboot $(since "$t0")s"
 }

@@ -30,8 +30,6 @@ export LB_MACHINE_SERIAL=LB-TEST-0001
 export LB_DISK_SERIAL=LBDISK0001
 
 lb_log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
-lb_fail() { fail "$@"; }
-lb_on_exit() { on_exit "$1"; }
 
 lb_setup() {
   cd "$LB_ROOT"
