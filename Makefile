@@ -23,11 +23,18 @@ build: setup
 kernel: setup
 	@bash scripts/fetch-kernel.sh $(BUILD)/kernel
 
+# Every shell file: the tests, their libraries, the scripts, CI's entry point.
+SHELL_FILES = $(shell find tests scripts -name '*.sh' -o -name '*.bash' | LC_ALL=C sort) \
+	scripts/host/initramfs-init .ci/run
+
 lint: setup
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
+	shellcheck -x $(SHELL_FILES)
 
-unit-test: setup
+# The kernel too: the module-tree and whole-image tests need it (under CI=true a test whose
+# tool or kernel is missing fails instead of skipping).
+unit-test: setup kernel
 	cargo test --locked --workspace
 
 # Root tests on loop devices and images; QEMU boots under TCG.

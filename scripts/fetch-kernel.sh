@@ -22,7 +22,7 @@ trap 'rm -rf "$tmp"' EXIT
 (cd "$tmp" && apt-get download -qq "$pkg" >/dev/null)
 rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
 dpkg-deb -x "$tmp"/*.deb "$dest.tmp/root"
-version=$(ls "$dest.tmp/root/lib/modules" | head -n1)
+version=$(find "$dest.tmp/root/lib/modules" -mindepth 1 -maxdepth 1 -printf '%f\n' | head -n1)
 ln -s "root/boot/vmlinuz-$version" "$dest.tmp/vmlinuz"
 ln -s "root/lib/modules/$version" "$dest.tmp/modules"
 echo "$version" > "$dest.tmp/version"

@@ -62,6 +62,7 @@ fi
 MiB=$((1024 * 1024))
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mkhost.XXXXXX")
 img=$cached.$$.part
+# shellcheck source=scripts/host/disk.sh
 . "$here/disk.sh"
 cleanup() {
   set +e
@@ -256,6 +257,7 @@ umount "$R"
 for i in 1 3 4 5 6; do part_write $i; done
 mv "$img" "$cached"
 # Keep only the newest few cached host images.
+# shellcheck disable=SC2012 # newest first by mtime; the names are ours (host-<hash>.img)
 ls -1t "$CACHE_DIR"/host-*.img 2>/dev/null | tail -n +4 | xargs -r rm -f
 cp --sparse=always "$cached" "$out"
 echo "mkhost: built $out (cached as $cached)"

@@ -21,6 +21,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/host/disk.sh
+# shellcheck source=tests/lib/common.bash
+. tests/lib/common.bash
+# shellcheck source=tests/lib/qemu.bash
+. tests/lib/qemu.bash
 
 WORK=${WORK:-build/story}
 DAMAGE=${DAMAGE:-wipe}
@@ -31,8 +35,6 @@ RESTORE_TIMEOUT=${RESTORE_TIMEOUT:-1500}
 STORY_VERBOSE=${STORY_VERBOSE:-0}
 STORY_STUB=${STORY_STUB:-0}
 STORY_FROM=${STORY_FROM:-1}
-OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE.fd}
-OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS.fd}
 MAC=52:54:00:12:34:56
 SERIAL=LBDEMO0001          # the disk serial mkhost.sh's inventory names (/dev/disk/by-id/virtio-...)
 ROOT_PART=1 BACKUP_PART=2 SR_PART=3 ESP_PART=4 LOGS_PART=5
@@ -47,7 +49,7 @@ REPORT=$WORK/report.txt
 # --- output -------------------------------------------------------------------------------
 story_start=$(date +%s)
 phase_names=() phase_times=() verified=() sizes=()
-current_phase= phase_start=0
+current_phase='' phase_start=0
 bold=; dim=; red=; green=; reset=
 if [ -t 1 ]; then bold=$'\e[1m'; dim=$'\e[2m'; red=$'\e[31m'; green=$'\e[32m'; reset=$'\e[0m'; fi
 
@@ -76,68 +78,66 @@ fail() {
 human() { numfmt --to=iec-i --suffix=B "$1"; }
 
 # --- cleanup of what the story attaches and mounts -------------------------------------------
-loops=() mounts=() qemu_pid=
+# Loop devices: tests/lib/common.bash (loop_attach; detached at exit, with their mounts).
+mounts=() qemu_pid=''
 cleanup() {
-  set +e
   [ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null
   local i
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}" 2>/dev/null; done
-  for i in "${loops[@]}"; do losetup -d "$i" 2>/dev/null; done
 }
-trap cleanup EXIT
+on_exit cleanup
 trap 'exit 130' INT TERM
 
-attach() { # IMG PART [ro] -> loop device in $REPLY
-  REPLY=$(part_attach "$@") || fail "cannot attach partition $2 of $1 to a loop device (losetup)"
-  loops+=("$REPLY")
+attach() { # IMG PART [ro] -> the partition's device in $REPLY
+  loop_attach "$1" "${3:-rw}"
+  REPLY=${REPLY}p$2
+  [ -b "$REPLY" ] || fail "$1 has no partition $2"
 }
 detach_all() {
   local i
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}" || fail "cannot unmount ${mounts[i]}"; done
-  for i in "${loops[@]}"; do losetup -d "$i" 2>/dev/null || true; done
-  mounts=() loops=()
+  mounts=()
+  loop_detach_all
 }
 mount_ro() { # DEV-OR-IMAGE DIR
+  local dev=$1
   mkdir -p "$2"
-  mount -o ro,noload "$1" "$2" 2>/dev/null || mount -o ro "$1" "$2" || fail "cannot mount $1 on $2"
+  if [ -f "$dev" ]; then loop_attach "$dev" ro; dev=$REPLY; fi
+  mount -o ro,noload "$dev" "$2" 2>/dev/null || mount -o ro "$dev" "$2" || fail "cannot mount $1 on $2"
   mounts+=("$2")
 }
 # mount_part_ro IMG PART DIR: a partition of a disk image, read-only. Loop devices are shared
 # with whatever else runs on the machine; if one is taken away under us (another program
 # detaching "its" device by number), attach a fresh one and try again.
 mount_part_ro() {
-  local try dev
+  local dev
   mkdir -p "$3"
-  for try in 1 2 3; do
+  for _ in 1 2 3; do
     attach "$1" "$2" ro
     dev=$REPLY
     if mount -o ro,noload "$dev" "$3" 2>/dev/null || mount -o ro "$dev" "$3" 2>/dev/null; then
       mounts+=("$3")
       return 0
     fi
-    losetup -d "$dev" 2>/dev/null || true
-    unset 'loops[-1]'
+    loop_detach "${dev%p"$2"}"
     sleep 1
   done
   fail "cannot mount partition $2 of $1 on $3 (tried three loop devices)"
 }
 
 # --- QEMU ------------------------------------------------------------------------------------
-# qemu_run NAME TIMEOUT ARGS...: runs a VM (TCG, UEFI, serial on stdout) until it powers off or
-# reboots (-no-reboot makes both end QEMU); shows the lines that tell the story as they come.
+# qemu_run NAME TIMEOUT ARGS...: runs a VM (tests/lib/qemu.bash: TCG, UEFI with the host's own
+# variables file, serial on stdout) until it powers off or reboots (-no-reboot makes both end
+# QEMU); shows the lines that tell the story as they come.
 # The serial log is $LOGS/NAME.log.
 story_lines='LIFEBOAT-DEMO|RESTORE|Creating|Running|Menu ready|Disks settled|Loading|[Ll]ifeboat|[Rr]estor|[Vv]erif|[Bb]ackup|generation|[Ee]rror|[Ff]ail|panic|PXE|TFTP|Welcome to GRUB|[Dd]one'
 qemu_run() {
   local name=$1 timeout=$2; shift 2
   local log=$LOGS/$name.log
   : > "$log"
-  qemu-system-x86_64 -accel tcg -machine q35 -m 512 -smp 2 -nographic -no-reboot \
-    -drive if=pflash,format=raw,readonly=on,file="$OVMF_CODE" \
-    -drive if=pflash,format=raw,file="$VARS" \
-    -drive file="$DISK",format=raw,if=none,id=disk0,cache=unsafe \
-    -device virtio-rng-pci \
-    "$@" </dev/null >"$log" 2>&1 &
-  qemu_pid=$!
+  lb_qemu --machine q35 --mem 512 --firmware uefi --vars "$VARS" --log "$log" --background -- \
+    -smp 2 -drive file="$DISK",format=raw,if=none,id=disk0,cache=unsafe -device virtio-rng-pci "$@"
+  qemu_pid=$LB_QEMU_PID
   local filter=(cat)
   [ "$STORY_VERBOSE" = 1 ] || filter=(grep -a --line-buffered -E "$story_lines")
   tail -n +1 -F --pid="$qemu_pid" "$log" 2>/dev/null | tr -d '\r' |
@@ -170,7 +170,7 @@ qemu_run() {
   wait "$follower" 2>/dev/null || true
   [ "$rc" = 0 ] || fail "QEMU exited with status $rc (serial log: $log)"
 }
-host_disk_args=(-device virtio-blk-pci,drive=disk0,serial=$SERIAL,bootindex=1)
+host_disk_args=(-device "virtio-blk-pci,drive=disk0,serial=$SERIAL,bootindex=1")
 log_has() { tr -d '\r' < "$LOGS/$1.log" | grep -a -q -E "$2"; }
 log_line() { tr -d '\r' < "$LOGS/$1.log" | grep -a -E "$2" | tail -n1; }
 
@@ -239,7 +239,8 @@ tree_listing() { # DIR OUT [IGNORE-REGEX]
 mkdir -p "$WORK" "$LOGS"
 rm -f "$REPORT"
 # Leftovers of an interrupted run: mounts below $WORK/mnt, loop devices on our images.
-for m in $(awk -v w="$(realpath -m "$WORK/mnt")" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do umount "$m" || true; done
+awk -v w="$(realpath -m "$WORK/mnt")" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r |
+  while read -r m; do umount "$m" || true; done
 for f in "$DISK" "$WORK/reference-root.img"; do
   if [ -e "$f" ]; then losetup -j "$f" -O NAME -n | xargs -r -n1 losetup -d; fi
 done
@@ -253,6 +254,7 @@ done
 
 if [ "$STORY_FROM" -gt 1 ]; then
   [ -s "$WORK/state.env" ] || fail "STORY_FROM=$STORY_FROM needs a previous run's $WORK/state.env"
+  # shellcheck source=/dev/null
   . "$WORK/state.env"
   say "STORY_FROM=$STORY_FROM: phases 1 to $((STORY_FROM - 1)) skipped, reusing $WORK"
 fi
@@ -270,6 +272,7 @@ say "inside the host: lifeboat init-store on BACKUP_PARTITION, lifeboat backup, 
 if [ "$STORY_STUB" = 1 ]; then
   boot_host boot1-backup 'first boot' 'run lifeboat --version'
 else
+# shellcheck disable=SC2016 # the script runs in the guest: its variables are the guest's
 boot_host boot1-backup 'first boot' '
 run lifeboat init-store --backup-device "$BACKUP_PARTITION"
 run lifeboat backup
@@ -294,7 +297,7 @@ root_uuid_before=$(blkid -p -o value -s UUID "$WORK/reference-root.img")
 root_label_before=$(blkid -p -o value -s LABEL "$WORK/reference-root.img")
 read -r sr_off sr_size < <(part_range "$DISK" $SR_PART)
 sr_hash_before=$(dd if="$DISK" bs=1M skip=$((sr_off / 1048576)) count=$((sr_size / 1048576)) status=none | sha256sum | cut -c1-64)
-read -r esp_off esp_size < <(part_range "$DISK" $ESP_PART)
+read -r esp_off _ < <(part_range "$DISK" $ESP_PART)
 rm -rf "$WORK/reference-esp" && mkdir -p "$WORK/reference-esp"
 MTOOLS_SKIP_CHECK=1 mcopy -s -n -i "$DISK@@$esp_off" ::/ "$WORK/reference-esp/"
 mount_ro "$WORK/reference-root.img" "$WORK/mnt/reference"
@@ -347,7 +350,7 @@ done
 say "UEFI PXE: TFTP root $WORK/tftp, boot file $bootfile, MAC $MAC"
 qemu_run restore "$RESTORE_TIMEOUT" \
   -device virtio-blk-pci,drive=disk0,serial=$SERIAL,bootindex=2 \
-  -netdev user,id=n0,tftp="$WORK/tftp",bootfile="$bootfile" \
+  -netdev "user,id=n0,tftp=$WORK/tftp,bootfile=$bootfile" \
   -device virtio-net-pci,netdev=n0,mac=$MAC,bootindex=1
 log_has restore '^RESTORE COMPLETE' ||
   fail "the recovery image ended without 'RESTORE COMPLETE' (serial log: $LOGS/restore.log)"

@@ -1,12 +1,15 @@
 #!/bin/bash
-# QEMU boots under TCG (never -enable-kvm).
+# The QEMU tests (tests/qemu/NN-*.sh; QEMU under TCG, never -enable-kvm).
+# Only the numbered scripts are tests: the helpers they source (*.bash, lib/) are not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-pass=0; fail=0
-for t in tests/qemu/*.sh; do
+pass=0; fail=0; failed=()
+for t in tests/qemu/[0-9][0-9]-*.sh; do
   [ -e "$t" ] || continue
   echo "=== $t"
-  if bash "$t"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAILED: $t"; fi
+  if bash "$t"; then pass=$((pass + 1)); else fail=$((fail + 1)); failed+=("$t"); echo "FAILED: $t"; fi
 done
+[ "$fail" -eq 0 ] || printf 'failed: %s\n' "${failed[@]}"
 echo "qemu tests: $pass passed, $fail failed"
+[ $((pass + fail)) -gt 0 ] || { echo "no tests found in tests/qemu" >&2; exit 1; }
 [ "$fail" -eq 0 ]

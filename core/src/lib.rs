@@ -22,6 +22,8 @@ pub mod progress;
 pub mod restore;
 pub mod source;
 pub mod store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 
 /// Version of this build, recorded in every manifest.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -5,17 +5,19 @@
 # its marker. Prints initrd sizes and boot times.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-root=$PWD
+# shellcheck source=tests/lib/common.bash
+. tests/lib/common.bash
+# shellcheck source=tests/lib/qemu.bash
+. tests/lib/qemu.bash
 
-bash scripts/fetch-kernel.sh build/kernel
+bash scripts/fetch-kernel.sh build/kernel || fail "cannot fetch the test kernel"
 lifeboat=target/x86_64-unknown-linux-musl/release/lifeboat
-if [ ! -x "$lifeboat" ]; then
-  cargo build -q -p lifeboat
-  lifeboat=target/debug/lifeboat
-fi
+init_bin=target/x86_64-unknown-linux-musl/release/lifeboat-init
+for b in "$lifeboat" "$init_bin"; do [ -x "$b" ] || fail "no $b: run 'make build'"; done
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+LB_QEMU_TMP=$work
+on_exit "rm -rf '$work'"
 
 # The disk: a marker in its first sector.
 truncate -s 16M "$work/disk.img"
@@ -60,14 +62,14 @@ for compress in zstd xz; do
   mem=512; [ "$compress" = xz ] && mem=256
   out=$work/out-$compress
   "$lifeboat" mkrescue --kernel build/kernel/vmlinuz --modules build/kernel/modules \
-    --init "$work/init" --shell --compress "$compress" --output "$out" | sed 's/^/  /'
+    --init "$work/init" --shell --compress "$compress" --output "$out" | sed 's/^/  /' \
+    || fail "lifeboat mkrescue --compress $compress failed"
   size=$(stat -c %s "$out/initrd.img")
   log=$work/serial-$compress.log
   start=$(date +%s.%N)
-  timeout 300 qemu-system-x86_64 -accel tcg -m $mem -nographic -no-reboot -nodefaults -serial stdio \
-    -kernel "$out/vmlinuz" -initrd "$out/initrd.img" \
-    -append 'console=ttyS0 panic=-1' \
-    -drive file="$work/disk.img",if=virtio,format=raw >"$log" 2>&1 || true
+  lb_qemu --mem "$mem" --kernel "$out/vmlinuz" --initrd "$out/initrd.img" \
+    --append 'console=ttyS0 panic=-1' --disk "$work/disk.img" --log "$log" --timeout 300 \
+    || echo "  qemu exited with $?"
   end=$(date +%s.%N)
   grep '^TEST:' "$log" | sed 's/^/  /' || true
   secs=$(echo "$end - $start" | bc)
@@ -81,29 +83,26 @@ for compress in zstd xz; do
 done
 # The real PID 1: the image built with the default /init (lifeboat-init beside lifeboat) must
 # bring up its menu; the time from QEMU start to the menu is printed.
-init_bin=target/x86_64-unknown-linux-musl/release/lifeboat-init
-if [ -x "$init_bin" ] && [ "$lifeboat" = target/x86_64-unknown-linux-musl/release/lifeboat ]; then
-  out=$work/out-real
-  "$lifeboat" mkrescue -q --kernel build/kernel/vmlinuz --modules build/kernel/modules --shell --output "$out"
-  log=$work/serial-real.log
-  start=$(date +%s.%N)
-  timeout 300 qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot -nodefaults -serial stdio \
-    -kernel "$out/vmlinuz" -initrd "$out/initrd.img" -append 'console=ttyS0 panic=-1' \
-    -drive file="$work/disk.img",if=virtio,format=raw </dev/null >"$log" 2>&1 &
-  qemu=$!
-  menu=
-  while kill -0 "$qemu" 2>/dev/null; do
-    if grep -q "Restore from backup" "$log"; then menu=$(echo "$(date +%s.%N) - $start" | bc); break; fi
-    sleep 0.2
-  done
-  kill "$qemu" 2>/dev/null || true
-  wait "$qemu" 2>/dev/null || true
-  if [ -n "$menu" ] && grep -q '^lifeboat-init ' "$log"; then
-    echo "ok: lifeboat-init image $(stat -c %s "$out/initrd.img") bytes, menu ${menu}s after QEMU start"
-  else
-    echo "FAIL: lifeboat-init did not reach its menu; serial log:"; tail -30 "$log"; status=1
-  fi
+out=$work/out-real
+"$lifeboat" mkrescue -q --kernel build/kernel/vmlinuz --modules build/kernel/modules --shell --output "$out" \
+  || fail "lifeboat mkrescue (default /init) failed"
+log=$work/serial-real.log
+start=$(date +%s.%N)
+lb_qemu --mem 512 --kernel "$out/vmlinuz" --initrd "$out/initrd.img" --append 'console=ttyS0 panic=-1' \
+  --disk "$work/disk.img" --log "$log" --background
+qemu=$LB_QEMU_PID
+on_exit "kill $qemu 2>/dev/null"
+menu=
+deadline=$(($(date +%s) + 300))
+while kill -0 "$qemu" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do
+  if grep -q "Restore from backup" "$log"; then menu=$(echo "$(date +%s.%N) - $start" | bc); break; fi
+  sleep 0.2
+done
+kill "$qemu" 2>/dev/null || true
+wait "$qemu" 2>/dev/null || true
+if [ -n "$menu" ] && grep -q '^lifeboat-init ' "$log"; then
+  echo "ok: lifeboat-init image $(stat -c %s "$out/initrd.img") bytes, menu ${menu}s after QEMU start"
 else
-  echo "skip: no static lifeboat-init (make build) for the real-init boot"
+  echo "FAIL: lifeboat-init did not reach its menu; serial log:"; tail -30 "$log"; status=1
 fi
 exit $status

@@ -1,10 +1,7 @@
 #!/bin/bash
 # A XenServer-style backup partition (unpacked tree, .xen-backup-partition,
 # etc/xensource-inventory) is found and restored onto the root-* partition of its disk.
-source "$(dirname "$0")/lib.sh"
-# The simple fixture: lifeboat-init's tree copy works on path names, so paths longer than
-# PATH_MAX (in lbtest-fixture) are not copied yet (known limitation).
-LB_SIMPLE_FIXTURE=1
+source "$(dirname "$0")/lib/restore.bash"
 lb_setup
 lb_image
 
@@ -14,9 +11,12 @@ mkfs.ext4 -q -L root-test "$LB_P1"
 mkfs.ext3 -q "$LB_P2"
 root_uuid=$(blkid -p -s UUID -o value "$LB_P1")
 mnt=$LB_WORK/mnt; mkdir -p "$mnt"
-lb_on_exit "umount '$mnt' 2>/dev/null"
 mount "$LB_P2" "$mnt"
-lb_fixture "$mnt"
+# The fixture without what lifeboat-init's copy of a XenServer tree does not keep yet (known
+# limitations, as before with the shell fixture): paths longer than PATH_MAX (the copy works on
+# path names), ext inode flags (immutable, append-only) and holes (sparse files are filled).
+"$LB_TOOLS/lbtest-fixture" "$mnt" --no-long-path --no-flags --sparse-mib 0 >/dev/null \
+  || fail "lbtest-fixture failed"
 mkdir -p "$mnt/etc"; [ -e "$mnt/etc/fstab" ] || echo "LABEL=root-test / ext3 defaults 1 1" > "$mnt/etc/fstab"
 cat > "$mnt/etc/xensource-inventory" <<INV
 PRODUCT_BRAND='XCP-ng'
@@ -41,12 +41,14 @@ lb_expect_log "$LB_WORK/serial.log" "XenServer backup partition"
 lb_expect_log "$LB_WORK/serial.log" "RESTORE COMPLETE"
 
 lb_attach "$LB_DISK"
-[ "$(blkid -p -s LABEL -o value "$LB_P1")" = root-test ] || lb_fail "root label not kept"
-[ "$(blkid -p -s UUID -o value "$LB_P1")" = "$root_uuid" ] || lb_fail "root UUID not kept"
-[ "$(blkid -p -s TYPE -o value "$LB_P1")" = ext3 ] || lb_fail "root not recreated as ext3 (the backup's type)"
+[ "$(blkid -p -s LABEL -o value "$LB_P1")" = root-test ] || fail "root label not kept"
+[ "$(blkid -p -s UUID -o value "$LB_P1")" = "$root_uuid" ] || fail "root UUID not kept"
+[ "$(blkid -p -s TYPE -o value "$LB_P1")" = ext3 ] || fail "root not recreated as ext3 (the backup's type)"
 want=$LB_WORK/want; got=$LB_WORK/got; mkdir -p "$want" "$got"
-mount -o ro "$LB_P2" "$want"; lb_on_exit "umount '$want' 2>/dev/null"
-mount -o ro "$LB_P1" "$got"; lb_on_exit "umount '$got' 2>/dev/null"
-[ ! -e "$got/broken" ] || lb_fail "the old root's files survived"
-lb_compare "$want" "$got" || lb_fail "restored root differs from the XenServer backup tree"
+mount -o ro "$LB_P2" "$want"
+mount -o ro "$LB_P1" "$got"
+[ ! -e "$got/broken" ] || fail "the old root's files survived"
+# The marker and lost+found (mkfs's) are the partition's own, not the tree's.
+"$LB_TOOLS/lbtest-compare" "$want" "$got" --ignore .xen-backup-partition --ignore lost+found \
+  || fail "restored root differs from the XenServer backup tree"
 echo "PASS: XenServer backup partition restored (label, UUID, tree)"

@@ -1,17 +1,17 @@
 #!/bin/bash
 # A machine whose DMI UUID and serial differ from the backup's is refused
 # without lifeboat.allow-other-host (root untouched), and restored with it.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib/restore.bash"
 lb_setup
 lb_image
-source "$(dirname "$0")/store-disk.sh"
+lb_store_disk
 
 LB_UUID=0badc0de-0000-4000-8000-00000000beef LB_SERIAL=OTHER-MACHINE \
 lb_drive "$LB_WORK/serial.log" "lifeboat.restore=latest lifeboat.yes" \
   expect:"this backup was taken on another machine" expect:"machine UUID" \
   expect:"refused: identity mismatch" choose:"Power off" \
-  || { tail -n 40 "$LB_WORK/serial.log"; lb_fail "the mismatch was not refused as expected"; }
-grep -a -q "Creating ext4" "$LB_WORK/serial.log" && lb_fail "the root was recreated despite the mismatch"
+  || { tail -n 40 "$LB_WORK/serial.log"; fail "the mismatch was not refused as expected"; }
+grep -a -q "Creating ext4" "$LB_WORK/serial.log" && fail "the root was recreated despite the mismatch"
 lb_check_untouched
 
 LB_UUID=0badc0de-0000-4000-8000-00000000beef LB_SERIAL=OTHER-MACHINE \

@@ -1,10 +1,10 @@
 #!/bin/bash
 # A corrupted archive is refused by the verification before anything is
 # written: the root partition stays bit for bit as it was, and the journal records nothing.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib/restore.bash"
 lb_setup
 lb_image
-source "$(dirname "$0")/store-disk.sh"
+lb_store_disk
 
 lb_attach "$LB_DISK"
 smnt=$LB_WORK/smnt; mkdir -p "$smnt"; mount "$LB_P2" "$smnt"
@@ -17,9 +17,9 @@ umount "$smnt"; lb_detach
 lb_drive "$LB_WORK/serial.log" "lifeboat.restore=latest lifeboat.yes lifeboat.after=poweroff" \
   expect:"Verifying" expect:"RESTORE NOT DONE: the backup failed verification" \
   expect:"Nothing was written to /dev/vda1" choose:"Power off" \
-  || { tail -n 40 "$LB_WORK/serial.log"; lb_fail "the corrupted archive was not refused as expected"; }
+  || { tail -n 40 "$LB_WORK/serial.log"; fail "the corrupted archive was not refused as expected"; }
 lb_check_untouched
 lb_attach "$LB_DISK"; mount -o ro "$LB_P2" "$smnt"
-! grep -q restore-started "$smnt/journal" 2>/dev/null || lb_fail "the journal says a restore started"
+! grep -q restore-started "$smnt/journal" 2>/dev/null || fail "the journal says a restore started"
 umount "$smnt"; lb_detach
 echo "PASS: corrupted archive refused before the root was touched"

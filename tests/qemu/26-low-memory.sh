@@ -1,10 +1,10 @@
 #!/bin/bash
 # The image boots and restores with -m 256; with VGA (tty0) as the last
 # console= (so /dev/console is tty0), lifeboat-init still drives the serial console too.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib/restore.bash"
 lb_setup
 lb_image
-source "$(dirname "$0")/store-disk.sh"
+lb_store_disk
 
 LB_MEM=256 lb_boot "$LB_WORK/serial.log" "console=tty0 lifeboat.restore=latest lifeboat.yes lifeboat.after=poweroff"
 lb_expect_log "$LB_WORK/serial.log" "consoles: ttyS0, tty0"

@@ -3,9 +3,8 @@
 # default entry "Restore from backup" after the timeout -> lifeboat-init and its menu.
 source "$(dirname "$0")/lib/media.bash"
 media_build
-boot_watch pxe-bios 240 -- -M pc \
-  -netdev "user,id=n0,tftp=$MEDIA/pxe,bootfile=pxelinux.0" -device e1000,netdev=n0 -boot n
-grep -aq 'Restore from backup (unattended)' "$LOG" || die "the pxelinux menu lacks the unattended entry"
-kernel_cmdline | grep -q 'console=ttyS0,115200 console=tty0' || die "kernel command line: $(kernel_cmdline)"
-kernel_cmdline | grep -q 'lifeboat.yes' && die "the default entry must not be the unattended one"
+boot_watch pxe-bios 240 --machine pc --netboot "$MEDIA/pxe:pxelinux.0" --nic e1000
+grep -aq 'Restore from backup (unattended)' "$LOG" || fail "the pxelinux menu lacks the unattended entry"
+kernel_cmdline | grep -q 'console=ttyS0,115200 console=tty0' || fail "kernel command line: $(kernel_cmdline)"
+kernel_cmdline | grep -q 'lifeboat.yes' && fail "the default entry must not be the unattended one"
 echo "ok: BIOS PXE boots the recovery image"

@@ -3,10 +3,8 @@
 # beside it -> "Restore from backup" after the timeout -> lifeboat-init and its menu.
 source "$(dirname "$0")/lib/media.bash"
 media_build
-# shellcheck disable=SC2046
-boot_watch pxe-uefi 300 -- -M q35 $(ovmf_args pxe-uefi) \
-  -netdev "user,id=n0,tftp=$MEDIA/pxe,bootfile=bootx64.efi" -device virtio-net-pci,netdev=n0 -boot n
-grep -aq 'Restore from backup (unattended)' "$LOG" || die "the GRUB menu lacks the unattended entry"
-kernel_cmdline | grep -q 'console=ttyS0,115200 console=tty0' || die "kernel command line: $(kernel_cmdline)"
-kernel_cmdline | grep -q 'lifeboat.yes' && die "the default entry must not be the unattended one"
+boot_watch pxe-uefi 300 --machine q35 --firmware uefi --netboot "$MEDIA/pxe:bootx64.efi" --nic virtio-net-pci
+grep -aq 'Restore from backup (unattended)' "$LOG" || fail "the GRUB menu lacks the unattended entry"
+kernel_cmdline | grep -q 'console=ttyS0,115200 console=tty0' || fail "kernel command line: $(kernel_cmdline)"
+kernel_cmdline | grep -q 'lifeboat.yes' && fail "the default entry must not be the unattended one"
 echo "ok: UEFI PXE boots the recovery image"

@@ -4,7 +4,6 @@
 # production) -> lifeboat-init and its menu.
 source "$(dirname "$0")/lib/media.bash"
 media_build
-boot_watch pxe-ipxe 240 -- -M pc \
-  -netdev "user,id=n0,tftp=$MEDIA/pxe,bootfile=boot.ipxe" -device virtio-net-pci,netdev=n0 -boot n
-kernel_cmdline | grep -q 'initrd=initrd.img console=ttyS0,115200 console=tty0' || die "kernel command line: $(kernel_cmdline)"
+boot_watch pxe-ipxe 240 --machine pc --netboot "$MEDIA/pxe:boot.ipxe" --nic virtio-net-pci
+kernel_cmdline | grep -q 'initrd=initrd.img console=ttyS0,115200 console=tty0' || fail "kernel command line: $(kernel_cmdline)"
 echo "ok: the iPXE script boots the recovery image"

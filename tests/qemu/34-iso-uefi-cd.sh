@@ -3,9 +3,8 @@
 # ISO by its id file -> /boot/grub/grub.cfg -> lifeboat-init and its menu.
 source "$(dirname "$0")/lib/media.bash"
 media_build
-# shellcheck disable=SC2046
-boot_watch iso-uefi-cd 300 -- -M q35 $(ovmf_args iso-uefi-cd) -cdrom "$MEDIA/lifeboat.iso" -boot d
-grep -aq 'Restore from backup (unattended)' "$LOG" || die "the GRUB menu lacks the unattended entry"
-kernel_cmdline | grep -q 'console=ttyS0,115200 console=tty0' || die "kernel command line: $(kernel_cmdline)"
-kernel_cmdline | grep -q 'lifeboat.yes' && die "the default entry must not be the unattended one"
+boot_watch iso-uefi-cd 300 --machine q35 --firmware uefi -- -cdrom "$MEDIA/lifeboat.iso" -boot d
+grep -aq 'Restore from backup (unattended)' "$LOG" || fail "the GRUB menu lacks the unattended entry"
+kernel_cmdline | grep -q 'console=ttyS0,115200 console=tty0' || fail "kernel command line: $(kernel_cmdline)"
+kernel_cmdline | grep -q 'lifeboat.yes' && fail "the default entry must not be the unattended one"
 echo "ok: the ISO boots as a CD on UEFI"

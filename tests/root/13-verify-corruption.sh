@@ -14,7 +14,7 @@ ext4_mount src 128; SRC=$W/src
 flip() {
   local b
   b=$(dd if="$1" bs=1 skip="$2" count=1 2>/dev/null | od -An -tu1 | tr -d ' ')
-  printf "\\x$(printf %02x $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+  printf '%b' "\\x$(printf %02x $((b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
 }
 # sethex FILE OFFSET: replace the hex digit at OFFSET by another hex digit.
 sethex() {

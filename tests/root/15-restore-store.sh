@@ -7,7 +7,7 @@ source "$(dirname "$0")/restore-lib.bash"
 ext4_mount src 256; SRC=$W/src
 "$LBTEST/lbtest-fixture" "$SRC" --big-mib 2 --sparse-mib 16 >/dev/null
 truncate -s 256M "$W/backup.img"
-DEV=$(losetup -f --show "$W/backup.img"); LOOPS+=("$DEV")
+loop_attach "$W/backup.img"; DEV=$REPLY
 "$LIFEBOAT" init-store --backup-device "$DEV" >/dev/null || fail "init-store"
 "$LIFEBOAT" backup --root "$SRC" --backup-device "$DEV" >/dev/null 2>&1 || fail "backup 1"
 FIRST=$("$LIFEBOAT" list --backup-device "$DEV" --json | grep -o '"id": *"[^"]*"' | head -1 | sed 's/.*"\([^"]*\)"$/\1/')
@@ -32,7 +32,7 @@ rc=0
 
 # Damage the first generation's archive behind the store's back.
 mkdir -p "$W/m"; mount "$DEV" "$W/m"; MOUNTS+=("$W/m")
-ARCH=$(ls "$W/m/generations/$FIRST/"*.* | grep -v meta.json | head -1)
+ARCH=$(find "$W/m/generations/$FIRST" -maxdepth 1 -type f ! -name meta.json | head -1)
 SIZE=$(stat -c %s "$ARCH")
 printf '\xff\xff\xff\xff' | dd of="$ARCH" bs=1 seek=$((SIZE / 2)) conv=notrunc 2>/dev/null
 umount "$W/m"

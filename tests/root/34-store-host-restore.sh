@@ -8,6 +8,7 @@ L=$(make_disk d 40 64); make_root "$L"; B=${L}p2
 "$LIFEBOAT" init-store --backup-device "$B" >/dev/null
 "$LIFEBOAT" backup --root "$R" --backup-device "$B" -q || fail "first backup"
 good=$("$LIFEBOAT" list --backup-device "$B" --json | json "j['backups'][-1]['id']")
+[ -n "$good" ] || fail "lifeboat list names no generation"
 M=$W/m; mkdir -p "$M"
 
 intact() { # the previous generation is still the latest, verifies, and staging is empty

@@ -34,9 +34,12 @@ use std::path::Path;
 #[derive(Debug, Clone)]
 pub struct FixtureOptions {
     pub big_file_bytes: u64,
+    /// Size of `sparse/two-blocks`; 0: no sparse files at all.
     pub sparse_bytes: u64,
     /// Set immutable / append-only (root and ext2/3/4 only).
     pub flags: bool,
+    /// Make `long/`, a path longer than PATH_MAX.
+    pub long_path: bool,
 }
 
 impl Default for FixtureOptions {
@@ -45,6 +48,7 @@ impl Default for FixtureOptions {
             big_file_bytes: 10 << 20,
             sparse_bytes: 64 << 20,
             flags: true,
+            long_path: true,
         }
     }
 }
@@ -284,19 +288,23 @@ pub fn build(dir: &Path, opts: &FixtureOptions) -> Result<FixtureReport> {
     }
 
     // Sparse files.
-    b.dir("sparse")?;
-    make_sparse(
-        &b.p("sparse/two-blocks"),
-        opts.sparse_bytes,
-        &[0, opts.sparse_bytes / 2],
-    )?;
-    make_sparse(&b.p("sparse/trailing-hole"), 1 << 20, &[0])?;
-    b.made("sparse files");
+    if opts.sparse_bytes > 0 {
+        b.dir("sparse")?;
+        make_sparse(
+            &b.p("sparse/two-blocks"),
+            opts.sparse_bytes,
+            &[0, opts.sparse_bytes / 2],
+        )?;
+        make_sparse(&b.p("sparse/trailing-hole"), 1 << 20, &[0])?;
+        b.made("sparse files");
+    }
 
     // A path longer than PATH_MAX.
-    b.dir("long")?;
-    make_long_path(&b.p("long"))?;
-    b.made("a path longer than PATH_MAX");
+    if opts.long_path {
+        b.dir("long")?;
+        make_long_path(&b.p("long"))?;
+        b.made("a path longer than PATH_MAX");
+    }
 
     // Names that are not UTF-8, and other odd names.
     b.dir("names")?;

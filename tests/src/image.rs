@@ -74,12 +74,11 @@ impl Drop for Image {
     }
 }
 
-/// True when the tests may use root-only facilities (loop mounts); prints why not otherwise.
+/// True when the tests may use root-only facilities (loop mounts); prints why not otherwise
+/// (and fails the test under CI: lifeboat_core::testing).
 pub fn have_root(test: &str) -> bool {
-    if crate::sys::is_root() {
-        true
-    } else {
-        eprintln!("{test}: skipped (needs root for loop mounts)");
-        false
-    }
+    lifeboat_core::testing::require(
+        crate::sys::is_root(),
+        &format!("{test} needs root for loop mounts"),
+    )
 }

@@ -66,6 +66,7 @@ fn small_archive() -> Result<(tempfile::TempDir, Vec<u8>)> {
         big_file_bytes: 256 << 10,
         sparse_bytes: 1 << 20,
         flags: false,
+        long_path: true,
     };
     build(&root, &opts)?;
     let file = tmp.path().join("a.tar");

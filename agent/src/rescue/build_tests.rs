@@ -19,10 +19,12 @@ fn test_kernel() -> Option<PathBuf> {
         .into_iter()
         .flatten()
         .find(|p| p.join("vmlinuz").is_file() && p.join("modules").is_dir());
-    if found.is_none() {
-        eprintln!("no test kernel (run scripts/fetch-kernel.sh build/kernel): skipped");
-    }
-    found
+    lifeboat_core::testing::require(
+        found.is_some(),
+        "no test kernel (make kernel, or scripts/fetch-kernel.sh build/kernel)",
+    )
+    .then_some(found)
+    .flatten()
 }
 
 fn options(kernel: &Path, init: &Path, output: &Path) -> RescueOptions {

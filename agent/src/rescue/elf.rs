@@ -206,8 +206,7 @@ mod tests {
     #[test]
     fn mke2fs_needs_libext2fs_libc_and_the_interpreter() {
         let program = Path::new("/sbin/mke2fs");
-        if !program.exists() {
-            eprintln!("no /sbin/mke2fs: skipped");
+        if !lifeboat_core::testing::require(program.exists(), "no /sbin/mke2fs (e2fsprogs)") {
             return;
         }
         let deps = dependencies(program, &LibSearch::system()).unwrap();

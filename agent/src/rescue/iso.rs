@@ -256,12 +256,14 @@ mod tests {
 
     #[test]
     fn iso_has_both_boot_records_and_the_menus() {
-        if bootfiles::tool("xorriso", "xorriso").is_err()
-            || bootfiles::ISOLINUX_BIN.locate().is_err()
-            || bootfiles::grub_dir().is_err()
-            || bootfiles::tool("mcopy", "mtools").is_err()
-        {
-            eprintln!("skipped: xorriso, isolinux, grub-efi-amd64-bin or mtools not installed");
+        let have = bootfiles::tool("xorriso", "xorriso").is_ok()
+            && bootfiles::ISOLINUX_BIN.locate().is_ok()
+            && bootfiles::grub_dir().is_ok()
+            && bootfiles::tool("mcopy", "mtools").is_ok();
+        if !lifeboat_core::testing::require(
+            have,
+            "xorriso, isolinux, grub-efi-amd64-bin or mtools not installed",
+        ) {
             return;
         }
         let dir = tempfile::tempdir().unwrap();

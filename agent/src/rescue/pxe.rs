@@ -228,8 +228,10 @@ mod tests {
 
     #[test]
     fn tree_has_every_loader_and_per_host_configs() {
-        if !have_boot_files() {
-            eprintln!("skipped: pxelinux or grub-efi-amd64-bin not installed");
+        if !lifeboat_core::testing::require(
+            have_boot_files(),
+            "pxelinux or grub-efi-amd64-bin not installed",
+        ) {
             return;
         }
         let src = tempfile::tempdir().unwrap();
@@ -277,8 +279,10 @@ mod tests {
 
     #[test]
     fn stale_per_host_configs_are_removed_hand_written_ones_kept() {
-        if !have_boot_files() {
-            eprintln!("skipped: pxelinux or grub-efi-amd64-bin not installed");
+        if !lifeboat_core::testing::require(
+            have_boot_files(),
+            "pxelinux or grub-efi-amd64-bin not installed",
+        ) {
             return;
         }
         let src = tempfile::tempdir().unwrap();

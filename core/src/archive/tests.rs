@@ -273,12 +273,7 @@ fn run(
     Ok(out)
 }
 
-fn have(tool: &str) -> bool {
-    std::process::Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+use crate::testing::require_tool;
 
 #[test]
 fn dump_sample_for_inspection() -> TestResult {
@@ -333,8 +328,7 @@ fn sample_for_gnu_tar() -> Vec<(Entry, Vec<u8>)> {
 #[test]
 fn gnu_tar_lists_and_extracts_our_archive() -> TestResult {
     use std::os::unix::fs::MetadataExt;
-    if !have("tar") {
-        eprintln!("GNU tar not installed; skipped");
+    if !require_tool("tar") {
         return Ok(());
     }
     let dir = tempfile::tempdir()?;
@@ -421,8 +415,7 @@ fn gnu_tar_lists_and_extracts_our_archive() -> TestResult {
 
 #[test]
 fn bsdtar_lists_and_extracts_our_archive() -> TestResult {
-    if !have("bsdtar") {
-        eprintln!("bsdtar not installed; skipped");
+    if !require_tool("bsdtar") {
         return Ok(());
     }
     let dir = tempfile::tempdir()?;
@@ -498,8 +491,7 @@ fn make_tree(root: &std::path::Path) -> Result<Vec<u8>, Box<dyn std::error::Erro
 
 #[test]
 fn reads_archives_made_by_gnu_tar() -> TestResult {
-    if !have("tar") {
-        eprintln!("GNU tar not installed; skipped");
+    if !require_tool("tar") {
         return Ok(());
     }
     let dir = tempfile::tempdir()?;
@@ -1213,8 +1205,7 @@ fn getfacl(p: &std::path::Path) -> Result<String, Box<dyn std::error::Error>> {
 #[test]
 fn acls_interoperate_with_gnu_tar() -> TestResult {
     use std::os::unix::fs::MetadataExt;
-    if !have("tar") || !have("setfacl") {
-        eprintln!("GNU tar or setfacl not installed; skipped");
+    if !require_tool("tar") || !require_tool("setfacl") {
         return Ok(());
     }
     let tmp = tempfile::tempdir()?;

@@ -1,18 +1,12 @@
 //! Partition tables and superblocks of images made by the real tools (sgdisk, sfdisk,
-//! mkfs.ext4, mkfs.vfat) in temporary files. Skipped when a tool is missing.
+//! mkfs.ext4, mkfs.vfat) in temporary files. Skipped when a tool is missing (a failure
+//! under CI: crate::testing).
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use super::*;
 use std::process::Command;
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool} >/dev/null"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
+use crate::testing::{require, require_tool};
 
 fn run(cmd: &str) {
     let st = Command::new("sh").arg("-c").arg(cmd).status().unwrap();
@@ -27,8 +21,7 @@ fn image(size_mib: u64) -> tempfile::NamedTempFile {
 
 #[test]
 fn gpt_made_by_sgdisk() {
-    if !have("sgdisk") {
-        eprintln!("sgdisk missing: skipped");
+    if !require_tool("sgdisk") {
         return;
     }
     let img = image(64);
@@ -64,8 +57,7 @@ fn gpt_made_by_sgdisk() {
 
 #[test]
 fn mbr_made_by_sfdisk() {
-    if !have("sfdisk") {
-        eprintln!("sfdisk missing: skipped");
+    if !require_tool("sfdisk") {
         return;
     }
     let img = image(64);
@@ -88,8 +80,7 @@ fn mbr_made_by_sfdisk() {
 
 #[test]
 fn ext4_superblock_made_by_mkfs() {
-    if !have("mkfs.ext4") {
-        eprintln!("mkfs.ext4 missing: skipped");
+    if !require_tool("mkfs.ext4") {
         return;
     }
     let img = image(32);
@@ -135,8 +126,7 @@ fn ext4_superblock_made_by_mkfs() {
 
 #[test]
 fn vfat_boot_sector_made_by_mkfs() {
-    if !have("mkfs.vfat") {
-        eprintln!("mkfs.vfat missing: skipped");
+    if !require_tool("mkfs.vfat") {
         return;
     }
     let img = image(64);
@@ -158,7 +148,7 @@ fn vfat_boot_sector_made_by_mkfs() {
 fn other_signatures_and_empty_devices() {
     let img = image(1);
     assert!(probe(img.path()).unwrap().is_none());
-    if have("mkswap") {
+    if require_tool("mkswap") {
         run(&format!("mkswap -q {} >/dev/null", img.path().display()));
         assert_eq!(probe(img.path()).unwrap().unwrap().fstype, "swap");
     }
@@ -168,8 +158,12 @@ fn other_signatures_and_empty_devices() {
 /// filesystem (root only; skipped otherwise).
 #[test]
 fn manifest_of_a_loop_mounted_root() {
-    if !nix::unistd::Uid::effective().is_root() || !have("losetup") || !have("sgdisk") {
-        eprintln!("needs root, losetup and sgdisk: skipped");
+    if !require(
+        nix::unistd::Uid::effective().is_root(),
+        "needs root (loop devices)",
+    ) || !require_tool("losetup")
+        || !require_tool("sgdisk")
+    {
         return;
     }
     let img = image(64);

@@ -19,10 +19,12 @@ fn test_tree() -> Option<PathBuf> {
         .into_iter()
         .flatten()
         .find(|p| p.join("kernel").is_dir());
-    if found.is_none() {
-        eprintln!("no kernel module tree (run scripts/fetch-kernel.sh build/kernel): skipped");
-    }
-    found
+    crate::testing::require(
+        found.is_some(),
+        "no kernel module tree (make kernel, or scripts/fetch-kernel.sh build/kernel)",
+    )
+    .then_some(found)
+    .flatten()
 }
 
 #[test]
@@ -104,10 +106,10 @@ fn modules_dep_agrees_with_depmod() -> Result<(), Box<dyn std::error::Error>> {
     let Some(dir) = test_tree() else {
         return Ok(());
     };
-    let Ok(depmod) = which("depmod") else {
-        eprintln!("no depmod: skipped");
+    if !crate::testing::require_tool("depmod") {
         return Ok(());
-    };
+    }
+    let depmod = crate::testing::find_tool("depmod").ok_or("depmod vanished")?;
     let mut tree = ModuleTree::open(&dir)?;
     let version = tree.version().to_string();
     let base = tempfile::tempdir()?;
@@ -189,14 +191,6 @@ fn modules_dep_agrees_with_depmod() -> Result<(), Box<dyn std::error::Error>> {
 fn panic_free_missing(module: &str) -> &'static str {
     eprintln!("depmod has no line for {module}");
     "x: missing-from-depmod"
-}
-
-fn which(program: &str) -> Result<PathBuf, ()> {
-    ["/sbin", "/usr/sbin", "/bin", "/usr/bin"]
-        .iter()
-        .map(|d| PathBuf::from(d).join(program))
-        .find(|p| p.exists())
-        .ok_or(())
 }
 
 /// CentOS-era trees ship `.ko.xz`; others `.ko.zst` or `.ko.gz`: all read the same.

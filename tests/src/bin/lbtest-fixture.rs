@@ -1,4 +1,4 @@
-//! `lbtest-fixture DIR [--big-mib N] [--sparse-mib N] [--no-flags]`: builds every case of the
+//! `lbtest-fixture DIR [--big-mib N] [--sparse-mib N] [--no-flags] [--no-long-path]`: builds every case of the
 //! archive format in DIR (see lifeboat_tests::fixture for which need root and ext4) and prints
 //! what was made and what was skipped.
 
@@ -15,8 +15,9 @@ fn main() -> Result<()> {
             Some("--big-mib") => opts.big_file_bytes = num(args.next())? << 20,
             Some("--sparse-mib") => opts.sparse_bytes = num(args.next())? << 20,
             Some("--no-flags") => opts.flags = false,
+            Some("--no-long-path") => opts.long_path = false,
             Some("-h") | Some("--help") => {
-                println!("usage: lbtest-fixture DIR [--big-mib N] [--sparse-mib N] [--no-flags]");
+                println!("usage: lbtest-fixture DIR [--big-mib N] [--sparse-mib N] [--no-flags] [--no-long-path]");
                 return Ok(());
             }
             _ if dir.is_none() => dir = Some(PathBuf::from(a)),
@@ -24,7 +25,7 @@ fn main() -> Result<()> {
         }
     }
     let Some(dir) = dir else {
-        bail!("usage: lbtest-fixture DIR [--big-mib N] [--sparse-mib N] [--no-flags]")
+        bail!("usage: lbtest-fixture DIR [--big-mib N] [--sparse-mib N] [--no-flags] [--no-long-path]")
     };
     let report =
         build(&dir, &opts).with_context(|| format!("building the fixture in {}", dir.display()))?;
