@@ -49,7 +49,8 @@ fn write(out: &Path, entries: impl Iterator<Item = Entry>) {
 }
 
 /// Runs `lbtest-verdict ARGS`; returns its verdict line and peak RSS (KiB), panicking when it
-/// runs longer than [`LIMIT`].
+/// runs longer than [`LIMIT`]. (Linux counts the test process's RSS at fork in the child's
+/// peak, so the figure can only be too high, never too low.)
 #[allow(clippy::zombie_processes)] // reaped by wait4, which also gives its peak memory
 fn run(args: &[&std::ffi::OsStr], what: &str) -> (String, i64) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lbtest-verdict"))
