@@ -1,11 +1,11 @@
 //! The kernel modules of the image: /lib/modules/$(uname -r)/{modules.dep, modules.softdep,
 //! modules.builtin, modules.alias}, and loading a module after its dependencies.
 
+use anyhow::{anyhow, Context, Result};
 use lifeboat_core::kmod::alias::AliasTable;
 use lifeboat_core::kmod::depmod::{self, DepLine};
 use lifeboat_core::kmod::normalize_name;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use anyhow::{anyhow, Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
 

@@ -133,7 +133,21 @@ impl Generation {
     {
         let path = self.archive_path();
         let f = self.open_archive()?;
-        let (codec, tar) = codec::decoder(wrap(f)).map_err(|e| StoreError::io(&path, e))?;
+        let (codec, tar) = codec::decoder(wrap(f)).map_err(|e| {
+            match crate::archive::ArchiveError::from(e) {
+                // The stream is no archive at all (its start erased, say): damage at rest.
+                a @ (crate::archive::ArchiveError::NotAnArchive(_)
+                | crate::archive::ArchiveError::Empty(_)) => StoreError::Archive {
+                    generation: self.id.clone(),
+                    source: a,
+                },
+                crate::archive::ArchiveError::Io(io) => StoreError::io(&path, io),
+                other => StoreError::Archive {
+                    generation: self.id.clone(),
+                    source: other,
+                },
+            }
+        })?;
         self.check_codec(codec)?;
         let mut reader = ArchiveReader::new(tar);
         let manifest = reader

@@ -346,14 +346,21 @@ fn a_generation_that_reads_differently_from_its_meta_is_refused() {
         }
     })
     .contains("manifest"));
-    // A plain tar of nothing (zero blocks) recorded as a Lifeboat generation.
+    // A plain tar of nothing (zero blocks) recorded as a Lifeboat generation: no archive at
+    // all, refused with the generation named.
     let zeros = vec![0u8; 10240];
     std::fs::write(g.archive_path(), &zeros).unwrap();
-    let what = rewrite(&|m| {
-        m.codec = "none".into();
-        m.size = 10240;
-    });
-    assert!(what.contains("manifest"), "{what}");
+    let mut m = g.meta.clone();
+    m.codec = "none".into();
+    m.size = 10240;
+    std::fs::write(g.dir.join("meta.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    let g = store.find(&g.id).unwrap();
+    match read_generation(&g) {
+        Err(e @ StoreError::Archive { .. }) => {
+            assert!(e.to_string().contains(&g.id), "{e}");
+        }
+        other => panic!("an all-zero generation read as {other:?}"),
+    }
 }
 
 #[test]
