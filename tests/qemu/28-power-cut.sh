@@ -11,33 +11,30 @@
 # First, one boot to the menu with the old root set to `errors=panic` and marked as needing
 # journal recovery: discovery looks at it without writing a byte (read-only, no journal
 # replay) and without panicking.
-# shellcheck source=tests/qemu/lib.sh
-source "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/qemu/lib/restore.bash
+source "$(dirname "$0")/lib/restore.bash"
 lb_setup
 lb_image
-# shellcheck source=tests/qemu/store-disk.sh
-source "$(dirname "$0")/store-disk.sh"
+lb_store_disk
 
 T0=$(date +%s)
 
 lb_attach "$LB_DISK"
 tune2fs -e panic "$LB_P1" >/dev/null
 debugfs -w -R "feature needs_recovery" "$LB_P1" >/dev/null 2>&1
-dumpe2fs -h "$LB_P1" 2>/dev/null | grep -q 'features:.*needs_recovery' || lb_fail "could not mark the old root as needing recovery"
+dumpe2fs -h "$LB_P1" 2>/dev/null | grep -q 'features:.*needs_recovery' || fail "could not mark the old root as needing recovery"
 ROOT_DIGEST_DAMAGED=$(md5sum < "$LB_P1")
 lb_detach
-LB_CLEANUP=("${LB_CLEANUP[@]:0:$((${#LB_CLEANUP[@]} - ${#LB_PARTS[@]} - 1))}")
 lb_drive "$LB_WORK/boot-0.log" "" choose:"Power off" expect:"Powering off" \
-  || { tail -n 30 "$LB_WORK/boot-0.log"; lb_fail "boot 0: the menu never came"; }
+  || { tail -n 30 "$LB_WORK/boot-0.log"; fail "boot 0: the menu never came"; }
 lb_attach "$LB_DISK"
 [ "$(md5sum < "$LB_P1")" = "$ROOT_DIGEST_DAMAGED" ] \
-  || lb_fail "boot 0: discovery wrote to the root partition it only looked at (journal replayed?)"
+  || fail "boot 0: discovery wrote to the root partition it only looked at (journal replayed?)"
 lb_detach
-LB_CLEANUP=("${LB_CLEANUP[@]:0:$((${#LB_CLEANUP[@]} - ${#LB_PARTS[@]} - 1))}")
 lb_log "boot 0: discovery left the old root (errors=panic, needs_recovery) untouched"
 SEED=${LIFEBOAT_SEED:-$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}
 CUTS=${LB_POWER_CUTS:-10}
-[ "$CUTS" -ge 10 ] || lb_fail "LB_POWER_CUTS=$CUTS: the test needs at least 10 power cuts"
+[ "$CUTS" -ge 10 ] || fail "LB_POWER_CUTS=$CUTS: the test needs at least 10 power cuts"
 echo "power-cut seed: $SEED (run again with LIFEBOAT_SEED=$SEED for the same moments)"
 RANDOM=$SEED
 APPEND="lifeboat.restore=latest lifeboat.yes lifeboat.after=poweroff"
@@ -64,7 +61,7 @@ done
 
 smnt=$LB_WORK/state-store; fsmnt=$LB_WORK/state-root; refmnt=$LB_WORK/state-ref
 mkdir -p "$smnt" "$fsmnt" "$refmnt"
-lb_on_exit "umount '$smnt' '$fsmnt' '$refmnt' 2>/dev/null"
+on_exit "umount '$smnt' '$fsmnt' '$refmnt' 2>/dev/null"
 
 # The last restore event in the store's journal ("restore-started", "restore-done" or none).
 # The store is mounted as the image mounts it: with its ext4 journal replayed.
@@ -88,15 +85,15 @@ root_is_complete() {
 
 # Checks the disk after a cut; prints the journal state.
 check_after_cut() {
-  local n=$1 ev label uuid kept=${#LB_CLEANUP[@]}
+  local n=$1 ev label uuid
   lb_attach "$LB_DISK"
   ev=$(journal_state)
-  [ "$ev" != unmountable ] || lb_fail "cut $n: the store partition does not mount"
+  [ "$ev" != unmountable ] || fail "cut $n: the store partition does not mount"
   label=$(blkid -p -s LABEL -o value "$LB_P1" 2>/dev/null || true)
   uuid=$(blkid -p -s UUID -o value "$LB_P1" 2>/dev/null || true)
   lb_log "cut $n: journal says ${ev}; root label '${label}', UUID '${uuid}'"
   if [ "$ev" = none ] && [ "$(md5sum < "$LB_P1")" != "$ROOT_DIGEST_DAMAGED" ]; then
-    lb_fail "cut $n: no restore started, yet the root partition was written to"
+    fail "cut $n: no restore started, yet the root partition was written to"
   fi
   if [ "$ev" = restore-started ] && { [ "$label" = root-test ] || [ "$uuid" = "$ROOT_UUID" ]; }; then
     if [ "$(md5sum < "$LB_P1")" = "$ROOT_DIGEST_DAMAGED" ]; then
@@ -104,12 +101,10 @@ check_after_cut() {
     elif root_is_complete; then
       lb_log "cut $n: the root holds the complete backup (an earlier restore not yet formatted again, or a cut between tune2fs and the journal)"
     else
-      lb_fail "cut $n: the restore is not done but the half-restored root carries the final label or UUID ($label, $uuid)"
+      fail "cut $n: the restore is not done but the half-restored root carries the final label or UUID ($label, $uuid)"
     fi
   fi
   lb_detach
-  # Detached: drop their clean-up entries (the loop device numbers go back to the system).
-  LB_CLEANUP=("${LB_CLEANUP[@]:0:$kept}")
   echo "$ev" > "$LB_WORK/last-event"
 }
 
@@ -124,14 +119,13 @@ for m in "${MOMENTS[@]}"; do
   log=$LB_WORK/boot-$cut.log
   before=$(cat "$LB_WORK/last-event" 2>/dev/null || echo none)
   lb_log "boot $cut: power cut ${delay} ms after \"$marker\""
-  lb_qemu_cmd "$APPEND"
-  : >"$log"
-  "${LB_QEMU[@]}" </dev/null >"$log" 2>&1 &
-  qpid=$!
-  deadline=$((SECONDS + LB_QEMU_TIMEOUT))
+  lb_image_opts "$APPEND"
+  lb_qemu "${LB_IMAGE_OPTS[@]}" --log "$log" --background
+  qpid=$LB_QEMU_PID
+  deadline=$((SECONDS + LB_QEMU_TIMEOUT_S))
   while ! grep -a -q -F -- "$marker" "$log"; do
     kill -0 "$qpid" 2>/dev/null || break
-    [ "$SECONDS" -lt "$deadline" ] || { kill -9 "$qpid"; wait "$qpid" || true; tail -n 30 "$log"; lb_fail "boot $cut: the console never showed \"$marker\""; }
+    [ "$SECONDS" -lt "$deadline" ] || { kill -9 "$qpid"; wait "$qpid" || true; tail -n 30 "$log"; fail "boot $cut: the console never showed \"$marker\""; }
     sleep 0.01
   done
   if kill -0 "$qpid" 2>/dev/null; then
@@ -147,7 +141,7 @@ for m in "${MOMENTS[@]}"; do
     lb_log "boot $cut: the restore finished before the cut"
   fi
   lb_keep_log "$log"
-  grep -a -q -F -- "$marker" "$log" || { tail -n 30 "$log"; lb_fail "boot $cut: the console never showed \"$marker\""; }
+  grep -a -q -F -- "$marker" "$log" || { tail -n 30 "$log"; fail "boot $cut: the console never showed \"$marker\""; }
   if [ "$before" = restore-started ]; then
     lb_expect_log "$log" "ATTENTION: a restore from the store on /dev/vda2 started and did not finish"
   fi
@@ -162,7 +156,7 @@ if [ "$before" = restore-started ]; then
 fi
 lb_expect_log "$LB_WORK/final.log" "RESTORE COMPLETE"
 lb_check_restored
-[ "$landed" -ge "$CUTS" ] || lb_fail "only $landed of $CUTS power cuts landed in $cut boots"
+[ "$landed" -ge "$CUTS" ] || fail "only $landed of $CUTS power cuts landed in $cut boots"
 echo "power cuts: $landed in $cut boots, seed $SEED:"
 printf '  %s\n' "${LANDED[@]}"
 echo "total time: $(( $(date +%s) - T0 )) s for boot 0, $cut cut boots and the final one"
