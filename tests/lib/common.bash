@@ -23,7 +23,13 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # A command that stops a test through `set -e` says which one it was, and where.
 set -E
-trap 'echo "FAIL: ${BASH_SOURCE[0]}:$LINENO: \"$BASH_COMMAND\" exited with $?" >&2' ERR
+# (Only under `set -e`: after `set +e` a failing command is the test's to judge.)
+lb_on_err() {
+  local rc=$?
+  [[ $- == *e* ]] || return 0
+  echo "FAIL: ${BASH_SOURCE[1]}:${BASH_LINENO[0]}: \"$BASH_COMMAND\" exited with $rc" >&2
+}
+trap lb_on_err ERR
 
 LB_EXIT_CMDS=()
 LB_LOOP_LIST=$(mktemp /tmp/lb-loops.XXXXXX)
