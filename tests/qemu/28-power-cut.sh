@@ -42,7 +42,7 @@ APPEND="lifeboat.restore=latest lifeboat.yes lifeboat.after=poweroff"
 # Phase: the console line it starts with, and the longest random delay after it (ms).
 PHASES=("Verifying " "Creating ext4 on" "Extracting ..." "Syncing ..."
         "Setting the recorded label" "Recording restore-done")
-DELAYS=(2500 1200 4000 800 400 40)
+DELAYS=(2500 1200 800 300 200 40)
 
 # The moments: every phase in turn, in a random order per round, each with a random delay.
 # A moment that comes after the restore finished is no cut: the boots go on until $CUTS cuts
