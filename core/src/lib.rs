@@ -1,7 +1,7 @@
 //! Lifeboat's engine, shared by the dom0 agent (`lifeboat`) and the recovery image's PID 1
 //! (`lifeboat-init`).
 //!
-//! The modules follow the data flow of DESIGN.md:
+//! The modules follow the data flow, from a live root to a restored one:
 //! - [`source`] walks a live root and produces archive entries (one filesystem, excludes,
 //!   xattrs, ext flags, sparse maps, hardlinks, change detection);
 //! - [`archive`] writes and reads the pax archive with its manifest, per-file checksums and

@@ -6,10 +6,10 @@ use lifeboat_core::archive::reader::ArchiveReader;
 use lifeboat_core::archive::verify::verify_reader;
 use lifeboat_core::archive::Manifest;
 use lifeboat_core::codec::Codec;
+use lifeboat_core::io::CountingReader;
 use lifeboat_core::progress::Progress;
 use lifeboat_core::restore::{Extractor, RestoreOptions};
 use lifeboat_core::store::{events, Generation as StoreGeneration, JournalRecord, Store};
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,20 +86,6 @@ pub fn journal(dir: &Path, event: &str, generation: &str, target: &str) -> Resul
         .map_err(|e| e.to_string())
 }
 
-/// Counts the compressed bytes read from the archive file (progress against its size).
-struct Counted {
-    inner: File,
-    count: Arc<AtomicU64>,
-}
-
-impl Read for Counted {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
 /// A generation with its archive open: the reader, its codec, and the compressed bytes read.
 type Opened = (
     StoreGeneration,
@@ -116,14 +102,16 @@ fn open_counted(archive: &Path) -> Result<Opened, String> {
         .parent()
         .ok_or_else(|| format!("{} is not in a generation directory", archive.display()))?;
     let g = StoreGeneration::load(dir).map_err(|e| e.to_string())?;
-    let count = Arc::new(AtomicU64::new(0));
-    let counter = count.clone();
+    // The compressed bytes read from the archive file: progress against its size.
+    let mut count = None;
     let (codec, reader) = g
-        .open_verified_reader(|inner| Counted {
-            inner,
-            count: counter,
+        .open_verified_reader(|inner| {
+            let counted = CountingReader::new(inner);
+            count = Some(counted.counter());
+            counted
         })
         .map_err(|e| e.to_string())?;
+    let count = count.unwrap_or_default();
     Ok((g, codec, reader, count))
 }
 

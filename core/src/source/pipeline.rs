@@ -204,14 +204,12 @@ fn write_all<S: EntrySink>(
                 file,
                 layout,
                 checksum,
-                snapshot,
             } => {
                 progress.set_message(&entry.display_path());
                 let mut r = StreamReader::new(&file, &layout);
                 sink.append(&entry, &mut r).map_err(arch)?;
                 let (sum, short) = r.verdict();
-                // A changed stat with the same content is consistent: nothing to report.
-                let _ = snapshot;
+                // Only the content counts: a changed stat with the same bytes is consistent.
                 if sum != checksum || short {
                     let p = entry.display_path();
                     late.push((

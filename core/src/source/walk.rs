@@ -26,7 +26,6 @@ pub enum Content {
         file: File,
         layout: Layout,
         checksum: [u8; 32],
-        snapshot: Snapshot,
     },
     /// A consistent copy of a file that kept changing.
     Spool(File),
@@ -625,7 +624,6 @@ impl<'a> Walker<'a> {
                     file,
                     layout: layout.clone(),
                     checksum,
-                    snapshot,
                 },
                 layout,
                 checksum,
