@@ -10,6 +10,7 @@
 //! - [`restore`] extracts an archive beneath a target directory, refusing escapes;
 //! - [`identity`] reads machines, disks, partitions, filesystems and the XenServer inventory;
 //! - [`kmod`] reads kernel module metadata (dependencies, aliases) for the recovery image;
+//! - [`programs`] finds the external programs run or copied into the recovery image;
 //! - [`io`] holds the small `Read`/`Write` adapters the pipelines are built from.
 
 pub mod archive;
@@ -18,6 +19,7 @@ pub mod codec;
 pub mod identity;
 pub mod io;
 pub mod kmod;
+pub mod programs;
 pub mod progress;
 pub mod restore;
 pub mod source;
