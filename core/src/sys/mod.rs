@@ -5,14 +5,20 @@
 //! nothing is ever resolved through a symbolic link. Descriptors are `OwnedFd` when returned
 //! and `BorrowedFd` when passed in; raw descriptors only exist inside this module.
 //!
-//! libc is used directly where nix 0.29 either lacks the call (xattrs, `FS_IOC_*FLAGS`,
-//! `sync_file_range`, `syncfs`) or only offers it on `RawFd` returning a `RawFd` (the `*at`
-//! calls), which would move the ownership question to every caller. Each `unsafe` block here
-//! is one system call with a NUL-terminated name and, where the kernel writes, a buffer owned
-//! by the wrapper. The test crate's oracle (tests/src) deliberately does not use this module.
+//! The calls are nix's where nix 0.29 has them (it takes `RawFd`s: the borrowed descriptor is
+//! lent for the call only). libc is used directly where nix lacks the call (xattrs,
+//! `FS_IOC_*FLAGS` with the kernel's `int` width, `sync_file_range`) or returns a bare `RawFd`
+//! (`openat`: owned here at once). Each `unsafe` block is one system call with NUL-terminated
+//! names and, where the kernel writes, a buffer the wrapper owns. The test crate's oracle
+//! (tests/src) deliberately does not use this module, so it does not check the code with
+//! the code.
 
 pub mod xattr;
 
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{self, Mode, SFlag};
+use nix::sys::time::TimeSpec;
+use nix::unistd;
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -97,23 +103,30 @@ pub fn open_dir_path(path: &Path) -> io::Result<OwnedFd> {
 }
 
 pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: libc::mode_t) -> io::Result<()> {
-    // SAFETY: valid C string.
-    check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) }).map(|_| ())
+    stat::mkdirat(Some(dir.as_raw_fd()), name, Mode::from_bits_truncate(mode))?;
+    Ok(())
 }
 
+/// Makes a device node or fifo; `mode` holds the type (`S_IFCHR`, ...) and the permissions.
 pub fn mknodat(
     dir: BorrowedFd<'_>,
     name: &CStr,
     mode: libc::mode_t,
     dev: libc::dev_t,
 ) -> io::Result<()> {
-    // SAFETY: valid C string.
-    check(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, dev) }).map(|_| ())
+    stat::mknodat(
+        Some(dir.as_raw_fd()),
+        name,
+        SFlag::from_bits_truncate(mode & libc::S_IFMT),
+        Mode::from_bits_truncate(mode & !libc::S_IFMT),
+        dev,
+    )?;
+    Ok(())
 }
 
 pub fn symlinkat(target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
-    // SAFETY: valid C strings.
-    check(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) }).map(|_| ())
+    unistd::symlinkat(target, Some(dir.as_raw_fd()), name)?;
+    Ok(())
 }
 
 /// Links `old` (in `old_dir`) as `new` (in `new_dir`); a symbolic link `old` is linked itself,
@@ -124,39 +137,33 @@ pub fn linkat(
     new_dir: BorrowedFd<'_>,
     new: &CStr,
 ) -> io::Result<()> {
-    // SAFETY: valid C strings.
-    check(unsafe {
-        libc::linkat(
-            old_dir.as_raw_fd(),
-            old.as_ptr(),
-            new_dir.as_raw_fd(),
-            new.as_ptr(),
-            0,
-        )
-    })
-    .map(|_| ())
+    unistd::linkat(
+        Some(old_dir.as_raw_fd()),
+        old,
+        Some(new_dir.as_raw_fd()),
+        new,
+        AtFlags::empty(),
+    )?;
+    Ok(())
 }
 
 pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, is_dir: bool) -> io::Result<()> {
-    let flags = if is_dir { libc::AT_REMOVEDIR } else { 0 };
-    // SAFETY: valid C string.
-    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(|_| ())
+    let flag = if is_dir {
+        unistd::UnlinkatFlags::RemoveDir
+    } else {
+        unistd::UnlinkatFlags::NoRemoveDir
+    };
+    unistd::unlinkat(Some(dir.as_raw_fd()), name, flag)?;
+    Ok(())
 }
 
 /// `lstat` of `name` in `dir`: the object itself, a symbolic link not followed.
 pub fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<libc::stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: st is a valid out pointer; name a valid C string.
-    check(unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            st.as_mut_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
-    // SAFETY: fstatat succeeded and filled st.
-    Ok(unsafe { st.assume_init() })
+    Ok(stat::fstatat(
+        Some(dir.as_raw_fd()),
+        name,
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )?)
 }
 
 /// [`stat_at`], None when `name` does not exist.
@@ -169,62 +176,49 @@ pub fn lstatat(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<libc::stat
 }
 
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: valid out pointer.
-    check(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
-    // SAFETY: fstat succeeded.
-    Ok(unsafe { st.assume_init() })
+    Ok(stat::fstat(fd.as_raw_fd())?)
 }
 
 pub fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
-    // SAFETY: plain syscall on an fd.
-    check(unsafe { libc::fchown(fd.as_raw_fd(), uid, gid) }).map(|_| ())
+    unistd::fchown(fd.as_raw_fd(), Some(uid.into()), Some(gid.into()))?;
+    Ok(())
 }
 
 pub fn fchownat_nofollow(dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
-    // SAFETY: valid C string.
-    check(unsafe {
-        libc::fchownat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            uid,
-            gid,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
-    .map(|_| ())
+    unistd::fchownat(
+        Some(dir.as_raw_fd()),
+        name,
+        Some(uid.into()),
+        Some(gid.into()),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )?;
+    Ok(())
 }
 
 pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
-    // SAFETY: plain syscall on an fd.
-    check(unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) }).map(|_| ())
+    stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(mode))?;
+    Ok(())
 }
 
 /// chmod of a name that is known not to be a symbolic link (a device node or fifo we just made).
 pub fn fchmodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
-    // SAFETY: valid C string.
-    check(unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t, 0) })
-        .map(|_| ())
+    stat::fchmodat(
+        Some(dir.as_raw_fd()),
+        name,
+        Mode::from_bits_truncate(mode),
+        stat::FchmodatFlags::FollowSymlink,
+    )?;
+    Ok(())
 }
 
-fn times(secs: i64, nanos: u32) -> [libc::timespec; 2] {
-    [
-        libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::UTIME_OMIT,
-        },
-        libc::timespec {
-            tv_sec: secs as _,
-            tv_nsec: nanos as _,
-        },
-    ]
+fn mtime(secs: i64, nanos: u32) -> TimeSpec {
+    TimeSpec::new(secs as _, nanos as _)
 }
 
 /// Sets the mtime (atime untouched) of an open file.
 pub fn futimens(fd: BorrowedFd<'_>, secs: i64, nanos: u32) -> io::Result<()> {
-    let ts = times(secs, nanos);
-    // SAFETY: ts is an array of two timespecs.
-    check(unsafe { libc::futimens(fd.as_raw_fd(), ts.as_ptr()) }).map(|_| ())
+    stat::futimens(fd.as_raw_fd(), &TimeSpec::UTIME_OMIT, &mtime(secs, nanos))?;
+    Ok(())
 }
 
 /// Sets the mtime of `name` in `dir`, of a symbolic link itself when it is one.
@@ -234,17 +228,14 @@ pub fn utimensat_nofollow(
     secs: i64,
     nanos: u32,
 ) -> io::Result<()> {
-    let ts = times(secs, nanos);
-    // SAFETY: valid C string, ts an array of two timespecs.
-    check(unsafe {
-        libc::utimensat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            ts.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
-    .map(|_| ())
+    stat::utimensat(
+        Some(dir.as_raw_fd()),
+        name,
+        &TimeSpec::UTIME_OMIT,
+        &mtime(secs, nanos),
+        stat::UtimensatFlags::NoFollowSymlink,
+    )?;
+    Ok(())
 }
 
 // ext2/3/4 inode flags (linux/fs.h). The ioctls take an `int` in the kernel although declared
@@ -304,8 +295,8 @@ pub fn start_writeback(fd: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 pub fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: plain syscall on an fd.
-    check(unsafe { libc::syncfs(fd.as_raw_fd()) }).map(|_| ())
+    unistd::syncfs(fd.as_raw_fd())?;
+    Ok(())
 }
 
 /// Raises the soft limit of open descriptors to the hard one (a deep tree keeps one
