@@ -86,34 +86,28 @@ fn get(target: &Target<'_>, name: &CStr) -> io::Result<Vec<u8>> {
     }
 }
 
+/// Sets a value through `call(value_ptr, len)` (one `f*`/`l*setxattr`, flags 0).
+fn set_with(
+    value: &[u8],
+    call: impl FnOnce(*const libc::c_void, usize) -> libc::c_int,
+) -> io::Result<()> {
+    check(call(value.as_ptr().cast(), value.len())).map(|_| ())
+}
+
 /// Sets the attribute `name` of an open file.
 pub fn fset(fd: BorrowedFd<'_>, name: &CStr, value: &[u8]) -> io::Result<()> {
-    // SAFETY: name valid C string, value a valid slice.
-    check(unsafe {
-        libc::fsetxattr(
-            fd.as_raw_fd(),
-            name.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
+    // SAFETY: name is a valid C string; pointer and length come from the `value` slice.
+    set_with(value, |p, n| unsafe {
+        libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), p, n, 0)
     })
-    .map(|_| ())
 }
 
 /// Sets the attribute `xname` of `path` itself, a symbolic link not followed.
 pub fn lset(path: &CStr, xname: &CStr, value: &[u8]) -> io::Result<()> {
-    // SAFETY: valid C strings and slice.
-    check(unsafe {
-        libc::lsetxattr(
-            path.as_ptr(),
-            xname.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
+    // SAFETY: as in `fset`; path is a valid C string.
+    set_with(value, |p, n| unsafe {
+        libc::lsetxattr(path.as_ptr(), xname.as_ptr(), p, n, 0)
     })
-    .map(|_| ())
 }
 
 /// `/proc/self/fd/<dir>/<name>`: names `name` in the open directory `dir` for the l*xattr
