@@ -10,6 +10,8 @@
 //! - [`restore`] extracts an archive beneath a target directory, refusing escapes;
 //! - [`identity`] reads machines, disks, partitions, filesystems and the XenServer inventory;
 //! - [`kmod`] reads kernel module metadata (dependencies, aliases) for the recovery image;
+//! - [`programs`] finds the external programs run or copied into the recovery image;
+//! - [`sys`] is the one system-call layer (the `*at` calls, xattrs, inode flags, holes);
 //! - [`io`] holds the small `Read`/`Write` adapters the pipelines are built from.
 
 pub mod archive;
@@ -18,10 +20,12 @@ pub mod codec;
 pub mod identity;
 pub mod io;
 pub mod kmod;
+pub mod programs;
 pub mod progress;
 pub mod restore;
 pub mod source;
 pub mod store;
+pub mod sys;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 

@@ -5,6 +5,7 @@
 
 use anyhow::{anyhow, Context, Result};
 use lifeboat_core::progress::Progress;
+use lifeboat_core::sys::xattr;
 use nix::fcntl::AtFlags;
 use nix::sys::stat::{mknod, utimensat, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
@@ -33,41 +34,20 @@ fn cpath(p: &Path) -> Result<CString> {
 fn copy_xattrs(src: &Path, dst: &Path) -> Result<()> {
     let s = cpath(src)?;
     let d = cpath(dst)?;
-    // SAFETY: the buffers are sized from the lengths the kernel returns; strings are NUL-terminated.
-    let len = unsafe { libc::llistxattr(s.as_ptr(), std::ptr::null_mut(), 0) };
-    if len <= 0 {
+    // Attributes that cannot be read are left behind, as `cp -a` does.
+    let Ok(attrs) = xattr::read_all(&xattr::Target::Path(&s)) else {
         return Ok(());
-    }
-    let mut names = vec![0u8; len as usize];
-    let len = unsafe { libc::llistxattr(s.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    if len <= 0 {
-        return Ok(());
-    }
-    names.truncate(len as usize);
-    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        let n = CString::new(name)
+    };
+    for (name, value) in attrs {
+        let n = CString::new(name.as_slice())
             .map_err(|_| anyhow!("bad extended attribute name on {}", src.display()))?;
-        let vlen = unsafe { libc::lgetxattr(s.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) };
-        if vlen < 0 {
-            continue;
-        }
-        let mut val = vec![0u8; vlen as usize];
-        let vlen =
-            unsafe { libc::lgetxattr(s.as_ptr(), n.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
-        if vlen < 0 {
-            continue;
-        }
-        val.truncate(vlen as usize);
-        let rc =
-            unsafe { libc::lsetxattr(d.as_ptr(), n.as_ptr(), val.as_ptr().cast(), val.len(), 0) };
-        if rc != 0 {
-            return Err(anyhow!(
-                "cannot set extended attribute {} on {}: {}",
-                String::from_utf8_lossy(name),
-                dst.display(),
-                std::io::Error::last_os_error()
-            ));
-        }
+        xattr::lset(&d, &n, &value).map_err(|e| {
+            anyhow!(
+                "cannot set extended attribute {} on {}: {e}",
+                String::from_utf8_lossy(&name),
+                dst.display()
+            )
+        })?;
     }
     Ok(())
 }

@@ -4,8 +4,8 @@ use crate::cmdline::{After, Options};
 use crate::console::{flush_input, names, read_line, say};
 use crate::discover::{Backup, BackupKind, Discovery};
 use crate::power;
-use crate::probe::human_size;
 use crate::restore_flow::{self, describe_dev, describe_disk, Confirm};
+use lifeboat_core::progress::human_bytes;
 
 fn ruler() {
     say("==========================================================================");
@@ -22,7 +22,7 @@ fn show_backup_line(i: usize, b: &Backup, d: &Discovery) {
         b.host,
         b.time,
         b.product_version,
-        human_size(b.size),
+        human_bytes(b.size),
         gen
     ));
     say(&format!(
@@ -66,7 +66,7 @@ fn details(b: &Backup, d: &Discovery) {
         "  host: {}   taken: {}   size: {}",
         b.host,
         b.time,
-        human_size(b.size)
+        human_bytes(b.size)
     ));
     match &b.kind {
         BackupKind::Lifeboat {
@@ -102,7 +102,7 @@ fn details(b: &Backup, d: &Discovery) {
                 "  disk: model {} serial {} size {}",
                 s.disk.model.as_deref().unwrap_or("-"),
                 s.disk.serial.as_deref().unwrap_or("-"),
-                human_size(s.disk.size_bytes)
+                human_bytes(s.disk.size_bytes)
             ));
             if let Some(e) = &s.esp {
                 say(&format!(

@@ -4,7 +4,8 @@
 use crate::console::{log_only, say};
 use anyhow::{anyhow, Context, Result};
 use lifeboat_core::archive::manifest::FilesystemIdentity;
-use std::path::Path;
+use lifeboat_core::programs::find_any;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// ext features that describe a filesystem's state, not its format: mke2fs cannot set them.
@@ -15,28 +16,17 @@ const STATE_FEATURES: &[&str] = &[
     "snapshot_bitmap",
 ];
 
-pub fn find_program(names: &[&str]) -> Option<String> {
-    for dir in ["/sbin", "/usr/sbin", "/bin", "/usr/bin"] {
-        for n in names {
-            let p = format!("{dir}/{n}");
-            if Path::new(&p).exists() {
-                return Some(p);
-            }
-        }
-    }
-    None
-}
-
 /// Runs `program`; returns its exit code and the last lines it printed (stdout and stderr:
 /// e2fsprogs explain refusals on stdout).
-fn run_status(program: &str, args: &[String]) -> Result<(i32, String)> {
-    say(&format!("Running {program} {}", args.join(" ")));
+fn run_status(program: &Path, args: &[String]) -> Result<(i32, String)> {
+    let program_name = program.display();
+    say(&format!("Running {program_name} {}", args.join(" ")));
     let out = Command::new(program)
         .args(args)
         .env("PATH", "/sbin:/usr/sbin:/bin:/usr/bin")
         .env("MKE2FS_CONFIG", "/etc/mke2fs.conf")
         .output()
-        .with_context(|| format!("cannot run {program}"))?;
+        .with_context(|| format!("cannot run {program_name}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     log_only(&stdout);
@@ -52,10 +42,13 @@ fn run_status(program: &str, args: &[String]) -> Result<(i32, String)> {
     Ok((out.status.code().unwrap_or(-1), last))
 }
 
-fn run(program: &str, args: &[String]) -> Result<()> {
+fn run(program: &Path, args: &[String]) -> Result<()> {
     match run_status(program, args)? {
         (0, _) => Ok(()),
-        (code, last) => Err(anyhow!("{program} failed (exit {code}): {last}")),
+        (code, last) => Err(anyhow!(
+            "{} failed (exit {code}): {last}",
+            program.display()
+        )),
     }
 }
 
@@ -114,19 +107,19 @@ pub fn partial_identity(fs: &FilesystemIdentity) -> FilesystemIdentity {
 
 /// The programs a restore of an ext root runs, found before anything is written.
 pub struct ExtTools {
-    pub mke2fs: String,
-    pub tune2fs: String,
-    pub e2fsck: String,
+    pub mke2fs: PathBuf,
+    pub tune2fs: PathBuf,
+    pub e2fsck: PathBuf,
 }
 
 pub fn ext_tools() -> Result<ExtTools> {
-    let mke2fs = find_program(&["mke2fs", "mkfs.ext4"]).with_context(|| {
+    let mke2fs = find_any(&["mke2fs", "mkfs.ext4"]).with_context(|| {
         "mke2fs is not in this image; rebuild it with `lifeboat mkrescue` (which adds mke2fs)"
     })?;
-    let tune2fs = find_program(&["tune2fs"]).with_context(|| {
+    let tune2fs = find_any(&["tune2fs"]).with_context(|| {
         "tune2fs is not in this image (it sets the root's label and UUID at the end of a restore); rebuild it with `lifeboat mkrescue`"
     })?;
-    let e2fsck = find_program(&["e2fsck", "fsck.ext4"]).with_context(|| {
+    let e2fsck = find_any(&["e2fsck", "fsck.ext4"]).with_context(|| {
         "e2fsck is not in this image (it checks the restored root before its UUID is set); rebuild it with `lifeboat mkrescue`"
     })?;
     Ok(ExtTools {
@@ -171,7 +164,7 @@ pub fn set_final_identity(tools: &ExtTools, fs: &FilesystemIdentity, dev: &str) 
 
 /// mkfs.vfat with the original volume id (the UUID "ABCD-1234") and label.
 pub fn make_vfat(fs: &FilesystemIdentity, dev: &str) -> Result<()> {
-    let prog = find_program(&["mkfs.vfat", "mkfs.fat", "mkdosfs"])
+    let prog = find_any(&["mkfs.vfat", "mkfs.fat", "mkdosfs"])
         .context("mkfs.vfat is not in this image; rebuild it with `lifeboat mkrescue`")?;
     let mut a: Vec<String> = Vec::new();
     if let Some(u) = fs.uuid.as_deref() {

@@ -17,14 +17,3 @@ pub fn scan() -> Vec<BlockDev> {
         }
     }
 }
-
-/// Human form of a byte count (GiB with one decimal, or MiB).
-pub fn human_size(bytes: u64) -> String {
-    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
-    let b = bytes as f64;
-    if b >= GIB {
-        format!("{:.1} GiB", b / GIB)
-    } else {
-        format!("{:.1} MiB", b / (1024.0 * 1024.0))
-    }
-}

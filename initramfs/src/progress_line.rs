@@ -2,7 +2,7 @@
 //! bytes and rate, at most every two seconds.
 
 use crate::console::say;
-use crate::probe::human_size;
+use lifeboat_core::progress::human_bytes;
 use lifeboat_core::progress::Progress;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -35,17 +35,17 @@ impl LineProgress {
 
     fn line(&self, st: &State) -> String {
         let secs = st.start.elapsed().as_secs_f64().max(0.001);
-        let rate = human_size((st.done as f64 / secs) as u64);
+        let rate = human_bytes((st.done as f64 / secs) as u64);
         match st.total {
             Some(t) if t > 0 => format!(
                 "  {}: {:>3}%  {} of {}  {}/s",
                 self.what,
                 (st.done.min(t) * 100 / t),
-                human_size(st.done),
-                human_size(t),
+                human_bytes(st.done),
+                human_bytes(t),
                 rate
             ),
-            _ => format!("  {}: {}  {}/s", self.what, human_size(st.done), rate),
+            _ => format!("  {}: {}  {}/s", self.what, human_bytes(st.done), rate),
         }
     }
 }

@@ -9,17 +9,18 @@ use crate::copytree;
 use crate::discover::{self, Backup, BackupKind, Target};
 use crate::mkfs;
 use crate::mounts;
-use crate::probe::{human_size, BlockDev};
+use crate::probe::BlockDev;
 use crate::progress_line::LineProgress;
 use crate::store_view;
 use anyhow::{anyhow, Context, Result};
 use lifeboat_core::archive::manifest::FilesystemIdentity;
 use lifeboat_core::archive::Manifest;
+use lifeboat_core::progress::human_bytes;
 use lifeboat_core::progress::Progress;
 use std::path::PathBuf;
 
 pub fn describe_dev(d: &BlockDev) -> String {
-    let mut s = format!("{} ({}", d.dev_path(), human_size(d.size));
+    let mut s = format!("{} ({}", d.dev_path(), human_bytes(d.size));
     if let Some(l) = d.label() {
         s.push_str(&format!(", label {l}"));
     }
@@ -36,7 +37,7 @@ pub fn describe_disk(devs: &[BlockDev], disk: &str) -> String {
             "disk /dev/{disk}: model {}, serial {}, {}{}",
             d.model.as_deref().unwrap_or("unknown"),
             d.serial.as_deref().unwrap_or("unknown"),
-            human_size(d.size),
+            human_bytes(d.size),
             if d.removable { ", removable" } else { "" }
         ),
         None => format!("disk /dev/{disk}"),
@@ -374,7 +375,7 @@ pub fn restore(b: &Backup, devs: &[BlockDev], opts: &Options, confirm: Confirm) 
             let p = LineProgress::new("copy");
             p.set_total(Some(b.size));
             let r = copytree::copy_tree(&b.mount, &target_dir, &p)
-                .map(|s| format!("{} entries, {}", s.entries, human_size(s.bytes)));
+                .map(|s| format!("{} entries, {}", s.entries, human_bytes(s.bytes)));
             p.finish();
             r
         }

@@ -1,10 +1,17 @@
 //! The few system calls the test tools need that std lacks: `*at` calls on dirfds (paths longer
-//! than PATH_MAX can only be reached that way), xattrs, ext flags, device nodes.
+//! than PATH_MAX can only be reached that way), xattrs, ext flags, device nodes. Plain nix and
+//! libc, on purpose not lifeboat-core's `sys` layer: this is the oracle the restore is checked
+//! against, so it must not share the code it checks.
 
 use anyhow::{bail, Context, Result};
+use nix::fcntl::AtFlags;
+use nix::sys::stat::{self, Mode, SFlag};
+use nix::sys::time::TimeSpec;
+use nix::unistd;
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
 
 pub fn cstr(b: &[u8]) -> Result<CString> {
     CString::new(b).context("a name contains a NUL byte")
@@ -70,84 +77,70 @@ pub fn open_path_dir(path: &std::path::Path) -> Result<OwnedFd> {
 }
 
 pub fn lstatat(dir: RawFd, name: &[u8]) -> io::Result<libc::stat> {
-    let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: valid pointers.
-    check(unsafe { libc::fstatat(dir, c.as_ptr(), st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW) })?;
-    // SAFETY: fstatat filled it.
-    Ok(unsafe { st.assume_init() })
+    Ok(stat::fstatat(
+        Some(dir),
+        name,
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )?)
 }
 
 pub fn fstat(fd: RawFd) -> io::Result<libc::stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: valid pointer.
-    check(unsafe { libc::fstat(fd, st.as_mut_ptr()) })?;
-    // SAFETY: fstat filled it.
-    Ok(unsafe { st.assume_init() })
+    Ok(stat::fstat(fd)?)
 }
 
 pub fn mkdirat(dir: RawFd, name: &[u8], mode: libc::mode_t) -> Result<()> {
-    let c = cstr(name)?;
-    // SAFETY: valid C string.
-    check(unsafe { libc::mkdirat(dir, c.as_ptr(), mode) }).context("mkdirat")?;
+    stat::mkdirat(Some(dir), name, Mode::from_bits_truncate(mode)).context("mkdirat")?;
     Ok(())
 }
 
 pub fn mknodat(dir: RawFd, name: &[u8], mode: libc::mode_t, dev: libc::dev_t) -> io::Result<()> {
-    let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: valid C string.
-    check(unsafe { libc::mknodat(dir, c.as_ptr(), mode, dev) })
+    let kind = SFlag::from_bits_truncate(mode & libc::S_IFMT);
+    let perm = Mode::from_bits_truncate(mode & !libc::S_IFMT);
+    Ok(stat::mknodat(Some(dir), name, kind, perm, dev)?)
 }
 
 pub fn symlinkat(target: &[u8], dir: RawFd, name: &[u8]) -> Result<()> {
-    let (t, c) = (cstr(target)?, cstr(name)?);
-    // SAFETY: valid C strings.
-    check(unsafe { libc::symlinkat(t.as_ptr(), dir, c.as_ptr()) }).context("symlinkat")?;
+    unistd::symlinkat(target, Some(dir), name).context("symlinkat")?;
     Ok(())
 }
 
 pub fn readlinkat(dir: RawFd, name: &[u8]) -> io::Result<Vec<u8>> {
-    let c = CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let mut buf = vec![0u8; 8192];
-    // SAFETY: buf is valid for its length.
-    let n = check_size(unsafe {
-        libc::readlinkat(dir, c.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
-    })?;
-    buf.truncate(n);
-    Ok(buf)
+    Ok(nix::fcntl::readlinkat(Some(dir), name)?.into_vec())
 }
 
 pub fn fchownat_nofollow(dir: RawFd, name: &[u8], uid: u32, gid: u32) -> Result<()> {
-    let c = cstr(name)?;
-    // SAFETY: valid C string.
-    check(unsafe { libc::fchownat(dir, c.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) })
-        .context("fchownat")?;
+    unistd::fchownat(
+        Some(dir),
+        name,
+        Some(uid.into()),
+        Some(gid.into()),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .context("fchownat")?;
     Ok(())
 }
 
 pub fn fchmodat(dir: RawFd, name: &[u8], mode: u32) -> Result<()> {
-    let c = cstr(name)?;
-    // SAFETY: valid C string.
-    check(unsafe { libc::fchmodat(dir, c.as_ptr(), mode as libc::mode_t, 0) })
-        .context("fchmodat")?;
+    stat::fchmodat(
+        Some(dir),
+        name,
+        Mode::from_bits_truncate(mode),
+        stat::FchmodatFlags::FollowSymlink,
+    )
+    .context("fchmodat")?;
     Ok(())
 }
 
 pub fn set_mtime_at(dir: RawFd, name: &[u8], secs: i64, nanos: u32) -> Result<()> {
-    let c = cstr(name)?;
-    let ts = [
-        libc::timespec {
-            tv_sec: secs as _,
-            tv_nsec: nanos as _,
-        },
-        libc::timespec {
-            tv_sec: secs as _,
-            tv_nsec: nanos as _,
-        },
-    ];
-    // SAFETY: valid C string and timespec array.
-    check(unsafe { libc::utimensat(dir, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
-        .context("utimensat")?;
+    let t = TimeSpec::new(secs as _, nanos as _);
+    stat::utimensat(
+        Some(dir),
+        name,
+        &t,
+        &t,
+        stat::UtimensatFlags::NoFollowSymlink,
+    )
+    .context("utimensat")?;
     Ok(())
 }
 
@@ -247,8 +240,7 @@ pub fn list_dir(fd: &OwnedFd) -> Result<Vec<Vec<u8>>> {
 }
 
 pub fn is_root() -> bool {
-    // SAFETY: no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    unistd::geteuid().is_root()
 }
 
 pub fn ensure(cond: bool, msg: &str) -> Result<()> {

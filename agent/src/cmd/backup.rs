@@ -13,9 +13,10 @@ use lifeboat_core::archive::verify::verify_stream;
 use lifeboat_core::archive::ArchiveError;
 use lifeboat_core::codec::Codec;
 use lifeboat_core::identity;
+use lifeboat_core::progress::human_bytes;
 use lifeboat_core::progress::Progress;
 use lifeboat_core::source;
-use lifeboat_core::store::{self, layout, space::human, GenerationMeta, GenerationState, Origin};
+use lifeboat_core::store::{self, layout, GenerationMeta, GenerationState, Origin};
 use serde::Serialize;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -92,16 +93,16 @@ pub fn run(args: BackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             "not enough space on the backup partition {}: the new generation needs about {} ({}), \
              {} is free; {keep_msg}. {}",
             dev.path.display(),
-            human(needed),
+            human_bytes(needed),
             match &previous {
                 Some(g) => format!("estimated from generation {}", g.id),
                 None => format!(
                     "estimated from the {} to back up under {}",
-                    human(source_used),
+                    human_bytes(source_used),
                     root.display()
                 ),
             },
-            human(space.available),
+            human_bytes(space.available),
             if previous.is_some() {
                 "Remove old generations (`lifeboat list` shows them) or use a larger backup partition."
             } else {
@@ -269,8 +270,8 @@ fn print_summary(s: &Summary) {
         s.generation,
         s.device,
         s.files,
-        human(s.bytes),
-        human(s.size),
+        human_bytes(s.bytes),
+        human_bytes(s.size),
         s.codec,
         s.seconds
     );
@@ -295,5 +296,8 @@ fn print_summary(s: &Summary) {
             println!("    /{f}");
         }
     }
-    println!("  {} free on the backup partition.", human(s.free_bytes));
+    println!(
+        "  {} free on the backup partition.",
+        human_bytes(s.free_bytes)
+    );
 }

@@ -13,10 +13,9 @@ use lifeboat_core::archive::{ArchiveError, Counts, EntryKind, Manifest, Trailer}
 use lifeboat_core::codec;
 use lifeboat_core::identity::{clock, inventory};
 use lifeboat_core::io::{ProgressReader, TeeReader};
+use lifeboat_core::progress::human_bytes;
 use lifeboat_core::progress::Progress;
-use lifeboat_core::store::{
-    layout, space::human, GenerationMeta, GenerationState, Origin, Staging,
-};
+use lifeboat_core::store::{layout, GenerationMeta, GenerationState, Origin, Staging};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -77,8 +76,8 @@ pub fn run(args: HostRestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             "not enough space on the backup partition {}: the upload needs about {}, {} is free; \
              {keep_msg}. Remove old generations (see `lifeboat list`) or use a larger partition.",
             dev.path.display(),
-            human(needed),
-            human(space.available)
+            human_bytes(needed),
+            human_bytes(space.available)
         );
     }
 
@@ -205,7 +204,7 @@ pub fn run(args: HostRestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
              Boot the recovery image and choose \"Restore from backup\" to restore it.",
             generation.id,
             dev.path.display(),
-            human(generation.meta.size),
+            human_bytes(generation.meta.size),
             generation.meta.files,
             codec,
             generation.meta.state.name()

@@ -4,7 +4,8 @@
 use crate::cli::InitStoreArgs;
 use anyhow::{bail, Context};
 use lifeboat_core::identity::{self, read_partition_table};
-use lifeboat_core::store::{self, space::human, Store};
+use lifeboat_core::progress::human_bytes;
+use lifeboat_core::store::{self, Store};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -54,7 +55,7 @@ pub fn run(args: InitStoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         println!(
             "Created a Lifeboat store on {shown}: ext4, label 'lifeboat', {} free.\n\
              Next: lifeboat backup --backup-device {spec}",
-            human(space.available)
+            human_bytes(space.available)
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -3,7 +3,8 @@
 use super::common::mount_read_only;
 use crate::cli::ListArgs;
 use anyhow::{bail, Context};
-use lifeboat_core::store::{self, space::human, BackupSummary, Store};
+use lifeboat_core::progress::human_bytes;
+use lifeboat_core::store::{self, BackupSummary, Store};
 use std::process::ExitCode;
 
 #[derive(serde::Serialize)]
@@ -51,8 +52,8 @@ pub fn run(args: ListArgs, _quiet: bool) -> anyhow::Result<ExitCode> {
     println!(
         "Backup partition {} ({} free of {})",
         dev.path.display(),
-        human(space.available),
-        human(space.total)
+        human_bytes(space.available),
+        human_bytes(space.total)
     );
     if rows.is_empty() {
         println!("No generations yet: run `lifeboat backup`.");
@@ -69,7 +70,7 @@ pub fn run(args: ListArgs, _quiet: bool) -> anyhow::Result<ExitCode> {
             r.created,
             r.host,
             r.product_version.as_deref().unwrap_or("-"),
-            human(r.size),
+            human_bytes(r.size),
             r.files.map(|f| f.to_string()).unwrap_or_else(|| "-".into()),
             r.codec,
             r.state,

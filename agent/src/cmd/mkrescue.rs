@@ -5,7 +5,7 @@ use crate::cli::{InitrdCompress, MkrescueArgs};
 use crate::rescue::image::Compression;
 use crate::rescue::{self, iso, pxe, RescueOptions, Selection};
 use anyhow::{bail, Context, Result};
-use lifeboat_core::store::space::human;
+use lifeboat_core::progress::human_bytes;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -70,7 +70,7 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
             "recovery image for kernel {}: {} modules ({}), {} firmware files ({} missing), {} entries",
             report.kernel_version,
             report.modules,
-            human(report.module_bytes),
+            human_bytes(report.module_bytes),
             report.firmware,
             report.firmware_missing,
             report.files
@@ -78,8 +78,8 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
         println!(
             "  {}: {} compressed, {} uncompressed",
             report.initrd.display(),
-            human(report.compressed_size),
-            human(report.uncompressed_size)
+            human_bytes(report.compressed_size),
+            human_bytes(report.uncompressed_size)
         );
         println!("  {}", report.vmlinuz.display());
         println!("  {} (what went in)", report.listing.display());

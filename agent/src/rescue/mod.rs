@@ -24,6 +24,7 @@ pub mod pxe;
 use anyhow::{bail, Context, Result};
 use image::{Compression, Image};
 use lifeboat_core::kmod::ModuleTree;
+use lifeboat_core::programs::{find_any, find_program};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -77,21 +78,7 @@ const HELPERS: &[(&[&str], &[&str])] = &[
     (&["tune2fs"], &["e2label"]),
     (&["e2fsck"], &["fsck.ext4"]),
 ];
-const PROGRAM_DIRS: &[&str] = &["/sbin", "/usr/sbin", "/bin", "/usr/bin"];
 const CONFIG_FILES: &[&str] = &["/etc/mke2fs.conf"];
-
-/// Finds a program by name: in the system directories first (so what goes into the image
-/// does not depend on the caller's shell), then on `PATH`. The one program finder of the
-/// agent.
-pub fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    PROGRAM_DIRS
-        .iter()
-        .map(PathBuf::from)
-        .chain(std::env::split_paths(&path))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
 
 /// Builds the image into `opts.output`.
 pub fn build(opts: &RescueOptions) -> Result<RescueReport> {
@@ -158,7 +145,7 @@ pub fn build(opts: &RescueOptions) -> Result<RescueReport> {
 
     // Helper programs.
     for (names, links) in HELPERS {
-        let Some(path) = names.iter().find_map(|n| find_program(n)) else {
+        let Some(path) = find_any(names) else {
             notes.push(format!(
                 "{} not found on this machine: the restore cannot create that filesystem \
                  (install e2fsprogs / dosfstools, then build again)",

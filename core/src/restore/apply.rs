@@ -5,12 +5,13 @@
 
 use super::beneath::{ResolveError, SafePath};
 use super::metadata::{self, Meta, Target};
-use super::{sys, DeferredDir, Extractor, RestoreError};
+use super::{DeferredDir, Extractor, RestoreError};
 use crate::archive::{Entry, EntryKind};
+use crate::sys;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 
 /// Files at least this big have their writeback started as soon as they are written.
@@ -38,10 +39,11 @@ impl Extractor {
             path: shown.clone(),
             reason: "the name contains a NUL byte".into(),
         })?;
-        let parent = self
+        let parent_fd = self
             .dirs
             .dir(path.parent(), true)
             .map_err(|e| self.resolve_err(&shown, e))?;
+        let parent = parent_fd.as_fd();
         match &entry.kind {
             EntryKind::File { sparse } => {
                 self.make_file(
@@ -128,12 +130,12 @@ impl Extractor {
     /// directory when `dir`) and runs it again.
     fn create(
         &mut self,
-        parent: RawFd,
+        parent: BorrowedFd<'_>,
         cname: &CString,
         path: &SafePath,
         shown: &str,
         dir: bool,
-        make: impl Fn(RawFd, &CString) -> io::Result<()>,
+        make: impl Fn(BorrowedFd<'_>, &CString) -> io::Result<()>,
     ) -> Result<(), RestoreError> {
         match make(parent, cname) {
             Ok(()) => return Ok(()),
@@ -149,7 +151,7 @@ impl Extractor {
     /// Removes what is at `name`; returns true when it is a directory and `keep_dir`.
     fn clear_way(
         &mut self,
-        parent: RawFd,
+        parent: BorrowedFd<'_>,
         cname: &CString,
         path: &SafePath,
         shown: &str,
@@ -188,7 +190,7 @@ impl Extractor {
 
     fn at_metadata(
         &mut self,
-        parent: RawFd,
+        parent: BorrowedFd<'_>,
         name: &[u8],
         cname: &CString,
         shown: &str,
@@ -214,7 +216,7 @@ impl Extractor {
     #[allow(clippy::too_many_arguments)]
     fn make_file(
         &mut self,
-        parent: RawFd,
+        parent: BorrowedFd<'_>,
         cname: &CString,
         path: &SafePath,
         shown: &str,
@@ -247,10 +249,10 @@ impl Extractor {
         if self.opts.early_writeback && entry.size >= WRITEBACK_AT {
             // Start writing this file back now (no waiting), so that the one syncfs at the
             // end finds little left to do. Advisory: a failure changes nothing.
-            let _ = sys::start_writeback(file.as_raw_fd());
+            let _ = sys::start_writeback(file.as_fd());
         }
         metadata::apply(
-            Target::Fd(file.as_raw_fd()),
+            Target::Fd(file.as_fd()),
             &Meta::of(entry),
             &shown,
             self.opts.preserve_owner,
@@ -326,7 +328,7 @@ impl Extractor {
     /// Links `tpath` (checked by the validator: an earlier non-directory entry) as `path`.
     fn make_hardlink(
         &mut self,
-        parent: RawFd,
+        parent: BorrowedFd<'_>,
         cname: &CString,
         path: &SafePath,
         shown: &str,
@@ -355,7 +357,7 @@ impl Extractor {
             }
             Err(e) => return Err(self.resolve_err(shown, e)),
         };
-        let link = |p: RawFd, n: &CString| sys::linkat(tparent, &tcname, p, n);
+        let link = |p: BorrowedFd<'_>, n: &CString| sys::linkat(tparent.as_fd(), &tcname, p, n);
         match link(parent, cname) {
             Ok(()) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
@@ -371,12 +373,12 @@ impl Extractor {
 }
 
 /// Clears immutable / append-only on a regular file or directory in the way; true if done.
-fn clear_flags(parent: RawFd, cname: &CString) -> bool {
+fn clear_flags(parent: BorrowedFd<'_>, cname: &CString) -> bool {
     let open = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY;
     let Ok(fd) = sys::openat(parent, cname, open, 0) else {
         return false;
     };
-    let raw = fd.as_raw_fd();
+    let raw = fd.as_fd();
     match sys::get_flags(raw) {
         Ok(f) if f & (sys::FS_IMMUTABLE_FL | sys::FS_APPEND_FL) != 0 => {
             sys::set_flags(raw, f & !(sys::FS_IMMUTABLE_FL | sys::FS_APPEND_FL)).is_ok()

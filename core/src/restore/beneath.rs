@@ -14,11 +14,12 @@
 //! in tree order, as every tar is, opens each directory once: consecutive entries in the same
 //! directory cost no extra system call.
 
-use super::sys;
 use super::validate::{MAX_DEPTH, MAX_PATH_BYTES};
+use crate::sys;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
 /// Directory fds kept open at most; deeper levels are reopened when needed.
 const MAX_CACHED_FDS: usize = 128;
@@ -97,12 +98,14 @@ pub enum ResolveError {
 
 struct Level {
     name: Vec<u8>,
-    fd: Option<OwnedFd>,
+    fd: Option<Arc<OwnedFd>>,
 }
 
 /// Open directories along the most recently used parent path.
+/// The descriptors are shared (`Arc`) with the caller, so a directory handed out stays open
+/// while the cache moves on or forgets it.
 pub struct DirCache {
-    root: OwnedFd,
+    root: Arc<OwnedFd>,
     stack: Vec<Level>,
     /// Directories created because an entry's parent was missing from the archive.
     pub created_parents: u64,
@@ -111,30 +114,30 @@ pub struct DirCache {
 impl DirCache {
     pub fn new(root: OwnedFd) -> Self {
         Self {
-            root,
+            root: Arc::new(root),
             stack: Vec::new(),
             created_parents: 0,
         }
     }
 
-    pub fn root_fd(&self) -> RawFd {
-        sys::raw(&self.root)
+    pub fn root_fd(&self) -> BorrowedFd<'_> {
+        self.root.as_fd()
     }
 
-    fn fd_at(&self, depth: usize) -> RawFd {
+    fn fd_at(&self, depth: usize) -> &Arc<OwnedFd> {
         // depth 0 = the root; depth k = stack[k-1]
         if depth == 0 {
-            return self.root_fd();
+            return &self.root;
         }
         match self.stack.get(depth - 1).and_then(|l| l.fd.as_ref()) {
-            Some(fd) => sys::raw(fd),
-            None => self.root_fd(),
+            Some(fd) => fd,
+            None => &self.root,
         }
     }
 
     /// The fd of the directory `dirs` (components beneath the root), walking and, when
     /// `create`, making missing directories (mode 0755, fixed later if the archive has them).
-    pub fn dir(&mut self, dirs: &[Vec<u8>], create: bool) -> Result<RawFd, ResolveError> {
+    pub fn dir(&mut self, dirs: &[Vec<u8>], create: bool) -> Result<Arc<OwnedFd>, ResolveError> {
         let common = self
             .stack
             .iter()
@@ -149,11 +152,17 @@ impl DirCache {
         }
         self.stack.truncate(start);
         for (i, name) in dirs.iter().enumerate().skip(start) {
-            let parent = self.fd_at(i);
-            let fd = open_or_create(parent, name, create, &dirs[..=i], &mut self.created_parents)?;
+            let parent = Arc::clone(self.fd_at(i));
+            let fd = open_or_create(
+                parent.as_fd(),
+                name,
+                create,
+                &dirs[..=i],
+                &mut self.created_parents,
+            )?;
             self.stack.push(Level {
                 name: name.clone(),
-                fd: Some(fd),
+                fd: Some(Arc::new(fd)),
             });
         }
         // Bound the number of open fds for very deep paths: keep the first levels and the last.
@@ -163,7 +172,7 @@ impl DirCache {
                 l.fd = None;
             }
         }
-        Ok(self.fd_at(dirs.len()))
+        Ok(Arc::clone(self.fd_at(dirs.len())))
     }
 
     /// Forgets cached directories at or beneath `path` (it is being removed or replaced).
@@ -185,7 +194,7 @@ fn display(comps: &[Vec<u8>]) -> String {
 }
 
 fn open_or_create(
-    parent: RawFd,
+    parent: BorrowedFd<'_>,
     name: &[u8],
     create: bool,
     so_far: &[Vec<u8>],
@@ -214,7 +223,12 @@ fn open_or_create(
     }
 }
 
-fn classify(parent: RawFd, name: &CString, so_far: &[Vec<u8>], e: io::Error) -> ResolveError {
+fn classify(
+    parent: BorrowedFd<'_>,
+    name: &CString,
+    so_far: &[Vec<u8>],
+    e: io::Error,
+) -> ResolveError {
     match e.raw_os_error() {
         Some(libc::ELOOP) | Some(libc::ENOTDIR) => {
             let what = match sys::lstatat(parent, name) {

@@ -9,8 +9,9 @@
 
 use super::metadata::{self, Target};
 use super::validate::{NodeKind, ROOT};
-use super::{sys, Extractor, RestoreError};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use super::{Extractor, RestoreError};
+use crate::sys;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// Directory levels whose fds stay open during the walk.
 const KEPT_FDS: usize = 128;
@@ -24,7 +25,7 @@ struct Frame {
     end: usize,
 }
 
-fn identity(fd: RawFd) -> std::io::Result<(u64, u64)> {
+fn identity(fd: BorrowedFd<'_>) -> std::io::Result<(u64, u64)> {
     let st = sys::fstat(fd)?;
     Ok((st.st_dev, st.st_ino))
 }
@@ -38,8 +39,9 @@ impl Extractor {
         }
         let (start, kids) = self.validator.tree().children();
         let range = |n: u32| (start[n as usize] as usize, start[n as usize + 1] as usize);
-        let root = sys::dup_raw(self.dirs.root_fd()).map_err(|e| self.write_err("open", ".", e))?;
-        let id = identity(root.as_raw_fd()).map_err(|e| self.write_err("inspect", ".", e))?;
+        let root = (self.dirs.root_fd().try_clone_to_owned())
+            .map_err(|e| self.write_err("open", ".", e))?;
+        let id = identity(root.as_fd()).map_err(|e| self.write_err("inspect", ".", e))?;
         let (next, end) = range(ROOT);
         let mut stack = vec![Frame {
             node: ROOT,
@@ -48,18 +50,21 @@ impl Extractor {
             next,
             end,
         }];
-        while let Some(top) = stack.last_mut() {
+        loop {
+            let depth = stack.len();
+            let Some(top) = stack.last_mut() else {
+                break;
+            };
             if top.next < top.end {
                 let child = kids[top.next];
                 top.next += 1;
-                let Some(dir) = top.fd.as_ref().map(|f| f.as_raw_fd()) else {
+                let Some(dir) = top.fd.as_ref().map(|f| f.as_fd()) else {
                     continue;
                 };
                 let tree = self.validator.tree();
                 let name = tree.name(child).to_vec();
                 match tree.kind(child) {
                     NodeKind::Dir => {
-                        let depth = stack.len();
                         if let Some(frame) = self.enter(dir, child, &name, range(child)) {
                             if depth > KEPT_FDS {
                                 if let Some(parent) = stack.last_mut() {
@@ -84,12 +89,12 @@ impl Extractor {
             };
             if let Some(parent) = stack.last_mut() {
                 if parent.fd.is_none() {
-                    parent.fd = Some(self.reopen_parent(fd.as_raw_fd(), frame.node, parent.id)?);
+                    parent.fd = Some(self.reopen_parent(fd.as_fd(), frame.node, parent.id)?);
                 }
             }
             if let Some(d) = self.deferred_dirs.remove(&frame.node) {
                 let shown = self.validator.tree().path_of(frame.node);
-                let raw = fd.as_raw_fd();
+                let raw = fd.as_fd();
                 metadata::apply(
                     Target::Fd(raw),
                     &d.meta(),
@@ -109,14 +114,14 @@ impl Extractor {
     /// cannot be (the target held something else there).
     fn enter(
         &mut self,
-        dir: RawFd,
+        dir: BorrowedFd<'_>,
         child: u32,
         name: &[u8],
         range: (usize, usize),
     ) -> Option<Frame> {
         let opened = sys::cstring(name)
             .and_then(|c| sys::open_dir_nofollow(dir, &c))
-            .and_then(|fd| identity(fd.as_raw_fd()).map(|id| (fd, id)));
+            .and_then(|fd| identity(fd.as_fd()).map(|id| (fd, id)));
         match opened {
             Ok((fd, id)) => Some(Frame {
                 node: child,
@@ -137,12 +142,16 @@ impl Extractor {
 
     /// The parent of the directory `fd` (node `node`), opened as its `..` and checked to be
     /// the directory `id` that the walk came from.
-    fn reopen_parent(&self, fd: RawFd, node: u32, id: (u64, u64)) -> Result<OwnedFd, RestoreError> {
+    fn reopen_parent(
+        &self,
+        fd: BorrowedFd<'_>,
+        node: u32,
+        id: (u64, u64),
+    ) -> Result<OwnedFd, RestoreError> {
         let shown = self.validator.tree().display(node);
         let parent = sys::open_dir_nofollow(fd, c"..")
             .map_err(|e| self.write_err("open the parent of", &shown, e))?;
-        let found =
-            identity(parent.as_raw_fd()).map_err(|e| self.write_err("inspect", &shown, e))?;
+        let found = identity(parent.as_fd()).map_err(|e| self.write_err("inspect", &shown, e))?;
         if found != id {
             return Err(RestoreError::Write {
                 op: "find the parent directory of",
@@ -159,7 +168,7 @@ impl Extractor {
     /// Sets immutable / append-only on the regular file `name` in `dir`.
     fn file_flags(
         &mut self,
-        dir: RawFd,
+        dir: BorrowedFd<'_>,
         node: u32,
         name: &[u8],
         flags: crate::archive::FileFlags,
@@ -175,11 +184,11 @@ impl Extractor {
                 return Ok(());
             }
         };
-        let st = sys::fstat(fd.as_raw_fd()).map_err(|e| self.write_err("inspect", &shown, e))?;
+        let st = sys::fstat(fd.as_fd()).map_err(|e| self.write_err("inspect", &shown, e))?;
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             return Ok(());
         }
-        metadata::apply_flags(fd.as_raw_fd(), flags, &shown, &mut self.report.warnings)
+        metadata::apply_flags(fd.as_fd(), flags, &shown, &mut self.report.warnings)
             .map_err(|e| self.write_err("set the flags of", &shown, e))
     }
 }

@@ -2,20 +2,20 @@
 //! setgid and security.capability), then mode, then xattrs (ACLs, capabilities, SELinux
 //! labels), then mtime, and the ext flags immutable / append-only last (they forbid the rest).
 
-use super::sys;
 use super::Warnings;
 use crate::archive::{Entry, FileFlags, Timestamp};
+use crate::sys;
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::BorrowedFd;
 
 /// Where metadata is applied: an open fd (files, directories), or a name in a directory for
 /// objects that must not be opened (symbolic links, device nodes, fifos).
 #[derive(Clone, Copy)]
 pub enum Target<'a> {
-    Fd(RawFd),
+    Fd(BorrowedFd<'a>),
     At {
-        dir: RawFd,
+        dir: BorrowedFd<'a>,
         name: &'a [u8],
         cname: &'a CStr,
         symlink: bool,
@@ -92,8 +92,8 @@ pub fn apply(
             continue;
         };
         let r = match target {
-            Target::Fd(fd) => sys::fsetxattr(fd, &cname, value),
-            Target::At { dir, name, .. } => sys::lsetxattr_at(dir, name, &cname, value),
+            Target::Fd(fd) => sys::xattr::fset(fd, &cname, value),
+            Target::At { dir, name, .. } => sys::xattr::lset_at(dir, name, &cname, value),
         };
         soft(r, warnings, || {
             format!("cannot set the xattr '{xname}' of '{path}'")
@@ -113,7 +113,7 @@ pub fn apply(
 
 /// Sets immutable / append-only on an open regular file or directory.
 pub fn apply_flags(
-    fd: RawFd,
+    fd: BorrowedFd<'_>,
     flags: FileFlags,
     path: &dyn std::fmt::Display,
     warnings: &mut Warnings,

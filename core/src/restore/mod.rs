@@ -20,7 +20,7 @@ mod apply;
 pub mod beneath;
 mod finish;
 pub mod metadata;
-mod sys;
+use crate::sys;
 pub mod validate;
 
 use crate::archive::{Entry, FileFlags, Timestamp};
@@ -195,8 +195,8 @@ impl Extractor {
             target: opts.target.clone(),
             source,
         };
-        let root = sys::open_path(&opts.target).map_err(target_err)?;
-        let root2 = sys::dup(&root).map_err(target_err)?;
+        let root = sys::open_dir_path(&opts.target).map_err(target_err)?;
+        let root2 = root.try_clone().map_err(target_err)?;
         Ok(Self {
             opts: opts.clone(),
             dirs: DirCache::new(root),

@@ -640,16 +640,16 @@ fn verify_errors_name_the_last_entry() {
 }
 
 fn is_immutable(path: &Path) -> bool {
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsFd;
     let f = fs::File::open(path).unwrap();
-    sys::get_flags(f.as_raw_fd()).unwrap() & sys::FS_IMMUTABLE_FL != 0
+    sys::get_flags(f.as_fd()).unwrap() & sys::FS_IMMUTABLE_FL != 0
 }
 
 fn clear_immutable(path: &Path) {
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsFd;
     let f = fs::File::open(path).unwrap();
-    let flags = sys::get_flags(f.as_raw_fd()).unwrap();
-    sys::set_flags(f.as_raw_fd(), flags & !sys::FS_IMMUTABLE_FL).unwrap();
+    let flags = sys::get_flags(f.as_fd()).unwrap();
+    sys::set_flags(f.as_fd(), flags & !sys::FS_IMMUTABLE_FL).unwrap();
 }
 
 #[test]

@@ -19,7 +19,6 @@ pub mod pipeline;
 pub mod sparse;
 mod underlay;
 pub mod walk;
-pub mod xattr;
 
 pub use backup::write_backup;
 use std::os::unix::ffi::OsStrExt;

@@ -167,20 +167,7 @@ fn walks_every_kind_with_its_metadata() -> R<()> {
 fn xattr_set(p: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
     let cp = CString::new(p.as_os_str().as_bytes())?;
     let cn = CString::new(name)?;
-    // SAFETY: valid strings and buffer.
-    let r = unsafe {
-        libc::lsetxattr(
-            cp.as_ptr(),
-            cn.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if r != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    crate::sys::xattr::lset(&cp, &cn, value)
 }
 
 #[test]

@@ -6,13 +6,14 @@
 
 use super::content::{self, ContentRead, LargeRead, Layout, Snapshot};
 use super::exclude::Excludes;
-use super::{flags, sparse, xattr};
+use super::{flags, sparse};
 use crate::archive::{Entry, EntryKind, FileFlags, Timestamp};
+use crate::sys::{self, xattr};
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
@@ -111,52 +112,6 @@ fn errno_of(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(0)
 }
 
-fn open_at(dirfd: RawFd, name: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
-    let base = flags | libc::O_CLOEXEC | libc::O_NOFOLLOW;
-    // O_NOATIME keeps atimes of the live root untouched; only the owner (or root) may use it.
-    for f in [base | libc::O_NOATIME, base] {
-        // SAFETY: `name` is NUL-terminated; the returned descriptor is owned below.
-        let fd = unsafe { libc::openat(dirfd, name.as_ptr(), f) };
-        if fd >= 0 {
-            // SAFETY: a fresh descriptor nobody else owns.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
-        let e = io::Error::last_os_error();
-        if errno_of(&e) != libc::EPERM {
-            return Err(e);
-        }
-    }
-    Err(io::Error::from_raw_os_error(libc::EPERM))
-}
-
-fn stat_at(dirfd: RawFd, name: &CStr) -> io::Result<libc::stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: valid name and output buffer.
-    let r = unsafe {
-        libc::fstatat(
-            dirfd,
-            name.as_ptr(),
-            st.as_mut_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fstatat succeeded and filled it.
-    Ok(unsafe { st.assume_init() })
-}
-
-fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: valid descriptor and output buffer.
-    if unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fstat succeeded.
-    Ok(unsafe { st.assume_init() })
-}
-
 /// Sorted names of a directory (without `.` and `..`), read with getdents on a duplicate of
 /// `fd` so the caller keeps its descriptor for the *at calls.
 fn read_names(fd: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
@@ -209,22 +164,6 @@ fn base_entry(path: Vec<u8>, st: &libc::stat, kind: EntryKind) -> Entry {
     }
 }
 
-/// Raises the soft limit of open descriptors to the hard one: a deep tree keeps one
-/// descriptor per level open.
-fn raise_fd_limit() {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid output buffer; setrlimit with values the kernel gave us.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
-            rl.rlim_cur = rl.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
-        }
-    }
-}
-
 impl<'a> Walker<'a> {
     pub fn new(cfg: &'a WalkConfig) -> Self {
         Self {
@@ -239,27 +178,14 @@ impl<'a> Walker<'a> {
 
     /// Walks the whole root, sending every item to `out`.
     pub fn run(&mut self, out: &mut dyn Emit) -> Result<(), super::SourceError> {
-        raise_fd_limit();
+        sys::raise_fd_limit();
         let root_err = |source: io::Error| super::SourceError::Root {
             path: self.cfg.root.clone(),
             source,
         };
-        let c = CString::new(self.cfg.root.as_os_str().as_bytes())
-            .map_err(|_| root_err(io::Error::from(io::ErrorKind::InvalidInput)))?;
         // The root itself may be reached through a symlink (e.g. --root /mnt/link).
-        // SAFETY: NUL-terminated path; descriptor owned below.
-        let fd = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(root_err(io::Error::last_os_error()));
-        }
-        // SAFETY: fresh descriptor.
-        let root = unsafe { OwnedFd::from_raw_fd(fd) };
-        let st = stat_fd(root.as_fd()).map_err(root_err)?;
+        let root = sys::open_dir_path(&self.cfg.root).map_err(root_err)?;
+        let st = sys::fstat(root.as_fd()).map_err(root_err)?;
         self.root_dev = st.st_dev;
         self.underlay = super::underlay::Underlay::open(&self.cfg.root);
         let mut entry = base_entry(b".".to_vec(), &st, EntryKind::Dir);
@@ -285,7 +211,7 @@ impl<'a> Walker<'a> {
             }
             let name = std::mem::take(&mut top.names[top.next]);
             top.next += 1;
-            let (dirfd, dev) = (top.dir.as_raw_fd(), top.dev);
+            let (dirfd, dev) = (top.dir.as_fd(), top.dev);
             let rel = join(&top.rel, name.as_bytes());
             if let Some(frame) = self.visit(dirfd, dev, &name, rel, out)? {
                 stack.push(frame);
@@ -311,13 +237,13 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn fill_path_meta(&mut self, entry: &mut Entry, dirfd: RawFd, name: &CStr) {
+    fn fill_path_meta(&mut self, entry: &mut Entry, dirfd: BorrowedFd<'_>, name: &CStr) {
         if !self.proc_fd_ok {
             return;
         }
-        let mut p = format!("/proc/self/fd/{dirfd}/").into_bytes();
-        p.extend_from_slice(name.to_bytes());
-        let Ok(p) = CString::new(p) else { return };
+        let Ok(p) = xattr::proc_path(dirfd, name.to_bytes()) else {
+            return;
+        };
         match xattr::read_all(&xattr::Target::Path(&p)) {
             Ok(x) => entry.xattrs = x,
             Err(e) => self.notes.warn(format!(
@@ -330,7 +256,7 @@ impl<'a> Walker<'a> {
     /// Visits one name of a directory; returns a frame when it is a directory to descend into.
     fn visit(
         &mut self,
-        dirfd: RawFd,
+        dirfd: BorrowedFd<'_>,
         parent_dev: u64,
         name: &CStr,
         rel: Vec<u8>,
@@ -339,7 +265,7 @@ impl<'a> Walker<'a> {
         if self.cfg.excludes.is_excluded(&rel) {
             return Ok(None);
         }
-        let st = match stat_at(dirfd, name) {
+        let st = match sys::stat_at(dirfd, name) {
             Ok(st) => st,
             Err(e) if errno_of(&e) == libc::ENOENT => return Ok(None),
             Err(e) => {
@@ -390,7 +316,7 @@ impl<'a> Walker<'a> {
                         }
                     },
                     libc::S_IFLNK => {
-                        let target = match nix::fcntl::readlinkat(Some(dirfd), name) {
+                        let target = match nix::fcntl::readlinkat(Some(dirfd.as_raw_fd()), name) {
                             Ok(t) => t,
                             Err(nix::errno::Errno::ENOENT) => return Ok(None),
                             Err(e) => {
@@ -449,13 +375,13 @@ impl<'a> Walker<'a> {
 
     fn visit_dir(
         &mut self,
-        dirfd: RawFd,
+        dirfd: BorrowedFd<'_>,
         parent_dev: u64,
         name: &CStr,
         rel: Vec<u8>,
         out: &mut dyn Emit,
     ) -> Result<Option<Frame>, super::SourceError> {
-        let fd = match open_at(dirfd, name, libc::O_RDONLY | libc::O_DIRECTORY) {
+        let fd = match sys::open_noatime(dirfd, name, libc::O_RDONLY | libc::O_DIRECTORY) {
             Ok(fd) => fd,
             Err(e) if matches!(errno_of(&e), libc::ENOENT | libc::ENOTDIR) => return Ok(None),
             Err(e) => {
@@ -466,7 +392,7 @@ impl<'a> Walker<'a> {
                 return Ok(None);
             }
         };
-        let st = match stat_fd(fd.as_fd()) {
+        let st = match sys::fstat(fd.as_fd()) {
             Ok(st) => st,
             Err(e) => {
                 self.notes
@@ -524,14 +450,11 @@ impl<'a> Walker<'a> {
         let Ok(path) = CString::new(rel) else {
             return;
         };
-        let Ok(fd) = open_at(
-            under.fd().as_raw_fd(),
-            &path,
-            libc::O_RDONLY | libc::O_DIRECTORY,
-        ) else {
+        let Ok(fd) = sys::open_noatime(under.fd(), &path, libc::O_RDONLY | libc::O_DIRECTORY)
+        else {
             return;
         };
-        let Ok(st) = stat_fd(fd.as_fd()) else {
+        let Ok(st) = sys::fstat(fd.as_fd()) else {
             return;
         };
         if st.st_dev != self.root_dev {
@@ -544,17 +467,17 @@ impl<'a> Walker<'a> {
 
     fn read_file(
         &mut self,
-        dirfd: RawFd,
+        dirfd: BorrowedFd<'_>,
         name: &CStr,
         rel: Vec<u8>,
         out: &mut dyn Emit,
     ) -> io::Result<Option<Item>> {
-        let fd = match open_at(dirfd, name, libc::O_RDONLY | libc::O_NONBLOCK) {
+        let fd = match sys::open_noatime(dirfd, name, libc::O_RDONLY | libc::O_NONBLOCK) {
             Ok(fd) => fd,
             Err(e) if errno_of(&e) == libc::ENOENT => return Ok(None),
             Err(e) => return Err(e),
         };
-        let st = stat_fd(fd.as_fd())?;
+        let st = sys::fstat(fd.as_fd())?;
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
             // Replaced by something else between the stat and the open.
             return Ok(None);

@@ -81,7 +81,7 @@ pub enum StoreError {
         source: crate::archive::ArchiveError,
     },
     /// The backup partition is (or would be) full.
-    #[error("no space left on the backup partition at {}: {}{} free. Remove old generations (`lifeboat list` shows them) or use a larger backup partition", path.display(), needed_text(*needed), space::human(*available))]
+    #[error("no space left on the backup partition at {}: {}{} free. Remove old generations (`lifeboat list` shows them) or use a larger backup partition", path.display(), needed_text(*needed), crate::progress::human_bytes(*available))]
     NoSpace {
         path: PathBuf,
         /// Bytes needed (an estimate, 0 when unknown).
@@ -117,7 +117,7 @@ fn needed_text(needed: u64) -> String {
     if needed == 0 {
         String::new()
     } else {
-        format!("about {} needed, ", space::human(needed))
+        format!("about {} needed, ", crate::progress::human_bytes(needed))
     }
 }
 

@@ -84,19 +84,3 @@ pub fn estimate(previous_size: Option<u64>, source_used: u64, compressed: bool) 
     };
     base + MARGIN
 }
-
-/// Human-readable bytes (binary units), for messages.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}

@@ -164,10 +164,10 @@ pub fn grub_mkimage(
     run(&mut cmd)
 }
 
-/// Finds a build tool ([`crate::rescue::find_program`]), naming the Debian package that
+/// Finds a build tool ([`lifeboat_core::programs::find_program`]), naming the Debian package that
 /// provides it when it is missing.
 pub fn tool(name: &str, package: &str) -> anyhow::Result<PathBuf> {
-    crate::rescue::find_program(name).ok_or_else(|| {
+    lifeboat_core::programs::find_program(name).ok_or_else(|| {
         anyhow::anyhow!(
             "{name} is not installed (not in /sbin, /usr/sbin, /bin, /usr/bin nor on PATH): \
              apt-get install {package}"

@@ -2,9 +2,11 @@
 //! or, for objects that cannot be opened (symlinks, devices, fifos), through the l*xattr calls
 //! on `/proc/self/fd/<dirfd>/<name>` so that no full path is ever built.
 //!
-//! nix has no xattr calls, hence these thin libc wrappers.
+//! nix has no xattr calls, hence these thin libc wrappers: each `unsafe` block is one call
+//! with NUL-terminated names and a buffer the wrapper owns.
 
-use std::ffi::CString;
+use super::{check, cstring};
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -12,7 +14,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 pub enum Target<'a> {
     Fd(BorrowedFd<'a>),
     /// Not followed if it is a symlink.
-    Path(&'a CString),
+    Path(&'a CStr),
 }
 
 /// Every attribute, sorted by name. Filesystems without xattr support yield an empty list.
@@ -71,7 +73,7 @@ fn list(target: &Target<'_>) -> io::Result<Vec<u8>> {
     }
 }
 
-fn get(target: &Target<'_>, name: &CString) -> io::Result<Vec<u8>> {
+fn get(target: &Target<'_>, name: &CStr) -> io::Result<Vec<u8>> {
     match target {
         // SAFETY: see `list`.
         Target::Fd(fd) => {
@@ -82,4 +84,42 @@ fn get(target: &Target<'_>, name: &CString) -> io::Result<Vec<u8>> {
             fetch(|p, n| unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), p, n) })
         }
     }
+}
+
+/// Sets a value through `call(value_ptr, len)` (one `f*`/`l*setxattr`, flags 0).
+fn set_with(
+    value: &[u8],
+    call: impl FnOnce(*const libc::c_void, usize) -> libc::c_int,
+) -> io::Result<()> {
+    check(call(value.as_ptr().cast(), value.len())).map(|_| ())
+}
+
+/// Sets the attribute `name` of an open file.
+pub fn fset(fd: BorrowedFd<'_>, name: &CStr, value: &[u8]) -> io::Result<()> {
+    // SAFETY: name is a valid C string; pointer and length come from the `value` slice.
+    set_with(value, |p, n| unsafe {
+        libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), p, n, 0)
+    })
+}
+
+/// Sets the attribute `xname` of `path` itself, a symbolic link not followed.
+pub fn lset(path: &CStr, xname: &CStr, value: &[u8]) -> io::Result<()> {
+    // SAFETY: as in `fset`; path is a valid C string.
+    set_with(value, |p, n| unsafe {
+        libc::lsetxattr(path.as_ptr(), xname.as_ptr(), p, n, 0)
+    })
+}
+
+/// `/proc/self/fd/<dir>/<name>`: names `name` in the open directory `dir` for the l*xattr
+/// calls (the magic link resolves to the directory; the last component, which may be a
+/// symbolic link, is not followed). There is no `f*xattrat` on Linux 4.x.
+pub fn proc_path(dir: BorrowedFd<'_>, name: &[u8]) -> io::Result<CString> {
+    let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+    path.extend_from_slice(name);
+    cstring(&path)
+}
+
+/// Sets an attribute on `name` in `dir` without following it ([`proc_path`]).
+pub fn lset_at(dir: BorrowedFd<'_>, name: &[u8], xname: &CStr, value: &[u8]) -> io::Result<()> {
+    lset(&proc_path(dir, name)?, xname, value)
 }
