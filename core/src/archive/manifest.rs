@@ -71,6 +71,11 @@ pub struct SourceIdentity {
     /// The ESP (`/boot/efi`) when it is a separate filesystem.
     pub esp: Option<FilesystemIdentity>,
     pub esp_partition: Option<PartitionIdentity>,
+    /// The whole disks of the root and of the ESP, logs, swap and backup partitions (each disk
+    /// once): partition tables, contents, boot chain. Empty in archives written before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<super::disk_layout::DiskLayout>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +95,19 @@ pub struct FilesystemIdentity {
     /// Feature names as mke2fs -O takes them (ext only), e.g. "has_journal", "extent".
     #[serde(default)]
     pub features: Vec<String>,
+    /// Number of inodes (ext only; 0 when not recorded).
+    #[serde(default)]
+    pub inode_count: u64,
+    /// Inodes in use at backup time (ext only; 0 when not recorded): a new filesystem needs at
+    /// least this many.
+    #[serde(default)]
+    pub inodes_used: u64,
+    /// 12, 16 or 32 (vfat only; 0 when not recorded): FAT32 stays FAT32.
+    #[serde(default)]
+    pub fat_bits: u8,
+    /// Cluster size in bytes (vfat only; 0 when not recorded).
+    #[serde(default)]
+    pub cluster_size: u32,
     /// The device node it was read from at backup time, e.g. /dev/sda1 (informational).
     pub device: Option<String>,
 }

@@ -101,6 +101,7 @@
 pub mod acl;
 pub mod checksum;
 pub mod digest;
+pub mod disk_layout;
 pub mod entry;
 pub mod header;
 pub mod manifest;

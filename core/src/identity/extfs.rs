@@ -123,7 +123,7 @@ pub fn probe<D: ReadAt + ?Sized>(dev: &D) -> std::io::Result<Option<FilesystemId
         block_size,
         inode_size,
         features,
-        device: None,
+        ..Default::default()
     }))
 }
 

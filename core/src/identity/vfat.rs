@@ -57,6 +57,6 @@ pub fn probe<D: ReadAt + ?Sized>(dev: &D) -> std::io::Result<Option<FilesystemId
         block_size: bytes_per_sector * sectors_per_cluster,
         inode_size: 0,
         features: Vec::new(),
-        device: None,
+        ..Default::default()
     }))
 }
