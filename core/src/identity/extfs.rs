@@ -115,6 +115,8 @@ pub fn probe<D: ReadAt + ?Sized>(dev: &D) -> std::io::Result<Option<FilesystemId
     let mut uuid = [0u8; 16];
     uuid.copy_from_slice(&sb[104..120]);
     let label = c_string(&sb[120..136]);
+    let inode_count = u64::from(le_u32(&sb, 0));
+    let free_inodes = u64::from(le_u32(&sb, 16));
     Ok(Some(FilesystemIdentity {
         fstype: fstype.to_string(),
         uuid: (uuid != [0u8; 16]).then(|| format_uuid(&uuid)),
@@ -123,6 +125,8 @@ pub fn probe<D: ReadAt + ?Sized>(dev: &D) -> std::io::Result<Option<FilesystemId
         block_size,
         inode_size,
         features,
+        inode_count,
+        inodes_used: inode_count.saturating_sub(free_inodes),
         ..Default::default()
     }))
 }

@@ -22,12 +22,17 @@ pub mod blockdev;
 pub mod devices;
 /// Kept here for the callers that knew it as `identity::clock`.
 pub use crate::clock;
+pub mod efivars;
 pub mod extfs;
 pub mod fs;
 pub mod gpt;
 pub mod inventory;
+pub mod layout;
+pub mod lvm;
 pub mod machine;
 pub mod mbr;
+pub mod md;
+pub mod swap;
 pub mod table;
 pub mod vfat;
 

@@ -114,6 +114,27 @@ fn ext4_superblock_made_by_mkfs() {
         );
     }
     assert!(!fs.features.iter().any(|x| x == "huge_file"));
+    // dumpe2fs: "Inode count" and count - "Free inodes" (11 reserved inodes in use).
+    let out = Command::new("dumpe2fs")
+        .args(["-h"])
+        .arg(img.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(fs.inode_count, field("Inode count:"));
+    assert_eq!(
+        fs.inodes_used,
+        field("Inode count:") - field("Free inodes:")
+    );
+    assert_eq!(fs.inodes_used, 11);
 
     run(&format!("mkfs.ext3 -q -F -L old {p}"));
     let fs = probe(img.path()).unwrap().unwrap();
@@ -138,10 +159,22 @@ fn vfat_boot_sector_made_by_mkfs() {
     assert_eq!(fs.fstype, "vfat");
     assert_eq!(fs.uuid.as_deref(), Some("1234-ABCD"));
     assert_eq!(fs.label.as_deref(), Some("BOOT-ABC"));
+    assert_eq!(fs.fat_bits, 32);
+    assert_eq!(fs.cluster_size, 512);
     run(&format!("mkfs.vfat -F 16 -i 0000BEEF {p} >/dev/null"));
     let fs = probe(img.path()).unwrap().unwrap();
     assert_eq!(fs.uuid.as_deref(), Some("0000-BEEF"));
     assert_eq!(fs.label, None);
+    assert_eq!(fs.fat_bits, 16);
+    run(&format!("mkfs.vfat -F 32 -s 8 -S 512 {p} >/dev/null"));
+    let fs = probe(img.path()).unwrap().unwrap();
+    assert_eq!((fs.fat_bits, fs.cluster_size), (32, 4096));
+    let small = image(2);
+    run(&format!(
+        "mkfs.vfat -F 12 {} >/dev/null",
+        small.path().display()
+    ));
+    assert_eq!(probe(small.path()).unwrap().unwrap().fat_bits, 12);
 }
 
 #[test]

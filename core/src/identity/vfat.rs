@@ -42,6 +42,27 @@ pub fn probe<D: ReadAt + ?Sized>(dev: &D) -> std::io::Result<Option<FilesystemId
     } else {
         le_u32(&bs, 32)
     };
+    let fat_size = if fat16_size != 0 {
+        u32::from(fat16_size)
+    } else {
+        le_u32(&bs, 36)
+    };
+    // A FAT32 BPB (no 16-bit FAT size) is FAT32 whatever its cluster count, as Linux and
+    // blkid read it: mkfs.fat makes such volumes with `-F 32` on small partitions, and they
+    // must come back as FAT32.
+    let fat_bits = if fat16_size == 0 {
+        32
+    } else {
+        fat_bits(
+            total,
+            u32::from(reserved),
+            u32::from(fats),
+            fat_size,
+            u32::from(le_u16(&bs, 17)),
+            bytes_per_sector,
+            sectors_per_cluster,
+        )
+    };
     let (uuid, label) = if has_ebpb {
         let id = le_u32(&bs, ext + 3);
         let label = super::extfs::c_string(&bs[ext + 7..ext + 18]).filter(|l| l != "NO NAME");
@@ -57,6 +78,34 @@ pub fn probe<D: ReadAt + ?Sized>(dev: &D) -> std::io::Result<Option<FilesystemId
         block_size: bytes_per_sector * sectors_per_cluster,
         inode_size: 0,
         features: Vec::new(),
+        fat_bits,
+        cluster_size: bytes_per_sector * sectors_per_cluster,
         ..Default::default()
     }))
+}
+
+/// The FAT type of a FAT12/16 BPB, decided by the count of data clusters as the FAT
+/// specification says (fewer than 4085: FAT12, fewer than 65525: FAT16, else FAT32), not by
+/// the type string.
+fn fat_bits(
+    total_sectors: u32,
+    reserved: u32,
+    fats: u32,
+    fat_size: u32,
+    root_entries: u32,
+    bytes_per_sector: u32,
+    sectors_per_cluster: u32,
+) -> u8 {
+    let root_dir_sectors = (root_entries * 32).div_ceil(bytes_per_sector);
+    let meta =
+        u64::from(reserved) + u64::from(fats) * u64::from(fat_size) + u64::from(root_dir_sectors);
+    let data = u64::from(total_sectors).saturating_sub(meta);
+    let clusters = data / u64::from(sectors_per_cluster.max(1));
+    if clusters < 4085 {
+        12
+    } else if clusters < 65525 {
+        16
+    } else {
+        32
+    }
 }
