@@ -33,8 +33,27 @@ fn guid_at(b: &[u8], off: usize) -> [u8; 16] {
     g
 }
 
-/// Reads a GPT with the given logical sector size; `Ok(None)` when there is no valid one.
-pub fn parse<D: ReadAt + ?Sized>(disk: &D, sector: u32) -> std::io::Result<Option<PartitionTable>> {
+/// The attribute bits of every used entry of a GPT (partition number -> attributes), read
+/// with the given sector size; empty when there is no valid GPT.
+pub fn read_attributes<D: ReadAt + ?Sized>(
+    disk: &D,
+    sector: u32,
+) -> std::io::Result<std::collections::BTreeMap<u32, u64>> {
+    let mut out = std::collections::BTreeMap::new();
+    if let Some((h, array)) = read_array(disk, sector)? {
+        for (i, e) in array.chunks(h.entry_size as usize).enumerate() {
+            if guid_at(e, 0) != [0u8; 16] {
+                out.insert(i as u32 + 1, le_u64(e, 48));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn read_array<D: ReadAt + ?Sized>(
+    disk: &D,
+    sector: u32,
+) -> std::io::Result<Option<(Header, Vec<u8>)>> {
     let len = disk.size()?;
     let sector64 = u64::from(sector);
     if len < sector64 * 3 {
@@ -57,6 +76,15 @@ pub fn parse<D: ReadAt + ?Sized>(disk: &D, sector: u32) -> std::io::Result<Optio
     if crc32(&array) != h.entries_crc {
         return Ok(None);
     }
+    Ok(Some((h, array)))
+}
+
+/// Reads a GPT with the given logical sector size; `Ok(None)` when there is no valid one.
+pub fn parse<D: ReadAt + ?Sized>(disk: &D, sector: u32) -> std::io::Result<Option<PartitionTable>> {
+    let sector64 = u64::from(sector);
+    let Some((h, array)) = read_array(disk, sector)? else {
+        return Ok(None);
+    };
     let mut partitions = Vec::new();
     for (i, e) in array.chunks(h.entry_size as usize).enumerate() {
         let type_guid = guid_at(e, 0);

@@ -26,6 +26,7 @@ pub mod efivars;
 pub mod extfs;
 pub mod fs;
 pub mod gpt;
+pub mod gpt_write;
 pub mod inventory;
 pub mod layout;
 pub mod lvm;
@@ -56,6 +57,9 @@ pub enum IdentityError {
     NotFound(String),
     #[error("{0} is not a block device")]
     NotBlockDevice(PathBuf),
+    /// A recorded disk layout that cannot be written (or read back) on this device.
+    #[error("{path}: {msg}")]
+    Layout { path: PathBuf, msg: String },
 }
 
 impl IdentityError {
