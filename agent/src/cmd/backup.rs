@@ -71,7 +71,7 @@ pub fn run(args: BackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     }
 
     let codec = opts.codec;
-    let mut manifest = identity::manifest_for_root(&root);
+    let mut manifest = identity::manifest_for_root_with(&root, std::slice::from_ref(&dev.path));
     manifest.codec = codec.name().to_string();
 
     // Space, before anything is written.

@@ -16,6 +16,10 @@
 //! - [`fs`] with [`extfs`] and [`vfat`]: `probe(dev) -> Option<FilesystemIdentity>`.
 //! - [`machine`]: DMI identity, MACs of physical NICs, host name.
 //! - [`clock`]: UTC time as RFC 3339 text and compact ids.
+//! - [`swap`], [`md`], [`lvm`]: swap headers, md member superblocks, LVM PV labels.
+//! - [`layout`]: the whole disks a backup records (`record_disks`, `table_layout`,
+//!   `bios_boot_bytes`); [`gpt_write`] and [`mbr`] write a recorded table back
+//!   (`gpt_write::write_table`); [`efivars`]: UEFI boot entries.
 //! - [`manifest_for_root`]: the manifest of a backup of a root directory.
 
 pub mod blockdev;
@@ -77,6 +81,15 @@ impl IdentityError {
 /// plus the ESP when `root/boot/efi` is a separate mount. Best effort: what cannot be read
 /// stays empty. The caller fills in excludes, includes, skipped mounts and codec.
 pub fn manifest_for_root(root: &Path) -> Manifest {
+    manifest_for_root_with(root, &[])
+}
+
+/// [`manifest_for_root`], also recording the whole disks of `extra_devices` (the backup
+/// command passes the store's device) in `source.disks` with those of the root, ESP, logs
+/// and swap ([`layout::record_disks`]).
+pub fn manifest_for_root_with(root: &Path, extra_devices: &[PathBuf]) -> Manifest {
+    let mut source = source_identity(root);
+    source.disks = layout::record_disks(root, extra_devices);
     Manifest {
         format_version: FORMAT_VERSION,
         tool_version: format!("lifeboat {}", crate::VERSION),
@@ -84,7 +97,7 @@ pub fn manifest_for_root(root: &Path) -> Manifest {
         hostname: machine::hostname_of_root(root),
         inventory: read_inventory(root).ok().flatten().unwrap_or_default(),
         machine: machine::machine_identity(),
-        source: source_identity(root),
+        source,
         ..Default::default()
     }
 }
