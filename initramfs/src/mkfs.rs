@@ -162,11 +162,24 @@ pub fn set_final_identity(tools: &ExtTools, fs: &FilesystemIdentity, dev: &str) 
     run(&tools.tune2fs, &final_identity_args(fs, dev))
 }
 
-/// mkfs.vfat with the original volume id (the UUID "ABCD-1234") and label.
-pub fn make_vfat(fs: &FilesystemIdentity, dev: &str) -> Result<()> {
-    let prog = find_any(&["mkfs.vfat", "mkfs.fat", "mkdosfs"])
-        .context("mkfs.vfat is not in this image; rebuild it with `lifeboat mkrescue`")?;
+/// mkfs.vfat with the original volume id (the UUID "ABCD-1234"), label, FAT type and cluster
+/// size (FAT32 stays FAT32), on a device with `sector_size`-byte logical sectors.
+pub fn vfat_args(fs: &FilesystemIdentity, dev: &str, sector_size: u32) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
+    if matches!(fs.fat_bits, 12 | 16 | 32) {
+        a.extend(["-F".into(), fs.fat_bits.to_string()]);
+    }
+    if fs.cluster_size > 0 && sector_size > 0 && fs.cluster_size % sector_size == 0 {
+        let per_cluster = fs.cluster_size / sector_size;
+        if per_cluster.is_power_of_two() && per_cluster <= 128 {
+            a.extend([
+                "-S".into(),
+                sector_size.to_string(),
+                "-s".into(),
+                per_cluster.to_string(),
+            ]);
+        }
+    }
     if let Some(u) = fs.uuid.as_deref() {
         let id: String = u.chars().filter(|c| c.is_ascii_hexdigit()).collect();
         if id.len() == 8 {
@@ -177,12 +190,62 @@ pub fn make_vfat(fs: &FilesystemIdentity, dev: &str) -> Result<()> {
         a.extend(["-n".into(), l.into()]);
     }
     a.push(dev.into());
-    run(&prog, &a)
+    a
+}
+
+/// The logical sector size of a block device (its disk's), 512 when it cannot be read.
+fn logical_sector_size(dev: &str) -> u32 {
+    use lifeboat_core::identity::blockdev;
+    blockdev::name_of_device(Path::new(dev))
+        .ok()
+        .map(|n| blockdev::parent_disk(&n).map(|(d, _)| d).unwrap_or(n))
+        .and_then(|d| blockdev::disk(&d).ok())
+        .map(|d| d.logical_block_size)
+        .filter(|s| *s >= 512)
+        .unwrap_or(512)
+}
+
+/// mkfs.vfat with the recorded identity and geometry ([`vfat_args`]).
+pub fn make_vfat(fs: &FilesystemIdentity, dev: &str) -> Result<()> {
+    let prog = find_any(&["mkfs.vfat", "mkfs.fat", "mkdosfs"])
+        .context("mkfs.vfat is not in this image; rebuild it with `lifeboat mkrescue`")?;
+    run(&prog, &vfat_args(fs, dev, logical_sector_size(dev)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vfat_keeps_its_fat_type_and_cluster_size() {
+        let fs = FilesystemIdentity {
+            fstype: "vfat".into(),
+            uuid: Some("ABCD-1234".into()),
+            label: Some("ESP".into()),
+            fat_bits: 32,
+            cluster_size: 4096,
+            ..Default::default()
+        };
+        assert_eq!(
+            vfat_args(&fs, "/dev/vda1", 512).join(" "),
+            "-F 32 -S 512 -s 8 -i ABCD1234 -n ESP /dev/vda1"
+        );
+        assert_eq!(
+            vfat_args(&fs, "/dev/vda1", 4096).join(" "),
+            "-F 32 -S 4096 -s 1 -i ABCD1234 -n ESP /dev/vda1"
+        );
+        // Not recorded (older backups): mkfs.vfat decides, as before.
+        let old = FilesystemIdentity {
+            fat_bits: 0,
+            cluster_size: 0,
+            label: None,
+            ..fs
+        };
+        assert_eq!(
+            vfat_args(&old, "/dev/vda1", 512).join(" "),
+            "-i ABCD1234 /dev/vda1"
+        );
+    }
 
     #[test]
     fn recreates_the_recorded_identity() {
