@@ -169,7 +169,7 @@ pub fn vfat_args(fs: &FilesystemIdentity, dev: &str, sector_size: u32) -> Vec<St
     if matches!(fs.fat_bits, 12 | 16 | 32) {
         a.extend(["-F".into(), fs.fat_bits.to_string()]);
     }
-    if fs.cluster_size > 0 && sector_size > 0 && fs.cluster_size % sector_size == 0 {
+    if fs.cluster_size > 0 && sector_size > 0 && fs.cluster_size.is_multiple_of(sector_size) {
         let per_cluster = fs.cluster_size / sector_size;
         if per_cluster.is_power_of_two() && per_cluster <= 128 {
             a.extend([
