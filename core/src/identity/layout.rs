@@ -266,7 +266,8 @@ fn fstab_mountpoint(fstab: &[(String, String)], p: &PartitionLayout) -> Option<S
             "PARTLABEL" => p.name.as_deref() == Some(v),
             _ => false,
         };
-        hit.then(|| mp.clone())
+        // "none"/"swap" are not mount points.
+        (hit && mp.starts_with('/')).then(|| mp.clone())
     })
 }
 
@@ -429,4 +430,88 @@ fn record_disk(
         .cloned()
         .collect();
     Ok(Some(layout))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn mountinfo_lines() {
+        let m = parse_mountinfo(
+            "36 35 259:3 / /mnt/my\\040root rw,relatime shared:1 - ext4 /dev/nvme0n1p3 rw\n\
+             40 36 259:3 /sub /bind rw - ext4 /dev/nvme0n1p3 rw\n",
+        );
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].major, m[0].minor), (259, 3));
+        assert_eq!(m[0].mount_point, Path::new("/mnt/my root"));
+        assert_eq!(m[1].fs_root, "/sub");
+        assert_eq!(
+            relative_to_root(Path::new("/mnt/my root"), Path::new("/mnt/my root/boot/efi"))
+                .as_deref(),
+            Some("/boot/efi")
+        );
+        assert_eq!(
+            relative_to_root(Path::new("/mnt/r"), Path::new("/mnt/r")).as_deref(),
+            Some("/")
+        );
+        assert_eq!(relative_to_root(Path::new("/mnt/r"), Path::new("/run/x")), None);
+    }
+
+    #[test]
+    fn fstab_matches_by_uuid_label_and_partuuid() {
+        let fstab = parse_fstab(
+            "# comment\nLABEL=root-xs / ext4 defaults 1 1\n\
+             UUID=AAAA-BBBB /boot/efi vfat defaults 0 2\n\
+             PARTUUID=c0ffee00-0000-4000-8000-000000000005 /var/log ext4 defaults 0 2\n\
+             UUID=5a5a5a5a-0000-4000-8000-000000000006 none swap sw 0 0\n",
+        );
+        let part = |uuid: &str, label: Option<&str>, partuuid: &str| PartitionLayout {
+            partuuid: partuuid.into(),
+            content: PartitionContent::Filesystem(FilesystemIdentity {
+                uuid: Some(uuid.into()),
+                label: label.map(str::to_string),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mp = |p: &PartitionLayout| fstab_mountpoint(&fstab, p);
+        assert_eq!(mp(&part("x", Some("root-xs"), "p1")).as_deref(), Some("/"));
+        assert_eq!(mp(&part("aaaa-bbbb", None, "p2")).as_deref(), Some("/boot/efi"));
+        assert_eq!(
+            mp(&part("y", None, "C0FFEE00-0000-4000-8000-000000000005")).as_deref(),
+            Some("/var/log")
+        );
+        let swap = PartitionLayout {
+            content: PartitionContent::Swap {
+                uuid: Some("5a5a5a5a-0000-4000-8000-000000000006".into()),
+                label: None,
+            },
+            ..Default::default()
+        };
+        assert_eq!(mp(&swap), None);
+        assert_eq!(mp(&part("z", None, "p9")), None);
+    }
+
+    #[test]
+    fn bios_boot_bytes_round_trip_and_damage() {
+        let bytes: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+        let c = bios_boot_content(&bytes).unwrap();
+        assert_eq!(bios_boot_bytes(&c).unwrap(), bytes);
+        let PartitionContent::BiosBoot { data, .. } = &c else {
+            unreachable!()
+        };
+        let other = bios_boot_content(b"other").unwrap();
+        let PartitionContent::BiosBoot { b3, .. } = other else {
+            unreachable!()
+        };
+        let damaged = PartitionContent::BiosBoot {
+            data: data.clone(),
+            b3,
+        };
+        let err = bios_boot_bytes(&damaged).unwrap_err().to_string();
+        assert!(err.contains("BLAKE3"), "{err}");
+        assert!(bios_boot_bytes(&PartitionContent::Unknown).is_err());
+    }
 }
