@@ -41,11 +41,18 @@ R=$W/root; mkdir -p "$R"; mount "${L}p1" "$R"; MOUNTS+=("$R")
 mkdir -p "$R/etc" "$R/boot/efi" "$R/var/log" "$R/usr/bin"
 echo "PRODUCT_VERSION='8.2.1'" >"$R/etc/xensource-inventory"
 echo testhost >"$R/etc/hostname"
-swap_uuid=$(blkid -p -s UUID -o value "${L}p6")
-printf 'LABEL=root-xs / ext4 defaults 1 1\nUUID=%s none swap defaults 0 0\n' "$swap_uuid" >"$R/etc/fstab"
-mount "${L}p4" "$R/boot/efi"; MOUNTS+=("$R/boot/efi")
+swap_uuid=$(blkid -p -s UUID -o value "${L}p6"); esp_uuid=$(blkid -p -s UUID -o value "${L}p4")
+printf 'LABEL=root-xs / ext4 defaults 1 1\nUUID=%s /boot/efi vfat defaults 0 2\nUUID=%s none swap defaults 0 0\n' \
+  "$esp_uuid" "$swap_uuid" >"$R/etc/fstab"
+# The ESP's mount point comes from the mount table when the kernel can mount vfat, else from
+# the root's fstab (by UUID=): "/boot/efi" either way. The logs are always mounted.
+if grep -qw vfat /proc/filesystems || modprobe -q vfat 2>/dev/null; then
+  mount "${L}p4" "$R/boot/efi"; MOUNTS+=("$R/boot/efi")
+else
+  note "this kernel has no vfat: the ESP's mount point is read from the root's fstab"
+fi
 mount "${L}p5" "$R/var/log"; MOUNTS+=("$R/var/log")
-echo hello >"$R/boot/efi/grub.cfg"; echo log >"$R/var/log/messages"
+echo log >"$R/var/log/messages"
 
 note "2. the backup records the disk"
 "$LIFEBOAT" backup --root "$R" --backup-device "${L}p2" --json >"$W/b.json" 2>"$W/b.err" \
