@@ -24,7 +24,14 @@ pub fn plan(
     match request {
         TargetRequest::Automatic => {
             let root = find_root(backup, &ident, devices, None)?;
-            recorded_disk(backup, &ident, devices, root, machine, "found by the recorded identity")
+            recorded_disk(
+                backup,
+                &ident,
+                devices,
+                root,
+                machine,
+                "found by the recorded identity",
+            )
         }
         TargetRequest::Partition(spec) => {
             let d = named(devices, spec, &request.spelt())?;
@@ -32,7 +39,14 @@ pub fn plan(
                 recorded_disk(backup, &ident, devices, d, machine, "named by hand")
             } else {
                 let root = find_root(backup, &ident, devices, Some(&d.dev.name))?;
-                recorded_disk(backup, &ident, devices, root, machine, "found on the disk named")
+                recorded_disk(
+                    backup,
+                    &ident,
+                    devices,
+                    root,
+                    machine,
+                    "found on the disk named",
+                )
             }
         }
         TargetRequest::Disk(spec) => {
@@ -238,7 +252,11 @@ fn machine_mismatches(backup: &BackupFacts, machine: &MachineIdentity) -> Vec<St
     };
     let pairs = [
         ("machine UUID", &rec.product_uuid, &machine.product_uuid),
-        ("machine serial", &rec.product_serial, &machine.product_serial),
+        (
+            "machine serial",
+            &rec.product_serial,
+            &machine.product_serial,
+        ),
     ];
     for (what, want, have) in pairs {
         let Some(want) = want.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
@@ -340,13 +358,15 @@ fn recorded_disk(
         backup.content_bytes,
         backup.entries,
     )?);
-    let disk = disk_of(devices, &root.dev.disk).cloned().unwrap_or_else(|| {
-        DeviceFacts::new(crate::identity::devices::BlockDev {
-            name: root.dev.disk.clone(),
-            disk: root.dev.disk.clone(),
-            ..Default::default()
-        })
-    });
+    let disk = disk_of(devices, &root.dev.disk)
+        .cloned()
+        .unwrap_or_else(|| {
+            DeviceFacts::new(crate::identity::devices::BlockDev {
+                name: root.dev.disk.clone(),
+                disk: root.dev.disk.clone(),
+                ..Default::default()
+            })
+        });
     // The ESP: the recorded one on the same disk, by PARTUUID, else the disk's ESP.
     let esp = esp_fs(backup).and_then(|fs| {
         let pu = backup
@@ -399,9 +419,19 @@ fn recorded_disk(
             },
         ));
     }
-    steps.push(step("restore-root".into(), root_dev.clone(), None, Action::RestoreRoot));
+    steps.push(step(
+        "restore-root".into(),
+        root_dev.clone(),
+        None,
+        Action::RestoreRoot,
+    ));
     if let Some((e, _)) = &esp {
-        steps.push(step("restore-esp".into(), e.dev.dev_path(), None, Action::RestoreEsp));
+        steps.push(step(
+            "restore-esp".into(),
+            e.dev.dev_path(),
+            None,
+            Action::RestoreEsp,
+        ));
     }
     steps.push(step(
         "set-final-identity".into(),
@@ -669,9 +699,19 @@ fn blank_disk(
         ));
     }
     let root_dev = partition_path(&disk.dev.name, root_part.number);
-    steps.push(step("restore-root".into(), root_dev.clone(), None, Action::RestoreRoot));
+    steps.push(step(
+        "restore-root".into(),
+        root_dev.clone(),
+        None,
+        Action::RestoreRoot,
+    ));
     if let Some(e) = &esp_device {
-        steps.push(step("restore-esp".into(), e.clone(), None, Action::RestoreEsp));
+        steps.push(step(
+            "restore-esp".into(),
+            e.clone(),
+            None,
+            Action::RestoreEsp,
+        ));
     } else if esp_rec.is_some() {
         notes.push(format!(
             "the backup has an ESP (/boot/efi) but the recorded layout of {} has none: its files go into the root filesystem",

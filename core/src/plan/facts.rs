@@ -139,18 +139,26 @@ pub fn find_named<'a>(devs: &'a [DeviceFacts], spec: &str) -> Vec<&'a DeviceFact
         .map(|d| d.name.clone())
         .collect();
     if !found.is_empty() {
-        return devs.iter().filter(|d| found.contains(&d.dev.name)).collect();
+        return devs
+            .iter()
+            .filter(|d| found.contains(&d.dev.name))
+            .collect();
     }
     let eq = |a: Option<&str>| {
         a.is_some_and(|a| {
             let a = a.trim();
             a.eq_ignore_ascii_case(spec)
-                || a.strip_prefix("0x").is_some_and(|r| r.eq_ignore_ascii_case(spec))
-                || spec.strip_prefix("0x").is_some_and(|r| r.eq_ignore_ascii_case(a))
+                || a.strip_prefix("0x")
+                    .is_some_and(|r| r.eq_ignore_ascii_case(spec))
+                || spec
+                    .strip_prefix("0x")
+                    .is_some_and(|r| r.eq_ignore_ascii_case(a))
         })
     };
     devs.iter()
-        .filter(|d| !d.dev.is_partition() && (eq(d.dev.serial.as_deref()) || eq(d.dev.wwn.as_deref())))
+        .filter(|d| {
+            !d.dev.is_partition() && (eq(d.dev.serial.as_deref()) || eq(d.dev.wwn.as_deref()))
+        })
         .collect()
 }
 
@@ -171,7 +179,8 @@ pub fn boot_disks(devs: &[BlockDev]) -> Vec<String> {
 /// caller also checks that it has no partition table at all, which an empty GPT would not
 /// show here.)
 pub fn looks_blank(devs: &[BlockDev], disk: &str) -> bool {
-    devs.iter().any(|d| d.name == disk && !d.is_partition() && d.fs.is_none())
+    devs.iter()
+        .any(|d| d.name == disk && !d.is_partition() && d.fs.is_none())
         && !devs.iter().any(|d| d.disk == disk && d.is_partition())
 }
 

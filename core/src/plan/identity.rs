@@ -67,8 +67,8 @@ pub fn identity_from_system_files(
 ) -> Result<RootIdentity, PlanError> {
     let no = |reason: String| PlanError::NoIdentity { reason };
     let fstab = fstab.ok_or_else(|| no("the backup has no etc/fstab".into()))?;
-    let (spec, fstype) = fstab_root(fstab)
-        .ok_or_else(|| no("the backup's etc/fstab has no line for /".into()))?;
+    let (spec, fstype) =
+        fstab_root(fstab).ok_or_else(|| no("the backup's etc/fstab has no line for /".into()))?;
     let (mut label, mut uuid) = split_spec(&spec);
     let mut from = vec![format!("etc/fstab ({spec} for /)")];
     if let Some(g) = grub_cfg.and_then(grub_root) {
@@ -130,7 +130,9 @@ pub fn identity_from_system_files(
 
 fn from_files(files: Option<&SystemFiles>, what: &str) -> Result<RootIdentity, PlanError> {
     let files = files.ok_or_else(|| PlanError::NoIdentity {
-        reason: format!("{what} records no identity and its etc/fstab, grub.cfg and inventory were not read"),
+        reason: format!(
+            "{what} records no identity and its etc/fstab, grub.cfg and inventory were not read"
+        ),
     })?;
     identity_from_system_files(
         files.fstab.as_deref(),
@@ -159,20 +161,23 @@ pub fn root_identity(backup: &BackupFacts) -> Result<RootIdentity, PlanError> {
             }
             // A backup of a directory that was not a filesystem of its own: the tree's files.
             from_files(backup.system_files.as_ref(), "the manifest").map_err(|e| match e {
-                PlanError::NoIdentity { reason } => PlanError::NoIdentity {
-                    reason: format!(
+                PlanError::NoIdentity { reason } => {
+                    PlanError::NoIdentity {
+                        reason: format!(
                         "the manifest records no ext filesystem for the root ({}), and {reason}",
                         if fs.fstype.is_empty() { "none" } else { &fs.fstype }
                     ),
-                },
+                    }
+                }
                 e => e,
             })
         }
         (BackupKind::Lifeboat, None) | (BackupKind::PlainTar, _) => {
             from_files(backup.system_files.as_ref(), "this plain tar generation")
         }
-        (BackupKind::XenServerTree, _) => {
-            from_files(backup.system_files.as_ref(), "this XenServer backup partition")
-        }
+        (BackupKind::XenServerTree, _) => from_files(
+            backup.system_files.as_ref(),
+            "this XenServer backup partition",
+        ),
     }
 }

@@ -71,7 +71,10 @@ fn same(a: Option<&str>, b: Option<&str>) -> Option<bool> {
 /// have it), else by host name.
 pub fn is_this_host<T: Dated + ?Sized>(b: &T, this: &ThisHost) -> bool {
     if let Some(m) = b.machine() {
-        if let Some(v) = same(m.product_uuid.as_deref(), this.machine.product_uuid.as_deref()) {
+        if let Some(v) = same(
+            m.product_uuid.as_deref(),
+            this.machine.product_uuid.as_deref(),
+        ) {
             return v;
         }
         if let Some(v) = same(

@@ -26,7 +26,9 @@ impl Mode {
     pub fn describe(self) -> &'static str {
         match self {
             Mode::RecordedDisk => "restore the root (and ESP) into the existing partitions",
-            Mode::BlankDisk => "recreate the whole recorded disk layout on a blank disk, then restore",
+            Mode::BlankDisk => {
+                "recreate the whole recorded disk layout on a blank disk, then restore"
+            }
         }
     }
 }
@@ -106,7 +108,10 @@ pub enum Action {
     },
     /// A filesystem that is not part of the backup (logs, a backup partition), recreated
     /// empty with its recorded identity.
-    MakeEmptyFilesystem { role: String, fs: FilesystemIdentity },
+    MakeEmptyFilesystem {
+        role: String,
+        fs: FilesystemIdentity,
+    },
     /// A partition left empty, never formatted.
     LeaveEmpty { reason: String },
     /// Write the recorded BIOS boot partition bytes (GRUB's core.img).
