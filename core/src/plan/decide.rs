@@ -35,8 +35,18 @@ pub fn plan(
         }
         TargetRequest::Partition(spec) => {
             let d = named(devices, spec, &request.spelt())?;
+            let partitioned = devices
+                .iter()
+                .any(|p| p.dev.is_partition() && p.dev.disk == d.dev.name);
             if d.dev.is_partition() {
                 recorded_disk(backup, &ident, devices, d, machine, "named by hand")
+            } else if !partitioned && d.dev.fs.is_some() {
+                // A whole-disk filesystem, such as an md array: restore through it.
+                recorded_disk(backup, &ident, devices, d, machine, "a whole device named by hand")
+            } else if !partitioned {
+                Err(PlanError::NotAPartition {
+                    device: d.dev.dev_path(),
+                })
             } else {
                 let root = find_root(backup, &ident, devices, Some(&d.dev.name))?;
                 recorded_disk(

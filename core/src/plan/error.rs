@@ -77,3 +77,30 @@ pub enum PlanError {
     #[error("{0}")]
     Latest(#[from] super::latest::LatestError),
 }
+
+impl PlanError {
+    /// A stable name of the refusal, for `--json` and tests.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PlanError::NoSuchDevice { .. } => "no-such-device",
+            PlanError::Ambiguous { .. } => "ambiguous",
+            PlanError::HoldsThisBackup { .. } => "holds-this-backup",
+            PlanError::HoldsOtherBackup { .. } => "holds-other-backup",
+            PlanError::Mounted { .. } => "mounted",
+            PlanError::MdLeg { .. } => "md-leg",
+            PlanError::BootMedium { .. } => "boot-medium",
+            PlanError::TooSmall { .. } => "too-small",
+            PlanError::TooFewInodes { .. } => "too-few-inodes",
+            PlanError::NotAPartition { .. } => "not-a-partition",
+            PlanError::NotADisk { .. } => "not-a-disk",
+            PlanError::DiskNotBlank { .. } => "disk-not-blank",
+            PlanError::DiskTooSmall { .. } => "disk-too-small",
+            PlanError::NoDiskLayout { .. } => "no-disk-layout",
+            PlanError::NoRootInLayout { .. } => "no-root-in-layout",
+            PlanError::Unsupported { .. } => "unsupported",
+            PlanError::RootNotFound { .. } => "root-not-found",
+            PlanError::NoIdentity { .. } => "no-identity",
+            PlanError::Latest(_) => "no-latest",
+        }
+    }
+}
