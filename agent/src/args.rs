@@ -208,6 +208,36 @@ mod tests {
     }
 
     #[test]
+    fn plan_takes_its_targets_xe_style() {
+        assert_eq!(
+            norm(&[
+                "lifeboat",
+                "plan",
+                "latest",
+                "target=PARTUUID=abc",
+                "--json"
+            ])
+            .unwrap(),
+            [
+                "lifeboat",
+                "plan",
+                "latest",
+                "--target=PARTUUID=abc",
+                "--json"
+            ]
+        );
+        assert_eq!(
+            norm(&["lifeboat", "plan", "target-disk=/dev/sdb"]).unwrap(),
+            ["lifeboat", "plan", "--target-disk=/dev/sdb"]
+        );
+        // A tag given as the value of --target stays a value.
+        assert_eq!(
+            norm(&["lifeboat", "plan", "--target", "LABEL=root-x"]).unwrap(),
+            ["lifeboat", "plan", "--target", "LABEL=root-x"]
+        );
+    }
+
+    #[test]
     fn an_unknown_key_is_reported_as_typed() {
         let err = norm(&["lifeboat", "host-backup", "bogus-key=1"]).unwrap_err();
         assert_eq!(err.word, "bogus-key=1");

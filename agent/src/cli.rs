@@ -129,6 +129,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Extract a generation or a file beneath a directory, checking every checksum.
     Restore(RestoreArgs),
+    /// Show what a restore would do, without writing anything: the disk, every step with what
+    /// it destroys, the checks (exit 2 when the restore would be refused).
+    Plan(PlanArgs),
     /// Build the recovery image (kernel + initramfs), and optionally a PXE tree or an ISO.
     Mkrescue(MkrescueArgs),
 }
@@ -222,6 +225,25 @@ pub struct RestoreArgs {
     /// way, other files are kept.
     #[arg(long)]
     pub force: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Generation id, or `latest` (the newest backup of this host; the default).
+    pub generation: Option<String>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// The partition to restore the root into: PARTUUID=, LABEL=, a by-id name or a kernel
+    /// name (default: the partition the backup recorded).
+    #[arg(long, conflicts_with = "target_disk")]
+    pub target: Option<String>,
+    /// A blank disk to recreate the whole recorded layout on: serial, WWN, by-id name or
+    /// kernel name.
+    #[arg(long)]
+    pub target_disk: Option<String>,
+    /// The plan (or the refusal) as JSON on stdout.
     #[arg(long)]
     pub json: bool,
 }

@@ -9,6 +9,7 @@
 //! - [`store`] keeps generations in the backup partition, committed atomically;
 //! - [`restore`] extracts an archive beneath a target directory, refusing escapes;
 //! - [`identity`] reads machines, disks, partitions, filesystems and the XenServer inventory;
+//! - [`plan`] decides a restore before anything is written (target, steps, safety rules);
 //! - [`kmod`] reads kernel module metadata (dependencies, aliases) for the recovery image;
 //! - [`programs`] finds the external programs run or copied into the recovery image;
 //! - [`sys`] is the one system-call layer (the `*at` calls, xattrs, inode flags, holes);
@@ -20,6 +21,7 @@ pub mod codec;
 pub mod identity;
 pub mod io;
 pub mod kmod;
+pub mod plan;
 pub mod programs;
 pub mod progress;
 pub mod restore;

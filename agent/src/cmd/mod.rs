@@ -10,6 +10,7 @@ mod host_restore;
 mod init_store;
 mod list;
 mod mkrescue;
+mod plan;
 mod restore;
 mod verify;
 
@@ -24,5 +25,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::run(args, quiet),
         Command::Restore(args) => restore::run(args, quiet),
         Command::Mkrescue(args) => mkrescue::run(args, quiet),
+        Command::Plan(args) => plan::run(args, quiet),
     }
 }

@@ -8,7 +8,7 @@ use std::io::Read;
 
 use super::manifest::{Counts, Manifest, Trailer};
 use super::reader::ArchiveReader;
-use super::{ArchiveError, Entry};
+use super::{ArchiveError, Entry, EntryKind};
 use crate::codec::{self, Codec};
 use crate::restore::validate::{Invalid, Validator};
 
@@ -136,6 +136,66 @@ pub fn verify_reader<R: Read>(
     codec: Codec,
     each: &mut dyn FnMut(&Entry),
 ) -> Result<VerifyReport, VerifyError> {
+    verify_reader_collecting(reader, codec, each, &mut SmallFiles::new(&[]))
+}
+
+/// The largest file [`SmallFiles`] keeps (a fstab, a grub.cfg, an inventory are a few KiB).
+pub const SMALL_FILE_MAX: u64 = 1 << 20;
+
+/// Named small regular files of an archive, collected while it is verified (the archive is
+/// read once): e.g. `etc/fstab`, `boot/grub/grub.cfg` and `etc/xensource-inventory`, which
+/// give the root's identity when the backup records none (`crate::plan::identity`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SmallFiles {
+    /// The archive paths wanted (no leading `./`).
+    pub wanted: Vec<String>,
+    /// Each wanted path found as a regular file of at most [`SMALL_FILE_MAX`] bytes (hard
+    /// links and symlinks are not followed), with its content.
+    pub found: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+impl SmallFiles {
+    pub fn new(wanted: &[&str]) -> Self {
+        SmallFiles {
+            wanted: wanted
+                .iter()
+                .map(|w| w.trim_start_matches("./").to_string())
+                .collect(),
+            found: Default::default(),
+        }
+    }
+    /// The content of `path` as text (lossy), when it was found.
+    pub fn text(&self, path: &str) -> Option<String> {
+        self.found
+            .get(path)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    }
+    fn wants(&self, e: &Entry) -> Option<String> {
+        if !matches!(e.kind, EntryKind::File { sparse: None }) || e.size > SMALL_FILE_MAX {
+            return None;
+        }
+        let p = std::str::from_utf8(&e.path).ok()?;
+        self.wanted.iter().any(|w| w == p).then(|| p.to_string())
+    }
+}
+
+/// [`verify_tar`] that also collects the named small files (see [`SmallFiles`]): one read of
+/// the archive both verifies it and returns those files' contents.
+pub fn verify_tar_collecting<R: Read>(
+    tar: R,
+    codec: Codec,
+    files: &mut SmallFiles,
+) -> Result<VerifyReport, VerifyError> {
+    verify_reader_collecting(&mut ArchiveReader::new(tar), codec, &mut |_| {}, files)
+}
+
+/// [`verify_reader`], keeping the content of the files `files` names.
+pub fn verify_reader_collecting<R: Read>(
+    reader: &mut ArchiveReader<R>,
+    codec: Codec,
+    each: &mut dyn FnMut(&Entry),
+    files: &mut SmallFiles,
+) -> Result<VerifyReport, VerifyError> {
     let mut validator = Validator::new();
     // The raw path of the last entry read (made printable only for an error).
     let mut last: Option<Vec<u8>> = None;
@@ -158,13 +218,22 @@ pub fn verify_reader<R: Read>(
         if let Err(invalid) = validator.check(&e.entry) {
             return Err(at(invalid.into(), &last));
         }
+        let keep = files.wants(&e.entry);
+        let mut kept = Vec::new();
         loop {
             match e.read(&mut buf) {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(n) => {
+                    if keep.is_some() {
+                        kept.extend_from_slice(&buf[..n]);
+                    }
+                }
                 Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(at(ArchiveError::from(err).into(), &last)),
             }
+        }
+        if let Some(path) = keep {
+            files.found.insert(path, kept);
         }
         each(&e.entry);
     }

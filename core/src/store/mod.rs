@@ -331,19 +331,39 @@ impl Store {
         Ok(out)
     }
 
-    /// The newest committed generation.
+    /// The generation committed last (by id: the order of commits). Not what a user means by
+    /// "latest": that is [`Store::latest_of`].
     pub fn latest(&self) -> Result<Option<Generation>, StoreError> {
         Ok(self.generations()?.pop())
     }
 
-    /// A generation by id, or `latest`.
-    pub fn find(&self, id: &str) -> Result<Generation, StoreError> {
+    /// "latest" by the one rule ([`crate::plan::select_latest`]): the newest generation of
+    /// `this` host by the time it was taken; other hosts' generations only by id.
+    pub fn latest_of(&self, this: &crate::plan::ThisHost) -> Result<Generation, StoreError> {
         let gens = self.generations()?;
-        let found = if id == "latest" {
-            gens.last().cloned()
-        } else {
-            gens.iter().find(|g| g.id == id).cloned()
-        };
+        crate::plan::select_latest(&gens, this)
+            .cloned()
+            .map_err(|e| {
+                StoreError::NotFound(match e {
+                    crate::plan::LatestError::None => format!(
+                        "no generation 'latest': the store at {} holds none",
+                        self.root.display()
+                    ),
+                    e => format!(
+                        "no generation 'latest' in the store at {}: {e}; name one by its id",
+                        self.root.display()
+                    ),
+                })
+            })
+    }
+
+    /// A generation by id, or `latest` (of the running host, see [`Store::latest_of`]).
+    pub fn find(&self, id: &str) -> Result<Generation, StoreError> {
+        if id == "latest" {
+            return self.latest_of(&crate::plan::ThisHost::running());
+        }
+        let gens = self.generations()?;
+        let found = gens.iter().find(|g| g.id == id).cloned();
         found.ok_or_else(|| {
             let known: Vec<&str> = gens.iter().map(|g| g.id.as_str()).collect();
             StoreError::NotFound(if known.is_empty() {

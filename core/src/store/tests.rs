@@ -57,7 +57,21 @@ fn create_commit_list_prune() {
     assert_eq!(std::fs::read(gens[2].archive_path()).unwrap(), b"three");
     assert_eq!(gens[2].meta.archive, "backup.tar.zst");
     assert_eq!(store.latest().unwrap().unwrap().id, g3.id);
-    assert_eq!(store.find("latest").unwrap().id, g3.id);
+    let h1 = crate::plan::ThisHost {
+        hostname: "h1".into(),
+        ..Default::default()
+    };
+    assert_eq!(store.latest_of(&h1).unwrap().id, g3.id);
+    // Another host's generations are never "latest".
+    let h2 = crate::plan::ThisHost {
+        hostname: "h2".into(),
+        ..Default::default()
+    };
+    let e = store.latest_of(&h2).unwrap_err().to_string();
+    assert!(
+        e.contains("other hosts' backups are restored only when chosen by hand"),
+        "{e}"
+    );
     assert!(store.find("20000101T000000Z").is_err());
     // Files are private.
     use std::os::unix::fs::PermissionsExt;

@@ -1,0 +1,117 @@
+//! One rule for "latest", everywhere: the newest backup of this host by the time it was taken
+//! (the manifest's `created`). "This host" is the running machine's identity (product UUID,
+//! else serial) when the backup records one and the machine reports it, else the host name.
+//! Other hosts' backups are restored only when chosen by hand (by generation id).
+
+use crate::archive::manifest::MachineIdentity;
+use crate::store::Generation;
+
+/// The machine asking for "latest".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThisHost {
+    pub machine: MachineIdentity,
+    pub hostname: String,
+}
+
+impl ThisHost {
+    /// The running machine (DMI identity, which needs root, and the kernel's host name).
+    pub fn running() -> Self {
+        ThisHost {
+            machine: crate::identity::machine::machine_identity(),
+            hostname: crate::identity::machine::hostname_of_root(std::path::Path::new("/")),
+        }
+    }
+}
+
+/// What "latest" needs to know of a backup.
+pub trait Dated {
+    /// When it was taken (RFC 3339 UTC; compared as text, which orders such times).
+    fn created(&self) -> &str;
+    fn host(&self) -> &str;
+    /// The machine it was taken on, when recorded.
+    fn machine(&self) -> Option<&MachineIdentity>;
+    /// How to name it in a message, e.g. "generation 20260101T000000Z of host1".
+    fn label(&self) -> String;
+}
+
+impl Dated for Generation {
+    fn created(&self) -> &str {
+        &self.meta.created
+    }
+    fn host(&self) -> &str {
+        &self.meta.host
+    }
+    fn machine(&self) -> Option<&MachineIdentity> {
+        self.meta.manifest.as_ref().map(|m| &m.machine)
+    }
+    fn label(&self) -> String {
+        format!(
+            "generation {} of host '{}' taken {}",
+            self.id, self.meta.host, self.meta.created
+        )
+    }
+}
+
+/// No backup of this host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LatestError {
+    #[error("there is no backup to restore")]
+    None,
+    #[error("no backup here was taken on this host ({this}); other hosts' backups are restored only when chosen by hand: {}", .others.join("; "))]
+    OtherHostsOnly { this: String, others: Vec<String> },
+}
+
+fn same(a: Option<&str>, b: Option<&str>) -> Option<bool> {
+    let a = a.map(str::trim).filter(|s| !s.is_empty())?;
+    let b = b.map(str::trim).filter(|s| !s.is_empty())?;
+    Some(a.eq_ignore_ascii_case(b))
+}
+
+/// True when `b` was taken on `this`: by product UUID, else product serial (when both sides
+/// have it), else by host name.
+pub fn is_this_host<T: Dated + ?Sized>(b: &T, this: &ThisHost) -> bool {
+    if let Some(m) = b.machine() {
+        if let Some(v) = same(
+            m.product_uuid.as_deref(),
+            this.machine.product_uuid.as_deref(),
+        ) {
+            return v;
+        }
+        if let Some(v) = same(
+            m.product_serial.as_deref(),
+            this.machine.product_serial.as_deref(),
+        ) {
+            return v;
+        }
+    }
+    same(Some(b.host()), Some(&this.hostname)).unwrap_or(false)
+}
+
+/// The newest backup of this host by the time it was taken; on equal times the later one in
+/// `items` (stores list generations oldest first).
+pub fn select_latest<'a, T: Dated>(items: &'a [T], this: &ThisHost) -> Result<&'a T, LatestError> {
+    if items.is_empty() {
+        return Err(LatestError::None);
+    }
+    let mut best: Option<&T> = None;
+    for b in items.iter().filter(|b| is_this_host(*b, this)) {
+        match best {
+            Some(x) if b.created() < x.created() => {}
+            _ => best = Some(b),
+        }
+    }
+    best.ok_or_else(|| LatestError::OtherHostsOnly {
+        this: describe(this),
+        others: items.iter().map(Dated::label).collect(),
+    })
+}
+
+fn describe(this: &ThisHost) -> String {
+    let mut s = format!("host name '{}'", this.hostname);
+    if let Some(u) = this.machine.product_uuid.as_deref() {
+        s.push_str(&format!(", machine UUID {u}"));
+    } else if let Some(sn) = this.machine.product_serial.as_deref() {
+        s.push_str(&format!(", machine serial {sn}"));
+    }
+    s
+}
