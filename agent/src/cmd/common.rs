@@ -225,7 +225,9 @@ pub(crate) fn decode(input: Input, progress: &'static dyn Progress) -> Result<De
     } = input;
     let (codec, reader, generation) = match source {
         Source::Generation(g) => {
-            let (codec, reader) = g.open_verified_reader(|f| ProgressReader::new(f, progress))?;
+            let (codec, reader) = g
+                .open_verified_reader(|f| ProgressReader::new(f, progress))
+                .map_err(GenerationRefused)?;
             (codec, reader, Some(g))
         }
         Source::Stream(stream) => {
@@ -248,6 +250,21 @@ pub(crate) fn decode(input: Input, progress: &'static dyn Progress) -> Result<De
         _mount,
     })
 }
+
+/// A generation that does not open as its meta.json records (no archive at all, another
+/// codec or manifest, a file of another size), or cannot be opened: the store's error. Its
+/// message already carries the cause, so the cause is not given again as a source (which
+/// would print it twice in `error: a: b` chains).
+#[derive(Debug)]
+pub(crate) struct GenerationRefused(pub StoreError);
+
+impl std::fmt::Display for GenerationRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for GenerationRefused {}
 
 /// An archive opened for reading: the archive reader over the decompressed stream.
 pub(crate) struct Decoded {

@@ -5,13 +5,14 @@
 //! all, or a file that is not a Lifeboat or tar archive (a directory, random bytes).
 //! A generation is read the one way every consumer reads it (see [`decode`]).
 
-use super::common::{decode, open_file, open_generation, open_store, Decoded, Input, NotAnArchive};
+use super::common::{
+    decode, open_file, open_generation, open_store, Decoded, GenerationRefused, Input, NotAnArchive,
+};
 use crate::cli::{ArchiveArgs, VerifyArgs};
 use crate::ui::Bar;
 use anyhow::{bail, Result};
 use lifeboat_core::archive::verify::{verify_reader, VerifyReport};
 use lifeboat_core::progress::Progress;
-use lifeboat_core::store::StoreError;
 use std::process::ExitCode;
 
 pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
@@ -139,8 +140,8 @@ fn verify_one(input: Input, quiet: bool) -> Result<VerifyReport, Verdict> {
             Ok(n) => Verdict::NotAnArchive(n),
             // A generation that does not open as its meta.json records (no archive at all,
             // another codec, another manifest) is damage at rest, like any other.
-            Err(e) => Verdict::Damaged(match e.downcast_ref::<StoreError>() {
-                Some(s) => s.to_string(),
+            Err(e) => Verdict::Damaged(match e.downcast_ref::<GenerationRefused>() {
+                Some(g) => g.to_string(),
                 None => e.root_cause().to_string(),
             }),
         }),

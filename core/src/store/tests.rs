@@ -317,6 +317,42 @@ fn a_generation_with_its_first_block_zeroed_is_refused() {
 }
 
 #[test]
+fn a_compressed_generation_of_garbage_is_refused_where_it_is_opened() {
+    use crate::archive::ArchiveError;
+    use crate::codec::Codec;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::create(tmp.path()).unwrap();
+    let lock = store.lock("backup").unwrap();
+    let garbage = b"this is not a tar archive at all\n".repeat(1000);
+    for codec in Codec::ALL {
+        // A generation whose meta.json is right about its file (codec, size), but whose
+        // content is no archive.
+        let g = backup_generation(&store, &lock, codec);
+        let mut e = crate::codec::encoder(Vec::new(), codec, None, 1).unwrap();
+        e.write_all(&garbage).unwrap();
+        let packed = e.finish().unwrap();
+        std::fs::write(g.archive_path(), &packed).unwrap();
+        let mut m = g.meta.clone();
+        m.size = packed.len() as u64;
+        std::fs::write(g.dir.join("meta.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+        let g = store.find(&g.id).unwrap();
+        match g.open_verified_reader(|f| f) {
+            Err(StoreError::Archive {
+                generation,
+                source: ArchiveError::NotAnArchive(what),
+            }) => {
+                assert_eq!(generation, g.id);
+                if codec != Codec::None {
+                    assert!(what.contains(codec.name()), "{codec}: {what}");
+                }
+            }
+            Err(other) => panic!("{codec}: {other:?}"),
+            Ok(_) => panic!("{codec}: a generation of garbage opened"),
+        }
+    }
+}
+
+#[test]
 fn a_generation_that_reads_differently_from_its_meta_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::create(tmp.path()).unwrap();
