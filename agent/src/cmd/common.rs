@@ -120,7 +120,7 @@ pub(crate) enum Source {
     /// A committed generation: read only through
     /// [`store::Generation::open_verified_reader`], against its meta.json, as the recovery
     /// image reads it.
-    Generation(store::Generation),
+    Generation(Box<store::Generation>),
 }
 
 /// Opens `file_name` (`-` = stdin). A directory is refused here, before anything is read.
@@ -161,7 +161,7 @@ pub(crate) fn open_generation(store: &Store, device: &str, id: &str) -> Result<I
         size: Some(g.meta.size),
         name: format!("generation {} ({device})", g.id),
         content_bytes: Some(g.meta.bytes),
-        source: Source::Generation(g),
+        source: Source::Generation(Box::new(g)),
         _mount: None,
     })
 }
@@ -228,7 +228,7 @@ pub(crate) fn decode(input: Input, progress: &'static dyn Progress) -> Result<De
             let (codec, reader) = g
                 .open_verified_reader(|f| ProgressReader::new(f, progress))
                 .map_err(GenerationRefused)?;
-            (codec, reader, Some(g))
+            (codec, reader, Some(*g))
         }
         Source::Stream(stream) => {
             let counted = ProgressReader::new(stream, progress);
