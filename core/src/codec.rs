@@ -340,31 +340,16 @@ impl ThreadedReader {
             .spawn(move || loop {
                 let mut buf = spare.try_recv().unwrap_or_default();
                 buf.resize(CHUNK, 0);
-                let mut got = 0;
-                let mut end = false;
-                while got < CHUNK {
-                    match inner.read(&mut buf[got..]) {
-                        Ok(0) => {
-                            end = true;
-                            break;
-                        }
-                        Ok(n) => got += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            if got > 0 {
-                                buf.truncate(got);
-                                let _ = tx.send(Piece::Data(buf));
-                            }
-                            let _ = tx.send(Piece::Err(e));
-                            return;
-                        }
-                    }
-                }
+                let (got, err) = read_up_to(&mut inner, &mut buf);
                 buf.truncate(got);
                 if got > 0 && tx.send(Piece::Data(buf)).is_err() {
                     return;
                 }
-                if end {
+                if let Some(e) = err {
+                    let _ = tx.send(Piece::Err(e));
+                    return;
+                }
+                if got < CHUNK {
                     let _ = tx.send(Piece::End);
                     return;
                 }
