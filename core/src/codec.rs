@@ -6,8 +6,9 @@
 //! (peeks the first block of the tar stream, decompressed when the stream is compressed: it
 //! must be a valid tar header, otherwise the error carries [`ArchiveError::NotAnArchive`], or
 //! [`ArchiveError::Empty`] for an empty stream; `ArchiveError::from(io_error)` gets it back.
-//! A compressed stream whose first block is all zeros or shorter than a block is handed on:
-//! the archive reader says it is empty or cut short);
+//! A compressed stream whose content is empty or starts with a zero block is handed on: the
+//! archive reader says it holds no entry. A decompression error in that first block is
+//! returned by the read that reaches it, not by `decoder`);
 //! `encoder(writer, codec, level: Option<i32>, threads) -> io::Result<Encoder<W>>` where
 //! `Encoder<W>: Write` and `finish(self) -> io::Result<W>`.
 //!
