@@ -3,9 +3,12 @@
 //!
 //! Contract: `Codec::{Zstd,Gzip,Xz,None}` with `name()`/`from_name()`; `detect(&[u8]) -> Codec`
 //! (compression magic only); `decoder(reader) -> io::Result<(Codec, Box<dyn Read + Send>)>`
-//! (peeks the first block: a stream with no compression magic must start with a valid tar
-//! header, otherwise the error carries [`ArchiveError::NotAnArchive`], or
-//! [`ArchiveError::Empty`] for an empty stream; `ArchiveError::from(io_error)` gets it back);
+//! (peeks the first block of the tar stream, decompressed when the stream is compressed: it
+//! must be a valid tar header, otherwise the error carries [`ArchiveError::NotAnArchive`], or
+//! [`ArchiveError::Empty`] for an empty stream; `ArchiveError::from(io_error)` gets it back.
+//! A compressed stream whose content is empty or starts with a zero block is handed on: the
+//! archive reader says it holds no entry. A decompression error in that first block is
+//! returned by the read that reaches it, not by `decoder`);
 //! `encoder(writer, codec, level: Option<i32>, threads) -> io::Result<Encoder<W>>` where
 //! `Encoder<W>: Write` and `finish(self) -> io::Result<W>`.
 //!
@@ -164,36 +167,97 @@ fn not_an_archive(e: crate::archive::ArchiveError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-fn peek_magic<R: Read>(mut r: R) -> io::Result<(Codec, Peeked<R>)> {
-    let mut magic = vec![0u8; crate::archive::header::BLOCK];
+/// Reads until `buf` is full or the stream ends: the number of bytes read, and the error
+/// that stopped it early, if one did.
+fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
     let mut got = 0;
-    while got < magic.len() {
-        match r.read(&mut magic[got..]) {
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return (got, Some(e)),
         }
+    }
+    (got, None)
+}
+
+/// The first block of the stream as it comes (compression magic or a tar header), put back.
+fn peek_magic<R: Read>(mut r: R) -> io::Result<(Codec, Peeked<R>)> {
+    let mut magic = vec![0u8; crate::archive::header::BLOCK];
+    let (got, err) = read_up_to(&mut r, &mut magic);
+    if let Some(e) = err {
+        return Err(e);
     }
     magic.truncate(got);
     let codec = detect(&magic);
     if codec == Codec::None {
-        use crate::archive::ArchiveError;
-        if got == 0 {
-            return Err(not_an_archive(ArchiveError::Empty(
-                "it is 0 bytes long".into(),
-            )));
-        }
-        if !is_tar_header(&magic) {
-            let what = if magic.iter().all(|&b| b == 0) {
-                "it starts with zeros where a tar header or a compression magic belongs (its beginning was erased?)"
-            } else {
-                "it starts with neither zstd, gzip or xz magic bytes nor a valid tar header"
-            };
-            return Err(not_an_archive(ArchiveError::NotAnArchive(what.into())));
-        }
+        check_first_block(&magic, None)?;
     }
     Ok((codec, io::Cursor::new(magic).chain(r)))
+}
+
+/// Refuses a stream whose first block of tar data is not a tar header: the stream as it is
+/// (`compressed` None) or the whole content of a compressed stream. In a compressed stream an
+/// empty or all-zero first block is left to the archive reader (an archive with no entry: it
+/// says so).
+fn check_first_block(block: &[u8], compressed: Option<Codec>) -> io::Result<()> {
+    use crate::archive::ArchiveError;
+    let zeros = block.iter().all(|&b| b == 0);
+    if is_tar_header(block) || (compressed.is_some() && zeros) {
+        return Ok(());
+    }
+    let what = match compressed {
+        // The decompressor ended cleanly before a whole block: the content is that short.
+        Some(c) if block.len() < crate::archive::header::BLOCK => format!(
+            "its {c}-compressed content is {} bytes long, less than one tar header",
+            block.len()
+        ),
+        Some(c) => format!("the first 512 bytes of its {c}-compressed content are not a tar header"),
+        None if block.is_empty() => {
+            return Err(not_an_archive(ArchiveError::Empty(
+                "it is 0 bytes long".into(),
+            )))
+        }
+        None if zeros => "it starts with zeros where a tar header or a compression magic belongs (its beginning was erased?)".into(),
+        None => "it starts with neither zstd, gzip or xz magic bytes nor a valid tar header".into(),
+    };
+    Err(not_an_archive(ArchiveError::NotAnArchive(what)))
+}
+
+/// A decompressed stream with its first block read ahead and checked (see
+/// [`check_first_block`]). An error while reading that block is not reported here but where
+/// it would have been without the look-ahead: by the read that reaches it, after the bytes
+/// before it, so that the archive reader can say in which entry the damage is.
+fn peek_tar<'a>(codec: Codec, mut d: Box<dyn Read + Send + 'a>) -> io::Result<PeekedTar<'a>> {
+    let mut first = vec![0u8; crate::archive::header::BLOCK];
+    let (got, err) = read_up_to(&mut d, &mut first);
+    first.truncate(got);
+    if err.is_none() {
+        check_first_block(&first, Some(codec))?;
+    }
+    Ok(io::Cursor::new(first).chain(Deferred { err, inner: d }))
+}
+
+type PeekedTar<'a> = io::Chain<io::Cursor<Vec<u8>>, Deferred<'a>>;
+
+/// The rest of a stream after the look-ahead: the error the look-ahead met, if it met one
+/// (and then the same kind of error again), else the stream itself.
+struct Deferred<'a> {
+    err: Option<io::Error>,
+    inner: Box<dyn Read + Send + 'a>,
+}
+
+impl Read for Deferred<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.err {
+            None => self.inner.read(buf),
+            Some(e) => {
+                let again = io::Error::new(e.kind(), e.to_string());
+                Err(std::mem::replace(e, again))
+            }
+        }
+    }
 }
 
 /// Detects the codec and decompresses in the caller's thread.
@@ -217,9 +281,9 @@ pub fn decoder_inline<'a, R: Read + Send + 'a>(
                 stream,
             )))
         }
-        Codec::None => Box::new(r),
+        Codec::None => return Ok((codec, Box::new(r))),
     };
-    Ok((codec, d))
+    Ok((codec, Box::new(peek_tar(codec, d)?)))
 }
 
 /// The xz decoder, with a clear error when a stream needs more than [`XZ_DECODER_MEMLIMIT`].
@@ -277,31 +341,16 @@ impl ThreadedReader {
             .spawn(move || loop {
                 let mut buf = spare.try_recv().unwrap_or_default();
                 buf.resize(CHUNK, 0);
-                let mut got = 0;
-                let mut end = false;
-                while got < CHUNK {
-                    match inner.read(&mut buf[got..]) {
-                        Ok(0) => {
-                            end = true;
-                            break;
-                        }
-                        Ok(n) => got += n,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => {
-                            if got > 0 {
-                                buf.truncate(got);
-                                let _ = tx.send(Piece::Data(buf));
-                            }
-                            let _ = tx.send(Piece::Err(e));
-                            return;
-                        }
-                    }
-                }
+                let (got, err) = read_up_to(&mut inner, &mut buf);
                 buf.truncate(got);
                 if got > 0 && tx.send(Piece::Data(buf)).is_err() {
                     return;
                 }
-                if end {
+                if let Some(e) = err {
+                    let _ = tx.send(Piece::Err(e));
+                    return;
+                }
+                if got < CHUNK {
                     let _ = tx.send(Piece::End);
                     return;
                 }
@@ -798,7 +847,7 @@ mod tests {
 
     #[test]
     fn truncated_streams_are_errors() -> TestResult {
-        let data = sample(2 << 20);
+        let data = tar_sample(2 << 20);
         for c in [Codec::Zstd, Codec::Gzip] {
             let packed = compress(c, &data, 2)?;
             let cut = &packed[..packed.len() - 10];
@@ -823,7 +872,7 @@ mod tests {
             );
         }
         // Our own output decodes within the decoder's limit.
-        let data = sample(1 << 20);
+        let data = tar_sample(1 << 20);
         let packed = compress(Codec::Xz, &data, 2)?;
         let (_, mut r) = decoder_inline(&packed[..])?;
         let mut back = Vec::new();
@@ -836,7 +885,7 @@ mod tests {
     fn xz_streams_needing_too_much_memory_are_refused() -> TestResult {
         // A real stream whose LZMA2 dictionary property is raised to 512 MiB (the block
         // header's CRC32 fixed up): the decoder must refuse it, with a clear message.
-        let mut packed = compress(Codec::Xz, &sample(100_000), 1)?;
+        let mut packed = compress(Codec::Xz, &tar_sample(100_000), 1)?;
         let hdr = 12; // after the stream header
         let size = (packed[hdr] as usize + 1) * 4;
         let filter = packed[hdr..hdr + size]
@@ -865,12 +914,22 @@ mod tests {
             ),
             ("short", b"x".to_vec()),
         ] {
-            match decoder_inline(&bytes[..])
-                .map(|_| ())
-                .map_err(ArchiveError::from)
-            {
-                Err(ArchiveError::NotAnArchive(_)) => {}
-                other => panic!("{what}: {other:?}"),
+            // The same refusal, when the stream is opened, whether or not it is compressed
+            // (zeros inside a compressed stream are an empty archive: the reader says so).
+            for c in Codec::ALL {
+                if what == "zeros" && c != Codec::None {
+                    assert!(decoder(io::Cursor::new(compress(c, &bytes, 1).unwrap())).is_ok());
+                    continue;
+                }
+                let packed = compress(c, &bytes, 1).unwrap();
+                match decoder(io::Cursor::new(packed))
+                    .map(|_| ())
+                    .map_err(ArchiveError::from)
+                {
+                    Err(ArchiveError::NotAnArchive(m))
+                        if c == Codec::None || m.contains(c.name()) => {}
+                    other => panic!("{what} ({c}): {other:?}"),
+                }
             }
         }
         assert!(matches!(
@@ -879,6 +938,31 @@ mod tests {
                 .map_err(ArchiveError::from),
             Err(ArchiveError::Empty(_))
         ));
+    }
+
+    #[test]
+    fn an_error_in_the_first_block_is_reported_where_it_is_read() -> TestResult {
+        // Cut so early that the decompressor fails before a whole block came out: opening
+        // succeeds, the read that reaches the cut fails (after the bytes before it).
+        for c in [Codec::Zstd, Codec::Gzip, Codec::Xz] {
+            let packed = compress(c, &tar_sample(100_000), 1)?;
+            let (_, mut r) = decoder(io::Cursor::new(packed[..40].to_vec()))?;
+            let mut back = Vec::new();
+            assert!(
+                r.read_to_end(&mut back).is_err(),
+                "{c}: the cut was not reported"
+            );
+            let (_, mut r) = decoder_inline(&packed[..40])?;
+            assert!(
+                r.read_to_end(&mut back).is_err(),
+                "{c}: the cut was not reported"
+            );
+            assert!(
+                r.read(&mut [0u8; 16]).is_err(),
+                "{c}: a read after the error succeeded"
+            );
+        }
+        Ok(())
     }
 
     #[test]

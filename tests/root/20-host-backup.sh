@@ -1,23 +1,15 @@
 #!/bin/bash
 # lifeboat host-backup on a loop-mounted ext4 tree: archive written atomically, mount points
 # named, excludes applied, GNU tar can list and extract it, pre-hook failures stop it.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-LIFEBOAT=${LIFEBOAT:-$PWD/target/x86_64-unknown-linux-musl/release/lifeboat}
-W=$(mktemp -d /var/tmp/lifeboat-hb.XXXXXX)
-cleanup() {
-  for m in "$W/root/var/log" "$W/root/boot/efi" "$W/root"; do
-    mountpoint -q "$m" && umount "$m"
-  done
-  rm -rf "$W"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=tests/root/lib.bash
+source "$(dirname "$0")/lib.bash" hb
 
 truncate -s 64M "$W/root.img"
 mkfs.ext4 -q -F "$W/root.img"
 mkdir -p "$W/root"
-mount -o loop "$W/root.img" "$W/root"
+loop_attach "$W/root.img"
+mount "$REPLY" "$W/root"
+MOUNTS+=("$W/root")
 R=$W/root
 mkdir -p "$R/etc" "$R/tmp/junk" "$R/var/log" "$R/boot/efi" "$R/var/crash" "$R/usr/bin"
 echo "PRODUCT_VERSION='8.2.1'" >"$R/etc/xensource-inventory"
@@ -26,8 +18,8 @@ ln "$R/usr/bin/tool" "$R/usr/bin/tool2"
 echo junk >"$R/tmp/junk/x"; echo crash >"$R/var/crash/core"
 setfattr -n user.lifeboat -v yes "$R/etc/xensource-inventory"
 chattr +i "$R/usr/bin/tool"
-mount -t tmpfs -o size=1M tmpfs "$R/var/log"; echo log >"$R/var/log/messages"
-mount -t tmpfs -o size=1M tmpfs "$R/boot/efi"; echo efi >"$R/boot/efi/grubx64.efi"
+mount -t tmpfs -o size=1M tmpfs "$R/var/log"; MOUNTS+=("$R/var/log"); echo log >"$R/var/log/messages"
+mount -t tmpfs -o size=1M tmpfs "$R/boot/efi"; MOUNTS+=("$R/boot/efi"); echo efi >"$R/boot/efi/grubx64.efi"
 
 # 1. A good backup: exit 0, no .partial left, the skipped mount named on stderr.
 "$LIFEBOAT" host-backup file-name="$W/b.xbk" --root "$R" --json >"$W/summary.json" 2>"$W/err" \

@@ -1,30 +1,10 @@
 # shellcheck shell=bash
-# Shared setup of the store tests (30-39): sourced, not run. A disk image with a GPT
-# (p1 "root" ext4 mounted at $R, p2 "backup" blank), attached as a loop device $LOOP, cleaned
-# up on exit (tests/lib/common.bash: loop_attach). Partition nodes are ${LOOP}p1/p2.
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-  echo "${BASH_SOURCE[0]} is a library: source it from a test" >&2
-  exit 2
-fi
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-# shellcheck source=tests/lib/common.bash
-. tests/lib/common.bash
-LIFEBOAT=${LIFEBOAT:-$PWD/target/x86_64-unknown-linux-musl/release/lifeboat}
-[ -x "$LIFEBOAT" ] || fail "no lifeboat binary at $LIFEBOAT (make build, or set LIFEBOAT)"
-W=$(mktemp -d /var/tmp/lifeboat-store.XXXXXX)
-MOUNTS=()
-store_cleanup() {
-  local i
-  for ((i=${#MOUNTS[@]}-1; i>=0; i--)); do
-    mountpoint -q "${MOUNTS[$i]}" 2>/dev/null && umount -l "${MOUNTS[$i]}"
-  done
-  rm -rf "$W"
-}
-# Runs after the loop devices (and what lifeboat left mounted of them, if it was killed) are
-# gone.
-on_exit store_cleanup
-note() { echo "--- $*"; }
+# Shared setup of the store tests (30-39): sourced, not run. tests/root/lib.bash (LIFEBOAT,
+# the work dir W, MOUNTS cleaned up at exit, note), and a disk image with a GPT (p1 "root"
+# ext4 mounted at $R, p2 "backup" blank), attached as a loop device $LOOP, cleaned up on exit
+# (tests/lib/common.bash: loop_attach). Partition nodes are ${LOOP}p1/p2.
+# shellcheck source=tests/root/lib.bash
+. "$(dirname "${BASH_SOURCE[0]}")/lib.bash" store
 
 # make_disk NAME ROOT_MIB BACKUP_MIB: image $W/NAME.img, loop device echoed (the device is
 # detached at exit even though this runs in a command substitution).

@@ -6,7 +6,7 @@
 use crate::cli::SourceArgs;
 use crate::config::{self, BackupDevice};
 use anyhow::{bail, Context, Result};
-use lifeboat_core::archive::header::{self, BLOCK};
+use lifeboat_core::archive::reader::ArchiveReader;
 use lifeboat_core::archive::ArchiveError;
 use lifeboat_core::codec::{self, Codec};
 use lifeboat_core::io::ProgressReader;
@@ -102,28 +102,35 @@ pub(crate) fn open_store(device: Option<&Path>) -> Result<ReadOnlyStore> {
     })
 }
 
-/// An archive to read: the stream, its size when known (for progress), and the store's mount
-/// when it comes from a generation (kept mounted while it is read).
+/// An archive to read: where it comes from, its size when known (for progress), and the
+/// store's mount when it comes from a generation (kept mounted while it is read).
 pub(crate) struct Input {
-    pub stream: Box<dyn Read + Send>,
+    pub source: Source,
     pub size: Option<u64>,
     pub name: String,
     /// Logical content bytes, when the store recorded them.
     pub content_bytes: Option<u64>,
-    /// The generation read, checked against its meta.json at the start and the end.
-    pub generation: Option<store::Generation>,
     pub _mount: Option<Mounted>,
+}
+
+/// Where an archive comes from.
+pub(crate) enum Source {
+    /// A file or stdin: read as it is.
+    Stream(Box<dyn Read + Send>),
+    /// A committed generation: read only through
+    /// [`store::Generation::open_verified_reader`], against its meta.json, as the recovery
+    /// image reads it.
+    Generation(Box<store::Generation>),
 }
 
 /// Opens `file_name` (`-` = stdin). A directory is refused here, before anything is read.
 pub(crate) fn open_file(file_name: &Path) -> Result<Input> {
     if file_name == Path::new("-") {
         return Ok(Input {
-            stream: Box::new(io::stdin()),
+            source: Source::Stream(Box::new(io::stdin())),
             size: None,
             name: "stdin".into(),
             content_bytes: None,
-            generation: None,
             _mount: None,
         });
     }
@@ -138,27 +145,23 @@ pub(crate) fn open_file(file_name: &Path) -> Result<Input> {
         .with_context(|| format!("cannot open the archive {}", file_name.display()))?;
     let size = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
     Ok(Input {
-        stream: Box::new(f),
+        source: Source::Stream(Box::new(f)),
         size,
         name: file_name.display().to_string(),
         content_bytes: None,
-        generation: None,
         _mount: None,
     })
 }
 
-/// Opens the archive of a committed generation (`latest` or an id).
+/// The archive of a committed generation (`latest` or an id), to be read against its
+/// meta.json (see [`decode`]).
 pub(crate) fn open_generation(store: &Store, device: &str, id: &str) -> Result<Input> {
     let g = store.find(id)?;
-    let f = g
-        .open_archive()
-        .with_context(|| format!("cannot open the archive of generation {} on {device}", g.id))?;
     Ok(Input {
-        stream: Box::new(f),
         size: Some(g.meta.size),
         name: format!("generation {} ({device})", g.id),
         content_bytes: Some(g.meta.bytes),
-        generation: Some(g),
+        source: Source::Generation(Box::new(g)),
         _mount: None,
     })
 }
@@ -184,8 +187,8 @@ pub(crate) fn select(
     }
 }
 
-/// A stream that is neither a tar (plain or compressed) nor a Lifeboat archive: its first
-/// block, once decompressed, is not a tar header.
+/// A file that is neither a tar (plain or compressed) nor a Lifeboat archive: its first
+/// block, once decompressed, is not a tar header (core's [`ArchiveError::NotAnArchive`]).
 #[derive(Debug)]
 pub(crate) struct NotAnArchive {
     pub name: String,
@@ -206,77 +209,72 @@ impl std::fmt::Display for NotAnArchive {
 
 impl std::error::Error for NotAnArchive {}
 
-/// Detects the codec of `input` and decompresses it (progress counted on the compressed
-/// bytes), then checks that the stream starts like a tar: a header with a valid checksum or
-/// an end-of-archive block. Anything else is [`NotAnArchive`].
+/// Opens `input` for the archive reader, progress counted on the compressed bytes. A file is
+/// decompressed by core's [`codec::decoder`], which refuses a stream that is neither a tar
+/// nor a compressed tar ([`NotAnArchive`]). A generation is opened with
+/// [`store::Generation::open_verified_reader`]: checked against its meta.json up to its
+/// first entry (any failure is the store's error, naming the generation); after the last
+/// entry the caller checks the end ([`store::Generation::check_reader_end`]).
 pub(crate) fn decode(input: Input, progress: &'static dyn Progress) -> Result<Decoded> {
-    let counted = ProgressReader::new(input.stream, progress);
-    let (codec, mut tar) = match codec::decoder(counted).map_err(ArchiveError::from) {
-        Ok(d) => d,
-        // Core recognises a stream that is neither compressed nor a tar, or empty.
-        Err(ArchiveError::NotAnArchive(found) | ArchiveError::Empty(found)) => {
-            return Err(NotAnArchive {
-                name: input.name,
-                found,
+    let Input {
+        source,
+        name,
+        content_bytes,
+        _mount,
+        ..
+    } = input;
+    let (codec, reader, generation) = match source {
+        Source::Generation(g) => {
+            let (codec, reader) = g
+                .open_verified_reader(|f| ProgressReader::new(f, progress))
+                .map_err(GenerationRefused)?;
+            (codec, reader, Some(*g))
+        }
+        Source::Stream(stream) => {
+            let counted = ProgressReader::new(stream, progress);
+            match codec::decoder(counted).map_err(ArchiveError::from) {
+                Ok((codec, tar)) => (codec, ArchiveReader::new(tar), None),
+                Err(ArchiveError::NotAnArchive(found) | ArchiveError::Empty(found)) => {
+                    return Err(NotAnArchive { name, found }.into())
+                }
+                Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {name}"))),
             }
-            .into())
         }
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {}", input.name))),
     };
-    let mut first = vec![0u8; BLOCK];
-    let got = read_up_to(&mut tar, &mut first)
-        .map_err(ArchiveError::from)
-        .with_context(|| format!("cannot read {}", input.name))?;
-    first.truncate(got);
-    let inside = match codec {
-        Codec::None => String::new(),
-        c => format!(" of its {c}-compressed content"),
-    };
-    let found = match <&[u8; BLOCK]>::try_from(first.as_slice()) {
-        Ok(block) if block.iter().all(|&b| b == 0) || header::checksum_ok(block) => None,
-        Ok(_) => Some(format!("the first 512 bytes{inside} are not a tar header")),
-        // Empty, or a compressed stream that ends early: the reader says how it is cut short.
-        Err(_) if got == 0 || codec != Codec::None => None,
-        Err(_) => Some(format!("it is {got} bytes long, less than one tar header")),
-    };
-    if let Some(found) = found {
-        return Err(NotAnArchive {
-            name: input.name,
-            found,
-        }
-        .into());
-    }
     Ok(Decoded {
         codec,
-        tar: Box::new(io::Cursor::new(first).chain(tar)),
-        name: input.name,
-        content_bytes: input.content_bytes,
-        generation: input.generation,
-        _mount: input._mount,
+        reader,
+        name,
+        content_bytes,
+        generation,
+        _mount,
     })
 }
 
-/// A decompressed archive stream ready for the archive reader.
-pub(crate) struct Decoded {
-    pub codec: Codec,
-    pub tar: Box<dyn Read + Send>,
-    pub name: String,
-    pub content_bytes: Option<u64>,
-    pub generation: Option<store::Generation>,
-    pub _mount: Option<Mounted>,
+/// A generation that does not open as its meta.json records (no archive at all, another
+/// codec or manifest, a file of another size), or cannot be opened: the store's error. Its
+/// message already carries the cause, so the cause is not given again as a source (which
+/// would print it twice in `error: a: b` chains).
+#[derive(Debug)]
+pub(crate) struct GenerationRefused(pub StoreError);
+
+impl std::fmt::Display for GenerationRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
-fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
+impl std::error::Error for GenerationRefused {}
+
+/// An archive opened for reading: the archive reader over the decompressed stream.
+pub(crate) struct Decoded {
+    pub codec: Codec,
+    pub reader: ArchiveReader<Box<dyn Read + Send>>,
+    pub name: String,
+    pub content_bytes: Option<u64>,
+    /// The generation read, to check against its meta.json after the last entry.
+    pub generation: Option<store::Generation>,
+    pub _mount: Option<Mounted>,
 }
 
 /// The backup source of `backup` and `host-backup`: the root (which must be a directory),
@@ -340,25 +338,25 @@ pub(crate) fn is_no_space(e: &anyhow::Error) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use lifeboat_core::archive::header::BLOCK;
     use lifeboat_core::source::SourceError;
     use std::io::Write;
 
     fn input(bytes: Vec<u8>) -> Input {
         Input {
-            stream: Box::new(io::Cursor::new(bytes)),
+            source: Source::Stream(Box::new(io::Cursor::new(bytes))),
             size: None,
             name: "test.xbk".into(),
             content_bytes: None,
-            generation: None,
             _mount: None,
         }
     }
 
     fn verdict(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
         match decode(input(bytes), crate::ui::Bar::leaked(true, None)) {
-            Ok(mut d) => {
+            Ok(d) => {
                 let mut all = Vec::new();
-                d.tar.read_to_end(&mut all).unwrap();
+                d.reader.into_inner().read_to_end(&mut all).unwrap();
                 Ok(all)
             }
             Err(e) => Err(e.downcast::<NotAnArchive>().unwrap().to_string()),

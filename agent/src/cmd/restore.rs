@@ -6,7 +6,6 @@ use super::common::{decode, select};
 use crate::cli::{ArchiveArgs, RestoreArgs};
 use crate::ui::Bar;
 use anyhow::{bail, Context, Result};
-use lifeboat_core::archive::reader::ArchiveReader;
 use lifeboat_core::progress::Progress;
 use lifeboat_core::restore::{extract, RestoreError, RestoreOptions};
 use std::os::unix::fs::MetadataExt;
@@ -32,17 +31,16 @@ pub fn run(args: RestoreArgs, quiet: bool) -> Result<ExitCode> {
     )?;
     check_target(&target_dir, force)?;
     let bar = Bar::leaked(quiet || json, input.size);
-    let input = decode(input, bar)?;
+    // A generation is opened against its meta.json (codec, kind, manifest) before anything
+    // is written, and checked against it again after its last entry.
+    let mut input = decode(input, bar)?;
     let codec = input.codec;
-    let mut reader = ArchiveReader::new(input.tar);
+    let reader = &mut input.reader;
     let manifest = reader
         .read_manifest()
         .with_context(|| format!("cannot read {}", input.name))?
         .cloned();
     let is_lifeboat = reader.is_lifeboat();
-    if let Some(g) = &input.generation {
-        g.check_start(codec, is_lifeboat, manifest.as_ref())?;
-    }
     if !is_lifeboat && !json {
         eprintln!(
             "lifeboat: warning: {} is a plain tar archive: it carries no checksums, so its content cannot be verified",
@@ -51,24 +49,14 @@ pub fn run(args: RestoreArgs, quiet: bool) -> Result<ExitCode> {
     }
     let mut opts = RestoreOptions::new(&target_dir);
     opts.expected_bytes = input.content_bytes;
-    let result = extract(&mut reader, &opts, bar);
+    let result = extract(reader, &opts, bar);
     bar.finish();
+    let failed = |error: &dyn std::fmt::Display, damaged: bool| {
+        report_failure(json, &input.name, &target_dir, error, damaged)
+    };
     if let (Ok(_), Some(g)) = (&result, &input.generation) {
-        if let Err(e) = g.check_reader_end(codec, &reader) {
-            if json {
-                let out = serde_json::json!({
-                    "ok": false, "archive": input.name, "target": target_dir, "error": e.to_string(),
-                    "damaged": true,
-                });
-                println!("{out}");
-            } else {
-                eprintln!("lifeboat: error: {e}");
-                eprintln!(
-                    "lifeboat: the restore into {} is incomplete: restore from another backup",
-                    target_dir.display()
-                );
-            }
-            return Ok(ExitCode::from(2));
+        if let Err(e) = g.check_reader_end(codec, reader) {
+            return Ok(failed(&e, true));
         }
     }
     let report = match result {
@@ -80,22 +68,7 @@ pub fn run(args: RestoreArgs, quiet: bool) -> Result<ExitCode> {
                     | RestoreError::ArchiveAt { .. }
                     | RestoreError::Content { .. }
             );
-            if json {
-                let out = serde_json::json!({
-                    "ok": false, "archive": input.name, "target": target_dir, "error": e.to_string(),
-                    "damaged": damaged,
-                });
-                println!("{out}");
-            } else {
-                eprintln!("lifeboat: error: {e}");
-                if damaged {
-                    eprintln!(
-                        "lifeboat: the restore into {} is incomplete: restore from another backup",
-                        target_dir.display()
-                    );
-                }
-            }
-            return Ok(ExitCode::from(2));
+            return Ok(failed(&e, damaged));
         }
     };
     if json {
@@ -135,6 +108,33 @@ pub fn run(args: RestoreArgs, quiet: bool) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says that the restore failed (as JSON with `--json`) and, when the archive is damaged,
+/// that the target holds an incomplete restore. The exit status is 2.
+fn report_failure(
+    json: bool,
+    archive: &str,
+    target: &Path,
+    error: &dyn std::fmt::Display,
+    damaged: bool,
+) -> ExitCode {
+    if json {
+        let out = serde_json::json!({
+            "ok": false, "archive": archive, "target": target, "error": error.to_string(),
+            "damaged": damaged,
+        });
+        println!("{out}");
+    } else {
+        eprintln!("lifeboat: error: {error}");
+        if damaged {
+            eprintln!(
+                "lifeboat: the restore into {} is incomplete: restore from another backup",
+                target.display()
+            );
+        }
+    }
+    ExitCode::from(2)
 }
 
 /// Refuses a target that is `/` (the running system, by any path) or not a directory, and

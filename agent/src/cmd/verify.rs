@@ -1,14 +1,17 @@
 //! `lifeboat verify [GEN | file-name=F]`: decompresses an archive and checks every checksum,
 //! the manifest and the trailer; without GEN, every generation of the store. Exit 0: sound;
-//! 1: damage found (the first damaged path is named; a generation that reads as no archive at
-//! all is damaged too); 2: could not be read at all, or a file that is not a Lifeboat or tar
-//! archive (a directory, random bytes).
+//! 1: damage found (the first damaged path is named; a generation that does not read as what
+//! its meta.json records, or as no archive at all, is damaged too); 2: could not be read at
+//! all, or a file that is not a Lifeboat or tar archive (a directory, random bytes).
+//! A generation is read the one way every consumer reads it (see [`decode`]).
 
-use super::common::{decode, open_file, open_generation, open_store, Decoded, Input, NotAnArchive};
+use super::common::{
+    decode, open_file, open_generation, open_store, Decoded, GenerationRefused, Input, NotAnArchive,
+};
 use crate::cli::{ArchiveArgs, VerifyArgs};
 use crate::ui::Bar;
 use anyhow::{bail, Result};
-use lifeboat_core::archive::verify::{verify_tar, VerifyReport};
+use lifeboat_core::archive::verify::{verify_reader, VerifyReport};
 use lifeboat_core::progress::Progress;
 use std::process::ExitCode;
 
@@ -24,7 +27,6 @@ pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
     } = args;
     // The store stays mounted (read-only) while its generations are read.
     let store;
-    let from_store = file_name.is_none();
     let inputs: Box<dyn Iterator<Item = Result<Input>>> =
         match (generation.as_deref(), file_name.as_deref()) {
             (Some(_), Some(_)) => bail!("give either a generation or file-name=F, not both"),
@@ -59,15 +61,7 @@ pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
     for input in inputs {
         let input = input?;
         let name = input.name.clone();
-        let verdict = match verify_one(input, quiet || json) {
-            // A generation the store records as a backup but that reads as no archive at all
-            // is damage at rest, like any other.
-            Err(Verdict::NotAnArchive(e)) if from_store => Err(Verdict::Damaged(format!(
-                "not a Lifeboat or tar archive: {}",
-                e.found
-            ))),
-            v => v,
-        };
+        let verdict = verify_one(input, quiet || json);
         match &verdict {
             Ok(r) if !json && !quiet => {
                 let c = &r.counts;
@@ -144,21 +138,23 @@ fn verify_one(input: Input, quiet: bool) -> Result<VerifyReport, Verdict> {
         Ok(d) => check(d),
         Err(e) => Err(match e.downcast::<NotAnArchive>() {
             Ok(n) => Verdict::NotAnArchive(n),
-            Err(e) => Verdict::Damaged(e.root_cause().to_string()),
+            // A generation that does not open as its meta.json records (no archive at all,
+            // another codec, another manifest) is damage at rest, like any other.
+            Err(e) => Verdict::Damaged(match e.downcast_ref::<GenerationRefused>() {
+                Some(g) => g.to_string(),
+                None => e.root_cause().to_string(),
+            }),
         }),
     };
     bar.finish();
     result
 }
 
-/// Core's one verify loop over a decoded archive; a generation is also checked against its
-/// meta.json (codec first, then counts and digests).
-fn check(d: Decoded) -> Result<VerifyReport, Verdict> {
+/// Core's one verify loop over an opened archive; a generation is also checked against its
+/// meta.json at the end (counts, trailer digest), as at its start by [`decode`].
+fn check(mut d: Decoded) -> Result<VerifyReport, Verdict> {
     let damaged = |e: &dyn std::fmt::Display| Verdict::Damaged(e.to_string());
-    if let Some(g) = &d.generation {
-        g.check_codec(d.codec).map_err(|e| damaged(&e))?;
-    }
-    let report = verify_tar(d.tar, d.codec).map_err(|e| damaged(&e))?;
+    let report = verify_reader(&mut d.reader, d.codec, &mut |_| {}).map_err(|e| damaged(&e))?;
     if let Some(g) = &d.generation {
         g.check_end(&(&report).into()).map_err(|e| damaged(&e))?;
     }

@@ -133,21 +133,16 @@ impl Generation {
     {
         let path = self.archive_path();
         let f = self.open_archive()?;
-        let (codec, tar) = codec::decoder(wrap(f)).map_err(|e| {
-            match crate::archive::ArchiveError::from(e) {
-                // The stream is no archive at all (its start erased, say): damage at rest.
-                a @ (crate::archive::ArchiveError::NotAnArchive(_)
-                | crate::archive::ArchiveError::Empty(_)) => StoreError::Archive {
-                    generation: self.id.clone(),
-                    source: a,
-                },
+        // The decoder refuses a stream that is no archive at all, compressed or not (its
+        // start erased, say): damage at rest. Reading the file can fail too.
+        let (codec, tar) =
+            codec::decoder(wrap(f)).map_err(|e| match crate::archive::ArchiveError::from(e) {
                 crate::archive::ArchiveError::Io(io) => StoreError::io(&path, io),
-                other => StoreError::Archive {
+                source => StoreError::Archive {
                     generation: self.id.clone(),
-                    source: other,
+                    source,
                 },
-            }
-        })?;
+            })?;
         self.check_codec(codec)?;
         let mut reader = ArchiveReader::new(tar);
         let manifest = reader

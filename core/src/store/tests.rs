@@ -24,6 +24,15 @@ fn meta(host: &str) -> GenerationMeta {
     }
 }
 
+/// A new store in a temporary directory (kept while the first value lives), locked for a
+/// backup.
+fn new_store() -> (tempfile::TempDir, Store, StoreLock) {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::create(tmp.path()).unwrap();
+    let lock = store.lock("backup").unwrap();
+    (tmp, store, lock)
+}
+
 fn write_generation(store: &Store, lock: &StoreLock, content: &[u8]) -> Generation {
     let staging = store.begin(lock, "zst").unwrap();
     let mut f = staging.create_archive().unwrap();
@@ -106,9 +115,7 @@ fn create_commit_list_prune() {
 
 #[test]
 fn second_writer_is_told_who_holds_the_lock() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::create(tmp.path()).unwrap();
-    let lock = store.lock("backup").unwrap();
+    let (_tmp, store, lock) = new_store();
     match store.lock("host-restore") {
         Err(StoreError::Busy { holder }) => {
             assert!(holder.contains("lifeboat backup"), "{holder}");
@@ -122,9 +129,7 @@ fn second_writer_is_told_who_holds_the_lock() {
 
 #[test]
 fn interrupted_staging_is_removed_and_never_listed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::create(tmp.path()).unwrap();
-    let lock = store.lock("backup").unwrap();
+    let (tmp, store, lock) = new_store();
     let good = write_generation(&store, &lock, b"good");
     // A crashed run: a staging dir left behind (simulated with mem::forget: no Drop).
     let staging = store.begin(&lock, "zst").unwrap();
@@ -221,9 +226,7 @@ fn ids_sort_by_time_then_suffix() {
 
 #[test]
 fn ids_never_go_back_in_time() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::create(tmp.path()).unwrap();
-    let lock = store.lock("backup").unwrap();
+    let (tmp, store, lock) = new_store();
     // A generation from the future (a clock that was ahead).
     let future = tmp.path().join("generations/29991231T235959Z");
     std::fs::create_dir_all(&future).unwrap();
@@ -295,9 +298,7 @@ fn read_generation(g: &Generation) -> Result<u64, StoreError> {
 
 #[test]
 fn a_sound_generation_reads_as_its_meta_says() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::create(tmp.path()).unwrap();
-    let lock = store.lock("backup").unwrap();
+    let (_tmp, store, lock) = new_store();
     for codec in crate::codec::Codec::ALL {
         let g = backup_generation(&store, &lock, codec);
         assert_eq!(read_generation(&g).unwrap(), g.meta.entries, "{codec:?}");
@@ -307,9 +308,7 @@ fn a_sound_generation_reads_as_its_meta_says() {
 #[test]
 fn a_generation_with_its_first_block_zeroed_is_refused() {
     use std::os::unix::fs::FileExt;
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::create(tmp.path()).unwrap();
-    let lock = store.lock("backup").unwrap();
+    let (_tmp, store, lock) = new_store();
     for codec in crate::codec::Codec::ALL {
         let g = backup_generation(&store, &lock, codec);
         let f = std::fs::OpenOptions::new()
@@ -331,10 +330,42 @@ fn a_generation_with_its_first_block_zeroed_is_refused() {
 }
 
 #[test]
+fn a_compressed_generation_of_garbage_is_refused_where_it_is_opened() {
+    use crate::archive::ArchiveError;
+    use crate::codec::Codec;
+    let (_tmp, store, lock) = new_store();
+    let garbage = b"this is not a tar archive at all\n".repeat(1000);
+    for codec in Codec::ALL {
+        // A generation whose meta.json is right about its file (codec, size), but whose
+        // content is no archive.
+        let g = backup_generation(&store, &lock, codec);
+        let mut e = crate::codec::encoder(Vec::new(), codec, None, 1).unwrap();
+        e.write_all(&garbage).unwrap();
+        let packed = e.finish().unwrap();
+        std::fs::write(g.archive_path(), &packed).unwrap();
+        let mut m = g.meta.clone();
+        m.size = packed.len() as u64;
+        std::fs::write(g.dir.join("meta.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+        let g = store.find(&g.id).unwrap();
+        match g.open_verified_reader(|f| f) {
+            Err(StoreError::Archive {
+                generation,
+                source: ArchiveError::NotAnArchive(what),
+            }) => {
+                assert_eq!(generation, g.id);
+                if codec != Codec::None {
+                    assert!(what.contains(codec.name()), "{codec}: {what}");
+                }
+            }
+            Err(other) => panic!("{codec}: {other:?}"),
+            Ok(_) => panic!("{codec}: a generation of garbage opened"),
+        }
+    }
+}
+
+#[test]
 fn a_generation_that_reads_differently_from_its_meta_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::create(tmp.path()).unwrap();
-    let lock = store.lock("backup").unwrap();
+    let (_tmp, store, lock) = new_store();
     let g = backup_generation(&store, &lock, crate::codec::Codec::Zstd);
     let rewrite = |edit: &dyn Fn(&mut GenerationMeta)| {
         let mut m = g.meta.clone();
@@ -418,9 +449,7 @@ fn a_torn_journal_line_never_swallows_the_next_record() {
 
 #[test]
 fn pruning_keeps_the_newest_verified_generation() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::create(tmp.path()).unwrap();
-    let lock = store.lock("backup").unwrap();
+    let (_tmp, store, lock) = new_store();
     let commit = |state: GenerationState| {
         let staging = store.begin(&lock, "zst").unwrap();
         staging.create_archive().unwrap();
