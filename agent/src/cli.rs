@@ -1,6 +1,6 @@
 //! The command line. Every command accepts `--key value` and xe-style `key=value`.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use lifeboat_core::codec::Codec;
 use std::path::PathBuf;
 
@@ -131,6 +131,8 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Build the recovery image (kernel + initramfs), and optionally a PXE tree or an ISO.
     Mkrescue(MkrescueArgs),
+    /// Copy a generation to a store on another device (a USB disk) or to a file, verified.
+    Copy(CopyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -222,6 +224,27 @@ pub struct RestoreArgs {
     /// way, other files are kept.
     #[arg(long)]
     pub force: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("to").required(true).args(["to_device", "to_file"])))]
+pub struct CopyArgs {
+    /// Generation id, or `latest`.
+    pub generation: String,
+    /// The store to copy from (default: the backup partition, found as `backup` finds it).
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// A Lifeboat store on another device to copy into (made with `lifeboat init-store
+    /// --backup-device DEV`; copy never formats).
+    #[arg(long, value_name = "DEV")]
+    pub to_device: Option<PathBuf>,
+    /// An archive file to write: the stored archive byte for byte (what `host-backup
+    /// file-name=F` writes; `host-restore file-name=F` stages it back).
+    #[arg(long, value_name = "F")]
+    pub to_file: Option<PathBuf>,
+    /// Machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,
 }

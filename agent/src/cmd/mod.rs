@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 mod backup;
 mod common;
+mod copy;
 mod host_backup;
 mod host_restore;
 mod init_store;
@@ -24,5 +25,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify::run(args, quiet),
         Command::Restore(args) => restore::run(args, quiet),
         Command::Mkrescue(args) => mkrescue::run(args, quiet),
+        Command::Copy(args) => copy::run(args, quiet),
     }
 }

@@ -61,11 +61,12 @@ pub enum CopyError {
     },
     /// The source generation does not read as its meta.json records (the bytes written to
     /// the target are the bytes read from the source, and those failed verification).
-    #[error("generation {generation} on {} is damaged, so it was not copied and nothing was left in the target: {source}", source_root.display())]
+    #[error("generation {generation} in the store at {} is damaged: {what}. It was not copied and nothing was left in the target; `lifeboat verify` checks the generations of that store", source_root.display())]
     SourceDamaged {
         generation: String,
         source_root: PathBuf,
-        source: Box<StoreError>,
+        /// What is wrong, e.g. "checksum mismatch for 'etc/passwd': ...".
+        what: String,
     },
     /// What was read back from the target is not what was written (a failing disk or cable).
     #[error("the copy of generation {generation} read back from {} is not what was written ({what}); it was removed. Check the target disk (dmesg, smartctl) and copy again", path.display())]
@@ -404,13 +405,10 @@ fn write_verified(
         return Err(CopyError::SourceDamaged {
             generation: generation.id.clone(),
             source_root: source_root.to_path_buf(),
-            source: Box::new(StoreError::Mismatch {
-                generation: generation.id.clone(),
-                what: format!(
-                    "meta.json records an archive of {} bytes, {written} were read",
-                    generation.meta.size
-                ),
-            }),
+            what: format!(
+                "meta.json records an archive of {} bytes, {written} were read",
+                generation.meta.size
+            ),
         });
     }
 
@@ -428,10 +426,24 @@ fn write_verified(
         });
     }
     // The same bytes as the source's: their verification is the source's.
-    let damaged = |e: StoreError| CopyError::SourceDamaged {
-        generation: generation.id.clone(),
-        source_root: source_root.to_path_buf(),
-        source: Box::new(e),
+    let damaged = |e: StoreError| match e {
+        // Not the archive: reading or writing the copy itself failed.
+        e @ (StoreError::Io { .. } | StoreError::NoSpace { .. }) => CopyError::Store(e),
+        StoreError::Mismatch { what, .. } => CopyError::SourceDamaged {
+            generation: generation.id.clone(),
+            source_root: source_root.to_path_buf(),
+            what,
+        },
+        StoreError::Archive { source, .. } => CopyError::SourceDamaged {
+            generation: generation.id.clone(),
+            source_root: source_root.to_path_buf(),
+            what: source.to_string(),
+        },
+        other => CopyError::SourceDamaged {
+            generation: generation.id.clone(),
+            source_root: source_root.to_path_buf(),
+            what: other.to_string(),
+        },
     };
     let copy = Generation {
         id: generation.id.clone(),
