@@ -116,10 +116,9 @@ note "6. a damaged source (one flipped byte) is refused; nothing appears in the 
 "$LIFEBOAT" backup --root "$R" --backup-device "$B" --keep 9 --compress none --json >"$W/b.json" || fail "backup 2"
 g2=$(json "j['generation']" <"$W/b.json")
 mount "$B" "$M"; MOUNTS+=("$M")
-a=$(echo "$M"/generations/"$g2"/backup.tar)
+a=$M/generations/$g2/backup.tar
 off=$(( $(stat -c %s "$a") / 2 ))
-byte=$(od -An -tu1 -j "$off" -N1 "$a" | tr -d ' ')
-printf "$(printf '\\%03o' $(( byte ^ 1 )))" | dd of="$a" bs=1 seek="$off" conv=notrunc status=none
+python3 -c 'import sys; f = open(sys.argv[1], "r+b"); o = int(sys.argv[2]); f.seek(o); b = f.read(1)[0]; f.seek(o); f.write(bytes([b ^ 1]))' "$a" "$off"
 umount "$M"
 rc=0; "$LIFEBOAT" copy "$g2" --backup-device "$B" --to-device "$U" >"$W/out" 2>&1 || rc=$?
 [ $rc = 2 ] && grep -q "$g2.*is damaged" "$W/out" || fail "a damaged source: exit $rc: $(cat "$W/out")"
