@@ -303,7 +303,7 @@ pub enum InitrdCompress {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
@@ -315,6 +315,33 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn copy_takes_exactly_one_target() {
+        let parse = |w: &[&str]| Cli::try_parse_from(w).map(|c| c.command);
+        assert!(parse(&["lifeboat", "copy", "latest"]).is_err());
+        assert!(parse(&[
+            "lifeboat",
+            "copy",
+            "latest",
+            "--to-file",
+            "f",
+            "--to-device",
+            "d"
+        ])
+        .is_err());
+        match parse(&["lifeboat", "copy", "latest", "--to-device", "/dev/sdc"]).unwrap() {
+            Command::Copy(a) => {
+                assert_eq!(a.generation, "latest");
+                assert_eq!(
+                    a.to_device.as_deref(),
+                    Some(std::path::Path::new("/dev/sdc"))
+                );
+                assert!(a.to_file.is_none() && a.device.backup_device.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
