@@ -4,7 +4,8 @@
 # --to-file F`: the copy is the stored archive byte for byte, `list` and `verify` read it on
 # the USB store, `host-restore` stages a copied file back; copying twice says "already
 # there"; a damaged source, the same store, an uninitialised target and a full target are
-# refused and leave nothing behind.
+# refused and leave nothing behind; what a copy cut short leaves in staging/ is never listed
+# and is removed by the next writer.
 source "$(dirname "$0")/store-lib.bash"
 L=$(make_disk d 48 64); make_root "$L"; B=${L}p2
 "$LIFEBOAT" init-store --backup-device "$B" >/dev/null
@@ -145,5 +146,17 @@ rc=0; "$LIFEBOAT" copy "$g3" --backup-device "$B" --to-file "$T/g3.xbk" >"$W/out
 [ $rc = 2 ] && grep -q "no space" "$W/out" || fail "a full file system: exit $rc: $(cat "$W/out")"
 [ -z "$(ls -A "$T")" ] || fail "left behind on the full file system: $(ls -A "$T")"
 umount "$T"
+note "8. a copy cut short (the USB disk pulled out): never listed, removed by the next writer"
+mount "$U" "$MU"
+mkdir "$MU/staging/$g3"
+head -c 3M "$(archive_of "$B" "$g3")" >"$MU/staging/$g3/backup.tar.zst"
+umount "$MU"
+[ "$(gens "$U")" = "$g" ] || fail "a half copy is listed: $(gens "$U")"
+"$LIFEBOAT" verify --backup-device "$U" >/dev/null || fail "verify with a half copy in staging/"
+"$LIFEBOAT" copy "$g3" --backup-device "$B" --to-device "$U" >"$W/out" 2>&1 || fail "copy after a cut: $(cat "$W/out")"
+grep -q "removed '$g3' from $U/staging" "$W/out" || fail "the debris is not reported: $(cat "$W/out")"
+[ "$(gens "$U")" = "$g $g3" ] || fail "after the cut: $(gens "$U")"
+"$LIFEBOAT" verify --backup-device "$U" >/dev/null || fail "verify after the cut"
+nothing_staged "$U"
 for dev in "$U" "$UP" "$SMALL" "$B"; do mounted "$dev" && fail "lifeboat left $dev mounted"; done
 echo "PASS 37-store-copy"
