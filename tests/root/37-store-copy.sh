@@ -100,6 +100,9 @@ cmp "$F" "$(archive_of "$UP" "$staged")" || fail "host-restore did not stage the
 note "5. refused: the same store, an uninitialised target, a file that holds something else"
 rc=0; "$LIFEBOAT" copy "$g" --backup-device "$B" --to-device "$B" >"$W/out" 2>&1 || rc=$?
 [ $rc = 2 ] && grep -q "is the backup device" "$W/out" || fail "copy onto the same store: exit $rc: $(cat "$W/out")"
+rc=0; "$LIFEBOAT" copy "$g" --backup-device "$B" --to-device "${UP%p1}" >"$W/out" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "whole disk with a gpt partition table.*name the partition" "$W/out" \
+  || fail "the partitioned disk itself: exit $rc: $(cat "$W/out")"
 BLANK=$(usb_disk blank 16)
 rc=0; "$LIFEBOAT" copy "$g" --backup-device "$B" --to-device "$BLANK" >"$W/out" 2>&1 || rc=$?
 [ $rc = 2 ] && grep -q "lifeboat init-store --backup-device $BLANK" "$W/out" || fail "a blank target: exit $rc: $(cat "$W/out")"

@@ -62,6 +62,16 @@ pub fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
                     src.device
                 );
             }
+            let table = identity::read_partition_table(&path).ok().flatten();
+            if let Some(t) = table.filter(|t| !t.partitions.is_empty()) {
+                bail!(
+                    "the target {shown} is a whole disk with a {} partition table ({} \
+                     partitions): name the partition that holds the store (`lsblk -f`), or \
+                     make one with `lifeboat init-store --backup-device PARTITION`",
+                    t.kind.name(),
+                    t.partitions.len()
+                );
+            }
             if identity::probe(&path).ok().flatten().is_none() {
                 bail!(
                     "the target {shown} holds no filesystem, so no Lifeboat store: copy never \

@@ -399,7 +399,6 @@ fn write_verified(
     out.sync_all().map_err(|e| StoreError::io(dest, e))?;
     drop_cache(&out);
     drop(out);
-    progress.finish();
     let expected = hasher.finalize();
     if written != generation.meta.size {
         return Err(CopyError::SourceDamaged {
