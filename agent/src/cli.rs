@@ -1,6 +1,6 @@
 //! The command line. Every command accepts `--key value` and xe-style `key=value`.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use lifeboat_core::codec::Codec;
 use std::path::PathBuf;
 
@@ -134,6 +134,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Build the recovery image (kernel + initramfs), and optionally a PXE tree or an ISO.
     Mkrescue(MkrescueArgs),
+    /// Copy a generation to a store on another device (a USB disk) or to a file, verified.
+    Copy(CopyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +251,27 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("to").required(true).args(["to_device", "to_file"])))]
+pub struct CopyArgs {
+    /// Generation id, or `latest`.
+    pub generation: String,
+    /// The store to copy from (default: the backup partition, found as `backup` finds it).
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// A Lifeboat store on another device to copy into (made with `lifeboat init-store
+    /// --backup-device DEV`; copy never formats).
+    #[arg(long, value_name = "DEV")]
+    pub to_device: Option<PathBuf>,
+    /// An archive file to write: the stored archive byte for byte (what `host-backup
+    /// file-name=F` writes; `host-restore file-name=F` stages it back).
+    #[arg(long, value_name = "F")]
+    pub to_file: Option<PathBuf>,
+    /// Machine-readable summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct MkrescueArgs {
     /// Kernel image (default: /boot/vmlinuz-$(uname -r)).
     #[arg(long)]
@@ -302,7 +325,7 @@ pub enum InitrdCompress {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
@@ -314,6 +337,33 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn copy_takes_exactly_one_target() {
+        let parse = |w: &[&str]| Cli::try_parse_from(w).map(|c| c.command);
+        assert!(parse(&["lifeboat", "copy", "latest"]).is_err());
+        assert!(parse(&[
+            "lifeboat",
+            "copy",
+            "latest",
+            "--to-file",
+            "f",
+            "--to-device",
+            "d"
+        ])
+        .is_err());
+        match parse(&["lifeboat", "copy", "latest", "--to-device", "/dev/sdc"]).unwrap() {
+            Command::Copy(a) => {
+                assert_eq!(a.generation, "latest");
+                assert_eq!(
+                    a.to_device.as_deref(),
+                    Some(std::path::Path::new("/dev/sdc"))
+                );
+                assert!(a.to_file.is_none() && a.device.backup_device.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

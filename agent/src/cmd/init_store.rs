@@ -25,6 +25,18 @@ pub fn run(args: InitStoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     if let Some(why) = store::mount::in_use(&dev)? {
         bail!("refusing to format {shown}: {why}. Stop using it first (umount, swapoff, ...), then run init-store again.");
     }
+    // A whole disk (a USB disk used whole): none of its partitions may be in use either,
+    // --force or not.
+    let partitions = partitions_of(&dev);
+    for part in &partitions {
+        if let Some(why) = store::mount::in_use(part)? {
+            bail!(
+                "refusing to format {shown}: it is a whole disk and its partition {} is in use ({why}). \
+                 Is this the right disk (`lsblk -f`)? Stop using it first, or name a free partition.",
+                part.display()
+            );
+        }
+    }
     if let Some(reason) = what_it_holds(&dev)? {
         if !force {
             bail!(
@@ -45,6 +57,20 @@ pub fn run(args: InitStoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     if !status.success() {
         bail!("mkfs.ext4 failed on {shown} ({status}); nothing else was changed");
     }
+    // mkfs wiped the old partition table of a whole disk; the kernel still shows its
+    // partitions until it reads the table again.
+    if !partitions.is_empty() {
+        if let Err(e) = reread_partitions(&dev) {
+            if !quiet {
+                eprintln!(
+                    "lifeboat: warning: the kernel still lists the old partitions of {shown} \
+                     ({e}); they are gone from the disk: unplug and plug it in, or run \
+                     `blockdev --rereadpt {}`",
+                    dev.display()
+                );
+            }
+        }
+    }
     let mounted = store::mount_device(&dev, false)?;
     let st = Store::create(mounted.dir())
         .with_context(|| format!("cannot create the store layout on {shown}"))?;
@@ -59,6 +85,35 @@ pub fn run(args: InitStoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The partition nodes the kernel lists for a whole disk (none for a partition).
+fn partitions_of(dev: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(name) = identity::blockdev::name_of_device(dev) else {
+        return Vec::new();
+    };
+    if identity::blockdev::parent_disk(&name).is_some() {
+        return Vec::new();
+    }
+    identity::blockdev::disk(&name)
+        .map(|d| d.partitions.into_iter().map(|p| p.dev_path).collect())
+        .unwrap_or_default()
+}
+
+/// Asks the kernel to read a disk's partition table again (`blockdev --rereadpt`).
+fn reread_partitions(dev: &Path) -> anyhow::Result<()> {
+    let Some(blockdev) = lifeboat_core::programs::find_program("blockdev") else {
+        bail!("blockdev (util-linux) is not installed");
+    };
+    let status = std::process::Command::new(&blockdev)
+        .arg("--rereadpt")
+        .arg(dev)
+        .status()
+        .with_context(|| format!("cannot run {}", blockdev.display()))?;
+    if !status.success() {
+        bail!("blockdev --rereadpt {} failed ({status})", dev.display());
+    }
+    Ok(())
 }
 
 /// What the device holds that formatting would destroy, in words; None when it is blank.

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 mod backup;
 mod common;
+mod copy;
 mod host_backup;
 mod host_restore;
 mod init_store;
@@ -26,5 +27,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restore(args) => restore::run(args, quiet),
         Command::Mkrescue(args) => mkrescue::run(args, quiet),
         Command::Plan(args) => plan::run(args, quiet),
+        Command::Copy(args) => copy::run(args, quiet),
     }
 }

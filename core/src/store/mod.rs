@@ -26,8 +26,10 @@
 //! entry is used; after the last entry, [`Generation::check_reader_end`] (or
 //! [`Generation::check_end`] with a [`ReadSummary`]) checks the trailer digest and the counts.
 //! Until it returns Ok the generation is not sound. `append_journal` / `last_restore` for the
-//! restore's record.
+//! restore's record. A generation is copied to another store or to a file, verified, by
+//! [`copy`].
 
+pub mod copy;
 pub mod fsync;
 pub mod generation;
 pub mod journal;
@@ -37,6 +39,7 @@ pub mod mount;
 pub mod space;
 pub mod xentree;
 
+pub use copy::{Copied, CopyError};
 pub use generation::{Generation, GenerationMeta, GenerationState, Origin, ReadSummary};
 pub use journal::{events, Journal, JournalRecord};
 pub use layout::Marker;
@@ -461,9 +464,25 @@ impl Store {
     /// The caller has verified the archive. `meta.id` and `meta.archive` are set here.
     pub fn commit(
         &self,
+        lock: &StoreLock,
+        staging: Staging,
+        meta: GenerationMeta,
+    ) -> Result<Generation, StoreError> {
+        let event = match meta.origin {
+            Origin::Backup => events::BACKUP_COMMITTED,
+            Origin::HostRestore => events::HOST_RESTORE_COMMITTED,
+        };
+        self.commit_recorded(lock, staging, meta, JournalRecord::new(event))
+    }
+
+    /// [`Self::commit`] with the journal record to write (its generation set here), e.g.
+    /// [`copy::COPIED`] for a generation copied from another store.
+    pub fn commit_recorded(
+        &self,
         _lock: &StoreLock,
         mut staging: Staging,
         mut meta: GenerationMeta,
+        record: JournalRecord,
     ) -> Result<Generation, StoreError> {
         self.check_writable()?;
         meta.id = staging.id.clone();
@@ -482,11 +501,7 @@ impl Store {
         fsync::fsync_dir(&gens).map_err(|e| StoreError::io(&gens, e))?;
         let st = self.root.join(STAGING);
         fsync::fsync_dir(&st).map_err(|e| StoreError::io(&st, e))?;
-        let event = match meta.origin {
-            Origin::Backup => events::BACKUP_COMMITTED,
-            Origin::HostRestore => events::HOST_RESTORE_COMMITTED,
-        };
-        self.append_journal(&JournalRecord::new(event).generation(&meta.id))?;
+        self.append_journal(&record.generation(&meta.id))?;
         Ok(Generation {
             id: meta.id.clone(),
             dir: dest,
