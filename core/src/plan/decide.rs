@@ -42,7 +42,14 @@ pub fn plan(
                 recorded_disk(backup, &ident, devices, d, machine, "named by hand")
             } else if !partitioned && d.dev.fs.is_some() {
                 // A whole-disk filesystem, such as an md array: restore through it.
-                recorded_disk(backup, &ident, devices, d, machine, "a whole device named by hand")
+                recorded_disk(
+                    backup,
+                    &ident,
+                    devices,
+                    d,
+                    machine,
+                    "a whole device named by hand",
+                )
             } else if !partitioned {
                 Err(PlanError::NotAPartition {
                     device: d.dev.dev_path(),

@@ -658,7 +658,12 @@ fn mode_b_only_onto_a_blank_disk_large_enough_with_a_recorded_layout() {
     // A whole disk given as the root partition: a blank one is no partition; one with
     // partitions is searched for the root.
     let e = run(&b, &devices(), target("sdb")).unwrap_err();
-    assert_eq!(e, PlanError::NotAPartition { device: "/dev/sdb".into() });
+    assert_eq!(
+        e,
+        PlanError::NotAPartition {
+            device: "/dev/sdb".into()
+        }
+    );
     let e = run(&b, &devices(), target("sde")).unwrap_err();
     assert!(matches!(e, PlanError::RootNotFound { .. }), "{e}");
     // An md member in the layout is not recreated (yet): refused, not half done.

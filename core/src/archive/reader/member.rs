@@ -272,6 +272,19 @@ fn build_entry<R: Read>(
     }
     let ends_with_slash = raw_path.ends_with(b"/");
     let path = digest::normalize(&raw_path).to_vec();
+    // Lifeboat's writer emits only the keywords read above: another one is a damaged keyword
+    // (GNU tar and bsdtar archives carry atime, ctime, charset ... and read as before).
+    if in_lifeboat {
+        if let Some(k) = &attrs.unknown_key {
+            return Err(corrupt(
+                &path,
+                format!(
+                    "its pax header has the record {:?}, which Lifeboat never writes: the header is damaged",
+                    String::from_utf8_lossy(k)
+                ),
+            ));
+        }
+    }
     let num = |f: (usize, usize), what: &str| {
         header::parse_u64(header::field(block, f))
             .map_err(|e| corrupt(&path, format!("bad {what} field: {e}")))

@@ -27,6 +27,9 @@ pub(super) struct PaxAttrs {
     pub sparse_map: Vec<(u64, u64)>,
     pub sparse_offset: Option<u64>,
     pub sparse_seen: bool,
+    /// The first record whose keyword this reader does not use (kept for Lifeboat archives,
+    /// whose writer emits only known keywords: there an unknown one is damage).
+    pub unknown_key: Option<Vec<u8>>,
 }
 
 impl PaxAttrs {
@@ -52,6 +55,8 @@ impl PaxAttrs {
                 self.sparse_seen = true;
             }
             b"GNU.sparse.minor" => self.sparse_seen = true,
+            // Names are taken as bytes whatever the charset says.
+            b"hdrcharset" => {}
             b"GNU.sparse.name" => self.sparse_name = Some(value.to_vec()),
             b"GNU.sparse.realsize" | b"GNU.sparse.size" => {
                 self.sparse_size = Some(num(value)?);
@@ -94,6 +99,8 @@ impl PaxAttrs {
                         return Err("too many extended attributes".into());
                     }
                     self.xattrs.push((name.to_vec(), value.to_vec()));
+                } else if self.unknown_key.is_none() {
+                    self.unknown_key = Some(key.to_vec());
                 }
             }
         }
