@@ -448,15 +448,21 @@ mod tests {
         assert_eq!(m[0].mount_point, Path::new("/mnt/my root"));
         assert_eq!(m[1].fs_root, "/sub");
         assert_eq!(
-            relative_to_root(Path::new("/mnt/my root"), Path::new("/mnt/my root/boot/efi"))
-                .as_deref(),
+            relative_to_root(
+                Path::new("/mnt/my root"),
+                Path::new("/mnt/my root/boot/efi")
+            )
+            .as_deref(),
             Some("/boot/efi")
         );
         assert_eq!(
             relative_to_root(Path::new("/mnt/r"), Path::new("/mnt/r")).as_deref(),
             Some("/")
         );
-        assert_eq!(relative_to_root(Path::new("/mnt/r"), Path::new("/run/x")), None);
+        assert_eq!(
+            relative_to_root(Path::new("/mnt/r"), Path::new("/run/x")),
+            None
+        );
     }
 
     #[test]
@@ -478,7 +484,10 @@ mod tests {
         };
         let mp = |p: &PartitionLayout| fstab_mountpoint(&fstab, p);
         assert_eq!(mp(&part("x", Some("root-xs"), "p1")).as_deref(), Some("/"));
-        assert_eq!(mp(&part("aaaa-bbbb", None, "p2")).as_deref(), Some("/boot/efi"));
+        assert_eq!(
+            mp(&part("aaaa-bbbb", None, "p2")).as_deref(),
+            Some("/boot/efi")
+        );
         assert_eq!(
             mp(&part("y", None, "C0FFEE00-0000-4000-8000-000000000005")).as_deref(),
             Some("/var/log")
