@@ -122,7 +122,9 @@ mps=$(jq -r '.source.disks[0].partitions | map("\(.number)=\(.mountpoint // "-")
 note "3. the recorded table written onto a blank disk 25% larger"
 NEW=$W/new.img
 truncate -s 225M "$NEW"
-"$LBTEST/lbtest-layout" recreate "$W/manifest.json" 0 "$NEW" >/dev/null || fail "lbtest-layout recreate"
+loop_attach "$NEW"; NL=$REPLY
+"$LBTEST/lbtest-layout" recreate "$W/manifest.json" 0 "$NL" >/dev/null || fail "lbtest-layout recreate onto $NL"
+loop_detach "$NL"
 sgdisk -v "$NEW" | grep -q "No problems found" || fail "sgdisk -v: $(sgdisk -v "$NEW")"
 table() { sgdisk -p "$1" | grep -v -e "^Disk $1:" -e "last usable sector" -e "^Total free space"; }
 diff <(table "$IMG") <(table "$NEW") >"$W/p.diff" || fail "sgdisk -p differs: $(cat "$W/p.diff")"
@@ -135,7 +137,9 @@ cmp <(dd if="$IMG" bs=512 skip="$first" count=2048 status=none) \
     <(dd if="$NEW" bs=512 skip="$first" count=2048 status=none) || fail "BIOS boot partition bytes differ"
 # A disk smaller than the recorded layout: refused, nothing written.
 SMALL=$W/small.img; truncate -s 170M "$SMALL"
-if "$LBTEST/lbtest-layout" recreate "$W/manifest.json" 0 "$SMALL" 2>"$W/small.err"; then fail "a too-small disk was written"; fi
+loop_attach "$SMALL"; SL=$REPLY
+if "$LBTEST/lbtest-layout" recreate "$W/manifest.json" 0 "$SL" 2>"$W/small.err"; then fail "a too-small disk was written"; fi
+loop_detach "$SL"
 grep -q "at least as large" "$W/small.err" || fail "too-small message: $(cat "$W/small.err")"
 [ -z "$(tr -d '\0' <"$SMALL" | head -c 1)" ] || fail "bytes were written onto the too-small disk"
 echo "PASS 40-disk-layout"

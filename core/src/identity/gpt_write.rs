@@ -232,6 +232,17 @@ pub fn write_table_named(
     name: &Path,
 ) -> Result<(), IdentityError> {
     let size = dev.size().map_err(|e| IdentityError::io(name, e))?;
+    if let Some(ss) = logical_sector_size(dev) {
+        if ss != layout.sector_size {
+            return Err(bad(
+                name,
+                format!(
+                    "the disk has {ss}-byte logical sectors, the recorded table {}-byte ones:                      its offsets would not fit; use a disk with {}-byte sectors",
+                    layout.sector_size, layout.sector_size
+                ),
+            ));
+        }
+    }
     let writes = match layout.table_type.as_str() {
         "gpt" => gpt_sectors(layout, size, name)?,
         "dos" => super::mbr::mbr_sectors(layout, size, name)?,
@@ -249,6 +260,26 @@ pub fn write_table_named(
     dev.sync_all().map_err(|e| IdentityError::io(name, e))
 }
 
+/// The logical sector size of a block device (its disk's, from sysfs); None for a file.
+fn logical_sector_size(dev: &File) -> Option<u32> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = dev.metadata().ok()?;
+    if !meta.file_type().is_block_device() {
+        return None;
+    }
+    let rdev = meta.rdev();
+    let name = super::blockdev::name_of_devnum(
+        nix::sys::stat::major(rdev) as u32,
+        nix::sys::stat::minor(rdev) as u32,
+    )?;
+    let disk = super::blockdev::parent_disk(&name)
+        .map(|(d, _)| d)
+        .unwrap_or(name);
+    super::blockdev::disk(&disk)
+        .ok()
+        .map(|d| d.logical_block_size)
+}
+
 /// Opens `path` for writing and writes the recorded table (see [`write_table`]).
 pub fn write_table_to(path: &Path, layout: &DiskLayout) -> Result<(), IdentityError> {
     let f = std::fs::OpenOptions::new()
@@ -257,4 +288,94 @@ pub fn write_table_to(path: &Path, layout: &DiskLayout) -> Result<(), IdentityEr
         .open(path)
         .map_err(|e| IdentityError::io(path, e))?;
     write_table_named(&f, layout, &PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::archive::disk_layout::PartitionLayout;
+    use crate::identity::table::parse_partition_table;
+
+    fn layout(ss: u32) -> DiskLayout {
+        let mib = 1u64 << 20;
+        DiskLayout {
+            size_bytes: 32 * mib,
+            sector_size: ss,
+            table_type: "gpt".into(),
+            table_id: "11111111-2222-3333-4444-555555555555".into(),
+            partitions: vec![
+                PartitionLayout {
+                    number: 2,
+                    start_bytes: mib,
+                    size_bytes: 8 * mib,
+                    type_id: crate::identity::gpt::types::ESP.into(),
+                    partuuid: "c0ffee00-0000-4000-8000-000000000002".into(),
+                    name: Some("EFI système".into()),
+                    attributes: 1,
+                    ..Default::default()
+                },
+                PartitionLayout {
+                    number: 1,
+                    start_bytes: 9 * mib,
+                    size_bytes: 20 * mib,
+                    type_id: crate::identity::gpt::types::LINUX_FS.into(),
+                    partuuid: "c0ffee00-0000-4000-8000-000000000001".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn apply(writes: Vec<Write>, len: usize) -> Vec<u8> {
+        let mut disk = vec![0u8; len];
+        for (off, b) in writes {
+            disk[off as usize..off as usize + b.len()].copy_from_slice(&b);
+        }
+        disk
+    }
+
+    #[test]
+    fn round_trip_512_and_4096_byte_sectors() {
+        for ss in [512u32, 4096] {
+            let l = layout(ss);
+            let disk = apply(gpt_sectors(&l, 40 << 20, Path::new("t")).unwrap(), 40 << 20);
+            let t = parse_partition_table(disk.as_slice()).unwrap().unwrap();
+            assert_eq!(t.sector_size, ss);
+            assert_eq!(t.id, l.table_id);
+            assert_eq!(t.partitions.len(), 2);
+            let esp = t.entry(2).unwrap();
+            assert_eq!(esp.name.as_deref(), Some("EFI système"));
+            assert_eq!((esp.start_bytes, esp.size_bytes), (1 << 20, 8 << 20));
+            assert_eq!(esp.partuuid, "c0ffee00-0000-4000-8000-000000000002");
+            let attrs = crate::identity::gpt::read_attributes(disk.as_slice(), ss).unwrap();
+            assert_eq!(attrs.get(&2), Some(&1));
+            // The backup header alone gives the same table.
+            let mut damaged = disk.clone();
+            damaged[ss as usize..ss as usize + 8].fill(0);
+            assert_eq!(
+                parse_partition_table(damaged.as_slice()).unwrap().unwrap(),
+                t
+            );
+        }
+    }
+
+    #[test]
+    fn refusals() {
+        let l = layout(512);
+        let err = |l: &DiskLayout, size: u64| {
+            gpt_sectors(l, size, Path::new("/dev/sdz"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(&l, 29 << 20).contains("partition 1"));
+        let mut overlap = l.clone();
+        overlap.partitions[1].start_bytes = 8 << 20;
+        assert!(err(&overlap, 64 << 20).contains("overlap"));
+        let mut bad_guid = l.clone();
+        bad_guid.partitions[0].partuuid = "not-a-guid".into();
+        assert!(err(&bad_guid, 64 << 20).contains("not a GUID"));
+        assert!(parse_guid("c0ffee00-0000-4000-8000-00000000000").is_none());
+    }
 }

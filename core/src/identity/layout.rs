@@ -1,5 +1,6 @@
 //! The whole disks a backup records ([`DiskLayout`]): the disks of the root, of the ESP, of
-//! `/var/log`, of active swap and of extra devices (the store's), each once, with every
+//! `/var/log`, of active swap and of extra devices (the store's), each once (for an md array
+//! or a device-mapper device: the disks of its members), with every
 //! partition of each table, what it holds, where it was mounted, and the boot chain (MBR boot
 //! code, BIOS boot partition bytes, the UEFI boot entries naming this disk).
 //!
@@ -310,6 +311,39 @@ fn source_devices(root: &Path, extra: &[PathBuf]) -> Vec<String> {
     names
 }
 
+/// The disks under a block device: its own disk, or for an md array or device-mapper device
+/// (`slaves/` in sysfs, e.g. a RAID1 root) the disks of its members.
+fn physical_disks(name: &str, depth: u32) -> Vec<String> {
+    let disk = blockdev::parent_disk(name)
+        .map(|(d, _)| d)
+        .unwrap_or_else(|| name.to_string());
+    let slaves_dir = Path::new("/sys/block").join(&disk).join("slaves");
+    let slaves: Vec<String> = std::fs::read_dir(&slaves_dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if slaves.is_empty() || depth > 4 {
+        return vec![disk];
+    }
+    let mut slaves = slaves;
+    slaves.sort();
+    slaves
+        .iter()
+        .flat_map(|s| physical_disks(s, depth + 1))
+        .collect()
+}
+
+/// The device number of a holder (md, dm) of a partition, from sysfs.
+fn holder_devnum(name: &str) -> Option<(u32, u32)> {
+    let text =
+        std::fs::read_to_string(Path::new("/sys/class/block").join(name).join("dev")).ok()?;
+    let (a, b) = text.trim().split_once(':')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
 fn by_id_names(disk: &Disk) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir("/dev/disk/by-id")
         .map(|rd| {
@@ -331,9 +365,10 @@ pub fn record_disks(root: &Path, extra_devices: &[PathBuf]) -> Vec<DiskLayout> {
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let mut disks: Vec<String> = Vec::new();
     for name in source_devices(&root, extra_devices) {
-        let disk = blockdev::parent_disk(&name).map(|(d, _)| d).unwrap_or(name);
-        if !disks.contains(&disk) {
-            disks.push(disk);
+        for disk in physical_disks(&name, 0) {
+            if !disks.contains(&disk) {
+                disks.push(disk);
+            }
         }
     }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo")
@@ -386,9 +421,12 @@ fn record_disk(
         let Some(sys) = disk.partitions.iter().find(|s| s.number == p.number) else {
             continue;
         };
+        // The partition itself, or the md array it is a member of (its holder).
+        let mut devnums = vec![(sys.major, sys.minor)];
+        devnums.extend(sys.holders.iter().filter_map(|h| holder_devnum(h)));
         let here: Vec<&MountInfo> = mounts
             .iter()
-            .filter(|m| m.major == sys.major && m.minor == sys.minor && m.fs_root == "/")
+            .filter(|m| devnums.contains(&(m.major, m.minor)) && m.fs_root == "/")
             .collect();
         // A store or XenServer backup, wherever it is mounted (the backup command mounts the
         // store under /run).

@@ -38,7 +38,7 @@ fn level_name(level: i32) -> String {
     }
 }
 
-/// The array UUID as mdadm prints it: the 16 bytes in order, a colon every four.
+/// A 1.x array UUID as mdadm prints it: the 16 bytes in order, a colon every four.
 fn format_array_uuid(u: &[u8]) -> String {
     u.chunks(4).map(hex::encode).collect::<Vec<_>>().join(":")
 }
@@ -106,13 +106,15 @@ pub fn probe<D: ReadAt + ?Sized>(dev: &D) -> std::io::Result<Option<MdMember>> {
         dev.read_at(off, &mut sb)?;
         if le_u32(&sb, 0) == MAGIC && le_u32(&sb, 4) == 0 {
             let w = |i: usize| le_u32(&sb, i * 4);
-            let mut uuid = Vec::with_capacity(16);
-            for i in [5usize, 13, 14, 15] {
-                uuid.extend_from_slice(&sb[i * 4..i * 4 + 4]);
-            }
+            // mdadm prints 0.90 UUIDs as four host-order words (`%08x`), unlike 1.x's bytes.
+            let uuid = [5usize, 13, 14, 15]
+                .iter()
+                .map(|&i| format!("{:08x}", w(i)))
+                .collect::<Vec<_>>()
+                .join(":");
             let this_raid_disk = w(992 + 3);
             let m = MdMember {
-                array_uuid: format_array_uuid(&uuid),
+                array_uuid: uuid,
                 name: None,
                 level: level_name(w(7) as i32),
                 metadata: "0.90".to_string(),
@@ -253,7 +255,8 @@ mod tests {
         }
         let m = probe(b.as_slice()).unwrap().unwrap();
         assert_eq!(m.metadata, "0.90");
-        assert_eq!(m.array_uuid, "01020304:05060708:090a0b0c:0d0e0f10");
+        // As `mdadm --examine` prints a 0.90 UUID: four little-endian words in hex.
+        assert_eq!(m.array_uuid, "04030201:08070605:0c0b0a09:100f0e0d");
         assert_eq!(
             (m.level.as_str(), m.raid_disks, m.role),
             ("raid1", 2, Some(1))

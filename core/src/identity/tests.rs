@@ -246,6 +246,20 @@ fn manifest_of_a_loop_mounted_root() {
         .unwrap()
         .starts_with("loop"));
     assert!(man.created.ends_with('Z'));
+    // The whole disk: its one partition, an ext4 mounted at the root.
+    assert_eq!(man.source.disks.len(), 1);
+    let d = &man.source.disks[0];
+    assert_eq!((d.table_type.as_str(), d.size_bytes), ("gpt", 64 << 20));
+    assert_eq!(d.kernel_name, man.source.disk.kernel_name);
+    assert_eq!(d.partitions.len(), 1);
+    let p = &d.partitions[0];
+    assert_eq!(p.partuuid, "c0ffee00-0000-4000-8000-0000000000aa");
+    assert_eq!(p.mountpoint.as_deref(), Some("/"));
+    let crate::archive::disk_layout::PartitionContent::Filesystem(fs) = &p.content else {
+        panic!("{:?}", p.content)
+    };
+    assert_eq!(fs.label.as_deref(), Some("root-test"));
+    assert!(fs.inodes_used >= 11 && fs.inode_count > fs.inodes_used);
 }
 
 /// On whatever this host is (container, VM, overlay root), the manifest is filled as far as
