@@ -441,6 +441,12 @@ fn an_md_leg_is_refused_as_a_partition_or_a_disk() {
         matches!(&e, PlanError::MdLeg { device, .. } if device == "/dev/sdc1"),
         "{e}"
     );
+    // A whole-disk leg with no filesystem seen on it is still refused as a leg.
+    let e = run(&backup(manifest()), &devices(), target("sdd")).unwrap_err();
+    assert!(
+        matches!(&e, PlanError::MdLeg { device, .. } if device == "/dev/sdd"),
+        "{e}"
+    );
     let e = run(
         &backup(manifest()),
         &devices(),
@@ -658,7 +664,12 @@ fn mode_b_only_onto_a_blank_disk_large_enough_with_a_recorded_layout() {
     // A whole disk given as the root partition: a blank one is no partition; one with
     // partitions is searched for the root.
     let e = run(&b, &devices(), target("sdb")).unwrap_err();
-    assert_eq!(e, PlanError::NotAPartition { device: "/dev/sdb".into() });
+    assert_eq!(
+        e,
+        PlanError::NotAPartition {
+            device: "/dev/sdb".into()
+        }
+    );
     let e = run(&b, &devices(), target("sde")).unwrap_err();
     assert!(matches!(e, PlanError::RootNotFound { .. }), "{e}");
     // An md member in the layout is not recreated (yet): refused, not half done.
