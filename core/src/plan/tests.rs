@@ -1030,3 +1030,13 @@ fn small_files_are_collected_while_verifying() {
     .unwrap();
     assert_eq!(id.fs.label.as_deref(), Some("root-xyz"));
 }
+
+#[test]
+fn facts_from_a_scan_know_the_boot_medium_and_blank_disks() {
+    let devs: Vec<BlockDev> = devices().into_iter().map(|d| d.dev).collect();
+    let f = facts::from_scan(&devs);
+    let by = |n: &str| f.iter().find(|d| d.dev.name == n).unwrap();
+    assert!(by("sr0").boot_medium && !by("sda").boot_medium);
+    assert!(by("sdb").blank && by("sdd").blank);
+    assert!(!by("sda").blank && !by("sdc").blank && !by("sr0").blank && !by("sda2").blank);
+}
