@@ -378,8 +378,7 @@ pub fn restore(b: &Backup, devs: &[BlockDev], opts: &Options, confirm: Confirm) 
             say("Copying the XenServer backup tree ...");
             let p = LineProgress::new("copy");
             p.set_total(Some(b.size));
-            let r = copytree::copy_tree(&b.mount, &target_dir, &p)
-                .map(|s| format!("{} entries, {}", s.entries, human_bytes(s.bytes)));
+            let r = copytree::copy_tree(&b.mount, &target_dir, &p).map(|s| s.summary());
             p.finish();
             r
         }
