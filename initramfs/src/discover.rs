@@ -398,7 +398,7 @@ pub fn discover(opts: &Options) -> Discovery {
                     }
                 }
                 Ok(None) => {}
-                Err(e) => notes.push(format!("{}: {e}", d.dev_path())),
+                Err(e) => notes.push(format!("{}: {e:#}", d.dev_path())),
             }
         }
         if !keep {

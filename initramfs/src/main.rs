@@ -12,7 +12,9 @@ mod console;
 mod copytree;
 mod discover;
 mod early;
+mod kexec;
 mod kmod;
+mod localboot;
 mod menu;
 mod mkfs;
 mod mounts;
@@ -186,6 +188,11 @@ fn unattended(d: &discover::Discovery, opts: &Options, which: &str) {
         ));
         return;
     };
+    if let Some(request) = &opts.request {
+        if already_done(b, request) {
+            return;
+        }
+    }
     let confirm = if opts.yes {
         restore_flow::Confirm::Unattended
     } else {
@@ -204,6 +211,49 @@ fn unattended(d: &discover::Discovery, opts: &Options, which: &str) {
             say("The menu follows: choose the backup to try again, or the rescue shell to investigate.");
         }
     }
+}
+
+/// An unattended request runs once: when the store's journal records it as done, the local
+/// disk boots instead (kexec of the restored root's default GRUB entry), or, when that is
+/// impossible, the machine powers off with the reason; booting this image again would only
+/// come back here. Returns true when the request was done (and the machine did not stop).
+fn already_done(b: &discover::Backup, request: &str) -> bool {
+    let discover::BackupKind::Lifeboat { .. } = &b.kind else {
+        return false;
+    };
+    let rec = match store_view::request_done_in(&b.mount, request) {
+        Ok(Some(rec)) => rec,
+        Ok(None) => return false,
+        Err(e) => {
+            say(&format!(
+                "Warning: cannot tell whether lifeboat.request={request} was done already ({e:#}); restoring."
+            ));
+            return false;
+        }
+    };
+    say("");
+    say(&format!(
+        "lifeboat.request={request} is done: the store on {} recorded restore-done {} (generation {}, onto {}). Not restoring again.",
+        b.device.dev_path(),
+        rec.time,
+        rec.generation.as_deref().unwrap_or("?"),
+        rec.target.as_deref().unwrap_or("?")
+    ));
+    say("Booting the local disk.");
+    let e = match &b.target {
+        Ok(t) => localboot::boot(&t.root, t.esp.as_ref()),
+        Err(e) => anyhow::anyhow!("the restored root was not found: {e}"),
+    };
+    for l in restore_flow::failure_lines("CANNOT BOOT THE LOCAL DISK", &e) {
+        say(&l);
+    }
+    say(if std::path::Path::new("/sys/firmware/efi").exists() {
+        "Powering off instead of restoring again (UEFI: boot the restored disk from the firmware's boot menu, or remove the per-host PXE entry / the recovery medium)."
+    } else {
+        "Powering off instead of restoring again (boot the restored disk from the BIOS boot menu, or remove the per-host PXE entry / the recovery medium)."
+    });
+    say(&power::reboot_now(true));
+    true
 }
 
 fn run() {

@@ -145,7 +145,7 @@ pub fn verify(b: &Backup) -> Result<String> {
             p.set_total(Some(b.size));
             let r = store_view::verify(archive, &p);
             p.finish();
-            r.map_err(anyhow::Error::msg)
+            r
         }
         BackupKind::XenTree { inventory } => {
             for f in ["etc/xensource-inventory", "etc/fstab"] {
@@ -166,13 +166,12 @@ pub fn verify(b: &Backup) -> Result<String> {
     }
 }
 
-fn journal(b: &Backup, event: &str, detail: &str) {
+fn journal(b: &Backup, event: &str, detail: &str, request: Option<&str>) {
     let BackupKind::Lifeboat { generation, .. } = &b.kind else {
         return;
     };
-    let r = mounts::remount(&b.mount, false).and_then(|()| {
-        store_view::journal(&b.mount, event, generation, detail).map_err(anyhow::Error::msg)
-    });
+    let r = mounts::remount(&b.mount, false)
+        .and_then(|()| store_view::journal(&b.mount, event, generation, detail, request));
     let _ = mounts::syncfs(&b.mount);
     let _ = mounts::remount(&b.mount, true);
     if let Err(e) = r {
@@ -290,7 +289,12 @@ pub fn restore(b: &Backup, devs: &[BlockDev], opts: &Options, confirm: Confirm) 
     // 4. Journal the start (the next boot of this image finishes an interrupted restore).
     // From here to "restore-done", Ctrl-Alt-Del is ignored.
     let _busy = crate::power::Busy::start();
-    journal(b, "restore-started", &root.dev_path());
+    journal(
+        b,
+        "restore-started",
+        &root.dev_path(),
+        opts.request.as_deref(),
+    );
 
     // 5. Recreate the root filesystem.
     unmount_all_of(&root.dev_path())?;
@@ -368,14 +372,13 @@ pub fn restore(b: &Backup, devs: &[BlockDev], opts: &Options, confirm: Confirm) 
             p.set_total(Some(b.size));
             let r = store_view::extract(archive, &target_dir, &p);
             p.finish();
-            r.map_err(anyhow::Error::msg)
+            r
         }
         BackupKind::XenTree { .. } => {
             say("Copying the XenServer backup tree ...");
             let p = LineProgress::new("copy");
             p.set_total(Some(b.size));
-            let r = copytree::copy_tree(&b.mount, &target_dir, &p)
-                .map(|s| format!("{} entries, {}", s.entries, human_bytes(s.bytes)));
+            let r = copytree::copy_tree(&b.mount, &target_dir, &p).map(|s| s.summary());
             p.finish();
             r
         }
@@ -411,7 +414,7 @@ pub fn restore(b: &Backup, devs: &[BlockDev], opts: &Options, confirm: Confirm) 
     })?;
     power_sync();
     say("Recording restore-done in the store's journal ...");
-    journal(b, "restore-done", &root.dev_path());
+    journal(b, "restore-done", &root.dev_path(), opts.request.as_deref());
     Ok(format!(
         "Restored {} onto {}: {report}",
         b.host,
