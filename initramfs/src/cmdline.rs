@@ -34,6 +34,9 @@ pub struct Options {
     pub after: Option<After>,
     /// `lifeboat.target=DEV`: the partition (or disk) to restore to.
     pub target: Option<String>,
+    /// `lifeboat.disk=ID`: a blank disk (serial, WWN, by-id or kernel name) to recreate the
+    /// backup's whole recorded disk layout on, then restore.
+    pub disk: Option<String>,
     /// `lifeboat.allow-other-host`: accept a machine or disk identity mismatch.
     pub allow_other_host: bool,
     /// `lifeboat.request=ID`: the request an unattended restore runs for (made by `lifeboat
@@ -105,6 +108,7 @@ pub fn parse(cmdline: &str) -> Options {
                 None => o.unknown.push(w.clone()),
             },
             ("lifeboat.target", Some(v)) if !v.is_empty() => o.target = Some(v.to_string()),
+            ("lifeboat.disk", Some(v)) if !v.is_empty() => o.disk = Some(v.to_string()),
             ("lifeboat.allow-other-host" | "lifeboat.allow_other_host", _) => {
                 o.allow_other_host = !matches!(value, Some("0" | "no" | "false"))
             }
@@ -128,12 +132,13 @@ mod tests {
     fn parses_unattended_restore() {
         let o = parse(
             "BOOT_IMAGE=x console=tty0 console=ttyS0,115200n8 quiet lifeboat.restore=latest \
-             lifeboat.yes lifeboat.after=poweroff lifeboat.target=/dev/sda3 lifeboat.allow-other-host lifeboat.request=20261202-0740-a1b2",
+             lifeboat.yes lifeboat.after=poweroff lifeboat.target=/dev/sda3 lifeboat.allow-other-host lifeboat.request=20261202-0740-a1b2 lifeboat.disk=S3Z8NB0K",
         );
         assert_eq!(o.consoles, vec!["tty0".to_string(), "ttyS0".to_string()]);
         assert_eq!(o.restore.as_deref(), Some("latest"));
         assert!(o.yes && o.allow_other_host);
         assert_eq!(o.after, Some(After::Poweroff));
+        assert_eq!(o.disk.as_deref(), Some("S3Z8NB0K"));
         assert_eq!(o.target.as_deref(), Some("/dev/sda3"));
         assert_eq!(o.request.as_deref(), Some("20261202-0740-a1b2"));
         assert!(o.unknown.is_empty());

@@ -5,7 +5,7 @@
 use anyhow::{anyhow, Context, Result};
 use lifeboat_core::archive::manifest::Counts;
 use lifeboat_core::archive::reader::ArchiveReader;
-use lifeboat_core::archive::verify::verify_reader;
+use lifeboat_core::archive::verify::{verify_reader_collecting, SmallFiles};
 use lifeboat_core::archive::Manifest;
 use lifeboat_core::codec::Codec;
 use lifeboat_core::io::CountingReader;
@@ -23,8 +23,14 @@ pub struct Generation {
     pub id: String,
     pub archive: PathBuf,
     pub manifest: Manifest,
+    /// The archive carries a Lifeboat manifest (false: a staged plain `xe host-backup` tar,
+    /// whose `manifest` here holds only what meta.json says).
+    pub recorded: bool,
     /// Size of the archive file in bytes.
     pub size: u64,
+    /// Logical bytes of file content and entries, from meta.json.
+    pub bytes: u64,
+    pub entries: u64,
 }
 
 pub struct StoreListing {
@@ -51,6 +57,7 @@ pub fn list(dir: &Path) -> Result<Option<StoreListing>> {
         .map(|g| {
             let archive = g.archive_path();
             let meta = g.meta;
+            let recorded = meta.manifest.is_some();
             let manifest = meta.manifest.clone().unwrap_or_else(|| Manifest {
                 hostname: meta.host.clone(),
                 created: meta.created.clone(),
@@ -71,7 +78,10 @@ pub fn list(dir: &Path) -> Result<Option<StoreListing>> {
                 id: g.id,
                 archive,
                 manifest,
+                recorded,
                 size: meta.size,
+                bytes: meta.bytes,
+                entries: meta.entries,
             }
         })
         .collect();
@@ -169,14 +179,16 @@ impl Ticker<'_> {
 
 /// Reads the whole archive with core's one verify loop (every checksum, the trailer, every
 /// entry against the restore's own rules), and the whole against the generation's meta.json.
-pub fn verify(archive: &Path, progress: &dyn Progress) -> Result<String> {
+/// The files named in `files` are kept as they are read (a plain generation's fstab and
+/// grub.cfg, for the plan).
+pub fn verify(archive: &Path, progress: &dyn Progress, files: &mut SmallFiles) -> Result<String> {
     let (generation, codec, mut reader, count) = open_counted(archive)?;
     let mut ticker = Ticker {
         count,
         seen: 0,
         progress,
     };
-    let report = verify_reader(&mut reader, codec, &mut |_| ticker.tick())
+    let report = verify_reader_collecting(&mut reader, codec, &mut |_| ticker.tick(), files)
         .with_context(|| format!("{} does not verify", archive.display()))?;
     ticker.tick();
     generation
