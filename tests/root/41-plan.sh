@@ -47,7 +47,7 @@ loop_attach "$W/blank.img"; K=$REPLY
 MD=""
 stop_md() { if [ -n "$MD" ]; then mdadm --stop "$MD" >/dev/null 2>&1; MD=""; fi; }
 # The array is stopped before the loop devices under it are detached.
-trap 'rc=$?; stop_md; (exit $rc); lb_run_exit' EXIT
+trap 'rc=$?; set +e; stop_md; (exit $rc); lb_run_exit' EXIT
 if [ -e /proc/mdstat ] || modprobe md_mod 2>/dev/null; then
   MD=/dev/md/lifeboat-plan-$$
   mdadm --create "$MD" --run --level=1 --metadata=1.0 --raid-devices=2 "$M1" "$M2" >/dev/null 2>&1 \
