@@ -1,6 +1,8 @@
 #!/bin/bash
 # A XenServer-style backup partition (unpacked tree, .xen-backup-partition,
-# etc/xensource-inventory) is found and restored onto the root-* partition of its disk.
+# etc/xensource-inventory) is found and restored onto a wiped root: partition 1 of its disk
+# (XenServer's layout), with the label its own fstab and grub.cfg name (decided from the backup,
+# as XenServer's installer does; the root's UUID is not recorded there, so it is a new one).
 source "$(dirname "$0")/lib/restore.bash"
 lb_setup
 lb_image
@@ -9,7 +11,7 @@ lb_disk "$LB_WORK/disk.img" 512
 lb_attach "$LB_DISK"
 mkfs.ext4 -q -L root-test "$LB_P1"
 mkfs.ext3 -q "$LB_P2"
-root_uuid=$(blkid -p -s UUID -o value "$LB_P1")
+old_uuid=$(blkid -p -s UUID -o value "$LB_P1")
 mnt=$LB_WORK/mnt; mkdir -p "$mnt"
 mount "$LB_P2" "$mnt"
 # The fixture with its ext flags (immutable with a hard link, append-only) and sparse files
@@ -17,7 +19,8 @@ mount "$LB_P2" "$mnt"
 # keep (a known limitation): paths longer than PATH_MAX (the copy works on path names).
 "$LB_TOOLS/lbtest-fixture" "$mnt" --no-long-path >/dev/null \
   || fail "lbtest-fixture failed"
-mkdir -p "$mnt/etc"; [ -e "$mnt/etc/fstab" ] || echo "LABEL=root-test / ext3 defaults 1 1" > "$mnt/etc/fstab"
+mkdir -p "$mnt/etc" "$mnt/boot/grub"; [ -e "$mnt/etc/fstab" ] || echo "LABEL=root-test / ext3 defaults 1 1" > "$mnt/etc/fstab"
+printf 'menuentry "XCP-ng" {\n  multiboot2 /boot/xen.gz dom0_mem=2048M\n  module2 /boot/vmlinuz root=LABEL=root-test ro\n}\n' > "$mnt/boot/grub/grub.cfg"
 cat > "$mnt/etc/xensource-inventory" <<INV
 PRODUCT_BRAND='XCP-ng'
 PRODUCT_VERSION='8.2.1'
@@ -31,18 +34,21 @@ PARTITION_LAYOUT='ROOT,BACKUP'
 INV
 touch "$mnt/.xen-backup-partition"
 umount "$mnt"
-# The "old" root: something else entirely.
-mount "$LB_P1" "$mnt"; echo broken > "$mnt/broken"; umount "$mnt"
+# The old root is gone: no filesystem, no label.
+wipefs -q -a "$LB_P1"
 lb_detach
 
 lb_boot "$LB_WORK/serial.log" "lifeboat.restore=latest lifeboat.yes lifeboat.after=poweroff"
 lb_expect_log "$LB_WORK/serial.log" "lifeboat-init "
 lb_expect_log "$LB_WORK/serial.log" "XenServer backup partition"
+lb_expect_log "$LB_WORK/serial.log" "partition 1 of vda (XenServer's layout)"
+lb_expect_log "$LB_WORK/serial.log" "the backup's etc/fstab"
 lb_expect_log "$LB_WORK/serial.log" "RESTORE COMPLETE"
 
 lb_attach "$LB_DISK"
 [ "$(blkid -p -s LABEL -o value "$LB_P1")" = root-test ] || fail "root label not kept"
-[ "$(blkid -p -s UUID -o value "$LB_P1")" = "$root_uuid" ] || fail "root UUID not kept"
+new_uuid=$(blkid -p -s UUID -o value "$LB_P1")
+[ -n "$new_uuid" ] && [ "$new_uuid" != "$old_uuid" ] || fail "root UUID: '$new_uuid' (old '$old_uuid')"
 [ "$(blkid -p -s TYPE -o value "$LB_P1")" = ext3 ] || fail "root not recreated as ext3 (the backup's type)"
 want=$LB_WORK/want; got=$LB_WORK/got; mkdir -p "$want" "$got"
 mount -o ro "$LB_P2" "$want"

@@ -14,7 +14,7 @@ g1=$(json "j['generation']" <"$W/b1.json"); g2=$(json "j['generation']" <"$W/b2.
 [[ "$g1" < "$g2" ]] || fail "ids do not sort by time: $g1 $g2"
 "$LIFEBOAT" list --backup-device "$B" --json >"$W/list.json"
 json "j['backups'][1]['host'], j['backups'][1]['product_version'], j['backups'][1]['state'], j['backups'][1]['files']" <"$W/list.json" \
-  | grep -qx "testhost 8.2.1 verified 53" || fail "list: $(cat "$W/list.json")"
+  | grep -qx "$(hostname) 8.2.1 verified 53" || fail "list: $(cat "$W/list.json")"
 M=$W/m; mkdir -p "$M"; mount -o ro "$B" "$M"; MOUNTS+=("$M")
 a=$(latest_archive "$M")
 [ "$(stat -c %a "$a")" = 600 ] || fail "archive mode $(stat -c %a "$a")"

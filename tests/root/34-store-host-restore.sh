@@ -36,7 +36,7 @@ note "1. a Lifeboat archive (zstd) is staged, verified and committed"
 json "j['backups'][-1]['origin'], j['backups'][-1]['state'], j['backups'][-1]['codec']" <"$W/list.json" | grep -qx "host-restore verified zstd" \
   || fail "list: $(cat "$W/list.json")"
 staged=$(json "j['backups'][-1]['id']" <"$W/list.json")
-mount -o ro "$B" "$M"; cmp "$W/host.xbk" "$(latest_archive "$M")" || fail "the staged copy differs from the upload"; umount "$M"
+mount -o ro "$B" "$M"; cmp "$W/host.xbk" "$M/generations/$staged/backup.tar.zst" || fail "the staged copy differs from the upload"; umount "$M"
 
 note "2. damaged uploads are refused; the last good generation stays"
 size=$(stat -c %s "$W/host.xbk")
@@ -67,7 +67,7 @@ tar -C "$R" -czf "$W/xe.tgz" --numeric-owner .
 "$LIFEBOAT" host-restore file-name=- --backup-device "$B" --root "$R" <"$W/xe.tgz" >"$W/out" 2>&1 || fail "plain tar.gz: $(cat "$W/out")"
 grep -q "no checksums" "$W/out" || fail "no warning: $(cat "$W/out")"
 "$LIFEBOAT" list --backup-device "$B" --json | json "j['backups'][-1]['state'], j['backups'][-1]['product_version'], j['backups'][-1]['host']" \
-  | grep -qx "unchecked 8.2.1 testhost" || fail "list: $("$LIFEBOAT" list --backup-device "$B")"
+  | grep -qx "unchecked 8.2.1 $(hostname)" || fail "list: $("$LIFEBOAT" list --backup-device "$B")"
 xe=$("$LIFEBOAT" list --backup-device "$B" --json | json "j['backups'][-1]['id']")
 head -c $(( $(stat -c %s "$W/xe.tgz") - 20 )) "$W/xe.tgz" >"$W/xe-trunc.tgz"
 refused "truncated tar.gz" "refused" "$W/xe-trunc.tgz"; intact "$xe"

@@ -26,7 +26,8 @@ make_root() {
   mkdir -p "$R/etc" "$R/usr/bin" "$R/var/lib" "$R/tmp"
   echo "PRODUCT_VERSION='8.2.1'" >"$R/etc/xensource-inventory"
   echo "INSTALLATION_UUID='0b4c9b2e-0000-4000-8000-000000000001'" >>"$R/etc/xensource-inventory"
-  echo testhost >"$R/etc/hostname"
+  # This machine's own name: "latest" is the newest backup of this host (core::plan::latest).
+  hostname >"$R/etc/hostname"
   for i in $(seq 1 50); do echo "file $i" >"$R/var/lib/f$i"; done
   head -c 2M /dev/urandom >"$R/usr/bin/blob"
 }
@@ -39,12 +40,15 @@ generations() {
   "$LIFEBOAT" list --backup-device "$1" --json | json "len([b for b in j['backups'] if b['kind']=='lifeboat'])"
 }
 
-# latest_archive MOUNTPOINT: path of the newest committed generation's archive.
+# latest_archive MOUNTPOINT: path of the newest committed generation's archive (by commit
+# time: two generations made in the same second are named ID and ID-02, which sort the other
+# way round).
 latest_archive() {
-  local gens archives
-  gens=("$1"/generations/*/)
-  [ -d "${gens[-1]}" ] || return 1
-  archives=("${gens[-1]}"backup.tar*)
+  local newest archives
+  newest=$(find "$1/generations" -mindepth 1 -maxdepth 1 -type d -printf '%T@ %p/\n' 2>/dev/null |
+    sort -n | tail -n 1 | cut -d' ' -f2-)
+  [ -n "$newest" ] && [ -d "$newest" ] || return 1
+  archives=("$newest"backup.tar*)
   [ -f "${archives[0]}" ] || return 1
   echo "${archives[0]}"
 }

@@ -23,14 +23,14 @@ pub fn plan(
     let ident = root_identity(backup)?;
     match request {
         TargetRequest::Automatic => {
-            let root = find_root(backup, &ident, devices, None)?;
+            let (root, by) = find_root(backup, &ident, devices, None)?;
             recorded_disk(
                 backup,
                 &ident,
                 devices,
                 root,
                 machine,
-                "found by the recorded identity",
+                &format!("found by {by}"),
             )
         }
         TargetRequest::Partition(spec) => {
@@ -59,14 +59,14 @@ pub fn plan(
                     })
                 }
             } else {
-                let root = find_root(backup, &ident, devices, Some(&d.dev.name))?;
+                let (root, by) = find_root(backup, &ident, devices, Some(&d.dev.name))?;
                 recorded_disk(
                     backup,
                     &ident,
                     devices,
                     root,
                     machine,
-                    "found on the disk named",
+                    &format!("found by {by} on the disk named"),
                 )
             }
         }
@@ -144,13 +144,13 @@ fn eq_ci(a: Option<&str>, b: &str) -> bool {
 /// The recorded root partition among the partitions found (of `disk` only, when given): by
 /// the recorded PARTUUID, else the filesystem's recorded UUID, else its label, else the
 /// temporary label an interrupted restore left on the backup's own disk. Several matches are
-/// refused and listed.
+/// refused and listed. Returns the partition and the rule that found it.
 fn find_root<'a>(
     backup: &BackupFacts,
     ident: &RootIdentity,
     devices: &'a [DeviceFacts],
     disk: Option<&str>,
-) -> Result<&'a DeviceFacts, PlanError> {
+) -> Result<(&'a DeviceFacts, String), PlanError> {
     let parts: Vec<&DeviceFacts> = devices
         .iter()
         .filter(|d| d.dev.is_partition() && disk.is_none_or_eq(&d.dev.disk))
@@ -192,11 +192,34 @@ fn find_root<'a>(
             }),
         ));
     }
+    // A XenServer dom0 backup without a recorded partition (a backup partition, a staged `xe
+    // host-backup`): XenServer's installer always makes the root partition 1 of the disk that
+    // holds the backup partition, and its restore finds it there; so is a wiped root.
+    let xenserver = backup.kind != BackupKind::Lifeboat
+        && backup
+            .system_files
+            .as_ref()
+            .is_some_and(|f| f.inventory.is_some());
+    if let (true, Some(bd)) = (xenserver, backup_disk.clone()) {
+        let holder = backup.device.clone();
+        rules.push((
+            format!("partition 1 of {bd} (XenServer's layout)"),
+            Box::new(move |d| {
+                d.dev.disk == bd
+                    && d.dev.partno == Some(1)
+                    && d.dev.name != holder
+                    && d.dev
+                        .fs
+                        .as_ref()
+                        .is_none_or(|f| f.fstype.starts_with("ext"))
+            }),
+        ));
+    }
     for (spelt, rule) in &rules {
         let found: Vec<&DeviceFacts> = parts.iter().copied().filter(|d| rule(d)).collect();
         match found.as_slice() {
             [] => continue,
-            [one] => return Ok(one),
+            [one] => return Ok((one, spelt.clone())),
             many => {
                 return Err(PlanError::Ambiguous {
                     request: format!("the recorded root ({spelt})"),

@@ -799,6 +799,16 @@ fn a_xenserver_tree_restores_onto_the_partition_with_its_own_label() {
     assert!(
         matches!(&p.steps.last().unwrap().action, Action::SetFinalIdentity { label, .. } if label.as_deref() == Some("root-xyz"))
     );
+    // A wiped root (no signature) in XenServer's layout: partition 1 of the backup's disk,
+    // never one that holds something else (here sda1 is the ESP: refused, not written).
+    let e = run(&b, &wiped(&devs, 2), TargetRequest::Automatic).unwrap_err();
+    assert!(matches!(e, PlanError::RootNotFound { .. }), "{e}");
+    let mut xs = wiped(&devs, 2);
+    xs[1].dev.fs = None;
+    xs[1].dev.size = 18 * GIB;
+    let p = run(&b, &xs, TargetRequest::Automatic).unwrap();
+    assert_eq!(p.root_device, "/dev/sda1");
+    assert_eq!(p.root_identity.label.as_deref(), Some("root-xyz"));
     // Without its files the identity cannot be decided: refused.
     let b = BackupFacts {
         system_files: None,
@@ -822,6 +832,13 @@ fn a_xenserver_tree_restores_onto_the_partition_with_its_own_label() {
             device: "/dev/sdb".into()
         }
     );
+}
+
+/// `devs` with the filesystem of entry `i` wiped.
+fn wiped(devs: &[DeviceFacts], i: usize) -> Vec<DeviceFacts> {
+    let mut d = devs.to_vec();
+    d[i].dev.fs = None;
+    d
 }
 
 #[derive(Debug)]
