@@ -143,9 +143,41 @@ pub fn request(opts: &Options) -> TargetRequest {
     }
 }
 
-/// Computes (again) the plan of `b` with what discovery found.
-pub fn plan_for(b: &BackupFacts, d: &[DeviceFacts], opts: &Options) -> Result<Plan, PlanError> {
-    plan::plan(b, d, &request(opts), &machine::machine_identity())
+/// Computes (again) the plan of `b` with what discovery found. After an interrupted restore
+/// (`interrupted`: the store's journal has a restore-started with no restore-done), a disk
+/// whose partition table carries the disk GUID the backup recorded was being recreated by
+/// that restore: it counts as blank again, so the whole-disk plan runs again from its start
+/// (every step can be repeated).
+pub fn plan_for(
+    b: &BackupFacts,
+    d: &[DeviceFacts],
+    opts: &Options,
+    interrupted: bool,
+) -> Result<Plan, PlanError> {
+    let recorded: Vec<&str> = b
+        .manifest
+        .as_ref()
+        .map(|m| m.source.disks.iter().map(|l| l.table_id.as_str()).collect())
+        .unwrap_or_default();
+    let mut facts = d.to_vec();
+    if interrupted && !recorded.is_empty() {
+        for f in facts
+            .iter_mut()
+            .filter(|f| !f.dev.is_partition() && !f.blank)
+        {
+            let ours = matches!(
+                read_partition_table(Path::new(&f.dev.dev_path())),
+                Ok(Some(t)) if recorded.iter().any(|r| r.eq_ignore_ascii_case(&t.id))
+            );
+            let holds_something = d
+                .iter()
+                .any(|p| p.dev.disk == f.dev.name && (p.holds.is_some() || !p.mounts.is_empty()));
+            if ours && !holds_something && f.md_array.is_none() && !f.boot_medium {
+                f.blank = true;
+            }
+        }
+    }
+    plan::plan(b, &facts, &request(opts), &machine::machine_identity())
 }
 
 /// Facts for every device: the boot medium and blank disks (core's rules), md legs from their
@@ -329,7 +361,7 @@ pub fn discover(opts: &Options) -> Discovery {
     }
     let facts = device_facts(&devs, &holds);
     for b in &mut backups {
-        b.plan = plan_for(&b.facts, &facts, opts);
+        b.plan = plan_for(&b.facts, &facts, opts, b.interrupted);
     }
     // Newest first (RFC 3339 times sort as text).
     backups.sort_by(|a, b| b.time.cmp(&a.time));

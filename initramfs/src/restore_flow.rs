@@ -160,7 +160,7 @@ pub fn restore(b: &Backup, d: &Discovery, opts: &Options, confirm: Confirm) -> R
     if facts.kind == PlanKind::PlainTar {
         facts.system_files = Some(system_files_of(&files));
     }
-    let plan: Plan = discover::plan_for(&facts, &d.facts, opts)
+    let plan: Plan = discover::plan_for(&facts, &d.facts, opts, b.interrupted)
         .map_err(|e| anyhow!("refused: {e}"))
         .with_context(|| format!("{nothing}."))?;
     say("");
