@@ -157,6 +157,7 @@ lb_expect_log() {
 # identity (machine DMI, disk, partition) is then set to the guest's (lbtest-store, through
 # core's own types), as if the backup had been taken there (this machine has no DMI, and its
 # "disk" is a loop device).
+# Sets $LB_GEN, the generation id (the store holds one).
 lb_store_backup() {
   local rootmnt=$1 partno=$2 backupdev=$3
   "$LB_AGENT" init-store --backup-device "$backupdev" >&2 || fail "lifeboat init-store failed"
@@ -169,6 +170,9 @@ lb_store_backup() {
     --machine-serial "$LB_MACHINE_SERIAL" --disk-serial "$LB_DISK_SERIAL" \
     --disk-size "$(stat -c %s "$LB_DISK")" --disk-name vda --table gpt --partuuid "$partuuid" \
     --partition "$partno" >&2 || fail "lbtest-store set-identity failed"
+  local g
+  for g in "$smnt"/generations/*/; do LB_GEN=$(basename "$g"); done
+  export LB_GEN
   umount "$smnt"
 }
 
