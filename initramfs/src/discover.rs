@@ -189,8 +189,7 @@ fn device_facts(devs: &[BlockDev], holds: &BTreeMap<String, Holds>) -> Vec<Devic
     let mut facts = plan::facts::from_scan(devs);
     for f in &mut facts {
         let path = PathBuf::from(f.dev.dev_path());
-        f.md_array = plan::md::probe_md(&path, f.dev.size)
-            .map(|s| format!("{} (metadata {})", s.array_uuid, s.metadata));
+        f.md_array = plan::md::probe_md(&path);
         if f.blank && matches!(read_partition_table(&path), Ok(Some(_))) {
             f.blank = false;
         }

@@ -174,9 +174,7 @@ fn device_facts(
                 }
             }
         }
-        f.md_array = md::probe_md(&path, d.size)
-            .map(|s| format!("{} (metadata {})", s.array_uuid, s.metadata))
-            .or_else(|| md_holder(&d.name));
+        f.md_array = md::probe_md(&path).or_else(|| md_holder(&d.name));
         f.holds = if d.name == backup_name {
             holds_at(backup_dir)
         } else if let Some(m) = mounts.iter().find(|m| m.fs_root == "/") {
