@@ -6,6 +6,7 @@ use crate::discover::{Backup, BackupKind, Discovery};
 use crate::execute;
 use crate::power;
 use crate::restore_flow::{self, describe_dev, describe_disk, Confirm};
+use anyhow::anyhow;
 use lifeboat_core::identity::machine;
 use lifeboat_core::plan::latest::is_this_host;
 use lifeboat_core::plan::{Dated, LatestError, ThisHost};
@@ -282,7 +283,7 @@ pub fn main_menu(d: &Discovery, opts: &Options) {
 /// `xe host-backup`) counts as this machine's when its store is on a fixed disk of it. Other
 /// machines' backups are restored only when named by id. With no Lifeboat generation at all,
 /// `latest` is the XenServer backup partition.
-pub fn pick<'a>(d: &'a Discovery, which: &str) -> Result<&'a Backup, String> {
+pub fn pick<'a>(d: &'a Discovery, which: &str) -> anyhow::Result<&'a Backup> {
     match which {
         "latest" | "" => {
             let lifeboat: Vec<&Backup> = d
@@ -291,10 +292,7 @@ pub fn pick<'a>(d: &'a Discovery, which: &str) -> Result<&'a Backup, String> {
                 .filter(|b| matches!(b.kind, BackupKind::Lifeboat { .. }))
                 .collect();
             if lifeboat.is_empty() {
-                return d
-                    .backups
-                    .first()
-                    .ok_or_else(|| LatestError::None.to_string());
+                return d.backups.first().ok_or_else(|| anyhow!(LatestError::None));
             }
             let this = ThisHost {
                 machine: machine::machine_identity(),
@@ -310,25 +308,24 @@ pub fn pick<'a>(d: &'a Discovery, which: &str) -> Result<&'a Backup, String> {
                     _ => Some(*b),
                 })
                 .ok_or_else(|| {
-                    LatestError::OtherHostsOnly {
+                    anyhow!(LatestError::OtherHostsOnly {
                         this: format!(
                             "machine UUID {}",
                             this.machine.product_uuid.as_deref().unwrap_or("unknown")
                         ),
                         others: lifeboat.iter().map(|b| b.label()).collect(),
-                    }
-                    .to_string()
+                    })
                 })
         }
         "xen" | "xenserver" => d
             .backups
             .iter()
             .find(|b| matches!(b.kind, BackupKind::XenTree { .. }))
-            .ok_or_else(|| "no XenServer backup partition was found".to_string()),
+            .ok_or_else(|| anyhow!("no XenServer backup partition was found")),
         g => d
             .backups
             .iter()
             .find(|b| b.generation() == Some(g))
-            .ok_or_else(|| format!("no generation {g} was found on the disks")),
+            .ok_or_else(|| anyhow!("no generation {g} was found on the disks")),
     }
 }
