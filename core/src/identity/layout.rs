@@ -181,9 +181,11 @@ pub struct MountInfo {
     pub minor: u32,
     pub fs_root: String,
     pub mount_point: PathBuf,
+    pub read_only: bool,
 }
 
-fn unescape(s: &str) -> String {
+/// Undoes the octal escapes of mountinfo, /proc/swaps and fstab (`\040` for a space).
+pub(crate) fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -203,7 +205,7 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Parses /proc/self/mountinfo text.
+/// Parses /proc/self/mountinfo text (the one parser: `store::mount` uses it too).
 pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
     text.lines()
         .filter_map(|l| {
@@ -214,6 +216,7 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
                 minor: min.parse().ok()?,
                 fs_root: unescape(f.get(3)?),
                 mount_point: PathBuf::from(unescape(f.get(4)?)),
+                read_only: f.get(5)?.split(',').any(|o| o == "ro"),
             })
         })
         .collect()

@@ -72,17 +72,15 @@ fn devnum(dev: &Path) -> Result<(u64, u64), StoreError> {
 /// Every mount of a block device.
 pub fn mounts_of(dev: &Path) -> Result<Vec<MountEntry>, StoreError> {
     let (major, minor) = devnum(dev)?;
-    let want = format!("{major}:{minor}");
     let info = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| StoreError::io(Path::new("/proc/self/mountinfo"), e))?;
-    Ok(info
-        .lines()
-        .map(|l| l.split(' ').collect::<Vec<&str>>())
-        .filter(|f| f.len() >= 6 && f[2] == want)
-        .map(|f| MountEntry {
-            mount_point: PathBuf::from(unescape(f[4])),
-            fs_root: unescape(f[3]),
-            read_only: f[5].split(',').any(|o| o == "ro"),
+    Ok(crate::identity::layout::parse_mountinfo(&info)
+        .into_iter()
+        .filter(|m| u64::from(m.major) == major && u64::from(m.minor) == minor)
+        .map(|m| MountEntry {
+            mount_point: m.mount_point,
+            fs_root: m.fs_root,
+            read_only: m.read_only,
         })
         .collect())
 }
@@ -132,29 +130,6 @@ pub fn in_use(dev: &Path) -> Result<Option<String>, StoreError> {
         )));
     }
     Ok(None)
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 4 <= b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let oct = &s[i + 1..i + 4];
-            if let Ok(v) = u8::from_str_radix(oct, 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn private_base() -> PathBuf {
