@@ -18,7 +18,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use lifeboat_core::archive::disk_layout::{DiskLayout, PartitionContent, UefiBootEntry};
 use lifeboat_core::archive::manifest::FilesystemIdentity;
 use lifeboat_core::identity::{efivars, gpt_write, layout, swap};
-use lifeboat_core::plan::{render, Action, Plan, Step};
+use lifeboat_core::plan::{render, Action, Mode, Plan, Step};
 use lifeboat_core::progress::{human_bytes, Progress};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -441,13 +441,20 @@ pub fn destroyed(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
-/// A short line for the menu: mode, disk, root partition.
+/// A short line for the menu: what is overwritten, and how.
 pub fn summary(plan: &Plan) -> String {
-    format!(
-        "{} on {} ({}), root {}",
-        plan.mode.describe(),
-        plan.target_disk.dev_path,
-        human_bytes(plan.target_disk.size_bytes),
-        plan.root_device
-    )
+    match plan.mode {
+        Mode::RecordedDisk => format!(
+            "{} (and {} more steps: {})",
+            plan.root_device,
+            plan.steps.len().saturating_sub(1),
+            plan.mode.describe()
+        ),
+        Mode::BlankDisk => format!(
+            "{} ({}, the whole disk: {})",
+            plan.target_disk.dev_path,
+            human_bytes(plan.target_disk.size_bytes),
+            plan.mode.describe()
+        ),
+    }
 }

@@ -37,7 +37,7 @@ fn show_backup_line(i: usize, b: &Backup, d: &Discovery) {
     ));
     match &b.plan {
         Ok(p) => {
-            say(&format!("      plan: {}", execute::summary(p)));
+            say(&format!("      will overwrite {}", execute::summary(p)));
             say(&format!(
                 "      on {}",
                 describe_disk(&d.devices, &p.target_disk.kernel_name)
