@@ -445,10 +445,10 @@ pub fn destroyed(plan: &Plan) -> Vec<String> {
 pub fn summary(plan: &Plan) -> String {
     match plan.mode {
         Mode::RecordedDisk => format!(
-            "{} (and {} more steps: {})",
+            "{}: {} ({} steps)",
             plan.root_device,
-            plan.steps.len().saturating_sub(1),
-            plan.mode.describe()
+            plan.mode.describe(),
+            plan.steps.len()
         ),
         Mode::BlankDisk => format!(
             "{} ({}, the whole disk: {})",
