@@ -98,6 +98,16 @@ impl<'a> Executor<'a> {
                 } else {
                     fs.clone()
                 };
+                say(&format!(
+                    "Creating {} on {dev} (label {}{}) ...",
+                    fs.fstype,
+                    fs.label.as_deref().unwrap_or("none"),
+                    if *temporary_identity {
+                        " and a temporary UUID until the restore is complete"
+                    } else {
+                        ""
+                    }
+                ));
                 make_fs(self.tools, &fs, dev)
                     .with_context(|| format!("cannot create the {role} filesystem on {dev}"))
             }
@@ -167,9 +177,9 @@ impl<'a> Executor<'a> {
                     ..self.plan.root_identity.clone()
                 };
                 say(&format!(
-                    "  label {} and UUID {} on {dev}",
+                    "Setting the recorded label ({}) and UUID ({}) on {dev} ...",
                     label.as_deref().unwrap_or("none"),
-                    uuid.as_deref().unwrap_or("(a new one)")
+                    uuid.as_deref().unwrap_or("a new one")
                 ));
                 mkfs::set_final_identity(self.tools, &fs, dev).with_context(|| {
                     format!(
@@ -218,7 +228,7 @@ impl<'a> Executor<'a> {
         let b = self.backup;
         let report = match &b.kind {
             BackupKind::Lifeboat { archive, .. } => {
-                say("  extracting ...");
+                say("Extracting ...");
                 let p = LineProgress::new("extract");
                 p.set_total(Some(b.size));
                 let r = store_view::extract(archive, &target, &p);
@@ -226,7 +236,7 @@ impl<'a> Executor<'a> {
                 r
             }
             BackupKind::XenTree { .. } => {
-                say("  copying the XenServer backup tree ...");
+                say("Copying the XenServer backup tree ...");
                 let p = LineProgress::new("copy");
                 p.set_total(Some(b.size));
                 let r = copytree::copy_tree(&b.mount, &target, &p).map(|s| s.summary());
@@ -240,7 +250,7 @@ impl<'a> Executor<'a> {
                 mkfs::PARTIAL_LABEL
             )
         })?;
-        say("  syncing ...");
+        say("Syncing ...");
         mounted
             .release()
             .context("the restored root may not be fully written; restore again")?;
