@@ -141,6 +141,8 @@ add_program /sbin/e2fsck fsck.ext4 fsck.ext3
 add_program /sbin/tune2fs e2label
 add_program /sbin/dumpe2fs
 add_program /sbin/blkid
+# efibootmgr: a test makes the host's own UEFI boot entry with it, as an installer does.
+add_program /usr/bin/efibootmgr
 cp /etc/mke2fs.conf "$R/etc/mke2fs.conf"
 cp "$LIFEBOAT_BIN" "$R/usr/sbin/lifeboat"
 chmod 0755 "$R/usr/sbin/lifeboat"
