@@ -34,8 +34,15 @@ pub struct Options {
     pub after: Option<After>,
     /// `lifeboat.target=DEV`: the partition (or disk) to restore to.
     pub target: Option<String>,
+    /// `lifeboat.disk=ID`: a blank disk (serial, WWN, by-id or kernel name) to recreate the
+    /// backup's whole recorded disk layout on, then restore.
+    pub disk: Option<String>,
     /// `lifeboat.allow-other-host`: accept a machine or disk identity mismatch.
     pub allow_other_host: bool,
+    /// `lifeboat.request=ID`: the request an unattended restore runs for (made by `lifeboat
+    /// mkrescue`). A request already done in the store's journal is not restored again: the
+    /// local disk boots instead.
+    pub request: Option<String>,
     /// `lifeboat.settle=SECONDS`: longest wait for disks (default 20).
     pub settle_max_secs: Option<u64>,
     /// Unknown `lifeboat.*` words, reported once at boot.
@@ -62,6 +69,13 @@ fn words(cmdline: &str) -> Vec<String> {
         out.push(cur);
     }
     out
+}
+
+/// A request id: 1 to 64 ASCII letters, digits, '-', '_' or '.'.
+fn is_request_id(v: &str) -> bool {
+    (1..=64).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 pub fn parse(cmdline: &str) -> Options {
@@ -94,9 +108,11 @@ pub fn parse(cmdline: &str) -> Options {
                 None => o.unknown.push(w.clone()),
             },
             ("lifeboat.target", Some(v)) if !v.is_empty() => o.target = Some(v.to_string()),
+            ("lifeboat.disk", Some(v)) if !v.is_empty() => o.disk = Some(v.to_string()),
             ("lifeboat.allow-other-host" | "lifeboat.allow_other_host", _) => {
                 o.allow_other_host = !matches!(value, Some("0" | "no" | "false"))
             }
+            ("lifeboat.request", Some(v)) if is_request_id(v) => o.request = Some(v.to_string()),
             ("lifeboat.settle", Some(v)) => match v.parse() {
                 Ok(s) => o.settle_max_secs = Some(s),
                 Err(_) => o.unknown.push(w.clone()),
@@ -116,14 +132,23 @@ mod tests {
     fn parses_unattended_restore() {
         let o = parse(
             "BOOT_IMAGE=x console=tty0 console=ttyS0,115200n8 quiet lifeboat.restore=latest \
-             lifeboat.yes lifeboat.after=poweroff lifeboat.target=/dev/sda3 lifeboat.allow-other-host",
+             lifeboat.yes lifeboat.after=poweroff lifeboat.target=/dev/sda3 lifeboat.allow-other-host lifeboat.request=20261202-0740-a1b2 lifeboat.disk=S3Z8NB0K",
         );
         assert_eq!(o.consoles, vec!["tty0".to_string(), "ttyS0".to_string()]);
         assert_eq!(o.restore.as_deref(), Some("latest"));
         assert!(o.yes && o.allow_other_host);
         assert_eq!(o.after, Some(After::Poweroff));
+        assert_eq!(o.disk.as_deref(), Some("S3Z8NB0K"));
         assert_eq!(o.target.as_deref(), Some("/dev/sda3"));
+        assert_eq!(o.request.as_deref(), Some("20261202-0740-a1b2"));
         assert!(o.unknown.is_empty());
+    }
+
+    #[test]
+    fn a_malformed_request_is_reported_not_used() {
+        let o = parse("lifeboat.request= lifeboat.request=a/b");
+        assert_eq!(o.request, None);
+        assert_eq!(o.unknown.len(), 2, "{:?}", o.unknown);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Discovery: every disk and partition, the boot medium (never a target), Lifeboat stores and
 //! XenServer backup partitions (`.xen-backup-partition` + `etc/xensource-inventory`), and for
-//! each backup the partition it would overwrite.
+//! each backup core's restore plan on this machine (`lifeboat_core::plan`: which disk and
+//! partitions it writes, with the safety rules) or the refusal that explains itself.
 
 use crate::cmdline::Options;
 use crate::console::log_only;
@@ -8,13 +9,14 @@ use crate::mounts;
 use crate::probe::{self, BlockDev};
 use crate::store_view;
 use lifeboat_core::archive::Manifest;
-use lifeboat_core::identity::devices;
+use lifeboat_core::identity::{machine, read_partition_table};
+use lifeboat_core::plan::facts::{FSTAB, GRUB_CFG, GRUB_CFG_EFI, INVENTORY};
+use lifeboat_core::plan::{
+    self, BackupFacts, Dated, DeviceFacts, Holds, Plan, PlanError, SystemFiles, TargetRequest,
+};
 use lifeboat_core::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-
-/// GPT type of an EFI system partition.
-pub const ESP_TYPE: &str = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
 
 #[derive(Debug, Clone)]
 pub enum BackupKind {
@@ -28,15 +30,6 @@ pub enum BackupKind {
     XenTree { inventory: BTreeMap<String, String> },
 }
 
-/// The partitions a restore overwrites.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub root: BlockDev,
-    pub esp: Option<BlockDev>,
-    /// How the root was found ("PARTUUID ...", "label ...", "lifeboat.target").
-    pub how: String,
-}
-
 #[derive(Debug, Clone)]
 pub struct Backup {
     pub kind: BackupKind,
@@ -48,7 +41,11 @@ pub struct Backup {
     pub time: String,
     pub product_version: String,
     pub size: u64,
-    pub target: Result<Target, String>,
+    /// What core's plan is computed from (for a plain `xe host-backup` generation its system
+    /// files are read when it is verified, and the plan computed again).
+    pub facts: BackupFacts,
+    /// Core's restore plan for it on this machine, or the refusal that explains itself.
+    pub plan: Result<Plan, PlanError>,
     /// The store's journal shows a restore that started and never finished.
     pub interrupted: bool,
 }
@@ -61,30 +58,49 @@ impl Backup {
         }
     }
     pub fn kind_name(&self) -> &'static str {
-        match self.kind {
-            BackupKind::Lifeboat { .. } => "Lifeboat",
-            BackupKind::XenTree { .. } => "XenServer backup partition",
+        match (&self.kind, self.facts.kind) {
+            (BackupKind::XenTree { .. }, _) => "XenServer backup partition",
+            (_, plan::BackupKind::PlainTar) => "Lifeboat (staged xe host-backup)",
+            _ => "Lifeboat",
+        }
+    }
+}
+
+impl Dated for Backup {
+    fn created(&self) -> &str {
+        &self.time
+    }
+    fn host(&self) -> &str {
+        &self.host
+    }
+    fn machine(&self) -> Option<&lifeboat_core::archive::manifest::MachineIdentity> {
+        self.facts.manifest.as_ref().map(|m| &m.machine)
+    }
+    fn label(&self) -> String {
+        match self.generation() {
+            Some(g) => format!(
+                "generation {g} of host '{}' taken {} on {}",
+                self.host,
+                self.time,
+                self.device.dev_path()
+            ),
+            None => format!(
+                "the XenServer backup partition {} of host '{}'",
+                self.device.dev_path(),
+                self.host
+            ),
         }
     }
 }
 
 pub struct Discovery {
     pub devices: Vec<BlockDev>,
+    /// Every device with what discovery learnt of it (the plan's input).
+    pub facts: Vec<DeviceFacts>,
     /// Disks holding the medium this image booted from.
     pub boot_disks: BTreeSet<String>,
     pub backups: Vec<Backup>,
     pub notes: Vec<String>,
-}
-
-/// The label the root of a XenServer tree is mounted by: `LABEL=...` for `/` in its fstab.
-pub fn fstab_root_label(fstab: &str) -> Option<String> {
-    fstab.lines().find_map(|l| {
-        let mut w = l.split_whitespace();
-        let src = w.next()?;
-        (w.next()? == "/" && !src.starts_with('#'))
-            .then(|| src.strip_prefix("LABEL=").map(str::to_string))
-            .flatten()
-    })
 }
 
 /// Parses a shell-style KEY='value' file (the XenServer inventory).
@@ -116,189 +132,56 @@ fn mtime_string(path: &Path) -> String {
         .unwrap_or_else(|_| "unknown time".into())
 }
 
-/// Finds the disks this image was booted from: iso9660 media (CD or a hybrid ISO on USB).
-fn boot_disks(devs: &[BlockDev]) -> BTreeSet<String> {
-    devs.iter()
-        .filter(|d| d.fstype() == "iso9660" || d.name.starts_with("sr"))
-        .map(|d| d.disk.clone())
-        .collect()
-}
-
-/// Resolves `lifeboat.target=DEV` (a partition, or a disk to search): a kernel name, a node,
-/// `PARTUUID=`/`LABEL=`/..., or a by-id name, as the agent resolves devices. Refused when the
-/// name fits several devices.
-fn named_device<'a>(devs: &'a [BlockDev], name: &str) -> Option<&'a BlockDev> {
-    match devices::find(devs, name).as_slice() {
-        [one] => Some(one),
-        _ => None,
+/// What the kernel command line asks a restore to write: `lifeboat.disk=` (a blank disk for
+/// the whole recorded layout), `lifeboat.target=` (a partition, or a disk to search), or the
+/// partition the backup recorded.
+pub fn request(opts: &Options) -> TargetRequest {
+    match (&opts.disk, &opts.target) {
+        (Some(d), _) => TargetRequest::Disk(d.clone()),
+        (None, Some(t)) => TargetRequest::Partition(t.clone()),
+        (None, None) => TargetRequest::Automatic,
     }
 }
 
-/// The partition a Lifeboat generation would overwrite.
-fn lifeboat_target(
-    m: &Manifest,
-    backup_dev: &BlockDev,
-    devs: &[BlockDev],
-    boot: &BTreeSet<String>,
-    opts: &Options,
-) -> Result<Target, String> {
-    let mut search_disk = backup_dev.disk.clone();
-    if let Some(t) = &opts.target {
-        let d = named_device(devs, t).ok_or_else(|| {
-            format!("lifeboat.target={t}: no such disk or partition here (check the name with the rescue shell or the Details screen)")
-        })?;
-        if boot.contains(&d.disk) {
-            return Err(format!(
-                "lifeboat.target={t} is on the medium this image booted from; refusing"
-            ));
-        }
-        if d.is_partition() {
-            return Ok(Target {
-                root: d.clone(),
-                esp: esp_for(m, &d.disk, devs),
-                how: "lifeboat.target".into(),
-            });
-        }
-        search_disk = d.disk.clone();
-    }
-    let on_disk: Vec<&BlockDev> = devs
-        .iter()
-        .filter(|d| d.disk == search_disk && d.is_partition() && d.name != backup_dev.name)
-        .collect();
-    let src = &m.source;
-    let by_partuuid = src.partition.partuuid.as_deref().and_then(|pu| {
-        on_disk.iter().find(|d| {
-            d.partuuid
-                .as_deref()
-                .is_some_and(|x| x.eq_ignore_ascii_case(pu))
-        })
-    });
-    let found = match by_partuuid {
-        Some(d) => Some((
-            *d,
-            format!("PARTUUID {}", d.partuuid.as_deref().unwrap_or("")),
-        )),
-        None => src
-            .filesystem
-            .label
-            .as_deref()
-            .filter(|l| !l.is_empty())
-            .and_then(|l| {
-                on_disk
-                    .iter()
-                    .find(|d| d.label() == Some(l))
-                    .map(|d| (*d, format!("label {l}")))
-            }),
-    };
-    let (root, how) = found.ok_or_else(|| {
-        format!(
-            "the root partition of this backup (PARTUUID {}, label {}) is not on disk {search_disk}; \
-             name it with lifeboat.target=DEV",
-            src.partition.partuuid.as_deref().unwrap_or("unknown"),
-            src.filesystem.label.as_deref().unwrap_or("none"),
-        )
-    })?;
-    if boot.contains(&root.disk) {
-        return Err(format!(
-            "{} is on the boot medium; refusing",
-            root.dev_path()
-        ));
-    }
-    Ok(Target {
-        root: root.clone(),
-        esp: esp_for(m, &root.disk, devs),
-        how,
-    })
+/// Computes (again) the plan of `b` with what discovery found.
+pub fn plan_for(b: &BackupFacts, d: &[DeviceFacts], opts: &Options) -> Result<Plan, PlanError> {
+    plan::plan(b, d, &request(opts), &machine::machine_identity())
 }
 
-/// The ESP recorded in the manifest, on `disk` (PARTUUID, then the ESP type with its label).
-fn esp_for(m: &Manifest, disk: &str, devs: &[BlockDev]) -> Option<BlockDev> {
-    let fs = m.source.esp.as_ref()?;
-    let on_disk = devs.iter().filter(|d| d.disk == disk && d.is_partition());
-    let pu = m
-        .source
-        .esp_partition
-        .as_ref()
-        .and_then(|p| p.partuuid.clone());
-    let mut cands: Vec<&BlockDev> = on_disk.collect();
-    if let Some(pu) = pu {
-        if let Some(d) = cands
-            .iter()
-            .find(|d| d.partuuid.as_deref() == Some(pu.as_str()))
-        {
-            return Some((*d).clone());
+/// Facts for every device: the boot medium and blank disks (core's rules), md legs from their
+/// superblocks, a partition table that lists no partition (not blank), and the devices found
+/// holding a Lifeboat store or a XenServer backup. Nothing of the machine is mounted in this
+/// image except the backups discovery keeps mounted, so `mounts` stays empty: those are
+/// refused as what they hold.
+fn device_facts(devs: &[BlockDev], holds: &BTreeMap<String, Holds>) -> Vec<DeviceFacts> {
+    let mut facts = plan::facts::from_scan(devs);
+    for f in &mut facts {
+        let path = PathBuf::from(f.dev.dev_path());
+        f.md_array = plan::md::probe_md(&path, f.dev.size)
+            .map(|s| format!("{} (metadata {})", s.array_uuid, s.metadata));
+        if f.blank && matches!(read_partition_table(&path), Ok(Some(_))) {
+            f.blank = false;
         }
+        if f.md_array.is_some() {
+            f.blank = false;
+        }
+        f.holds = holds.get(&f.dev.name).cloned();
     }
-    cands.retain(|d| d.type_guid.as_deref() == Some(ESP_TYPE) || d.fstype() == "vfat");
-    cands
-        .iter()
-        .find(|d| fs.label.is_some() && d.label() == fs.label.as_deref())
-        .or_else(|| cands.first())
-        .map(|d| (*d).clone())
+    facts
 }
 
-/// The partition a XenServer backup partition restores to: the `root-*` labelled partition on
-/// the backup's disk (the installer's rule), else one an interrupted restore left labelled
-/// `lifeboat-partial`, or `lifeboat.target`.
-fn xen_target(
-    backup_dev: &BlockDev,
-    devs: &[BlockDev],
-    boot: &BTreeSet<String>,
-    opts: &Options,
-    has_efi: bool,
-) -> Result<Target, String> {
-    let esp_on = |disk: &str| {
-        if !has_efi {
-            return None;
-        }
-        devs.iter()
-            .find(|d| {
-                d.disk == disk && d.is_partition() && d.type_guid.as_deref() == Some(ESP_TYPE)
-            })
-            .cloned()
-    };
-    if let Some(t) = &opts.target {
-        let d = named_device(devs, t)
-            .ok_or_else(|| format!("lifeboat.target={t}: no such partition here"))?;
-        if boot.contains(&d.disk) || !d.is_partition() {
-            return Err(format!(
-                "lifeboat.target={t} must be a partition that is not on the boot medium"
-            ));
-        }
-        return Ok(Target {
-            root: d.clone(),
-            esp: esp_on(&d.disk),
-            how: "lifeboat.target".into(),
-        });
+/// The plan of a backup until every device has been looked at (then it is computed).
+fn not_planned() -> PlanError {
+    PlanError::NoSuchDevice {
+        request: "discovery not finished".into(),
     }
-    let on_disk = |want: &dyn Fn(&str) -> bool| {
-        devs.iter().find(|d| {
-            d.disk == backup_dev.disk
-                && d.is_partition()
-                && d.name != backup_dev.name
-                && d.label().is_some_and(want)
-        })
-    };
-    // A restore cut short leaves the root labelled lifeboat-partial: it is still the target.
-    let root = on_disk(&|l| l.starts_with("root-"))
-        .or_else(|| on_disk(&|l| l == crate::mkfs::PARTIAL_LABEL))
-        .ok_or_else(|| {
-            format!(
-                "no partition labelled root-* on disk {}; name the target with lifeboat.target=DEV",
-                backup_dev.disk
-            )
-        })?;
-    Ok(Target {
-        root: root.clone(),
-        esp: esp_on(&root.disk),
-        how: format!("label {}", root.label().unwrap_or("")),
-    })
 }
 
 pub fn discover(opts: &Options) -> Discovery {
     let devs = probe::scan();
-    let boot = boot_disks(&devs);
+    let boot: BTreeSet<String> = plan::facts::boot_disks(&devs).into_iter().collect();
     let mut backups = Vec::new();
+    let mut holds: BTreeMap<String, Holds> = BTreeMap::new();
     let mut notes = Vec::new();
     let has_parts: BTreeSet<String> = devs
         .iter()
@@ -339,6 +222,7 @@ pub fn discover(opts: &Options) -> Discovery {
         if dir.join(".xen-backup-partition").exists()
             && dir.join("etc/xensource-inventory").exists()
         {
+            holds.insert(d.name.clone(), Holds::XenServerBackup);
             let inv = parse_inventory(
                 &std::fs::read_to_string(dir.join("etc/xensource-inventory")).unwrap_or_default(),
             );
@@ -356,16 +240,35 @@ pub fn discover(opts: &Options) -> Discovery {
                 .filter(|s| !s.is_empty())
                 .or_else(|| inv.get("INSTALLATION_UUID").cloned())
                 .unwrap_or_else(|| "unknown host".into());
-            let has_efi = dir.join("boot/efi/EFI").is_dir();
+            let time = mtime_string(&dir.join(".xen-backup-partition"));
+            let size = used_bytes(&dir);
+            let read = |p: &str| std::fs::read_to_string(dir.join(p)).ok();
+            let facts = BackupFacts {
+                kind: plan::BackupKind::XenServerTree,
+                generation: None,
+                host: host.clone(),
+                created: time.clone(),
+                product_version: Some(version.clone()),
+                device: d.name.clone(),
+                manifest: None,
+                system_files: Some(SystemFiles {
+                    fstab: read(FSTAB),
+                    grub_cfg: read(GRUB_CFG).or_else(|| read(GRUB_CFG_EFI)),
+                    inventory: read(INVENTORY),
+                }),
+                content_bytes: size,
+                entries: 0,
+            };
             backups.push(Backup {
                 kind: BackupKind::XenTree { inventory: inv },
                 device: d.clone(),
                 mount: dir.clone(),
                 host,
-                time: mtime_string(&dir.join(".xen-backup-partition")),
+                time,
                 product_version: version,
-                size: used_bytes(&dir),
-                target: xen_target(d, &devs, &boot, opts, has_efi),
+                size,
+                facts,
+                plan: Err(not_planned()),
                 interrupted: false,
             });
             keep = true;
@@ -373,6 +276,7 @@ pub fn discover(opts: &Options) -> Discovery {
             match store_view::list(&dir) {
                 Ok(Some(store)) => {
                     keep = true;
+                    holds.insert(d.name.clone(), Holds::LifeboatStore);
                     for g in store.generations {
                         let m = g.manifest;
                         let version = m
@@ -380,8 +284,23 @@ pub fn discover(opts: &Options) -> Discovery {
                             .get("PRODUCT_VERSION")
                             .cloned()
                             .unwrap_or_else(|| "-".into());
+                        let facts = BackupFacts {
+                            kind: if g.recorded {
+                                plan::BackupKind::Lifeboat
+                            } else {
+                                plan::BackupKind::PlainTar
+                            },
+                            generation: Some(g.id.clone()),
+                            host: m.hostname.clone(),
+                            created: m.created.clone(),
+                            product_version: m.inventory.get("PRODUCT_VERSION").cloned(),
+                            device: d.name.clone(),
+                            manifest: g.recorded.then(|| m.clone()),
+                            system_files: None,
+                            content_bytes: g.bytes,
+                            entries: g.entries,
+                        };
                         backups.push(Backup {
-                            target: lifeboat_target(&m, d, &devs, &boot, opts),
                             kind: BackupKind::Lifeboat {
                                 generation: g.id,
                                 archive: g.archive,
@@ -393,12 +312,14 @@ pub fn discover(opts: &Options) -> Discovery {
                             time: m.created.clone(),
                             product_version: version,
                             size: g.size,
+                            facts,
+                            plan: Err(not_planned()),
                             interrupted: store.interrupted,
                         });
                     }
                 }
                 Ok(None) => {}
-                Err(e) => notes.push(format!("{}: {e}", d.dev_path())),
+                Err(e) => notes.push(format!("{}: {e:#}", d.dev_path())),
             }
         }
         if !keep {
@@ -406,25 +327,17 @@ pub fn discover(opts: &Options) -> Discovery {
             let _ = mounts::unmount(&dir);
         }
     }
+    let facts = device_facts(&devs, &holds);
+    for b in &mut backups {
+        b.plan = plan_for(&b.facts, &facts, opts);
+    }
     // Newest first (RFC 3339 times sort as text).
     backups.sort_by(|a, b| b.time.cmp(&a.time));
     Discovery {
         devices: devs,
+        facts,
         boot_disks: boot,
         backups,
         notes,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_root_label_of_a_xenserver_tree() {
-        let fstab = "# comment\nLABEL=logs-abc /var/log ext4 defaults 0 2\nLABEL=root-abc / ext3 errors=remount-ro 0 1\n";
-        assert_eq!(super::fstab_root_label(fstab).as_deref(), Some("root-abc"));
-        assert_eq!(
-            super::fstab_root_label("UUID=1234 / ext4 defaults 0 1\n"),
-            None
-        );
     }
 }

@@ -12,7 +12,10 @@ mod console;
 mod copytree;
 mod discover;
 mod early;
+mod execute;
+mod kexec;
 mod kmod;
+mod localboot;
 mod menu;
 mod mkfs;
 mod mounts;
@@ -159,7 +162,7 @@ fn wait_for_backup(
     let mut blocks = coldplug::block_devices();
     let mut said = false;
     while Instant::now() < settle_until {
-        if menu::pick(&d, which).is_some_and(|b| b.target.is_ok()) {
+        if menu::pick(&d, which).is_ok_and(|b| b.plan.is_ok()) {
             break;
         }
         if !said {
@@ -180,18 +183,24 @@ fn wait_for_backup(
 
 /// Runs the unattended restore named on the command line. Returns when the menu should follow.
 fn unattended(d: &discover::Discovery, opts: &Options, which: &str) {
-    let Some(b) = menu::pick(d, which) else {
-        say(&format!(
-            "lifeboat.restore={which}: no such backup was found on the disks. Showing the menu."
-        ));
-        return;
+    let b = match menu::pick(d, which) {
+        Ok(b) => b,
+        Err(e) => {
+            say(&format!("lifeboat.restore={which}: {e}. Showing the menu."));
+            return;
+        }
     };
+    if let Some(request) = &opts.request {
+        if already_done(b, &d.devices, request) {
+            return;
+        }
+    }
     let confirm = if opts.yes {
         restore_flow::Confirm::Unattended
     } else {
         restore_flow::Confirm::Ask
     };
-    match restore_flow::restore(b, &d.devices, opts, confirm) {
+    match restore_flow::restore(b, d, opts, confirm) {
         Ok(msg) => {
             say(&msg);
             say("RESTORE COMPLETE");
@@ -204,6 +213,68 @@ fn unattended(d: &discover::Discovery, opts: &Options, which: &str) {
             say("The menu follows: choose the backup to try again, or the rescue shell to investigate.");
         }
     }
+}
+
+/// An unattended request runs once: when the store's journal records it as done, the local
+/// disk boots instead (kexec of the restored root's default GRUB entry), or, when that is
+/// impossible, the machine powers off with the reason; booting this image again would only
+/// come back here. Returns true when the request was done (and the machine did not stop).
+fn already_done(b: &discover::Backup, devs: &[probe::BlockDev], request: &str) -> bool {
+    let discover::BackupKind::Lifeboat { .. } = &b.kind else {
+        return false;
+    };
+    let rec = match store_view::request_done_in(&b.mount, request) {
+        Ok(Some(rec)) => rec,
+        Ok(None) => return false,
+        Err(e) => {
+            say(&format!(
+                "Warning: cannot tell whether lifeboat.request={request} was done already ({e:#}); restoring."
+            ));
+            return false;
+        }
+    };
+    say("");
+    say(&format!(
+        "lifeboat.request={request} is done: the store on {} recorded restore-done {} (generation {}, onto {}). Not restoring again.",
+        b.device.dev_path(),
+        rec.time,
+        rec.generation.as_deref().unwrap_or("?"),
+        rec.target.as_deref().unwrap_or("?")
+    ));
+    say("Booting the local disk.");
+    let e = match local_root(b, rec.target.as_deref(), devs) {
+        Ok((root, esp)) => localboot::boot(root, esp),
+        Err(e) => e,
+    };
+    for l in restore_flow::failure_lines("CANNOT BOOT THE LOCAL DISK", &e) {
+        say(&l);
+    }
+    say(if std::path::Path::new("/sys/firmware/efi").exists() {
+        "Powering off instead of restoring again (UEFI: boot the restored disk from the firmware's boot menu, or remove the per-host PXE entry / the recovery medium)."
+    } else {
+        "Powering off instead of restoring again (boot the restored disk from the BIOS boot menu, or remove the per-host PXE entry / the recovery medium)."
+    });
+    say(&power::reboot_now(true));
+    true
+}
+
+/// The restored root (and ESP) to boot: where core's plan finds the backup's root now, else the
+/// partition the journal says was restored.
+fn local_root<'a>(
+    b: &discover::Backup,
+    recorded: Option<&str>,
+    devs: &'a [probe::BlockDev],
+) -> anyhow::Result<(&'a probe::BlockDev, Option<&'a probe::BlockDev>)> {
+    let by_path = |p: &str| devs.iter().find(|d| d.dev_path() == p);
+    let (root, esp) = match &b.plan {
+        Ok(p) => (Some(p.root_device.clone()), p.esp_device.clone()),
+        Err(_) => (recorded.map(str::to_string), None),
+    };
+    let root = root
+        .as_deref()
+        .and_then(by_path)
+        .ok_or_else(|| anyhow::anyhow!("the restored root was not found on the disks"))?;
+    Ok((root, esp.as_deref().and_then(by_path)))
 }
 
 fn run() {

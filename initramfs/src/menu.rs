@@ -3,8 +3,12 @@
 use crate::cmdline::{After, Options};
 use crate::console::{flush_input, names, read_line, say};
 use crate::discover::{Backup, BackupKind, Discovery};
+use crate::execute;
 use crate::power;
 use crate::restore_flow::{self, describe_dev, describe_disk, Confirm};
+use lifeboat_core::identity::machine;
+use lifeboat_core::plan::latest::is_this_host;
+use lifeboat_core::plan::{Dated, LatestError, ThisHost};
 use lifeboat_core::progress::human_bytes;
 
 fn ruler() {
@@ -30,12 +34,12 @@ fn show_backup_line(i: usize, b: &Backup, d: &Discovery) {
         b.kind_name(),
         b.device.dev_path()
     ));
-    match &b.target {
-        Ok(t) => {
-            say(&format!("      will overwrite {}", describe_dev(&t.root)));
+    match &b.plan {
+        Ok(p) => {
+            say(&format!("      plan: {}", execute::summary(p)));
             say(&format!(
                 "      on {}",
-                describe_disk(&d.devices, &t.root.disk)
+                describe_disk(&d.devices, &p.target_disk.kernel_name)
             ));
         }
         Err(e) => say(&format!("      cannot be restored as is: {e}")),
@@ -121,19 +125,17 @@ fn details(b: &Backup, d: &Discovery) {
             }
         }
     }
-    match &b.target {
-        Ok(t) => {
+    match &b.plan {
+        Ok(p) => {
             say(&format!(
-                "  target: {} (found by {})",
-                describe_dev(&t.root),
-                t.how
+                "  {}",
+                describe_disk(&d.devices, &p.target_disk.kernel_name)
             ));
-            say(&format!("  {}", describe_disk(&d.devices, &t.root.disk)));
-            if let Some(e) = &t.esp {
-                say(&format!("  ESP target: {}", describe_dev(e)));
+            for l in lifeboat_core::plan::render(p) {
+                say(&format!("  {l}"));
             }
         }
-        Err(e) => say(&format!("  target: {e}")),
+        Err(e) => say(&format!("  refused: {e}")),
     }
     ruler();
 }
@@ -189,7 +191,7 @@ fn backup_menu(b: &Backup, d: &Discovery, opts: &Options) {
             continue;
         };
         match n {
-            1 => match restore_flow::restore(b, &d.devices, opts, Confirm::Ask) {
+            1 => match restore_flow::restore(b, d, opts, Confirm::Ask) {
                 Ok(msg) => {
                     say(&msg);
                     after_restore(opts.after, console);
@@ -201,7 +203,10 @@ fn backup_menu(b: &Backup, d: &Discovery, opts: &Options) {
                     }
                 }
             },
-            2 => match restore_flow::verify(b) {
+            2 => match restore_flow::verify(
+                b,
+                &mut lifeboat_core::archive::verify::SmallFiles::new(&[]),
+            ) {
                 Ok(s) => say(&format!("Verify OK: {s}")),
                 Err(e) => {
                     for l in restore_flow::failure_lines("VERIFY FAILED", &e) {
@@ -271,19 +276,59 @@ pub fn main_menu(d: &Discovery, opts: &Options) {
     }
 }
 
-/// Picks the backup `lifeboat.restore=` names: `latest` (the newest Lifeboat generation, else
-/// the XenServer backup partition), a generation id, or `xen`.
-pub fn pick<'a>(d: &'a Discovery, which: &str) -> Option<&'a Backup> {
+/// Picks the backup `lifeboat.restore=` names: a generation id, `xen` (the XenServer backup
+/// partition), or `latest`: core's one rule (`lifeboat_core::plan::latest`), the newest backup
+/// of this machine by the time it was taken; a generation that records no machine (a staged
+/// `xe host-backup`) counts as this machine's when its store is on a fixed disk of it. Other
+/// machines' backups are restored only when named by id. With no Lifeboat generation at all,
+/// `latest` is the XenServer backup partition.
+pub fn pick<'a>(d: &'a Discovery, which: &str) -> Result<&'a Backup, String> {
     match which {
-        "latest" | "" => d
-            .backups
-            .iter()
-            .find(|b| matches!(b.kind, BackupKind::Lifeboat { .. }))
-            .or_else(|| d.backups.first()),
+        "latest" | "" => {
+            let lifeboat: Vec<&Backup> = d
+                .backups
+                .iter()
+                .filter(|b| matches!(b.kind, BackupKind::Lifeboat { .. }))
+                .collect();
+            if lifeboat.is_empty() {
+                return d
+                    .backups
+                    .first()
+                    .ok_or_else(|| LatestError::None.to_string());
+            }
+            let this = ThisHost {
+                machine: machine::machine_identity(),
+                hostname: String::new(),
+            };
+            lifeboat
+                .iter()
+                .filter(|b| {
+                    is_this_host(**b, &this) || (b.facts.manifest.is_none() && !b.device.removable)
+                })
+                .fold(None::<&Backup>, |best, b| match best {
+                    Some(x) if b.time <= x.time => Some(x),
+                    _ => Some(*b),
+                })
+                .ok_or_else(|| {
+                    LatestError::OtherHostsOnly {
+                        this: format!(
+                            "machine UUID {}",
+                            this.machine.product_uuid.as_deref().unwrap_or("unknown")
+                        ),
+                        others: lifeboat.iter().map(|b| b.label()).collect(),
+                    }
+                    .to_string()
+                })
+        }
         "xen" | "xenserver" => d
             .backups
             .iter()
-            .find(|b| matches!(b.kind, BackupKind::XenTree { .. })),
-        g => d.backups.iter().find(|b| b.generation() == Some(g)),
+            .find(|b| matches!(b.kind, BackupKind::XenTree { .. }))
+            .ok_or_else(|| "no XenServer backup partition was found".to_string()),
+        g => d
+            .backups
+            .iter()
+            .find(|b| b.generation() == Some(g))
+            .ok_or_else(|| format!("no generation {g} was found on the disks")),
     }
 }

@@ -90,10 +90,11 @@ pub fn make_ext(tools: &ExtTools, fs: &FilesystemIdentity, dev: &str) -> Result<
     run(&tools.mke2fs, &mke2fs_args(fs, dev))
 }
 
-/// Label a root filesystem carries while it is being filled. With a random UUID beside it, a
-/// host that finds its root by label (XenServer's grub.cfg and fstab) or by UUID cannot boot a
-/// half-restored root: the recorded identity is set only once everything is written and synced.
-pub const PARTIAL_LABEL: &str = "lifeboat-partial";
+/// Label a root filesystem carries while it is being filled (core's plan names it). With a
+/// random UUID beside it, a host that finds its root by label (XenServer's grub.cfg and fstab)
+/// or by UUID cannot boot a half-restored root: the recorded identity is set only once
+/// everything is written and synced.
+pub use lifeboat_core::plan::model::PARTIAL_LABEL;
 
 /// The identity mke2fs creates while a restore runs: the recorded format (features, block and
 /// inode size) with a random UUID (mke2fs picks one) and the label `lifeboat-partial`.

@@ -2,14 +2,18 @@
 //! journal of restores, and reading (verifying, extracting) a generation's archive.
 //! A thin layer over lifeboat_core::{store, archive, codec, restore}.
 
+use anyhow::{anyhow, Context, Result};
+use lifeboat_core::archive::manifest::Counts;
 use lifeboat_core::archive::reader::ArchiveReader;
-use lifeboat_core::archive::verify::verify_reader;
+use lifeboat_core::archive::verify::{verify_reader_collecting, SmallFiles};
 use lifeboat_core::archive::Manifest;
 use lifeboat_core::codec::Codec;
 use lifeboat_core::io::CountingReader;
 use lifeboat_core::progress::Progress;
-use lifeboat_core::restore::{Extractor, RestoreOptions};
-use lifeboat_core::store::{events, Generation as StoreGeneration, JournalRecord, Store};
+use lifeboat_core::restore::{Extractor, RestoreOptions, RestoreReport};
+use lifeboat_core::store::{
+    events, journal::request_done, Generation as StoreGeneration, JournalRecord, Store,
+};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,8 +23,14 @@ pub struct Generation {
     pub id: String,
     pub archive: PathBuf,
     pub manifest: Manifest,
+    /// The archive carries a Lifeboat manifest (false: a staged plain `xe host-backup` tar,
+    /// whose `manifest` here holds only what meta.json says).
+    pub recorded: bool,
     /// Size of the archive file in bytes.
     pub size: u64,
+    /// Logical bytes of file content and entries, from meta.json.
+    pub bytes: u64,
+    pub entries: u64,
 }
 
 pub struct StoreListing {
@@ -30,17 +40,24 @@ pub struct StoreListing {
 }
 
 /// Lists the store mounted at `dir`; Ok(None) when `dir` holds no Lifeboat store.
-pub fn list(dir: &Path) -> Result<Option<StoreListing>, String> {
+pub fn list(dir: &Path) -> Result<Option<StoreListing>> {
     if !Store::is_store(dir) {
         return Ok(None);
     }
-    let store = Store::open_read_only(dir).map_err(|e| e.to_string())?;
-    let gens = store.generations().map_err(|e| e.to_string())?;
+    let store = Store::open_read_only(dir)
+        .with_context(|| format!("cannot open the Lifeboat store at {}", dir.display()))?;
+    let gens = store.generations().with_context(|| {
+        format!(
+            "cannot list the generations of the store at {}",
+            dir.display()
+        )
+    })?;
     let generations = gens
         .into_iter()
         .map(|g| {
             let archive = g.archive_path();
             let meta = g.meta;
+            let recorded = meta.manifest.is_some();
             let manifest = meta.manifest.clone().unwrap_or_else(|| Manifest {
                 hostname: meta.host.clone(),
                 created: meta.created.clone(),
@@ -61,7 +78,10 @@ pub fn list(dir: &Path) -> Result<Option<StoreListing>, String> {
                 id: g.id,
                 archive,
                 manifest,
+                recorded,
                 size: meta.size,
+                bytes: meta.bytes,
+                entries: meta.entries,
             }
         })
         .collect();
@@ -73,17 +93,41 @@ pub fn list(dir: &Path) -> Result<Option<StoreListing>, String> {
     }))
 }
 
-/// Appends an event ("restore-started", "restore-done", "restore-failed") to the journal.
-/// The store must be mounted read-write.
-pub fn journal(dir: &Path, event: &str, generation: &str, target: &str) -> Result<(), String> {
-    let store = Store::open(dir).map_err(|e| e.to_string())?;
-    store
-        .append_journal(
-            &JournalRecord::new(event)
-                .generation(generation)
-                .target(target),
+/// Appends an event ("restore-started", "restore-done", "restore-failed") to the journal, with
+/// the unattended request it ran for (`lifeboat.request`), if any. The store must be mounted
+/// read-write.
+pub fn journal(
+    dir: &Path,
+    event: &str,
+    generation: &str,
+    target: &str,
+    request: Option<&str>,
+) -> Result<()> {
+    let store = Store::open(dir)
+        .with_context(|| format!("cannot open the Lifeboat store at {}", dir.display()))?;
+    let mut rec = JournalRecord::new(event)
+        .generation(generation)
+        .target(target);
+    if let Some(r) = request {
+        rec = rec.request(r);
+    }
+    store.append_journal(&rec).with_context(|| {
+        format!(
+            "cannot append to the journal of the store at {}",
+            dir.display()
         )
-        .map_err(|e| e.to_string())
+    })
+}
+
+/// The journal's restore-done record of the unattended request `request`, when the store at
+/// `dir` holds one: that request was done already and must not run again.
+pub fn request_done_in(dir: &Path, request: &str) -> Result<Option<JournalRecord>> {
+    let store = Store::open_read_only(dir)
+        .with_context(|| format!("cannot open the Lifeboat store at {}", dir.display()))?;
+    let records = store
+        .journal()
+        .with_context(|| format!("cannot read the journal of the store at {}", dir.display()))?;
+    Ok(request_done(&records, request).cloned())
 }
 
 /// A generation with its archive open: the reader, its codec, and the compressed bytes read.
@@ -97,11 +141,12 @@ type Opened = (
 /// Opens a generation's archive, checked against its meta.json up to the first entry
 /// (lifeboat_core::store::Generation::open_verified_reader); the generation is returned for
 /// the check after the last entry.
-fn open_counted(archive: &Path) -> Result<Opened, String> {
+fn open_counted(archive: &Path) -> Result<Opened> {
     let dir = archive
         .parent()
-        .ok_or_else(|| format!("{} is not in a generation directory", archive.display()))?;
-    let g = StoreGeneration::load(dir).map_err(|e| e.to_string())?;
+        .ok_or_else(|| anyhow!("{} is not in a generation directory", archive.display()))?;
+    let g = StoreGeneration::load(dir)
+        .with_context(|| format!("cannot read the generation {}", dir.display()))?;
     // The compressed bytes read from the archive file: progress against its size.
     let mut count = None;
     let (codec, reader) = g
@@ -110,7 +155,7 @@ fn open_counted(archive: &Path) -> Result<Opened, String> {
             count = Some(counted.counter());
             counted
         })
-        .map_err(|e| e.to_string())?;
+        .with_context(|| format!("cannot open {}", archive.display()))?;
     let count = count.unwrap_or_default();
     Ok((g, codec, reader, count))
 }
@@ -134,19 +179,21 @@ impl Ticker<'_> {
 
 /// Reads the whole archive with core's one verify loop (every checksum, the trailer, every
 /// entry against the restore's own rules), and the whole against the generation's meta.json.
-pub fn verify(archive: &Path, progress: &dyn Progress) -> Result<String, String> {
+/// The files named in `files` are kept as they are read (a plain generation's fstab and
+/// grub.cfg, for the plan).
+pub fn verify(archive: &Path, progress: &dyn Progress, files: &mut SmallFiles) -> Result<String> {
     let (generation, codec, mut reader, count) = open_counted(archive)?;
     let mut ticker = Ticker {
         count,
         seen: 0,
         progress,
     };
-    let report = verify_reader(&mut reader, codec, &mut |_| ticker.tick())
-        .map_err(|e| format!("{}: {e}", archive.display()))?;
+    let report = verify_reader_collecting(&mut reader, codec, &mut |_| ticker.tick(), files)
+        .with_context(|| format!("{} does not verify", archive.display()))?;
     ticker.tick();
     generation
         .check_end(&(&report).into())
-        .map_err(|e| e.to_string())?;
+        .with_context(|| format!("{} does not match its meta.json", archive.display()))?;
     let c = report.counts;
     if report.is_lifeboat {
         Ok(format!(
@@ -162,7 +209,7 @@ pub fn verify(archive: &Path, progress: &dyn Progress) -> Result<String, String>
 }
 
 /// Extracts the archive beneath `target` (checking every checksum again while it reads).
-pub fn extract(archive: &Path, target: &Path, progress: &dyn Progress) -> Result<String, String> {
+pub fn extract(archive: &Path, target: &Path, progress: &dyn Progress) -> Result<String> {
     let (generation, codec, mut reader, count) = open_counted(archive)?;
     let mut ticker = Ticker {
         count,
@@ -172,13 +219,17 @@ pub fn extract(archive: &Path, target: &Path, progress: &dyn Progress) -> Result
     let mut opts = RestoreOptions::new(target);
     opts.preserve_owner = true;
     opts.sync = true;
-    let mut ex = Extractor::new(&opts).map_err(|e| e.to_string())?;
+    let mut ex = Extractor::new(&opts)
+        .with_context(|| format!("cannot extract into {}", target.display()))?;
     let mut n = 0u64;
     loop {
-        let next = reader.next_entry().map_err(|e| e.to_string())?;
+        let next = reader
+            .next_entry()
+            .with_context(|| format!("cannot read {} after {n} entries", archive.display()))?;
         let Some(mut e) = next else { break };
         let entry = e.entry.clone();
-        ex.apply(&entry, &mut e).map_err(|e| e.to_string())?;
+        ex.apply(&entry, &mut e)
+            .with_context(|| format!("cannot restore entry {} into {}", n + 1, target.display()))?;
         n += 1;
         if n.is_multiple_of(64) {
             ticker.tick();
@@ -187,8 +238,17 @@ pub fn extract(archive: &Path, target: &Path, progress: &dyn Progress) -> Result
     ticker.tick();
     generation
         .check_reader_end(codec, &reader)
-        .map_err(|e| e.to_string())?;
-    let r = ex.finish().map_err(|e| e.to_string())?;
+        .with_context(|| format!("{} does not match its meta.json", archive.display()))?;
+    // What the archive says it holds: its trailer (a Lifeboat archive), else what was read.
+    let recorded = reader
+        .trailer()
+        .map(|t| t.counts.clone())
+        .unwrap_or_else(|| reader.counts().clone());
+    let r = ex
+        .finish()
+        .with_context(|| format!("cannot finish the restore into {}", target.display()))?;
+    check_written(&recorded, &r)
+        .with_context(|| format!("{} was not restored completely", target.display()))?;
     let mut s = format!(
         "{} files, {} directories, {} symlinks, {} hardlinks, {} devices, {} fifos, {} bytes",
         r.files, r.dirs, r.symlinks, r.hardlinks, r.devices, r.fifos, r.bytes
@@ -201,4 +261,90 @@ pub fn extract(archive: &Path, target: &Path, progress: &dyn Progress) -> Result
         ));
     }
     Ok(s)
+}
+
+/// What a restore wrote, kind by kind, against what the archive records: fewer entries of any
+/// kind is a failure, with the numbers.
+pub fn check_written(recorded: &Counts, written: &RestoreReport) -> Result<()> {
+    let kinds = [
+        ("files", recorded.files, written.files),
+        ("directories", recorded.dirs, written.dirs),
+        ("symlinks", recorded.symlinks, written.symlinks),
+        ("hardlinks", recorded.hardlinks, written.hardlinks),
+        ("devices", recorded.devices, written.devices),
+        ("fifos", recorded.fifos, written.fifos),
+    ];
+    let total: u64 = kinds.iter().map(|k| k.2).sum();
+    let short: Vec<String> = kinds
+        .iter()
+        .filter(|(_, want, got)| got < want)
+        .map(|(name, want, got)| format!("{name} {got} of {want}"))
+        .collect();
+    if total < recorded.entries || !short.is_empty() {
+        return Err(anyhow!(
+            "the archive records {} entries, {} were written{}{}",
+            recorded.entries,
+            total,
+            if short.is_empty() { "" } else { ": " },
+            short.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn counts() -> Counts {
+        Counts {
+            entries: 10,
+            files: 5,
+            dirs: 2,
+            symlinks: 1,
+            hardlinks: 1,
+            devices: 0,
+            fifos: 1,
+            ..Default::default()
+        }
+    }
+
+    fn written() -> RestoreReport {
+        RestoreReport {
+            files: 5,
+            dirs: 2,
+            symlinks: 1,
+            hardlinks: 1,
+            fifos: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_complete_restore_passes() {
+        check_written(&counts(), &written()).unwrap();
+    }
+
+    #[test]
+    fn fewer_entries_than_the_trailer_records_is_a_failure_with_the_numbers() {
+        let mut w = written();
+        w.files = 3;
+        let e = check_written(&counts(), &w).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "the archive records 10 entries, 8 were written: files 3 of 5"
+        );
+        // An archive that claims entries of no kind the restore counts (a restore that wrote
+        // nothing at all from a trailer that records entries).
+        let e = check_written(&counts(), &RestoreReport::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "the archive records 10 entries, 0 were written: files 0 of 5, directories 0 of 2"
+            ),
+            "{e}"
+        );
+    }
 }

@@ -12,10 +12,10 @@ mkfs.ext3 -q "$LB_P2"
 root_uuid=$(blkid -p -s UUID -o value "$LB_P1")
 mnt=$LB_WORK/mnt; mkdir -p "$mnt"
 mount "$LB_P2" "$mnt"
-# The fixture without what lifeboat-init's copy of a XenServer tree does not keep yet (known
-# limitations, as before with the shell fixture): paths longer than PATH_MAX (the copy works on
-# path names), ext inode flags (immutable, append-only) and holes (sparse files are filled).
-"$LB_TOOLS/lbtest-fixture" "$mnt" --no-long-path --no-flags --sparse-mib 0 >/dev/null \
+# The fixture with its ext flags (immutable with a hard link, append-only) and sparse files
+# (lbtest-compare checks both), without what lifeboat-init's copy of a XenServer tree does not
+# keep (a known limitation): paths longer than PATH_MAX (the copy works on path names).
+"$LB_TOOLS/lbtest-fixture" "$mnt" --no-long-path >/dev/null \
   || fail "lbtest-fixture failed"
 mkdir -p "$mnt/etc"; [ -e "$mnt/etc/fstab" ] || echo "LABEL=root-test / ext3 defaults 1 1" > "$mnt/etc/fstab"
 cat > "$mnt/etc/xensource-inventory" <<INV
@@ -51,4 +51,11 @@ mount -o ro "$LB_P1" "$got"
 # The marker and lost+found (mkfs's) are the partition's own, not the tree's.
 "$LB_TOOLS/lbtest-compare" "$want" "$got" --ignore .xen-backup-partition --ignore lost+found \
   || fail "restored root differs from the XenServer backup tree"
-echo "PASS: XenServer backup partition restored (label, UUID, tree)"
+# The copy counted what it found and what it made: every entry but the fixture's socket.
+copied=$(grep -aoE 'Restored .*: [0-9]+ of [0-9]+ entries copied.*' "$LB_WORK/serial.log" | tr -d '\r') \
+  || fail "the restore did not report the entries it copied"
+[[ $copied =~ :\ ([0-9]+)\ of\ ([0-9]+)\ entries\ copied,.*\ 2\ with\ ext\ flags,\ ([0-9]+)\ sockets ]] \
+  || fail "unexpected copy report: $copied"
+[ $((BASH_REMATCH[1] + BASH_REMATCH[3])) = "${BASH_REMATCH[2]}" ] || fail "entries missing from the copy: $copied"
+echo "copy report: ${copied#*: }"
+echo "PASS: XenServer backup partition restored (label, UUID, tree with ext flags and holes)"

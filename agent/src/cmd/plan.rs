@@ -24,8 +24,8 @@ pub fn run(args: PlanArgs, _quiet: bool) -> Result<ExitCode> {
         (Some(_), Some(_)) => {
             bail!("give either --target (a partition) or --target-disk (a blank disk), not both")
         }
-        (Some(t), None) => TargetRequest::Partition(t.clone()),
-        (None, Some(d)) => TargetRequest::Disk(d.clone()),
+        (Some(t), None) => TargetRequest::Partition(node_name(t)),
+        (None, Some(d)) => TargetRequest::Disk(node_name(d)),
         (None, None) => TargetRequest::Automatic,
     };
     let (dev, mounted) = mount_read_only(args.device.backup_device.as_deref())?;
@@ -64,6 +64,18 @@ pub fn run(args: PlanArgs, _quiet: bool) -> Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
     }
+}
+
+/// A device link that exists here (`/dev/disk/by-partuuid/...`, `/dev/disk/by-id/...`) is
+/// followed to its node, as udev made it; every other name is left to core's matching.
+fn node_name(spec: &str) -> String {
+    let path = Path::new(spec);
+    if !devices::is_tag(spec) && spec.starts_with("/dev/") && path.is_symlink() {
+        if let Ok(real) = std::fs::canonicalize(path) {
+            return real.display().to_string();
+        }
+    }
+    spec.to_string()
 }
 
 /// The backup: a generation of the store on `root` (`gen`, default `latest` by the one rule),
@@ -145,13 +157,11 @@ fn device_facts(
     request: &TargetRequest,
 ) -> Result<Vec<DeviceFacts>> {
     let devs = devices::scan(|_| true).context("cannot list the disks")?;
-    let boot = facts::boot_disks(&devs);
     let candidates = candidates(&devs, backup, request);
-    let mut out = Vec::new();
-    for d in &devs {
+    let mut out = facts::from_scan(&devs);
+    for f in &mut out {
+        let d = f.dev.clone();
         let path = PathBuf::from(d.dev_path());
-        let mut f = DeviceFacts::new(d.clone());
-        f.boot_medium = boot.contains(&d.disk);
         let mounts = store::mount::mounts_of(&path).unwrap_or_default();
         f.mounts = mounts
             .iter()
@@ -176,12 +186,10 @@ fn device_facts(
         } else {
             None
         };
-        if !d.is_partition() {
-            f.blank = facts::looks_blank(&devs, &d.name)
-                && f.md_array.is_none()
-                && matches!(identity::read_partition_table(&path), Ok(None));
+        if f.blank {
+            f.blank =
+                f.md_array.is_none() && matches!(identity::read_partition_table(&path), Ok(None));
         }
-        out.push(f);
     }
     Ok(out)
 }

@@ -91,6 +91,12 @@ pub fn write_iso(opts: &IsoOptions, file: &Path) -> anyhow::Result<()> {
         append,
         timeout_secs: bootfiles::menu_timeout(MenuDefault::Restore),
         default: MenuDefault::Restore,
+        // A CD or USB stick left in boots again after a reboot: the unattended entry powers
+        // off, and restores once per request.
+        unattended: bootfiles::Unattended {
+            request: bootfiles::new_request_id()?,
+            power_off: true,
+        },
     };
     // BIOS: isolinux. LOCALBOOT -1 hands back to the BIOS, which tries the next boot device
     // (0x80 would boot the USB stick itself again when the ISO was written to one).

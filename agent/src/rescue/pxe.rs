@@ -82,7 +82,10 @@ pub fn write_tree(opts: &PxeOptions, dir: &Path) -> anyhow::Result<()> {
     // was loaded from (e.g. `(tftp,10.0.0.1)/lifeboat`) as $prefix and reads grub.cfg there.
     bootfiles::grub_mkimage(&dir.join(GRUB_NET_IMAGE), "", None, GRUB_NET_MODULES)?;
 
-    let interactive = menu(opts, MenuDefault::Restore);
+    // One request for every unattended entry of this tree: it restores once, and a later boot
+    // through the same entry starts the local disk.
+    let request = bootfiles::new_request_id()?;
+    let interactive = menu(opts, MenuDefault::Restore, &request);
     let per_host = menu(
         opts,
         if opts.unattended {
@@ -90,6 +93,7 @@ pub fn write_tree(opts: &PxeOptions, dir: &Path) -> anyhow::Result<()> {
         } else {
             MenuDefault::Restore
         },
+        &request,
     );
 
     write(
@@ -158,12 +162,16 @@ fn remove_stale_host_configs(dir: &Path, hosts: &[String]) -> anyhow::Result<()>
     Ok(())
 }
 
-fn menu(opts: &PxeOptions, default: MenuDefault) -> Menu {
+fn menu(opts: &PxeOptions, default: MenuDefault, request: &str) -> Menu {
     Menu {
         title: "Lifeboat network boot: restore this host from its backup".to_string(),
         append: bootfiles::kernel_cmdline(opts.append.as_deref()),
         timeout_secs: bootfiles::menu_timeout(default),
         default,
+        unattended: bootfiles::Unattended {
+            request: request.to_string(),
+            power_off: false,
+        },
     }
 }
 
@@ -267,7 +275,17 @@ mod tests {
             fs::read_to_string(out.path().join("pxelinux.cfg/01-52-54-00-ab-cd-01")).unwrap();
         assert!(host.contains("DEFAULT unattended"));
         assert!(host.contains("lifeboat.restore=latest lifeboat.yes lifeboat.after=reboot"));
+        // One request for every unattended entry of the tree: the same id in every loader.
+        let request = host
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("lifeboat.request="))
+            .unwrap()
+            .to_string();
         let grub = fs::read_to_string(out.path().join("grub.cfg-01-52-54-00-ab-cd-01")).unwrap();
+        assert!(grub.contains(&format!("lifeboat.request={request}\n")));
+        let host_ipxe =
+            fs::read_to_string(out.path().join("boot-01-52-54-00-ab-cd-01.ipxe")).unwrap();
+        assert!(host_ipxe.contains(&format!("lifeboat.request={request}\n")));
         assert!(grub.contains("set default=unattended"));
         assert!(grub.contains("terminal_output serial console"));
         assert!(grub.contains("if serial --unit=0 --speed=115200; then"));

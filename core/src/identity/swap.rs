@@ -50,6 +50,38 @@ pub fn probe<D: ReadAt + ?Sized>(dev: &D) -> std::io::Result<Option<SwapInfo>> {
     Ok(None)
 }
 
+/// The first page of a new swap area of `size` bytes with this UUID and label (x86's 4 KiB
+/// pages), as `mkswap -U UUID -L LABEL` writes it. Written here because a restore recreates the
+/// recorded swap from the recovery image, which carries no util-linux; the format is the one
+/// [`probe`] reads. None when `size` is under 10 pages or the UUID is not 32 hex digits.
+pub fn header(size: u64, uuid: Option<&str>, label: Option<&str>) -> Option<Vec<u8>> {
+    const PAGE: u64 = 4096;
+    let pages = size / PAGE;
+    if pages < 10 {
+        return None;
+    }
+    let last_page = u32::try_from(pages - 1).ok()?;
+    let mut page = vec![0u8; PAGE as usize];
+    page[1024..1028].copy_from_slice(&1u32.to_le_bytes());
+    page[1028..1032].copy_from_slice(&last_page.to_le_bytes());
+    // nr_badpages stays 0.
+    if let Some(u) = uuid {
+        let hex: String = u.chars().filter(|c| *c != '-').collect();
+        let bytes = hex::decode(hex).ok()?;
+        if bytes.len() != 16 {
+            return None;
+        }
+        page[1036..1052].copy_from_slice(&bytes);
+    }
+    if let Some(l) = label {
+        let b = l.as_bytes();
+        let n = b.len().min(15);
+        page[1052..1052 + n].copy_from_slice(&b[..n]);
+    }
+    page[PAGE as usize - 10..].copy_from_slice(b"SWAPSPACE2");
+    Some(page)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -99,5 +131,30 @@ mod tests {
             Some("5a5a5a5a-1234-4321-8888-0123456789ab")
         );
         assert_eq!(s.label.as_deref(), Some("swap-a"));
+    }
+
+    #[test]
+    fn header_is_what_mkswap_writes() {
+        if !require_tool("mkswap") {
+            return;
+        }
+        let size = 4u64 << 20;
+        let f = tempfile::NamedTempFile::new().unwrap();
+        f.as_file().set_len(size).unwrap();
+        let uuid = "5a5a5a5a-1234-4321-8888-0123456789ab";
+        let st = std::process::Command::new("mkswap")
+            .args(["-q", "-L", "swap-a", "-U", uuid])
+            .arg(f.path())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let mut theirs = vec![0u8; 4096];
+        std::os::unix::fs::FileExt::read_exact_at(f.as_file(), &mut theirs, 0).unwrap();
+        let ours = header(size, Some(uuid), Some("swap-a")).unwrap();
+        assert_eq!(ours, theirs, "the first page differs from mkswap's");
+        let s = probe(ours.as_slice()).unwrap().unwrap();
+        assert_eq!(s.uuid.as_deref(), Some(uuid));
+        assert!(header(size, Some("not-a-uuid"), None).is_none());
+        assert!(header(4096 * 9, None, None).is_none());
     }
 }

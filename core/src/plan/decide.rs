@@ -40,20 +40,24 @@ pub fn plan(
                 .any(|p| p.dev.is_partition() && p.dev.disk == d.dev.name);
             if d.dev.is_partition() {
                 recorded_disk(backup, &ident, devices, d, machine, "named by hand")
-            } else if !partitioned && d.dev.fs.is_some() {
-                // A whole-disk filesystem, such as an md array: restore through it.
-                recorded_disk(
-                    backup,
-                    &ident,
-                    devices,
-                    d,
-                    machine,
-                    "a whole device named by hand",
-                )
             } else if !partitioned {
-                Err(PlanError::NotAPartition {
-                    device: d.dev.dev_path(),
-                })
+                // The safety rules first: an md leg or a store is refused as what it is.
+                check_writable(d, devices, backup)?;
+                if d.dev.fs.is_some() {
+                    // A whole-disk filesystem, such as an md array: restore through it.
+                    recorded_disk(
+                        backup,
+                        &ident,
+                        devices,
+                        d,
+                        machine,
+                        "a whole device named by hand",
+                    )
+                } else {
+                    Err(PlanError::NotAPartition {
+                        device: d.dev.dev_path(),
+                    })
+                }
             } else {
                 let root = find_root(backup, &ident, devices, Some(&d.dev.name))?;
                 recorded_disk(
@@ -549,6 +553,12 @@ fn blank_disk(
 ) -> Result<Plan, PlanError> {
     let device = disk.dev.dev_path();
     let mut checks = vec![check_writable(disk, devices, backup)?];
+    if !disk.blank {
+        return Err(PlanError::DiskNotBlank {
+            found: not_blank(disk, devices),
+            device,
+        });
+    }
     let has_disks = backup
         .manifest
         .as_ref()
@@ -566,12 +576,6 @@ fn blank_disk(
                 .unwrap_or("unknown")
         ),
     })?;
-    if !disk.blank {
-        return Err(PlanError::DiskNotBlank {
-            found: not_blank(disk, devices),
-            device,
-        });
-    }
     checks.push(Check {
         name: "blank".into(),
         ok: true,

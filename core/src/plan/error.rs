@@ -59,7 +59,7 @@ pub enum PlanError {
         needed: u64,
     },
 
-    #[error("this backup did not record its disk layout (it was taken before Lifeboat recorded whole disks), so it cannot be recreated on the blank disk {device}; partition the disk by hand and name the root partition with --target / lifeboat.target=")]
+    #[error("this backup did not record its disk layout (it was taken before Lifeboat recorded whole disks), so it cannot be recreated on {device}; partition the disk by hand and name the root partition with --target / lifeboat.target=")]
     NoDiskLayout { device: String },
 
     #[error("the recorded disk layout has no partition for the root ({detail}); name the root partition with --target / lifeboat.target=")]

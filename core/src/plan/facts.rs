@@ -175,6 +175,21 @@ pub fn boot_disks(devs: &[BlockDev]) -> Vec<String> {
     out
 }
 
+/// Facts for every device of a scan, as far as the list itself tells: the boot medium
+/// ([`boot_disks`]) and the disks that look blank ([`looks_blank`]). The caller adds mounts,
+/// stores and XenServer backups, md membership ([`super::md::probe_md`]), and clears `blank`
+/// for a disk that has a partition table after all.
+pub fn from_scan(devs: &[BlockDev]) -> Vec<DeviceFacts> {
+    let boot = boot_disks(devs);
+    devs.iter()
+        .map(|d| DeviceFacts {
+            boot_medium: boot.contains(&d.disk),
+            blank: !d.is_partition() && looks_blank(devs, &d.name),
+            ..DeviceFacts::new(d.clone())
+        })
+        .collect()
+}
+
 /// True for a disk of `devs` with no partitions in the list and no signature on it. (The
 /// caller also checks that it has no partition table at all, which an empty GPT would not
 /// show here.)

@@ -441,6 +441,12 @@ fn an_md_leg_is_refused_as_a_partition_or_a_disk() {
         matches!(&e, PlanError::MdLeg { device, .. } if device == "/dev/sdc1"),
         "{e}"
     );
+    // A whole-disk leg with no filesystem seen on it is still refused as a leg.
+    let e = run(&backup(manifest()), &devices(), target("sdd")).unwrap_err();
+    assert!(
+        matches!(&e, PlanError::MdLeg { device, .. } if device == "/dev/sdd"),
+        "{e}"
+    );
     let e = run(
         &backup(manifest()),
         &devices(),
@@ -1023,4 +1029,14 @@ fn small_files_are_collected_while_verifying() {
     )
     .unwrap();
     assert_eq!(id.fs.label.as_deref(), Some("root-xyz"));
+}
+
+#[test]
+fn facts_from_a_scan_know_the_boot_medium_and_blank_disks() {
+    let devs: Vec<BlockDev> = devices().into_iter().map(|d| d.dev).collect();
+    let f = facts::from_scan(&devs);
+    let by = |n: &str| f.iter().find(|d| d.dev.name == n).unwrap();
+    assert!(by("sr0").boot_medium && !by("sda").boot_medium);
+    assert!(by("sdb").blank && by("sdd").blank);
+    assert!(!by("sda").blank && !by("sdc").blank && !by("sr0").blank && !by("sda2").blank);
 }

@@ -41,6 +41,10 @@ pub struct JournalRecord {
     /// Free text: a reason, an error message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The request an unattended restore ran for (`lifeboat.request=ID`, made by `lifeboat
+    /// mkrescue`): a restore-done with it means that request is done. Absent in older lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
 }
 
 impl JournalRecord {
@@ -56,6 +60,7 @@ impl JournalRecord {
                 .map(|h| h.to_string_lossy().into_owned()),
             pid: Some(std::process::id()),
             detail: None,
+            request: None,
         }
     }
     pub fn generation(mut self, id: &str) -> Self {
@@ -68,6 +73,10 @@ impl JournalRecord {
     }
     pub fn detail(mut self, detail: &str) -> Self {
         self.detail = Some(detail.to_string());
+        self
+    }
+    pub fn request(mut self, request: &str) -> Self {
+        self.request = Some(request.to_string());
         self
     }
 }
@@ -155,6 +164,15 @@ pub fn parse(text: &str) -> Journal {
     }
     out
 }
+
+/// The restore-done record of the unattended request `request`, if that request was done (the
+/// oldest such record: when it ran first).
+pub fn request_done<'a>(records: &'a [JournalRecord], request: &str) -> Option<&'a JournalRecord> {
+    records
+        .iter()
+        .find(|r| r.event == events::RESTORE_DONE && r.request.as_deref() == Some(request))
+}
+
 /// The last restore-* record: `restore-started` as the last one means a restore was
 /// interrupted and must be finished.
 pub fn last_restore(records: &[JournalRecord]) -> Option<&JournalRecord> {
@@ -162,4 +180,35 @@ pub fn last_restore(records: &[JournalRecord]) -> Option<&JournalRecord> {
         .iter()
         .rev()
         .find(|r| r.event.starts_with("restore-"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_of_an_unattended_restore_is_kept_and_old_lines_stay_readable() {
+        let done = JournalRecord::new(events::RESTORE_DONE)
+            .generation("g1")
+            .target("/dev/vda1")
+            .request("r-0123");
+        let line = serde_json::to_string(&done).unwrap();
+        assert!(line.starts_with(RECORD_START), "{line}");
+        assert!(line.contains("\"request\":\"r-0123\""), "{line}");
+        // A line written before the field existed, then the new one.
+        let old = "{\"time\":\"2026-11-22T04:00:00Z\",\"event\":\"restore-done\",\"generation\":\"g0\",\"target\":\"/dev/vda1\"}";
+        let j = parse(&format!("{old}\n{line}\n"));
+        assert!(j.skipped.is_empty(), "{:?}", j.skipped);
+        assert_eq!(j.records.len(), 2);
+        assert_eq!(j.records[0].request, None);
+        assert_eq!(
+            request_done(&j.records, "r-0123").map(|r| r.generation.as_deref()),
+            Some(Some("g1"))
+        );
+        assert!(request_done(&j.records, "r-other").is_none());
+        // Only a finished restore counts.
+        let started = JournalRecord::new(events::RESTORE_STARTED).request("r-9");
+        assert!(request_done(&[started], "r-9").is_none());
+    }
 }

@@ -313,3 +313,14 @@ pub fn raise_fd_limit() {
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
+
+nix::ioctl_none!(blkrrpart, 0x12, 95);
+
+/// Asks the kernel to read a disk's partition table again (BLKRRPART, what `blockdev
+/// --rereadpt` does). Fails with EBUSY while a partition of the disk is in use.
+pub fn reread_partitions(disk: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: BLKRRPART takes no argument; the descriptor is open for the call's duration.
+    unsafe { blkrrpart(disk.as_raw_fd()) }
+        .map(|_| ())
+        .map_err(io::Error::from)
+}

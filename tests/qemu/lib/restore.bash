@@ -8,6 +8,8 @@
 #   lb_disk FILE SIZE_MB      GPT image: p1 root (ext4, label root-test, 160 MiB), p2 backup (rest)
 #   lb_attach FILE            loop device $LB_LOOP, partitions $LB_P1, $LB_P2
 #   lb_store_disk             the disk of the restore tests: a backed-up root, then damaged
+#                             (LB_STORE_BOOTABLE=1: a root that boots, lb_bootable_root)
+#   lb_bootable_root DIR LABEL  a kernel, initramfs, grub.cfg and /sbin/init in a root
 #   lb_fixture DIR            a tree with every kind of entry and metadata (lbtest-fixture)
 #   lb_compare WANT GOT       the trees are the same (lbtest-compare)
 #   lb_boot LOG APPEND [qemu args...]   boots the image with the disk $LB_DISK, serial to LOG
@@ -171,7 +173,8 @@ lb_store_backup() {
 }
 
 # The disk of the restore tests ($LB_DISK in $LB_WORK): a root (p1, ext4, label root-test,
-# filled with the fixture) backed up into a Lifeboat store on p2, then damaged. Sets
+# filled with the fixture, then made bootable by lb_bootable_root when LB_STORE_BOOTABLE=1)
+# backed up into a Lifeboat store on p2, then damaged. Sets
 # $ROOT_UUID, $ROOT_DIGEST_DAMAGED and leaves $LB_WORK/ref.img (a block copy of the original
 # root: a file copy cannot hold every fixture path, some are longer than PATH_MAX).
 lb_store_disk() {
@@ -184,6 +187,7 @@ lb_store_disk() {
   mkdir -p "$mnt"
   mount "$LB_P1" "$mnt"
   lb_fixture "$mnt"
+  if [ "${LB_STORE_BOOTABLE:-}" = 1 ]; then lb_bootable_root "$mnt" root-test; fi
   lb_store_backup "$mnt" 1 "$LB_P2"
   umount "$mnt"
   dd if="$LB_P1" of="$LB_WORK/ref.img" bs=4M status=none
@@ -219,4 +223,62 @@ lb_check_untouched() {
   lb_attach "$LB_DISK"
   [ "$(md5sum < "$LB_P1")" = "$ROOT_DIGEST_DAMAGED" ] || fail "the root partition was modified"
   lb_detach
+}
+
+# lb_bootable_root DIR LABEL: makes the root mounted at DIR bootable as a host's root is (the
+# way scripts/mkhost.sh builds one, reduced): the test kernel in /boot, its own initramfs
+# (busybox, scripts/host/initramfs-init, the virtio block driver), a /boot/grub/grub.cfg whose
+# default entry boots it with root=LABEL=LABEL (a Xen multiboot entry follows, never the
+# default), and an /sbin/init that prints LB_RESTORED_INIT on the console and powers off.
+LB_RESTORED_INIT="LIFEBOAT-TEST: the restored system's own /sbin/init is running"
+lb_bootable_root() {
+  local r=$1 label=$2 kver moddir ird m
+  kver=$(cat "$LB_ROOT/build/kernel/version")
+  moddir=$LB_ROOT/build/kernel/modules
+  [ -x /bin/busybox ] || fail "no /bin/busybox: install busybox-static (make setup)"
+  mkdir -p "$r"/{bin,sbin,boot/grub,dev,proc,sys}
+  cp /bin/busybox "$r/bin/busybox"
+  cat > "$r/sbin/init" <<INIT
+#!/bin/busybox sh
+# The restored system's own init (a test fixture): says so on the console and powers off.
+/bin/busybox echo "$LB_RESTORED_INIT (kernel \$(/bin/busybox uname -r))"
+/bin/busybox sync
+/bin/busybox poweroff -f
+INIT
+  chmod 0755 "$r/sbin/init"
+  cp "$LB_ROOT/build/kernel/vmlinuz" "$r/boot/vmlinuz-$kver"
+  ird=$(mktemp -d "$LB_WORK/initramfs.XXXXXX")
+  mkdir -p "$ird/bin" "$ird/lib/modules"
+  cp /bin/busybox "$ird/bin/busybox"
+  install -m 0755 "$LB_ROOT/scripts/host/initramfs-init" "$ird/init"
+  local -A added=()
+  local order=()
+  _lb_add_module() {
+    local name=${1//-/_} path dep
+    [ -n "${added[$name]:-}" ] && return 0
+    added[$name]=1
+    path=$(find "$moddir/kernel" -name "$name.ko" -o -name "${name//_/-}.ko" | head -n 1)
+    [ -n "$path" ] || return 0   # built in
+    for dep in $(modinfo -F depends "$path" | tr ',' ' '); do _lb_add_module "$dep"; done
+    cp "$path" "$ird/lib/modules/$name.ko"
+    order+=("$name")
+  }
+  for m in virtio_pci virtio_blk; do _lb_add_module "$m"; done
+  [ -f "$ird/lib/modules/virtio_blk.ko" ] || fail "lb_bootable_root: no virtio_blk.ko in $moddir"
+  printf '%s\n' "${order[@]}" > "$ird/lib/modules/load-order"
+  (cd "$ird" && find . | sort | cpio -o -H newc --quiet | gzip -1) > "$r/boot/initrd-$kver.img" \
+    || fail "lb_bootable_root: cannot write the initramfs"
+  cat > "$r/boot/grub/grub.cfg" <<CFG
+set default="0"
+set timeout=1
+menuentry 'Restored test system' --id restored {
+  search --no-floppy --label $label --set root
+  linux /boot/vmlinuz-$kver root=LABEL=$label ro console=ttyS0 panic=-1 loglevel=4
+  initrd /boot/initrd-$kver.img
+}
+menuentry 'XenServer (never the default here)' {
+  multiboot2 /boot/xen.gz dom0_mem=1024M
+  module2 /boot/vmlinuz-$kver root=LABEL=$label ro
+}
+CFG
 }

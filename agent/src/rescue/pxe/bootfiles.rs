@@ -275,6 +275,54 @@ pub struct Menu {
     pub append: String,
     pub timeout_secs: u32,
     pub default: MenuDefault,
+    /// What the unattended entry does ([`Unattended`]).
+    pub unattended: Unattended,
+}
+
+/// The unattended entry: restore the latest generation without asking, once per request
+/// (`lifeboat.request=ID`, made when the medium is written: the recovery image journals it
+/// with the restore, and a later boot with a request already done starts the local disk), then
+/// reboot (PXE) or power off (ISO/USB: rebooting would start the medium again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unattended {
+    pub request: String,
+    pub power_off: bool,
+}
+
+impl Unattended {
+    /// The kernel command line words of the unattended entry.
+    pub fn args(&self) -> String {
+        format!(
+            "lifeboat.restore=latest lifeboat.yes lifeboat.after={} lifeboat.request={}",
+            if self.power_off { "poweroff" } else { "reboot" },
+            self.request
+        )
+    }
+    /// How its help text says what follows the restore.
+    pub fn after(&self) -> &'static str {
+        if self.power_off {
+            "powers off"
+        } else {
+            "reboots"
+        }
+    }
+}
+
+/// A fresh request id for the unattended entries of one `mkrescue` run: the UTC time and 32
+/// random bits, e.g. `20261202T074512Z-9f3a61c2`.
+pub fn new_request_id() -> anyhow::Result<String> {
+    let mut r = [0u8; 4];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut r))
+        .context("cannot read /dev/urandom for the unattended request id")?;
+    Ok(format!(
+        "{}-{:02x}{:02x}{:02x}{:02x}",
+        lifeboat_core::clock::UtcTime::now().compact(),
+        r[0],
+        r[1],
+        r[2],
+        r[3]
+    ))
 }
 
 impl Menu {
@@ -290,6 +338,7 @@ impl Menu {
         let ds = (self.timeout_secs * 10).max(1).to_string();
         let ms = (self.timeout_secs * 1000).max(100).to_string();
         let secs = self.timeout_secs.to_string();
+        let unattended = self.unattended.args();
         let mut vars: Vec<(&str, &str)> = vec![
             ("GENERATED", GENERATED),
             ("TITLE", &self.title),
@@ -300,6 +349,8 @@ impl Menu {
             ("TIMEOUT_SECONDS", &secs),
             ("TIMEOUT_DECISECONDS", &ds),
             ("TIMEOUT_MILLISECONDS", &ms),
+            ("UNATTENDED", &unattended),
+            ("UNATTENDED_AFTER", self.unattended.after()),
         ];
         vars.extend_from_slice(extra);
         fill_template(template, &vars)
@@ -399,5 +450,40 @@ mod tests {
             kernel_cmdline(Some(" lifeboat.target=/dev/sda2 ")),
             "console=ttyS0,115200 console=tty0 lifeboat.target=/dev/sda2"
         );
+    }
+
+    #[test]
+    fn the_unattended_entry_restores_once_then_reboots_or_powers_off() {
+        let id = new_request_id().unwrap();
+        let (time, rand) = id.split_once('-').unwrap();
+        assert!(time.ends_with('Z') && rand.len() == 8, "{id}");
+        assert_ne!(id, new_request_id().unwrap());
+        let mut menu = Menu {
+            title: "t".into(),
+            append: kernel_cmdline(None),
+            timeout_secs: 1,
+            default: MenuDefault::Unattended,
+            unattended: Unattended {
+                request: id.clone(),
+                power_off: false,
+            },
+        };
+        let pxe = menu
+            .fill(SYSLINUX_TEMPLATE, "k", "i", &[("LOCALBOOT", "0")])
+            .unwrap();
+        assert!(pxe.contains(&format!(
+            "APPEND console=ttyS0,115200 console=tty0 lifeboat.restore=latest lifeboat.yes lifeboat.after=reboot lifeboat.request={id}\n"
+        )), "{pxe}");
+        assert!(pxe.contains("WITHOUT ASKING, then reboots."), "{pxe}");
+        // The ISO/USB entry: a medium left in would boot the image again after a reboot.
+        menu.unattended.power_off = true;
+        let iso = menu.fill(GRUB_TEMPLATE, "k", "i", &[]).unwrap();
+        assert!(
+            iso.contains(&format!(
+                "lifeboat.yes lifeboat.after=poweroff lifeboat.request={id}\n"
+            )),
+            "{iso}"
+        );
+        assert!(!iso.contains("after=reboot"), "{iso}");
     }
 }

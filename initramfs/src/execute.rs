@@ -1,0 +1,453 @@
+//! Runs a restore plan (`lifeboat_core::plan::Plan`) step by step: the partition table, the
+//! filesystems with their recorded identity (the root under a temporary one until the end),
+//! swap, the boot chain, the restore of the root (and ESP), the final identity, the UEFI boot
+//! entries. Each step is announced with what it writes; the store's journal records
+//! `restore-started` before the first and `restore-done` after the last.
+//!
+//! Every step can be repeated: the disk-level ones rewrite what they wrote, and the root is
+//! always made again before it is filled. An interrupted plan is therefore run again from its
+//! start on the next boot (the store's journal shows the restore as interrupted; core's plan
+//! finds the root under its temporary label, or the disk it recreated).
+
+use crate::discover::{Backup, BackupKind};
+use crate::mkfs::{self, ExtTools};
+use crate::mounts;
+use crate::progress_line::LineProgress;
+use crate::{console::say, copytree, store_view};
+use anyhow::{anyhow, bail, Context, Result};
+use lifeboat_core::archive::disk_layout::{DiskLayout, PartitionContent, UefiBootEntry};
+use lifeboat_core::archive::manifest::FilesystemIdentity;
+use lifeboat_core::identity::{efivars, gpt_write, layout, swap};
+use lifeboat_core::plan::{render, Action, Plan, Step};
+use lifeboat_core::progress::{human_bytes, Progress};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const TARGET_DIR: &str = "/run/lifeboat/target";
+const EFIVARS: &str = "/sys/firmware/efi/efivars";
+
+/// What running the steps needs besides the plan.
+pub struct Executor<'a> {
+    pub plan: &'a Plan,
+    pub backup: &'a Backup,
+    pub tools: &'a ExtTools,
+    /// The recorded Boot#### numbers and the numbers they were written under (another entry
+    /// may hold the recorded number on this machine).
+    boot_numbers: BTreeMap<u16, u16>,
+    /// What the root restore reported.
+    pub report: Option<String>,
+}
+
+impl<'a> Executor<'a> {
+    pub fn new(plan: &'a Plan, backup: &'a Backup, tools: &'a ExtTools) -> Self {
+        Executor {
+            plan,
+            backup,
+            tools,
+            boot_numbers: BTreeMap::new(),
+            report: None,
+        }
+    }
+
+    /// Runs every step in order; the first failure stops the run, naming the step.
+    pub fn run(&mut self) -> Result<()> {
+        let n = self.plan.steps.len();
+        for (i, step) in self.plan.steps.iter().enumerate() {
+            say(&format!(
+                "Step {}/{n}: {} ({})",
+                i + 1,
+                render::describe_action(&step.action),
+                step.device
+            ));
+            self.step(step).with_context(|| {
+                format!(
+                    "step {}/{n} \"{}\" on {} failed",
+                    i + 1,
+                    step.id,
+                    step.device
+                )
+            })?;
+            crate::power::handle_ctrl_alt_del();
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, step: &Step) -> Result<()> {
+        let dev = step.device.as_str();
+        match &step.action {
+            Action::CreateTable { table_id, .. } => {
+                let layout = self.layout(table_id)?;
+                unmount_all_of_disk(dev)?;
+                gpt_write::write_table_to(Path::new(dev), layout)
+                    .with_context(|| format!("cannot write the partition table of {dev}"))?;
+                reread_partitions(dev)
+            }
+            Action::CreatePartition { number, .. } => wait_for_node(dev, *number),
+            Action::MakeFilesystem {
+                fs,
+                temporary_identity,
+                role,
+            } => {
+                mounts_released(dev)?;
+                let fs = if *temporary_identity {
+                    mkfs::partial_identity(fs)
+                } else {
+                    fs.clone()
+                };
+                make_fs(self.tools, &fs, dev)
+                    .with_context(|| format!("cannot create the {role} filesystem on {dev}"))
+            }
+            Action::MakeEmptyFilesystem { fs, role } => {
+                mounts_released(dev)?;
+                make_fs(self.tools, fs, dev)
+                    .with_context(|| format!("cannot recreate the {role} filesystem on {dev}"))
+            }
+            Action::MakeSwap { uuid, label } => {
+                mounts_released(dev)?;
+                let size = device_size(dev)?;
+                let page =
+                    swap::header(size, uuid.as_deref(), label.as_deref()).ok_or_else(|| {
+                        anyhow!(
+                            "cannot make swap on {dev}: {size} bytes, or a malformed recorded UUID"
+                        )
+                    })?;
+                write_at(dev, 0, &page)
+            }
+            Action::LeaveEmpty { reason } => {
+                say(&format!("  {dev} stays empty: {reason}"));
+                Ok(())
+            }
+            Action::WriteBiosBoot { data, b3 } => {
+                let bytes = layout::bios_boot_bytes(&PartitionContent::BiosBoot {
+                    data: data.clone(),
+                    b3: b3.clone(),
+                })
+                .context("the recorded BIOS boot partition does not decode")?;
+                let size = device_size(dev)?;
+                if bytes.len() as u64 > size {
+                    bail!(
+                        "the recorded BIOS boot code ({} bytes) does not fit {dev} ({size} bytes)",
+                        bytes.len()
+                    );
+                }
+                write_at(dev, 0, &bytes)
+            }
+            Action::WriteMbrBootCode { code } => {
+                let bytes = hex::decode(code).context("the recorded MBR boot code is not hex")?;
+                if bytes.len() > 440 {
+                    bail!(
+                        "the recorded MBR boot code is {} bytes, more than 440",
+                        bytes.len()
+                    );
+                }
+                write_at(dev, 0, &bytes)
+            }
+            Action::RestoreRoot => {
+                let report = self.restore_root(dev)?;
+                say(&format!("  {report}"));
+                self.report = Some(report);
+                Ok(())
+            }
+            Action::RestoreEsp => {
+                // The ESP was mounted at /boot/efi beneath the root while the root was restored:
+                // its files came with it.
+                say(&format!(
+                    "  {dev}: the files of /boot/efi were restored with the root"
+                ));
+                Ok(())
+            }
+            Action::SetFinalIdentity { uuid, label } => {
+                let fs = FilesystemIdentity {
+                    uuid: uuid.clone(),
+                    label: label.clone(),
+                    ..self.plan.root_identity.clone()
+                };
+                say(&format!(
+                    "  label {} and UUID {} on {dev}",
+                    label.as_deref().unwrap_or("none"),
+                    uuid.as_deref().unwrap_or("(a new one)")
+                ));
+                mkfs::set_final_identity(self.tools, &fs, dev).with_context(|| {
+                    format!(
+                        "{dev} holds the complete root under the temporary label {}: restore again, or set the label and UUID with tune2fs from the rescue shell",
+                        mkfs::PARTIAL_LABEL
+                    )
+                })?;
+                crate::power::sync_all();
+                Ok(())
+            }
+            Action::SetUefiBootEntry { entry } => self.set_boot_entry(entry),
+            Action::SetBootNext {
+                number,
+                description,
+            } => self.set_boot_next(*number, description),
+        }
+    }
+
+    /// The recorded layout with this table id.
+    fn layout(&self, table_id: &str) -> Result<&'a DiskLayout> {
+        self.plan_layouts()
+            .iter()
+            .find(|l| l.table_id.eq_ignore_ascii_case(table_id))
+            .ok_or_else(|| anyhow!("the backup records no disk with table id {table_id}"))
+    }
+
+    fn plan_layouts(&self) -> &'a [DiskLayout] {
+        match &self.backup.kind {
+            BackupKind::Lifeboat { manifest, .. } => &manifest.source.disks,
+            BackupKind::XenTree { .. } => &[],
+        }
+    }
+
+    /// Mounts the root (and the ESP at /boot/efi beneath it), fills it from the backup, checks
+    /// that everything the backup records was written, then syncs and unmounts.
+    fn restore_root(&self, root: &str) -> Result<String> {
+        let target = PathBuf::from(TARGET_DIR);
+        let mut mounted = Mounted { dirs: Vec::new() };
+        mounts::mount_fs(root, &target, &self.plan.root_identity.fstype, false)?;
+        mounted.dirs.push(target.clone());
+        if let Some(esp) = &self.plan.esp_device {
+            let dir = target.join("boot/efi");
+            mounts::mount_fs(esp, &dir, "vfat", false)?;
+            mounted.dirs.push(dir);
+        }
+        let b = self.backup;
+        let report = match &b.kind {
+            BackupKind::Lifeboat { archive, .. } => {
+                say("  extracting ...");
+                let p = LineProgress::new("extract");
+                p.set_total(Some(b.size));
+                let r = store_view::extract(archive, &target, &p);
+                p.finish();
+                r
+            }
+            BackupKind::XenTree { .. } => {
+                say("  copying the XenServer backup tree ...");
+                let p = LineProgress::new("copy");
+                p.set_total(Some(b.size));
+                let r = copytree::copy_tree(&b.mount, &target, &p).map(|s| s.summary());
+                p.finish();
+                r
+            }
+        };
+        let report = report.with_context(|| {
+            format!(
+                "the restore stopped: {root} holds an INCOMPLETE root (label {}): do not boot it. Restore again from the menu",
+                mkfs::PARTIAL_LABEL
+            )
+        })?;
+        say("  syncing ...");
+        mounted
+            .release()
+            .context("the restored root may not be fully written; restore again")?;
+        crate::power::sync_all();
+        Ok(report)
+    }
+
+    /// Writes the recorded boot entry under its recorded number, or under a free one when
+    /// another entry holds that number here, and puts it at its recorded place in BootOrder.
+    fn set_boot_entry(&mut self, e: &UefiBootEntry) -> Result<()> {
+        let Some(dir) = efivars_dir()? else {
+            say("  not booted by UEFI here: the firmware's boot entries cannot be written (choose the disk in the firmware's boot menu)");
+            return Ok(());
+        };
+        let option = hex::decode(&e.load_option)
+            .with_context(|| format!("the recorded entry Boot{:04X} is not hex", e.number))?;
+        let existing = efivars::read_boot_entries(&dir);
+        let number = match existing.iter().find(|x| x.number == e.number) {
+            Some(x) if x.load_option.eq_ignore_ascii_case(&e.load_option) => e.number,
+            Some(_) => efivars::first_free_boot_number(&dir)
+                .ok_or_else(|| anyhow!("no free Boot#### number is left in the firmware"))?,
+            None => e.number,
+        };
+        efivars::write_boot_entry(&dir, number, &option)?;
+        let mut order: Vec<u16> = efivars::boot_order(&dir)
+            .into_iter()
+            .filter(|n| *n != number)
+            .collect();
+        let at = e
+            .boot_order_position
+            .map(|p| (p as usize).min(order.len()))
+            .unwrap_or(order.len());
+        order.insert(at, number);
+        efivars::set_boot_order(&dir, &order)?;
+        say(&format!(
+            "  Boot{number:04X} \"{}\" ({}) at position {} of BootOrder",
+            e.description,
+            e.loader_path,
+            at + 1
+        ));
+        self.boot_numbers.insert(e.number, number);
+        Ok(())
+    }
+
+    fn set_boot_next(&self, recorded: u16, description: &str) -> Result<()> {
+        let Some(dir) = efivars_dir()? else {
+            say("  not booted by UEFI here: BootNext is not set");
+            return Ok(());
+        };
+        let number = self
+            .boot_numbers
+            .get(&recorded)
+            .copied()
+            .unwrap_or(recorded);
+        if !efivars::boot_numbers(&dir).contains(&number) {
+            say(&format!(
+                "  the firmware has no Boot{number:04X} (\"{description}\"): BootNext is not set; choose the disk in the firmware's boot menu"
+            ));
+            return Ok(());
+        }
+        efivars::set_boot_next(&dir, number)?;
+        say(&format!("  BootNext = Boot{number:04X} \"{description}\""));
+        Ok(())
+    }
+}
+
+struct Mounted {
+    dirs: Vec<PathBuf>,
+}
+
+impl Mounted {
+    fn release(&mut self) -> Result<()> {
+        while let Some(d) = self.dirs.pop() {
+            let _ = mounts::syncfs(&d);
+            mounts::unmount(&d)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = self.release();
+    }
+}
+
+fn make_fs(tools: &ExtTools, fs: &FilesystemIdentity, dev: &str) -> Result<()> {
+    match fs.fstype.as_str() {
+        t if t.starts_with("ext") => mkfs::make_ext(tools, fs, dev),
+        "vfat" => mkfs::make_vfat(fs, dev),
+        other => bail!("Lifeboat does not create {other} filesystems ({dev})"),
+    }
+}
+
+/// Unmounts whatever this image mounted from `dev` (discovery probes read-only).
+fn mounts_released(dev: &str) -> Result<()> {
+    for dir in mounts::mounted_at(dev) {
+        mounts::unmount(&dir)
+            .with_context(|| format!("{dev} is in use and cannot be unmounted"))?;
+    }
+    Ok(())
+}
+
+/// Unmounts every partition of a disk this image mounted (a blank disk has none).
+fn unmount_all_of_disk(disk: &str) -> Result<()> {
+    let name = disk.trim_start_matches("/dev/");
+    let parts = std::fs::read_dir(format!("/sys/class/block/{name}"))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(name) && n != name)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    for p in parts {
+        mounts_released(&format!("/dev/{p}"))?;
+    }
+    mounts_released(disk)
+}
+
+fn device_size(dev: &str) -> Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(dev).with_context(|| format!("cannot open {dev}"))?;
+    f.seek(SeekFrom::End(0))
+        .with_context(|| format!("cannot read the size of {dev}"))
+}
+
+/// Writes `bytes` at `offset` of a device and flushes them to it.
+fn write_at(dev: &str, offset: u64, bytes: &[u8]) -> Result<()> {
+    let f = OpenOptions::new()
+        .write(true)
+        .open(dev)
+        .with_context(|| format!("cannot open {dev} for writing"))?;
+    f.write_all_at(bytes, offset)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {} bytes at {offset} of {dev}", bytes.len()))
+}
+
+/// Asks the kernel to read the new partition table (a freshly written disk has nothing of it
+/// mounted, so BLKRRPART succeeds; a few tries cover a udev-less kernel still busy with the
+/// disk).
+fn reread_partitions(disk: &str) -> Result<()> {
+    let f = File::open(disk).with_context(|| format!("cannot open {disk}"))?;
+    let mut last = None;
+    for _ in 0..10 {
+        match lifeboat_core::sys::reread_partitions(f.as_fd()) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    match last {
+        Some(e) => Err(e).with_context(|| {
+            format!("the kernel did not take the new partition table of {disk}; reboot the recovery image to go on")
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Waits (up to 15 s) for the node of partition `number` after the table was written.
+fn wait_for_node(dev: &str, number: u32) -> Result<()> {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(15) {
+        if Path::new(dev).exists() && device_size(dev).is_ok_and(|s| s > 0) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bail!(
+        "partition {number} ({dev}) did not appear within 15 s after the partition table was written"
+    )
+}
+
+/// The efivarfs directory, mounted when the machine booted by UEFI; None on BIOS.
+fn efivars_dir() -> Result<Option<PathBuf>> {
+    if !Path::new("/sys/firmware/efi").exists() {
+        return Ok(None);
+    }
+    let dir = PathBuf::from(EFIVARS);
+    if !mounts::mounted_at("efivarfs").contains(&dir) {
+        nix::mount::mount(
+            Some("efivarfs"),
+            &dir,
+            Some("efivarfs"),
+            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+            None::<&str>,
+        )
+        .with_context(|| format!("cannot mount efivarfs on {EFIVARS}"))?;
+    }
+    Ok(Some(dir))
+}
+
+/// What a plan writes, for the confirmation question: every step that destroys something.
+pub fn destroyed(plan: &Plan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .filter_map(|s| s.destroys.as_ref().map(|d| format!("{}: {d}", s.device)))
+        .collect()
+}
+
+/// A short line for the menu: mode, disk, root partition.
+pub fn summary(plan: &Plan) -> String {
+    format!(
+        "{} on {} ({}), root {}",
+        plan.mode.describe(),
+        plan.target_disk.dev_path,
+        human_bytes(plan.target_disk.size_bytes),
+        plan.root_device
+    )
+}
