@@ -28,6 +28,10 @@ PHASES=7
 OLD_SERIAL=LBDEMO0001      # the disk serial mkhost.sh's inventory names
 NEW_SERIAL=LBNEWDISK0002   # the replacement disk
 STORE_SERIAL=LBSTORE0003   # the second disk, with the Lifeboat store
+# The machine's SMBIOS identity, the same in every boot: the backup records it, and 'latest'
+# restores unattended only a backup taken on this machine.
+MACHINE_UUID=5d2f6a8e-3c41-4b7a-9e05-8f1d2c3b4a59
+MACHINE_SERIAL=LBNEWDISK-HOST-1
 ENTRY_LABEL="XenServer lbdemo"
 LOADER='\EFI\xenserver\grubx64.efi'
 ESP_PART=4 ROOT_PART=1
@@ -145,7 +149,7 @@ size_of "recovery initrd" "$(human "$(stat -c %s "$WORK/rescue/initrd.img")")"
 DISKS=()
 virtio_disk "$NEW" disk0 "$NEW_SERIAL"
 virtio_disk "$STORE" disk1 "$STORE_SERIAL"
-qemu_run restore "$RESTORE_TIMEOUT" "${DISKS[@]}" -net none \
+QEMU_GIVE_UP='Choose a backup' qemu_run restore "$RESTORE_TIMEOUT" "${DISKS[@]}" -net none \
   -kernel "$WORK/rescue/vmlinuz" -initrd "$WORK/rescue/initrd.img" \
   -append "console=ttyS0 panic=-1 lifeboat.restore=latest lifeboat.yes lifeboat.disk=$NEW_SERIAL lifeboat.after=poweroff"
 log_has restore '^RESTORE COMPLETE' ||

@@ -146,23 +146,26 @@ virtio_disk() {
 # qemu_run NAME TIMEOUT ARGS...: runs a VM (tests/lib/qemu.bash: TCG, q35, UEFI with the
 # variables file $VARS, serial on stdout) until it powers off or reboots (-no-reboot makes both
 # end QEMU); shows the lines that tell the story as they come. The disks are in ARGS.
-# The serial log is $LOGS/NAME.log; QEMU_RUN_SECS is how long it ran.
+# The serial log is $LOGS/NAME.log; QEMU_RUN_SECS is how long it ran. Optional: MACHINE_UUID and
+# MACHINE_SERIAL (the machine's SMBIOS identity, the same in every boot), QEMU_GIVE_UP (an
+# extended regexp: the VM is stopped and the run fails when its console shows it).
 story_lines='LIFEBOAT-DEMO|RESTORE|Creating|Running|Menu ready|Disks settled|Loading|[Ll]ifeboat|[Rr]estor|[Vv]erif|[Bb]ackup|generation|[Ee]rror|[Ff]ail|panic|PXE|TFTP|Welcome to GRUB|[Dd]one|BdsDxe|[Pp]lan|[Ss]tep'
 qemu_run() {
   local name=$1 timeout=$2; shift 2
   local log=$LOGS/$name.log t_start
   : > "$log"
   t_start=$(date +%s)
-  lb_qemu --machine q35 --mem 512 --firmware uefi --vars "${VARS:?}" --log "$log" --background -- \
+  lb_qemu --machine q35 --mem 512 --firmware uefi --vars "${VARS:?}" --log "$log" --background \
+    ${MACHINE_UUID:+--smbios-uuid "$MACHINE_UUID"} ${MACHINE_SERIAL:+--smbios-serial "$MACHINE_SERIAL"} -- \
     -smp 2 -device virtio-rng-pci "$@"
   qemu_pid=$LB_QEMU_PID
   local filter=(cat)
   [ "$STORY_VERBOSE" = 1 ] || filter=(grep -a --line-buffered -E "$story_lines")
   tail -n +1 -F --pid="$qemu_pid" "$log" 2>/dev/null | tr -d '\r' |
     sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g' | grep -a --line-buffered -v -E '^\s*$|command-line|\*XenServer \(' | "${filter[@]}" |
-    cut -c1-150 | sed -u "s/^/      ${dim}guest| /; s/\$/${reset}/" &
+    sed -u -e 's/^\(.\{150\}\).*/\1/' -e "s/^/      ${dim}guest| /; s/\$/${reset}/" &
   local follower=$!
-  local t=0 give_up='Kernel panic - not syncing|LIFEBOAT-DEMO-RESULT rc=[1-9]|RESTORE NOT DONE'
+  local t=0 give_up="Kernel panic - not syncing|LIFEBOAT-DEMO-RESULT rc=[1-9]|RESTORE NOT DONE${QEMU_GIVE_UP:+|$QEMU_GIVE_UP}"
   while kill -0 "$qemu_pid" 2>/dev/null; do
     if [ $((t % 5)) = 4 ] && grep -a -q -E "$give_up" "$log"; then
       sleep 3   # let the guest finish its sentence
