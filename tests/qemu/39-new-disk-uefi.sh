@@ -184,7 +184,7 @@ ok "OVMF booted the recreated entry: '$starting'"
 phase 7 "Compare the new disk with the old one"
 sgdisk -p "$NEW" > "$WORK/new-table.txt"
 # The disk's own lines: its name and size, the last usable sector, the free space.
-table_norm() { grep -v -E '^Disk /|last usable sector|^Total free space' "$1"; }
+table_norm() { grep -v -E '^Disk .*: [0-9]+ sectors|last usable sector|^Total free space' "$1"; }
 diff <(table_norm "$WORK/old-table.txt") <(table_norm "$WORK/new-table.txt") > "$LOGS/table.diff" ||
   fail "the partition table differs (old -> new): $(cat "$LOGS/table.diff")"
 grep -q "Disk identifier (GUID)" "$WORK/new-table.txt" || fail "sgdisk -p prints no disk GUID for $NEW"
@@ -198,7 +198,8 @@ for p in $parts; do
   what=$(sed -n 's/^TYPE=//p' "$WORK/new-p$p.txt")
   label=$(sed -n 's/^LABEL=//p' "$WORK/new-p$p.txt")
   uuid=$(sed -n 's/^UUID=//p' "$WORK/new-p$p.txt")
-  ok "p$p equal (sgdisk -i, blkid -p): $(sed -n 's/^Partition name: //p' "$WORK/new-p$p.txt") ${what:-no filesystem}${label:+ $label}${uuid:+ $uuid}"
+  partuuid=$(sed -n 's/^Partition unique GUID: //p' "$WORK/new-p$p.txt")
+  ok "p$p equal (sgdisk -i, blkid -p): PARTUUID $partuuid, ${what:-no filesystem}${label:+ $label}${uuid:+ $uuid}"
 done
 mount_part_ro "$NEW" $ROOT_PART "$WORK/mnt/restored"
 mount_ro "$WORK/reference-root.img" "$WORK/mnt/reference"
