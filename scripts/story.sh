@@ -30,6 +30,10 @@ STORY_VERBOSE=${STORY_VERBOSE:-0}
 STORY_STUB=${STORY_STUB:-0}
 STORY_FROM=${STORY_FROM:-1}
 MAC=52:54:00:12:34:56
+# The machine's SMBIOS identity, the same in every boot (tests/qemu/lib/host.bash): the backup
+# records it, and lifeboat.restore=latest restores unattended only a backup of this machine.
+MACHINE_UUID=8e3b7d52-1f0a-4c6e-9b2d-5a4f3e2d1c0b
+MACHINE_SERIAL=LBDEMO-HOST-1
 SERIAL=LBDEMO0001          # the disk serial mkhost.sh's inventory names (/dev/disk/by-id/virtio-...)
 ROOT_PART=1 BACKUP_PART=2 SR_PART=3 ESP_PART=4 LOGS_PART=5
 

@@ -144,7 +144,7 @@ virtio_disk() {
 }
 
 # qemu_run NAME TIMEOUT ARGS...: runs a VM (tests/lib/qemu.bash: TCG, q35, UEFI with the
-# variables file $VARS, serial on stdout) until it powers off or reboots (-no-reboot makes both
+# variables file $VARS, or SeaBIOS when FIRMWARE=bios; serial on stdout) until it powers off or reboots (-no-reboot makes both
 # end QEMU); shows the lines that tell the story as they come. The disks are in ARGS.
 # The serial log is $LOGS/NAME.log; QEMU_RUN_SECS is how long it ran. Optional: MACHINE_UUID and
 # MACHINE_SERIAL (the machine's SMBIOS identity, the same in every boot), QEMU_GIVE_UP (an
@@ -155,7 +155,9 @@ qemu_run() {
   local log=$LOGS/$name.log t_start
   : > "$log"
   t_start=$(date +%s)
-  lb_qemu --machine q35 --mem 512 --firmware uefi --vars "${VARS:?}" --log "$log" --background \
+  local fw=(--firmware uefi --vars "${VARS:?}")
+  [ "${FIRMWARE:-uefi}" = bios ] && fw=(--firmware bios)
+  lb_qemu --machine q35 --mem 512 "${fw[@]}" --log "$log" --background \
     ${MACHINE_UUID:+--smbios-uuid "$MACHINE_UUID"} ${MACHINE_SERIAL:+--smbios-serial "$MACHINE_SERIAL"} -- \
     -smp 2 -device virtio-rng-pci "$@"
   qemu_pid=$LB_QEMU_PID
@@ -217,7 +219,8 @@ SCRIPT
     -fw_cfg name=opt/lifeboat/on-boot,file="$script"
   log_has "$name" '^LIFEBOAT-DEMO-HOST-UP ' || fail "the host never said it was up (serial log: $LOGS/$name.log)"
   local up; up=$(log_line "$name" '^LIFEBOAT-DEMO-HOST-UP ')
-  ok "$when: the host booted through OVMF and GRUB to its service: '${up}'"
+  local fw_name=OVMF; [ "${FIRMWARE:-uefi}" = bios ] && fw_name=SeaBIOS
+  ok "$when: the host booted through $fw_name and GRUB to its service: '${up}'"
   local check; check=$(log_line "$name" '^LIFEBOAT-DEMO-CHECK ')
   if [ -n "${HOST_CHECK:-}" ]; then
     [[ $check =~ $HOST_CHECK ]] || fail "the host came up incomplete: '$check'"
