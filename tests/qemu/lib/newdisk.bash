@@ -213,7 +213,9 @@ HOST_DISKS=("${DISKS[@]}")
 # The inventory's BACKUP_PARTITION names the old disk by its serial: on the new disk it is absent
 # until the inventory is updated (as after any disk replacement on XenServer).
 HOST_CHECK="var-log=ok boot-efi=$(uefi && echo ok || echo none) swap=ok backup-partition=(ok|missing) lifeboat=ok"
-boot_host boot2-new-disk 'from the new disk' "
+# A firmware that finds nothing to boot says so: stop there rather than at the timeout.
+QEMU_GIVE_UP='No bootable device|BdsDxe: failed to|No bootable option' \
+  boot_host boot2-new-disk 'from the new disk' "
 $(uefi && echo 'run efibootmgr -v')
 run cat /proc/cmdline
 "
@@ -230,7 +232,7 @@ starting=$(bds boot2-new-disk | grep '^BdsDxe: starting' || true)
 [[ $starting == *"$LOADER"* ]] || fail "the entry booted does not name GRUB's $LOADER: '$starting'"
 ok "OVMF booted the recreated entry: '$starting'"
 else
-  ok "SeaBIOS started GRUB from the new disk's MBR: '$(log_line boot2-new-disk 'Booting .XenServer' | grep -a -o "Booting .XenServer[^']*'")'"
+  ok "SeaBIOS started GRUB from the new disk's MBR: $(log_line boot2-new-disk 'Booting .XenServer' | grep -a -o "Booting .XenServer[^']*'")"
 fi
 
 phase 7 "Compare the new disk with the old one"
