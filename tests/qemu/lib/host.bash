@@ -174,14 +174,14 @@ qemu_run() {
       kill "$qemu_pid" 2>/dev/null
       wait "$qemu_pid" 2>/dev/null
       qemu_pid=
-      wait "$follower" 2>/dev/null
+      wait "$follower" 2>/dev/null || true
       fail "the VM '$name' failed: $(grep -a -E "$give_up" "$log" | tr -d '\r' | head -n1) (serial log: $log)"
     fi
     if [ "$t" -ge "$timeout" ]; then
       kill "$qemu_pid" 2>/dev/null
       wait "$qemu_pid" 2>/dev/null
       qemu_pid=
-      wait "$follower" 2>/dev/null
+      wait "$follower" 2>/dev/null || true
       fail "the VM '$name' did not finish within ${timeout}s (serial log: $log)"
     fi
     sleep 1
