@@ -1,6 +1,8 @@
 #!/bin/bash
 # Builds the disk of a virtual XenServer 8-style host (UEFI, GPT) for the end-to-end story:
-#   scripts/mkhost.sh [--print-key] OUT.img
+#   scripts/mkhost.sh [--print-key] [--bios] OUT.img
+# --bios: the same host for BIOS firmware: partition 4 is a BIOS boot partition holding GRUB's
+# core.img, GRUB's boot.img is in the MBR, grub.cfg is /boot/grub/grub.cfg on the root, no ESP.
 # The image is cached by content under build/cache/ (key: these scripts, the kernel version,
 # the lifeboat and busybox binaries, the GRUB version); a cached image is copied (sparse) to OUT.
 #
@@ -9,6 +11,7 @@
 #   p2 backup 512 MiB (same size as root, empty: `lifeboat init-store` formats it)
 #   p1 root   512 MiB ext4 `root-lbdemo`   (busybox userland, Debian cloud kernel, lifeboat)
 #   p4 ESP    64 MiB  vfat `BOOT-LBDEMO`   (GRUB: EFI/BOOT/BOOTX64.EFI, EFI/xenserver/grub.cfg)
+#      (--bios: a 1 MiB BIOS boot partition with GRUB's core.img)
 #   p6 swap   32 MiB  `swap-lbdemo`
 #   p3 SR     16 MiB  LVM type, a fixed pattern (a restore must never touch it)
 # Environment: KERNEL_DIR (default build/kernel, from scripts/fetch-kernel.sh),
@@ -17,9 +20,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 here=scripts/host
 
-print_key=0
-if [ "${1:-}" = --print-key ]; then print_key=1; shift; fi
-out=${1:?usage: scripts/mkhost.sh [--print-key] OUT.img}
+print_key=0 firmware=uefi
+while [ $# -gt 1 ]; do
+  case $1 in
+    --print-key) print_key=1; shift ;;
+    --bios) firmware=bios; shift ;;
+    *) break ;;
+  esac
+done
+out=${1:?usage: scripts/mkhost.sh [--print-key] [--bios] OUT.img}
 
 KERNEL_DIR=${KERNEL_DIR:-build/kernel}
 LIFEBOAT_BIN=${LIFEBOAT_BIN:-target/x86_64-unknown-linux-musl/release/lifeboat}
@@ -43,15 +52,15 @@ die() { echo "mkhost: $*" >&2; exit 1; }
 [ -x "$LIFEBOAT_BIN" ] || die "no static lifeboat at $LIFEBOAT_BIN: run 'make build'"
 [ -x "$BUSYBOX" ] || die "no busybox at $BUSYBOX: install busybox-static (make setup)"
 KVER=$(cat "$KERNEL_DIR/version")
-grub_version=$(dpkg-query -W -f='${Version} ' grub-efi-amd64-bin e2fsprogs libc6 2>/dev/null || echo unknown)
+grub_version=$(dpkg-query -W -f='${Version} ' grub-efi-amd64-bin grub-pc-bin e2fsprogs libc6 efibootmgr 2>/dev/null || echo unknown)
 
 key=$( {
   cat scripts/mkhost.sh "$here"/*
-  echo "$KVER" "$grub_version"
+  echo "$KVER" "$grub_version" "$firmware"
   sha256sum "$LIFEBOAT_BIN" "$BUSYBOX" | cut -d' ' -f1
 } | sha256sum | cut -c1-16)
 if [ "$print_key" = 1 ]; then echo "$key"; exit 0; fi
-cached=$CACHE_DIR/host-$key.img
+cached=$CACHE_DIR/host-$firmware-$key.img
 mkdir -p "$CACHE_DIR" "$(dirname "$out")"
 if [ -s "$cached" ]; then
   cp --sparse=always "$cached" "$out"
@@ -75,11 +84,13 @@ trap cleanup EXIT
 rm -f "$img"
 truncate -s $((1216 * MiB)) "$img"
 sgdisk -Z "$img" >/dev/null
+boot_part=(-n 4:0:+64M -t 4:ef00)
+[ "$firmware" = bios ] && boot_part=(-n 4:0:+1M -t 4:ef02)
 sgdisk -a 2048 \
   -n 5:2048:+64M -t 5:8300 \
   -n 2:0:+512M -t 2:8300 \
   -n 1:0:+512M -t 1:8300 \
-  -n 4:0:+64M -t 4:ef00 \
+  "${boot_part[@]}" \
   -n 6:0:+32M -t 6:8200 \
   -n 3:0:0 -t 3:8e00 \
   "$img" >/dev/null
@@ -96,9 +107,10 @@ part_write() { # N: writes $tmp/pN into partition N of the image
   dd if="$tmp/p$1" of="$img" bs=1M seek=$((off / MiB)) conv=notrunc,sparse status=none
   rm -f "$tmp/p$1"
 }
-for i in 1 3 4 5 6; do part_file $i; done
+for i in 1 3 5 6; do part_file $i; done
+[ "$firmware" = uefi ] && part_file 4
 mkfs.ext4 -q -F -L "$ROOT_LABEL" -U "$ROOT_UUID" "$tmp/p1"
-mkfs.vfat -n "$BOOT_LABEL" "$tmp/p4" >/dev/null
+[ "$firmware" = uefi ] && mkfs.vfat -n "$BOOT_LABEL" "$tmp/p4" >/dev/null
 mkswap -L "$SWAP_LABEL" "$tmp/p6" >/dev/null 2>&1
 # The local SR: a recognisable pattern the story checks after the restore.
 { yes "LIFEBOAT-DEMO-SR-must-stay-untouched" || true; } | head -c $((15 * MiB)) | dd of="$tmp/p3" conv=notrunc status=none
@@ -141,6 +153,8 @@ add_program /sbin/e2fsck fsck.ext4 fsck.ext3
 add_program /sbin/tune2fs e2label
 add_program /sbin/dumpe2fs
 add_program /sbin/blkid
+# efibootmgr: a test makes the host's own UEFI boot entry with it, as an installer does.
+add_program /usr/bin/efibootmgr
 cp /etc/mke2fs.conf "$R/etc/mke2fs.conf"
 cp "$LIFEBOAT_BIN" "$R/usr/sbin/lifeboat"
 chmod 0755 "$R/usr/sbin/lifeboat"
@@ -150,7 +164,11 @@ install -m 0644 "$here/inittab" "$R/etc/inittab"
 install -m 0755 "$here/rcS" "$R/etc/init.d/rcS"
 install -m 0755 "$here/rcK" "$R/etc/init.d/rcK"
 install -m 0755 "$here/lifeboat-demo" "$R/etc/init.d/lifeboat-demo"
-subst "$here/fstab" > "$R/etc/fstab"
+if [ "$firmware" = uefi ]; then
+  subst "$here/fstab" > "$R/etc/fstab"
+else
+  subst "$here/fstab" | grep -v ' /boot/efi ' > "$R/etc/fstab"
+fi
 subst "$here/xensource-inventory" > "$R/etc/xensource-inventory"
 echo "$HOSTNAME_" > "$R/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$HOSTNAME_" > "$R/etc/hosts"
@@ -236,6 +254,7 @@ touch -h -d '2024-02-29 12:34:56.123456789' "$d/dangling-symlink"
 touch -d '2001-09-09 01:46:40.987654321' "$d/numeric-owner"
 touch -d '2020-01-01 00:00:00.000000001' "$d/setgid-dir"
 
+if [ "$firmware" = uefi ]; then
 # --- the ESP: GRUB for UEFI, found through the removable-media path --------------------------
 grub-mkimage -O x86_64-efi -p /EFI/xenserver -o "$tmp/grubx64.efi" \
   part_gpt part_msdos fat ext2 normal linux search search_label search_fs_uuid configfile \
@@ -246,6 +265,28 @@ mmd -i "$tmp/p4" ::/EFI ::/EFI/BOOT ::/EFI/xenserver
 mcopy -i "$tmp/p4" "$tmp/grubx64.efi" ::/EFI/BOOT/BOOTX64.EFI
 mcopy -i "$tmp/p4" "$tmp/grubx64.efi" ::/EFI/xenserver/grubx64.efi
 mcopy -i "$tmp/p4" "$tmp/grub.cfg" ::/EFI/xenserver/grub.cfg
+else
+# --- BIOS: GRUB's core.img in the BIOS boot partition, boot.img in the MBR -------------------
+# What grub-install does on a GPT disk (grub-bios-setup wants a real device): core.img with every
+# module it needs, its first sector's blocklist pointing at the rest of it, and boot.img (the
+# first 440 bytes of the MBR) pointing at core.img's first sector.
+mkdir -p "$R/boot/grub"
+subst "$here/grub.cfg" > "$R/boot/grub/grub.cfg"
+grub-mkimage -O i386-pc -p '(hd0,gpt1)/boot/grub' -o "$tmp/core.img" \
+  biosdisk part_gpt part_msdos ext2 normal linux search search_label search_fs_uuid configfile \
+  echo serial terminal gzio test
+read -r core_off core_size < <(part_range "$img" 4)
+core_bytes=$(stat -c %s "$tmp/core.img")
+[ "$core_bytes" -le "$core_size" ] || die "GRUB's core.img ($core_bytes bytes) does not fit the BIOS boot partition ($core_size)"
+le64() { local v=$1 i; for i in 0 1 2 3 4 5 6 7; do printf '\\x%02x' $(((v >> (8 * i)) & 255)); done; }
+core_lba=$((core_off / 512))
+# diskboot.img's blocklist (the last 12 bytes of core.img's first sector): start LBA, length.
+printf %b "$(le64 $((core_lba + 1)))" | dd of="$tmp/core.img" bs=1 seek=$((512 - 12)) conv=notrunc status=none
+dd if="$tmp/core.img" of="$img" bs=512 seek="$core_lba" conv=notrunc status=none
+# boot.img: its code, the LBA of core.img at 0x5c; the MBR's partition entries stay.
+dd if=/usr/lib/grub/i386-pc/boot.img of="$img" bs=440 count=1 conv=notrunc status=none
+printf %b "$(le64 "$core_lba")" | dd of="$img" bs=1 seek=$((0x5c)) conv=notrunc status=none
+fi
 
 # --- the logs partition ---------------------------------------------------------------------
 mkdir -p "$tmp/logs"
@@ -254,10 +295,11 @@ mkfs.ext4 -q -F -L "$LOGS_LABEL" -U "$LOGS_UUID" -d "$tmp/logs" "$tmp/p5"
 
 sync
 umount "$R"
-for i in 1 3 4 5 6; do part_write $i; done
+for i in 1 3 5 6; do part_write $i; done
+[ "$firmware" = uefi ] && part_write 4
 mv "$img" "$cached"
 # Keep only the newest few cached host images.
 # shellcheck disable=SC2012 # newest first by mtime; the names are ours (host-<hash>.img)
-ls -1t "$CACHE_DIR"/host-*.img 2>/dev/null | tail -n +4 | xargs -r rm -f
+ls -1t "$CACHE_DIR"/host-"$firmware"-*.img 2>/dev/null | tail -n +4 | xargs -r rm -f
 cp --sparse=always "$cached" "$out"
 echo "mkhost: built $out (cached as $cached)"

@@ -8,7 +8,7 @@ PACKAGES=(
   zstd pigz xz-utils gzip tar libarchive-tools time
   qemu-system-x86 qemu-utils ovmf ipxe-qemu
   pxelinux syslinux-common isolinux xorriso grub-efi-amd64-bin grub-pc-bin grub-common
-  busybox-static python3 bc shellcheck mdadm lvm2
+  busybox-static python3 bc shellcheck mdadm lvm2 efibootmgr
 )
 
 missing=()

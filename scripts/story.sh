@@ -20,12 +20,6 @@
 #                 root back instead of booting the recovery image (verifies the harness itself)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. scripts/host/disk.sh
-# shellcheck source=tests/lib/common.bash
-. tests/lib/common.bash
-# shellcheck source=tests/lib/qemu.bash
-. tests/lib/qemu.bash
-
 WORK=${WORK:-build/story}
 DAMAGE=${DAMAGE:-wipe}
 KERNEL_DIR=${KERNEL_DIR:-build/kernel}
@@ -36,6 +30,10 @@ STORY_VERBOSE=${STORY_VERBOSE:-0}
 STORY_STUB=${STORY_STUB:-0}
 STORY_FROM=${STORY_FROM:-1}
 MAC=52:54:00:12:34:56
+# The machine's SMBIOS identity, the same in every boot (tests/qemu/lib/host.bash): the backup
+# records it, and lifeboat.restore=latest restores unattended only a backup of this machine.
+MACHINE_UUID=8e3b7d52-1f0a-4c6e-9b2d-5a4f3e2d1c0b
+MACHINE_SERIAL=LBDEMO-HOST-1
 SERIAL=LBDEMO0001          # the disk serial mkhost.sh's inventory names (/dev/disk/by-id/virtio-...)
 ROOT_PART=1 BACKUP_PART=2 SR_PART=3 ESP_PART=4 LOGS_PART=5
 
@@ -46,204 +44,17 @@ VARS=$WORK/host-vars.fd
 LOGS=$WORK/logs
 REPORT=$WORK/report.txt
 
-# --- output -------------------------------------------------------------------------------
-story_start=$(date +%s)
-phase_names=() phase_times=() verified=() sizes=()
-current_phase='' phase_start=0
-bold=; dim=; red=; green=; reset=
-if [ -t 1 ]; then bold=$'\e[1m'; dim=$'\e[2m'; red=$'\e[31m'; green=$'\e[32m'; reset=$'\e[0m'; fi
-
-phase() { # N TITLE
-  end_phase
-  current_phase="$1. $2"
-  phase_start=$(date +%s)
-  echo
-  echo "${bold}[$1/7] $2${reset}"
-}
-end_phase() {
-  [ -n "$current_phase" ] || return 0
-  local t=$(($(date +%s) - phase_start))
-  phase_names+=("$current_phase") phase_times+=("$t")
-  echo "${dim}      ($current_phase: ${t}s)${reset}"
-  current_phase=
-}
-say() { echo "      $*"; }
-ok() { verified+=("$*"); echo "      ${green}ok${reset}  $*"; }
-size_of() { sizes+=("$(printf '%-46s %s' "$1" "$2")"); say "$1: $2"; }
-fail() {
-  echo "${red}FAILED${reset} in phase ${current_phase:-setup}: $*" >&2
-  echo "      serial logs: $LOGS/" >&2
-  exit 1
-}
-human() { numfmt --to=iec-i --suffix=B "$1"; }
-
-# --- cleanup of what the story attaches and mounts -------------------------------------------
-# Loop devices: tests/lib/common.bash (loop_attach; detached at exit, with their mounts).
-mounts=() qemu_pid=''
-cleanup() {
-  [ -n "$qemu_pid" ] && kill "$qemu_pid" 2>/dev/null
-  local i
-  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}" 2>/dev/null; done
-}
-on_exit cleanup
-trap 'exit 130' INT TERM
-
-attach() { # IMG PART [ro] -> the partition's device in $REPLY
-  loop_attach "$1" "${3:-rw}"
-  REPLY=${REPLY}p$2
-  [ -b "$REPLY" ] || fail "$1 has no partition $2"
-}
-detach_all() {
-  local i
-  for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}" || fail "cannot unmount ${mounts[i]}"; done
-  mounts=()
-  loop_detach_all
-}
-mount_ro() { # DEV-OR-IMAGE DIR
-  local dev=$1
-  mkdir -p "$2"
-  if [ -f "$dev" ]; then loop_attach "$dev" ro; dev=$REPLY; fi
-  mount -o ro,noload "$dev" "$2" 2>/dev/null || mount -o ro "$dev" "$2" || fail "cannot mount $1 on $2"
-  mounts+=("$2")
-}
-# mount_part_ro IMG PART DIR: a partition of a disk image, read-only. Loop devices are shared
-# with whatever else runs on the machine; if one is taken away under us (another program
-# detaching "its" device by number), attach a fresh one and try again.
-mount_part_ro() {
-  local dev
-  mkdir -p "$3"
-  for _ in 1 2 3; do
-    attach "$1" "$2" ro
-    dev=$REPLY
-    if mount -o ro,noload "$dev" "$3" 2>/dev/null || mount -o ro "$dev" "$3" 2>/dev/null; then
-      mounts+=("$3")
-      return 0
-    fi
-    loop_detach "${dev%p"$2"}"
-    sleep 1
-  done
-  fail "cannot mount partition $2 of $1 on $3 (tried three loop devices)"
-}
-
-# --- QEMU ------------------------------------------------------------------------------------
-# qemu_run NAME TIMEOUT ARGS...: runs a VM (tests/lib/qemu.bash: TCG, UEFI with the host's own
-# variables file, serial on stdout) until it powers off or reboots (-no-reboot makes both end
-# QEMU); shows the lines that tell the story as they come.
-# The serial log is $LOGS/NAME.log.
-story_lines='LIFEBOAT-DEMO|RESTORE|Creating|Running|Menu ready|Disks settled|Loading|[Ll]ifeboat|[Rr]estor|[Vv]erif|[Bb]ackup|generation|[Ee]rror|[Ff]ail|panic|PXE|TFTP|Welcome to GRUB|[Dd]one'
-qemu_run() {
-  local name=$1 timeout=$2; shift 2
-  local log=$LOGS/$name.log
-  : > "$log"
-  lb_qemu --machine q35 --mem 512 --firmware uefi --vars "$VARS" --log "$log" --background -- \
-    -smp 2 -drive file="$DISK",format=raw,if=none,id=disk0,cache=unsafe -device virtio-rng-pci "$@"
-  qemu_pid=$LB_QEMU_PID
-  local filter=(cat)
-  [ "$STORY_VERBOSE" = 1 ] || filter=(grep -a --line-buffered -E "$story_lines")
-  tail -n +1 -F --pid="$qemu_pid" "$log" 2>/dev/null | tr -d '\r' |
-    sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g' | grep -a --line-buffered -v -E '^\s*$|command-line|\*XenServer \(' | "${filter[@]}" |
-    cut -c1-150 | sed -u "s/^/      ${dim}guest| /; s/\$/${reset}/" &
-  local follower=$!
-  local t=0 give_up='Kernel panic - not syncing|LIFEBOAT-DEMO-RESULT rc=[1-9]|RESTORE NOT DONE'
-  while kill -0 "$qemu_pid" 2>/dev/null; do
-    if [ $((t % 5)) = 4 ] && grep -a -q -E "$give_up" "$log"; then
-      sleep 3   # let the guest finish its sentence
-      kill "$qemu_pid" 2>/dev/null
-      wait "$qemu_pid" 2>/dev/null
-      qemu_pid=
-      wait "$follower" 2>/dev/null
-      fail "the VM '$name' failed: $(grep -a -E "$give_up" "$log" | tr -d '\r' | head -n1) (serial log: $log)"
-    fi
-    if [ "$t" -ge "$timeout" ]; then
-      kill "$qemu_pid" 2>/dev/null
-      wait "$qemu_pid" 2>/dev/null
-      qemu_pid=
-      wait "$follower" 2>/dev/null
-      fail "the VM '$name' did not finish within ${timeout}s (serial log: $log)"
-    fi
-    sleep 1
-    t=$((t + 1))
-  done
-  local rc=0
-  wait "$qemu_pid" || rc=$?
-  qemu_pid=
-  wait "$follower" 2>/dev/null || true
-  [ "$rc" = 0 ] || fail "QEMU exited with status $rc (serial log: $log)"
-}
-host_disk_args=(-device "virtio-blk-pci,drive=disk0,serial=$SERIAL,bootindex=1")
-log_has() { tr -d '\r' < "$LOGS/$1.log" | grep -a -q -E "$2"; }
-log_line() { tr -d '\r' < "$LOGS/$1.log" | grep -a -E "$2" | tail -n1; }
-
-# A boot of the host from its disk, with a one-shot script (handed over through QEMU's fw_cfg:
-# nothing is written to the host's disk) that ends by powering the host off.
-boot_host() { # NAME WHEN SCRIPT
-  local name=$1 when=$2 commands=$3 script=$WORK/$1.on-boot.sh
-  cat > "$script" <<EOF
-. /etc/xensource-inventory
-run() { echo "LIFEBOAT-DEMO-RUN \$*"; "\$@"; }
-(
-set -e
-$commands
-)
-echo "LIFEBOAT-DEMO-RESULT rc=\$?"
-sync
-poweroff
-EOF
-  qemu_run "$name" "$BOOT_TIMEOUT" "${host_disk_args[@]}" -net none \
-    -fw_cfg name=opt/lifeboat/on-boot,file="$script"
-  log_has "$name" '^LIFEBOAT-DEMO-HOST-UP ' || fail "the host never said it was up (serial log: $LOGS/$name.log)"
-  local up; up=$(log_line "$name" '^LIFEBOAT-DEMO-HOST-UP ')
-  ok "$when: the host booted through OVMF and GRUB to its service: '${up}'"
-  local check; check=$(log_line "$name" '^LIFEBOAT-DEMO-CHECK ')
-  case "$check" in
-    *missing*|"") fail "the host came up incomplete: '$check'" ;;
-  esac
-  ok "$when: fstab mounted /var/log (logs), /boot/efi (ESP) and swap by LABEL; BACKUP_PARTITION present; lifeboat runs"
-  log_has "$name" '^LIFEBOAT-DEMO-RESULT rc=0' ||
-    fail "a command inside the host failed: $(log_line "$name" 'LIFEBOAT-DEMO-RESULT') (serial log: $LOGS/$name.log)"
-}
-
-# --- tree listing (fallback comparer) -------------------------------------------------------
-# One line per entry with everything the restore must keep: type, mode with special bits,
-# numeric owner, size, mtime in ns, symlink target, device numbers, content hash, hardlink group,
-# xattrs (ACLs and capabilities included) and the ext flags a user sets (i, a, ...).
-tree_listing() { # DIR OUT [IGNORE-REGEX]
-  local dir=$1 out=$2 ignore=${3:-'^$'}
-  (
-    cd "$dir"
-    find . -xdev -printf '%p\0' | LC_ALL=C sort -z | grep -a -z -v -E "$ignore" |
-      xargs -0 -r stat -c '%n|%F|%a|%u:%g|%s|%.9Y|%N|%t:%T|%h|%i|%b' |
-      awk -F'|' -v OFS='|' '{
-        # Regular files: size counts; directories: their size depends on the filesystem.
-        if ($2 ~ /directory/) $5 = "-"
-        if ($2 !~ /special/) $8 = "-"
-        # Hardlinks: the inode number says nothing across filesystems; the group does.
-        if ($9 > 1 && $2 !~ /directory/) { if (!($10 in first)) first[$10] = $1; $10 = "link:" first[$10] } else $10 = "-"
-        if ($2 ~ /directory/) $9 = "-"
-        # Sparse files stay sparse: fewer bytes allocated than their size says.
-        $11 = ($2 ~ /regular/ && $11 * 512 < $5) ? "sparse" : "-"
-        print
-      }'
-    echo "--- content"
-    find . -xdev -type f -printf '%p\0' | LC_ALL=C sort -z | grep -a -z -v -E "$ignore" | xargs -0 -r sha256sum
-    echo "--- xattrs"
-    find . -xdev -printf '%p\0' | LC_ALL=C sort -z | grep -a -z -v -E "$ignore" |
-      xargs -0 -r getfattr -h -d -m - -e hex 2>/dev/null
-    echo "--- flags"
-    find . -xdev \( -type f -o -type d \) -printf '%p\0' | LC_ALL=C sort -z | grep -a -z -v -E "$ignore" |
-      xargs -0 -r lsattr -d 2>/dev/null | awk '{ f = $1; gsub(/[^iaAdSsuc]/, "", f); if (f != "") print f, $2 }'
-  ) > "$out"
-}
+# The helpers (output, loop devices and mounts, QEMU, host boots, comparisons) are shared with
+# the new-disk tests.
+# shellcheck source=tests/qemu/lib/host.bash
+. tests/qemu/lib/host.bash
+virtio_disk "$DISK" disk0 "$SERIAL" 1
+HOST_DISKS=("${DISKS[@]}")
 
 # --- the story ------------------------------------------------------------------------------
 mkdir -p "$WORK" "$LOGS"
 rm -f "$REPORT"
-# Leftovers of an interrupted run: mounts below $WORK/mnt, loop devices on our images.
-awk -v w="$(realpath -m "$WORK/mnt")" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r |
-  while read -r m; do umount "$m" || true; done
-for f in "$DISK" "$WORK/reference-root.img"; do
-  if [ -e "$f" ]; then losetup -j "$f" -O NAME -n | xargs -r -n1 losetup -d; fi
-done
+story_leftovers "$DISK" "$WORK/reference-root.img"
 echo "${bold}Lifeboat: back up a XenServer-style host, break it, bring it back${reset}"
 echo "${dim}(QEMU under TCG, UEFI firmware; logs in $WORK/logs; damage mode: $DAMAGE)${reset}"
 for f in "$LIFEBOAT" "$LIFEBOAT_INIT"; do
@@ -298,8 +109,7 @@ root_label_before=$(blkid -p -o value -s LABEL "$WORK/reference-root.img")
 read -r sr_off sr_size < <(part_range "$DISK" $SR_PART)
 sr_hash_before=$(dd if="$DISK" bs=1M skip=$((sr_off / 1048576)) count=$((sr_size / 1048576)) status=none | sha256sum | cut -c1-64)
 read -r esp_off _ < <(part_range "$DISK" $ESP_PART)
-rm -rf "$WORK/reference-esp" && mkdir -p "$WORK/reference-esp"
-MTOOLS_SKIP_CHECK=1 mcopy -s -n -i "$DISK@@$esp_off" ::/ "$WORK/reference-esp/"
+esp_files "$DISK" "$esp_off" "$WORK/reference-esp"
 mount_ro "$WORK/reference-root.img" "$WORK/mnt/reference"
 ref_count=$(find "$WORK/mnt/reference" -xdev | wc -l)
 size_of "root content (captured)" "$(du -sh --apparent-size "$WORK/mnt/reference" | cut -f1), $ref_count entries"
@@ -348,8 +158,9 @@ done
 [ -n "$bootfile" ] || bootfile=$(cd "$WORK/tftp" && find . -iname '*.efi' -printf '%P\n' | sort | head -n1)
 [ -n "$bootfile" ] || fail "the PXE tree $WORK/tftp holds no UEFI boot program (*.efi)"
 say "UEFI PXE: TFTP root $WORK/tftp, boot file $bootfile, MAC $MAC"
-qemu_run restore "$RESTORE_TIMEOUT" \
-  -device virtio-blk-pci,drive=disk0,serial=$SERIAL,bootindex=2 \
+DISKS=()
+virtio_disk "$DISK" disk0 "$SERIAL" 2
+qemu_run restore "$RESTORE_TIMEOUT" "${DISKS[@]}" \
   -netdev "user,id=n0,tftp=$WORK/tftp,bootfile=$bootfile" \
   -device virtio-net-pci,netdev=n0,mac=$MAC,bootindex=1
 log_has restore '^RESTORE COMPLETE' ||
@@ -380,49 +191,9 @@ else
 fi
 mount_part_ro "$DISK" $ROOT_PART "$WORK/mnt/restored"
 mount_ro "$WORK/reference-root.img" "$WORK/mnt/reference"
-# What legitimately differs, and why (each is left out on both sides):
-#  - lost+found: made by mkfs, not part of any backup (the restore's mkfs makes a new one).
-#  - the mount point boot/efi's own mode and mtime: the backup includes the ESP, so its entry
-#    for boot/efi is the ESP's root directory, restored onto the ESP; the directory under it on
-#    the root filesystem is made by the restore. The other mount points (dev, proc, sys, run, tmp,
-#    var/log) are compared: the backup records the directories under them.
-#  - tmp/*, var/crash/*, var/xsconfig/*, uuid-named files in var/xapi: the xe host-backup default
-#    excludes, left out of the backup by design (mkhost.sh puts files there on purpose).
-mountpoints=(dev proc sys run tmp var/log boot/efi)
-for m in "${mountpoints[@]}"; do
-  [ -d "$WORK/mnt/restored/$m" ] && [ ! -L "$WORK/mnt/restored/$m" ] ||
-    fail "the mount point /$m is missing from the restored root"
-done
-ok "the mount points exist in the restored root: ${mountpoints[*]/#//}"
-uuid_file=var/xapi/$(sed -n "s/^INSTALLATION_UUID='\(.*\)'/\1/p" "$WORK/mnt/reference/etc/xensource-inventory")
-ignored=(lost+found boot/efi var/crash var/xsconfig "$uuid_file")
-ignore="^\./(lost\+found(/|\$)|boot/efi\$|tmp/.|var/crash/.|var/xsconfig/.|$uuid_file\$)"
-compare_tool=
-if [ -e tests/src/bin/lbtest-compare.rs ]; then
-  cargo build -q --locked -p lifeboat-tests --bin lbtest-compare 2>"$LOGS/lbtest-compare-build.log" ||
-    fail "cannot build the tree comparer: $(tail -n3 "$LOGS/lbtest-compare-build.log")"
-  compare_tool=target/debug/lbtest-compare
-fi
-if [ -n "$compare_tool" ]; then
-  ignore_args=()
-  for i in "${ignored[@]}"; do ignore_args+=(--ignore "$i"); done
-  "$compare_tool" "$WORK/mnt/reference" "$WORK/mnt/restored" "${ignore_args[@]}" > "$LOGS/compare.log" 2>&1 ||
-    fail "lbtest-compare found differences (all in $LOGS/compare.log): $(head -n 20 "$LOGS/compare.log")"
-  ok "lbtest-compare: $(tail -n1 "$LOGS/compare.log")"
-fi
-tree_listing "$WORK/mnt/reference" "$WORK/listing-reference.txt" "$ignore"
-tree_listing "$WORK/mnt/restored" "$WORK/listing-restored.txt" "$ignore"
-if ! diff -u "$WORK/listing-reference.txt" "$WORK/listing-restored.txt" > "$WORK/listing.diff"; then
-  echo "      differences (reference -> restored), first lines of $WORK/listing.diff:"
-  grep -a '^[-+][^-+]' "$WORK/listing.diff" | head -n 30 | sed 's/^/        /'
-  fail "the restored root differs from the captured tree"
-fi
-entries=$(grep -a -c '|' "$WORK/listing-reference.txt" || true)
-ok "every one of $entries entries equal: type, mode, owner, size, mtime (ns), link targets, devices, content, hardlinks, xattrs/ACLs/capabilities, ext flags"
-ok "left out on both sides: lost+found (mkfs), boot/efi's own mode/mtime (the ESP's root is restored onto the ESP), tmp/*, var/crash/*, var/xsconfig/*, $uuid_file (xe host-backup excludes)"
+compare_roots "$WORK/mnt/reference" "$WORK/mnt/restored"
 detach_all
-rm -rf "$WORK/restored-esp" && mkdir -p "$WORK/restored-esp"
-MTOOLS_SKIP_CHECK=1 mcopy -s -n -i "$DISK@@$esp_off" ::/ "$WORK/restored-esp/" ||
+esp_files "$DISK" "$esp_off" "$WORK/restored-esp" ||
   fail "the ESP cannot be read after the restore"
 diff -r "$WORK/reference-esp" "$WORK/restored-esp" > "$LOGS/esp.diff" 2>&1 ||
   fail "the ESP differs after the restore: $(head -n 5 "$LOGS/esp.diff")"
@@ -437,19 +208,8 @@ detach_all
 end_phase
 
 # --- summary --------------------------------------------------------------------------------
-{
-  echo
-  echo "${bold}Summary${reset}"
-  echo "  Times:"
-  for i in "${!phase_names[@]}"; do printf '    %-78s %5ss\n' "${phase_names[i]}" "${phase_times[i]}"; done
-  printf '    %-78s %5ss\n' "total" "$(($(date +%s) - story_start))"
-  echo "  Sizes:"
-  for s in "${sizes[@]}"; do echo "    $s"; done
-  echo "  Verified:"
-  for v in "${verified[@]}"; do echo "    - $v"; done
-  if [ "$STORY_STUB" = 1 ]; then
-    echo "STORY_STUB=1: the harness works; no backup was taken and no recovery image was booted."
-  else
-    echo "${green}${bold}The host was backed up, broken, restored by PXE and boots again with the same root.${reset}"
-  fi
-} | tee >(sed 's/\x1b\[[0-9;]*m//g' > "$REPORT")
+if [ "$STORY_STUB" = 1 ]; then
+  story_summary "$REPORT" "STORY_STUB=1: the harness works; no backup was taken and no recovery image was booted."
+else
+  story_summary "$REPORT" "${green}${bold}The host was backed up, broken, restored by PXE and boots again with the same root.${reset}"
+fi
