@@ -277,11 +277,27 @@ pub fn main_menu(d: &Discovery, opts: &Options) {
     }
 }
 
+/// True when the backup and this machine both report a product UUID, or both a serial: then
+/// core's rule decides whose backup it is. Otherwise (firmware without DMI identity, a staged
+/// `xe host-backup` that records none) the image cannot tell, and a store on a fixed disk of
+/// this machine counts as this machine's.
+fn comparable(b: &Backup, this: &ThisHost) -> bool {
+    let both = |a: Option<&String>, b: Option<&String>| {
+        a.is_some_and(|s| !s.trim().is_empty()) && b.is_some_and(|s| !s.trim().is_empty())
+    };
+    b.machine().is_some_and(|m| {
+        both(m.product_uuid.as_ref(), this.machine.product_uuid.as_ref())
+            || both(
+                m.product_serial.as_ref(),
+                this.machine.product_serial.as_ref(),
+            )
+    })
+}
+
 /// Picks the backup `lifeboat.restore=` names: a generation id, `xen` (the XenServer backup
 /// partition), or `latest`: core's one rule (`lifeboat_core::plan::latest`), the newest backup
-/// of this machine by the time it was taken; a generation that records no machine (a staged
-/// `xe host-backup`) counts as this machine's when its store is on a fixed disk of it. Other
-/// machines' backups are restored only when named by id. With no Lifeboat generation at all,
+/// of this machine by the time it was taken (where neither side has a DMI identity to compare:
+/// see [`comparable`]). Other machines' backups are restored only when named by id. With no Lifeboat generation at all,
 /// `latest` is the XenServer backup partition.
 pub fn pick<'a>(d: &'a Discovery, which: &str) -> anyhow::Result<&'a Backup> {
     match which {
@@ -301,7 +317,7 @@ pub fn pick<'a>(d: &'a Discovery, which: &str) -> anyhow::Result<&'a Backup> {
             lifeboat
                 .iter()
                 .filter(|b| {
-                    is_this_host(**b, &this) || (b.facts.manifest.is_none() && !b.device.removable)
+                    is_this_host(**b, &this) || (!comparable(b, &this) && !b.device.removable)
                 })
                 .fold(None::<&Backup>, |best, b| match best {
                     Some(x) if b.time <= x.time => Some(x),
