@@ -10,7 +10,6 @@ use crate::probe::{self, BlockDev};
 use crate::store_view;
 use lifeboat_core::archive::Manifest;
 use lifeboat_core::identity::{machine, read_partition_table};
-use lifeboat_core::plan::facts::{FSTAB, GRUB_CFG, GRUB_CFG_EFI, INVENTORY};
 use lifeboat_core::plan::{
     self, BackupFacts, Dated, DeviceFacts, Holds, Plan, PlanError, SystemFiles, TargetRequest,
 };
@@ -282,11 +281,7 @@ pub fn discover(opts: &Options) -> Discovery {
                 product_version: Some(version.clone()),
                 device: d.name.clone(),
                 manifest: None,
-                system_files: Some(SystemFiles {
-                    fstab: read(FSTAB),
-                    grub_cfg: read(GRUB_CFG).or_else(|| read(GRUB_CFG_EFI)),
-                    inventory: read(INVENTORY),
-                }),
+                system_files: Some(SystemFiles::read(read)),
                 content_bytes: size,
                 entries: 0,
             };

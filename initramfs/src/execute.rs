@@ -17,6 +17,7 @@ use crate::{console::say, copytree, store_view};
 use anyhow::{anyhow, bail, Context, Result};
 use lifeboat_core::archive::disk_layout::{DiskLayout, PartitionContent, UefiBootEntry};
 use lifeboat_core::archive::manifest::FilesystemIdentity;
+use lifeboat_core::identity::table::ReadAt;
 use lifeboat_core::identity::{efivars, gpt_write, layout, swap};
 use lifeboat_core::plan::{render, Action, Mode, Plan, Step};
 use lifeboat_core::progress::{human_bytes, Progress};
@@ -372,10 +373,8 @@ fn unmount_all_of_disk(disk: &str) -> Result<()> {
 }
 
 fn device_size(dev: &str) -> Result<u64> {
-    use std::io::{Seek, SeekFrom};
-    let mut f = File::open(dev).with_context(|| format!("cannot open {dev}"))?;
-    f.seek(SeekFrom::End(0))
-        .with_context(|| format!("cannot read the size of {dev}"))
+    let f = File::open(dev).with_context(|| format!("cannot open {dev}"))?;
+    ReadAt::size(&f).with_context(|| format!("cannot read the size of {dev}"))
 }
 
 /// Writes `bytes` at `offset` of a device and flushes them to it.

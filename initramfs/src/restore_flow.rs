@@ -14,7 +14,6 @@ use crate::progress_line::LineProgress;
 use crate::store_view;
 use anyhow::{anyhow, Context, Result};
 use lifeboat_core::archive::verify::SmallFiles;
-use lifeboat_core::plan::facts::{FSTAB, GRUB_CFG, GRUB_CFG_EFI, INVENTORY};
 use lifeboat_core::plan::{self, BackupKind as PlanKind, Plan, SystemFiles};
 use lifeboat_core::progress::human_bytes;
 use lifeboat_core::progress::Progress;
@@ -120,16 +119,6 @@ fn journal(b: &Backup, event: &str, detail: &str, request: Option<&str>) {
     }
 }
 
-/// The files a backup without a recorded identity takes it from (as XenServer's installer
-/// does), read while it is verified.
-fn system_files_of(files: &SmallFiles) -> SystemFiles {
-    SystemFiles {
-        fstab: files.text(FSTAB),
-        grub_cfg: files.text(GRUB_CFG).or_else(|| files.text(GRUB_CFG_EFI)),
-        inventory: files.text(INVENTORY),
-    }
-}
-
 /// The whole restore of `b`. Returns a summary on success; every error says what was touched.
 pub fn restore(b: &Backup, d: &Discovery, opts: &Options, confirm: Confirm) -> Result<String> {
     let nothing = match &b.plan {
@@ -146,7 +135,9 @@ pub fn restore(b: &Backup, d: &Discovery, opts: &Options, confirm: Confirm) -> R
     say(&format!("  from {}", describe_dev(&b.device)));
 
     // 1. Verify: nothing destructive before this succeeds.
-    let mut files = SmallFiles::new(&[FSTAB, GRUB_CFG, GRUB_CFG_EFI, INVENTORY]);
+    // A backup without a recorded identity takes it from its own fstab and grub.cfg (as
+    // XenServer's installer does), collected while it is verified.
+    let mut files = SmallFiles::new(&SystemFiles::PATHS);
     let summary = verify(b, &mut files).with_context(|| {
         format!(
             "the backup failed verification. {nothing}. Choose another generation, or run `lifeboat verify` on the host to find the damage"
@@ -158,7 +149,7 @@ pub fn restore(b: &Backup, d: &Discovery, opts: &Options, confirm: Confirm) -> R
     // fstab and grub.cfg, read during verification.
     let mut facts = b.facts.clone();
     if facts.kind == PlanKind::PlainTar {
-        facts.system_files = Some(system_files_of(&files));
+        facts.system_files = Some(SystemFiles::read(|p| files.text(p)));
     }
     let plan: Plan = discover::plan_for(&facts, &d.facts, opts, b.interrupted)
         .map_err(|e| anyhow!("refused: {e}"))

@@ -100,20 +100,15 @@ fn partitions_of(dev: &Path) -> Vec<std::path::PathBuf> {
         .unwrap_or_default()
 }
 
-/// Asks the kernel to read a disk's partition table again (`blockdev --rereadpt`).
+/// Asks the kernel to read a disk's partition table again (core's BLKRRPART).
 fn reread_partitions(dev: &Path) -> anyhow::Result<()> {
-    let Some(blockdev) = lifeboat_core::programs::find_program("blockdev") else {
-        bail!("blockdev (util-linux) is not installed");
-    };
-    let status = std::process::Command::new(&blockdev)
-        .arg("--rereadpt")
-        .arg(dev)
-        .status()
-        .with_context(|| format!("cannot run {}", blockdev.display()))?;
-    if !status.success() {
-        bail!("blockdev --rereadpt {} failed ({status})", dev.display());
-    }
-    Ok(())
+    let f = std::fs::File::open(dev).with_context(|| format!("cannot open {}", dev.display()))?;
+    lifeboat_core::sys::reread_partitions(std::os::fd::AsFd::as_fd(&f)).with_context(|| {
+        format!(
+            "the kernel did not re-read the partition table of {}",
+            dev.display()
+        )
+    })
 }
 
 /// What the device holds that formatting would destroy, in words; None when it is blank.

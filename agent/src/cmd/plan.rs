@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use lifeboat_core::archive::verify::{verify_tar_collecting, SmallFiles};
 use lifeboat_core::codec;
 use lifeboat_core::identity::{self, devices, machine};
-use lifeboat_core::plan::facts::{self, FSTAB, GRUB_CFG, GRUB_CFG_EFI, INVENTORY};
+use lifeboat_core::plan::facts;
 use lifeboat_core::plan::{
     self, md, BackupFacts, BackupKind, DeviceFacts, Holds, SystemFiles, TargetRequest,
 };
@@ -108,14 +108,10 @@ fn backup_facts(root: &Path, device: &str, gen: Option<&str>) -> Result<BackupFa
             let f = g.open_archive()?;
             let (c, tar) = codec::decoder(f)
                 .with_context(|| format!("cannot read the archive of generation {}", g.id))?;
-            let mut files = SmallFiles::new(&[FSTAB, GRUB_CFG, GRUB_CFG_EFI, INVENTORY]);
+            let mut files = SmallFiles::new(&SystemFiles::PATHS);
             verify_tar_collecting(tar, c, &mut files)
                 .with_context(|| format!("generation {} failed verification", g.id))?;
-            b.system_files = Some(SystemFiles {
-                fstab: files.text(FSTAB),
-                grub_cfg: files.text(GRUB_CFG).or_else(|| files.text(GRUB_CFG_EFI)),
-                inventory: files.text(INVENTORY),
-            });
+            b.system_files = Some(SystemFiles::read(|p| files.text(p)));
         }
         return Ok(b);
     }
@@ -137,11 +133,7 @@ fn backup_facts(root: &Path, device: &str, gen: Option<&str>) -> Result<BackupFa
         product_version: x.product_version.clone(),
         device: device.into(),
         manifest: None,
-        system_files: Some(SystemFiles {
-            fstab: read(FSTAB),
-            grub_cfg: read(GRUB_CFG).or_else(|| read(GRUB_CFG_EFI)),
-            inventory: read(INVENTORY),
-        }),
+        system_files: Some(SystemFiles::read(read)),
         content_bytes: x.used_bytes,
         entries: 0,
     })

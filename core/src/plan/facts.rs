@@ -38,6 +38,21 @@ pub struct SystemFiles {
     pub inventory: Option<String>,
 }
 
+impl SystemFiles {
+    /// The files of a backup, each read by `read` (an archive path, no leading `./`): grub.cfg
+    /// from `boot/grub`, else from the ESP where XenServer's UEFI installs keep it.
+    pub fn read(read: impl Fn(&str) -> Option<String>) -> Self {
+        SystemFiles {
+            fstab: read(FSTAB),
+            grub_cfg: read(GRUB_CFG).or_else(|| read(GRUB_CFG_EFI)),
+            inventory: read(INVENTORY),
+        }
+    }
+
+    /// The archive paths [`SystemFiles::read`] asks for (to collect them while verifying).
+    pub const PATHS: [&'static str; 4] = [FSTAB, GRUB_CFG, GRUB_CFG_EFI, INVENTORY];
+}
+
 /// The paths of [`SystemFiles`] inside a backup (archive paths, no leading `./`).
 pub const FSTAB: &str = "etc/fstab";
 pub const GRUB_CFG: &str = "boot/grub/grub.cfg";
