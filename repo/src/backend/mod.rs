@@ -104,3 +104,25 @@ pub trait Backend: Send + Sync {
     /// The repository's location for messages (`s3://bucket/prefix at https://endpoint`).
     fn describe(&self) -> String;
 }
+
+/// How to reach an S3-compatible store: the `[repository]` table of
+/// `/etc/lifeboat/lifeboat.toml` beside `url = "s3://bucket/prefix"`, or command-line options.
+/// Credentials never come from here directly: from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`,
+/// an AWS credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`, profile
+/// `AWS_PROFILE` or `profile`), or the file named by `credentials_file` (same INI format).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    /// `https://host:port` (or `http://` on a trusted network); default AWS for the region.
+    pub endpoint: Option<String>,
+    /// Signing region; default `us-east-1` (what Ceph RGW, MinIO and Garage accept by default).
+    pub region: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`) instead of virtual-hosted
+    /// (`bucket.endpoint/key`); most self-hosted stores want it.
+    #[serde(default)]
+    pub path_style: bool,
+    /// An AWS-style credentials file to read instead of the default places.
+    pub credentials_file: Option<std::path::PathBuf>,
+    /// Profile in the credentials file (default `AWS_PROFILE`, else `default`).
+    pub profile: Option<String>,
+}
