@@ -136,6 +136,68 @@ pub enum Command {
     Mkrescue(MkrescueArgs),
     /// Copy a generation to a store on another device (a USB disk) or to a file, verified.
     Copy(CopyArgs),
+    /// Write the systemd units: a daily backup and a weekly verify, each a oneshot service
+    /// and its timer (systemd 219 and later).
+    InstallUnits(InstallUnitsArgs),
+    /// The last good backup, the last runs and verification, for a person, a script
+    /// (`--json`) or a monitoring system (`--check`: exit 0 OK, 1 WARNING, 2 CRITICAL,
+    /// 3 UNKNOWN).
+    Status(StatusArgs),
+    /// Write the man pages (section 8) into a directory (for packages; hidden from --help).
+    #[command(hide = true)]
+    Man(ManArgs),
+    /// Print a shell completion script (for packages; hidden from --help).
+    #[command(hide = true)]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InstallUnitsArgs {
+    /// Write beneath this directory instead of / (a chroot, an image being built).
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// Where the units go below the root.
+    #[arg(long, default_value = "/etc/systemd/system")]
+    pub unit_dir: PathBuf,
+    /// The lifeboat program the services run (default: this program).
+    #[arg(long, value_name = "PATH")]
+    pub program: Option<PathBuf>,
+    /// Print each unit and where it would go; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Machine-readable status on stdout.
+    #[arg(long, conflicts_with = "check")]
+    pub json: bool,
+    /// One line for a monitoring plugin (Nagios, Icinga, Zabbix); exit 0 OK, 1 WARNING,
+    /// 2 CRITICAL, 3 UNKNOWN.
+    #[arg(long)]
+    pub check: bool,
+    /// With --check: WARNING when the last good backup is older than this (default:
+    /// `warn_age` in lifeboat.toml, else 26h).
+    #[arg(long, value_name = "AGE", requires = "check")]
+    pub warn_age: Option<String>,
+    /// With --check: CRITICAL past this age (default: `crit_age` in lifeboat.toml, else 50h).
+    #[arg(long, value_name = "AGE", requires = "check")]
+    pub crit_age: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write lifeboat.8 and lifeboat-COMMAND.8 into.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -144,9 +206,10 @@ pub struct BackupArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
-    /// Generations to keep (older ones are pruned after the new one is committed).
-    #[arg(long, default_value_t = 2)]
-    pub keep: usize,
+    /// Generations to keep (older ones are pruned after the new one is committed; default:
+    /// `keep` in lifeboat.toml, else 2).
+    #[arg(long)]
+    pub keep: Option<usize>,
     /// Machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,

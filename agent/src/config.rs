@@ -3,7 +3,13 @@
 //! ```toml
 //! # The backup partition: a path (by-id links welcome), PARTUUID=..., PARTLABEL=... or LABEL=...
 //! backup_device = "/dev/disk/by-id/nvme-eui.0025388b91b23c10-part2"
+//! keep = 2                      # generations a backup without --keep keeps
+//! state_file = "/var/lib/lifeboat/state.json"
+//! textfile_dir = "/var/lib/node_exporter/textfile_collector"
+//! warn_age = "26h"              # lifeboat status --check
+//! crit_age = "50h"
 //! ```
+//! (dist/lifeboat.toml.example is the commented copy the packages install.)
 
 use anyhow::{bail, Context};
 use lifeboat_core::identity::{self, inventory};
@@ -19,6 +25,17 @@ pub const CONFIG_PATH: &str = "/etc/lifeboat/lifeboat.toml";
 pub struct Config {
     /// The backup partition.
     pub backup_device: Option<String>,
+    /// Generations `lifeboat backup` keeps when `--keep` is not given (the timer's runs).
+    pub keep: Option<usize>,
+    /// The state of the last backup and verify runs (default [`crate::metrics::STATE_PATH`]).
+    pub state_file: Option<PathBuf>,
+    /// Where `lifeboat.prom` goes for node_exporter's textfile collector (default
+    /// [`crate::metrics::TEXTFILE_DIR`] when that directory exists).
+    pub textfile_dir: Option<PathBuf>,
+    /// `status --check` warns when the last good backup is older than this ("26h", "2d").
+    pub warn_age: Option<String>,
+    /// `status --check` is critical past this age.
+    pub crit_age: Option<String>,
 }
 
 /// Path of the configuration file: `$LIFEBOAT_CONFIG`, else [`CONFIG_PATH`].

@@ -6,6 +6,8 @@ mod args;
 mod cli;
 mod cmd;
 mod config;
+mod exit;
+mod metrics;
 mod rescue;
 mod ui;
 
@@ -18,7 +20,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("lifeboat: error: {err:#}");
-            ExitCode::from(2)
+            ExitCode::from(exit::of_error(&err))
         }
     }
 }

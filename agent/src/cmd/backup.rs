@@ -7,6 +7,7 @@
 use super::common::{drop_cache, is_no_space, open_for_writing, run_pre_hook, source_options};
 use crate::cli::BackupArgs;
 use crate::config;
+use crate::metrics;
 use crate::ui::Bar;
 use anyhow::bail;
 use lifeboat_core::archive::verify::verify_stream;
@@ -44,7 +45,13 @@ struct Summary {
     free_bytes: u64,
 }
 
-pub fn run(args: BackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+/// `facts` is filled in once a generation is committed (for `lifeboat status` and the
+/// Prometheus textfile, [`crate::metrics`]).
+pub fn run(
+    args: BackupArgs,
+    quiet: bool,
+    facts: &mut Option<metrics::BackupFacts>,
+) -> anyhow::Result<ExitCode> {
     let BackupArgs {
         source: args,
         device,
@@ -52,6 +59,10 @@ pub fn run(args: BackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         json,
     } = args;
     let started = Instant::now();
+    let keep = match keep {
+        Some(k) => k,
+        None => config::load()?.keep.unwrap_or(2),
+    };
     let mut opts = source_options(&args)?;
     let root = opts.root.clone();
     let dev = config::find_backup_device(device.backup_device.as_deref(), &root)?;
@@ -236,6 +247,17 @@ pub fn run(args: BackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let generation = w.store.commit(&w.lock, staging, meta)?;
     let pruned = w.store.prune(&w.lock, keep, &generation.id)?;
     let free = w.store.space().map(|s| s.available).unwrap_or(0);
+    let kept = w.store.generations()?;
+    *facts = Some(metrics::BackupFacts {
+        generation: generation.id.clone(),
+        device: dev.path.display().to_string(),
+        written_bytes: size,
+        content_bytes: counts.bytes,
+        files: counts.files,
+        generations_kept: kept.len() as u64,
+        stored_bytes: kept.iter().map(|g| g.meta.size).sum(),
+        state: generation.meta.state.name().to_string(),
+    });
 
     let summary = Summary {
         generation: generation.id.clone(),
