@@ -6,7 +6,7 @@ RELEASE := target/$(TARGET)/release
 BUILD := build
 export CC_x86_64_unknown_linux_musl := musl-gcc
 
-.PHONY: all setup build kernel test unit-test root-test qemu-test lint fmt bench demo clean
+.PHONY: all setup build kernel test unit-test root-test qemu-test lint fmt bench demo dist clean
 
 all: build
 
@@ -24,7 +24,7 @@ kernel: setup
 	@bash scripts/fetch-kernel.sh $(BUILD)/kernel
 
 # Every shell file: the tests, their libraries, the scripts, CI's entry point.
-SHELL_FILES = $(shell find tests scripts -name '*.sh' -o -name '*.bash' | LC_ALL=C sort) \
+SHELL_FILES = $(shell find tests scripts dist -name '*.sh' -o -name '*.bash' | LC_ALL=C sort) \
 	scripts/host/initramfs-init .ci/run
 
 lint: setup
@@ -45,6 +45,11 @@ qemu-test: build kernel
 	bash tests/run-qemu-tests.sh
 
 test: lint unit-test root-test qemu-test
+
+# Packages: build/dist/lifeboat_VERSION-1_amd64.deb and lifeboat-VERSION-1.x86_64.rpm (static
+# binaries, systemd units, config example, man pages, completions; dist/build.sh).
+dist: build
+	bash dist/build.sh $(RELEASE) $(BUILD)/dist
 
 bench: build
 	bash scripts/bench.sh
