@@ -9,7 +9,7 @@ PACKAGES=(
   qemu-system-x86 qemu-utils ovmf ipxe-qemu
   pxelinux syslinux-common isolinux xorriso grub-efi-amd64-bin grub-pc-bin grub-common
   busybox-static python3 bc shellcheck mdadm lvm2 efibootmgr
-  rpm
+  rpm man-db
 )
 
 missing=()
