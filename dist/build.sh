@@ -102,6 +102,7 @@ cp -a $t/. %{buildroot}/
 
 %files
 %dir /etc/lifeboat
+%dir /usr/share/doc/lifeboat
 $files
 EOF
 rpmbuild --quiet -bb --target x86_64 --define "_topdir $r" "$r/SPECS/lifeboat.spec" >"$work/rpmbuild.log" 2>&1 ||
