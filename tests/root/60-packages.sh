@@ -41,8 +41,10 @@ check_root() {
   [ ! -s "$W/analyze" ] || fail "systemd-analyze verify warns: $(cat "$W/analyze")"
   # `help backup` and the installed man page name the same long options.
   "$root/usr/sbin/lifeboat" help backup | grep -o -- '--[a-z][a-z-]*' | sort -u >"$W/help.opts"
-  MANWIDTH=200 man -l "$root/usr/share/man/man8/lifeboat-backup.8.gz" 2>/dev/null |
-    grep -o -- '--[a-z][a-z-]*' | sort -u >"$W/man.opts"
+  MANWIDTH=200 man -l "$root/usr/share/man/man8/lifeboat-backup.8.gz" 2>/dev/null >"$W/man.txt"
+  grep -q '^EXIT STATUS' "$W/man.txt" || fail "no EXIT STATUS in lifeboat-backup(8)"
+  # The options, not the exit status section every page ends with.
+  sed '/^EXIT STATUS/,$d' "$W/man.txt" | grep -o -- '--[a-z][a-z-]*' | sort -u >"$W/man.opts"
   diff "$W/help.opts" "$W/man.opts" || fail "lifeboat help backup and lifeboat-backup(8) differ"
   grep -qx -- --keep "$W/man.opts" || fail "no --keep in the man page: $(cat "$W/man.opts")"
 }

@@ -9,6 +9,25 @@ use clap::CommandFactory;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// The section every page ends with: the table of [`crate::exit`] (and README's).
+const EXIT_STATUS: &str = r#".SH "EXIT STATUS"
+.TP
+0
+Done.
+.TP
+1
+Complete but not consistent (a file kept changing while it was read), or damage found by
+\fBverify\fR.
+.TP
+2
+Error: bad arguments, a refusal, a file that is not a Lifeboat or tar archive, anything else.
+.TP
+11
+The backup store is locked by another Lifeboat run (named in the message); run again later.
+.PP
+\fBstatus \-\-check\fR exits as monitoring plugins do: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+"#;
+
 /// Every page: `lifeboat.8` and one `lifeboat-COMMAND.8` per visible command, as (file
 /// name, roff text).
 pub fn pages() -> Result<Vec<(String, Vec<u8>)>> {
@@ -28,6 +47,7 @@ pub fn pages() -> Result<Vec<(String, Vec<u8>)>> {
         let mut text = Vec::new();
         man.render(&mut text)
             .with_context(|| format!("cannot render the man page {}", man.get_filename()))?;
+        text.extend_from_slice(EXIT_STATUS.as_bytes());
         out.push((man.get_filename(), text));
     }
     Ok(out)
@@ -112,7 +132,10 @@ mod tests {
                 .unwrap_or_else(|| panic!("no man page for {name}"))
                 .1;
             // roff writes a dash as `\-`, words in \fB...\fR.
-            let mut roff = String::from_utf8(page.clone()).unwrap().replace("\\-", "-");
+            // The options, not the exit status section every page ends with.
+            let text = String::from_utf8(page.clone()).unwrap();
+            let options_part = text.split(".SH \"EXIT STATUS\"").next().unwrap();
+            let mut roff = options_part.replace("\\-", "-");
             for font in ["\\fB", "\\fI", "\\fR"] {
                 roff = roff.replace(font, " ");
             }
@@ -137,6 +160,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let written = write_pages(dir.path(), true).unwrap();
         assert!(written.iter().any(|p| p.ends_with("lifeboat-status.8")));
+        let page = std::fs::read_to_string(dir.path().join("lifeboat-backup.8")).unwrap();
+        assert!(page.contains(".SH \"EXIT STATUS\"\n.TP\n0\n"), "{page}");
         for shell in [
             clap_complete::Shell::Bash,
             clap_complete::Shell::Zsh,
