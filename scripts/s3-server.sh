@@ -11,7 +11,8 @@
 # by side; the OSD takes the first free port of Ceph's 6800-7300 range. After start, DIR holds:
 #   credentials   AWS INI file, profile [default]: the S3 user's access key and secret
 #   endpoint      http://127.0.0.1:PORT
-#   buckets       the buckets made at start: "lifeboat-test" (plain), "lifeboat-lock" (Object Lock)
+#   buckets       the buckets made at start: "lifeboat-test" (plain), "lifeboat-lock" (Object
+#                 Lock), "lifeboat-small" (a bucket quota of 1 MiB: a full store)
 # The first CreateBucket takes seconds while radosgw makes its pools: start does it (warm-up).
 set -euo pipefail
 
@@ -158,6 +159,9 @@ mon max pg per osd = 1000
 [client.rgw.a]
 rgw frontends = beast endpoint=127.0.0.1:$rgw_port
 rgw data = $dir/rgw
+# Quotas enforced on current figures (the tests fill a bucket with a 1 MiB quota).
+rgw bucket quota ttl = 0
+rgw user quota bucket sync interval = 0
 EOF
   echo "http://127.0.0.1:$rgw_port" >"$dir/endpoint"
   export CEPH_CONF=$conf
@@ -228,13 +232,18 @@ EOF
   [[ $code == 200 ]] || die "creating bucket lifeboat-test answered HTTP $code: $(cat "$dir/log/last-response")"
   code=$(s3 PUT /lifeboat-lock -H 'x-amz-bucket-object-lock-enabled: true')
   [[ $code == 200 ]] || die "creating bucket lifeboat-lock answered HTTP $code: $(cat "$dir/log/last-response")"
+  code=$(s3 PUT /lifeboat-small)
+  [[ $code == 200 ]] || die "creating bucket lifeboat-small answered HTTP $code: $(cat "$dir/log/last-response")"
+  { radosgw-admin quota set --quota-scope=bucket --bucket=lifeboat-small --max-size=1048576 &&
+    radosgw-admin quota enable --quota-scope=bucket --bucket=lifeboat-small; } \
+    >>"$dir/log/setup.out" 2>&1 || die "setting the quota of lifeboat-small failed: see $dir/log/setup.out"
   code=$(s3 POST '/lifeboat-test/warm-up?uploads=')
   [[ $code == 200 ]] || die "the warm-up multipart upload answered HTTP $code: $(cat "$dir/log/last-response")"
   local upload
   upload=$(sed -n 's:.*<UploadId>\(.*\)</UploadId>.*:\1:p' "$dir/log/last-response")
   code=$(s3 DELETE "/lifeboat-test/warm-up?uploadId=$upload")
   [[ $code == 204 ]] || die "aborting the warm-up upload answered HTTP $code"
-  printf 'lifeboat-test\nlifeboat-lock\n' >"$dir/buckets"
+  printf 'lifeboat-test\nlifeboat-lock\nlifeboat-small\n' >"$dir/buckets"
   trap - EXIT
   log "radosgw up at $(cat "$dir/endpoint") in $((SECONDS - t0)) s (cluster in $dir)"
 }
@@ -248,6 +257,7 @@ case $cmd in
     echo "export AWS_SHARED_CREDENTIALS_FILE=$dir/credentials"
     echo "export LIFEBOAT_TEST_S3_BUCKET=lifeboat-test"
     echo "export LIFEBOAT_TEST_S3_LOCK_BUCKET=lifeboat-lock"
+    echo "export LIFEBOAT_TEST_S3_SMALL_BUCKET=lifeboat-small"
     echo "export LIFEBOAT_TEST_S3_DIR=$dir"
     ;;
   *) usage ;;

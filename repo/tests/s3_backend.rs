@@ -17,6 +17,7 @@ struct Server {
     endpoint: String,
     bucket: String,
     lock_bucket: String,
+    small_bucket: String,
 }
 
 fn server() -> Option<Server> {
@@ -27,6 +28,8 @@ fn server() -> Option<Server> {
                 .unwrap_or_else(|_| "lifeboat-test".into()),
             lock_bucket: std::env::var("LIFEBOAT_TEST_S3_LOCK_BUCKET")
                 .unwrap_or_else(|_| "lifeboat-lock".into()),
+            small_bucket: std::env::var("LIFEBOAT_TEST_S3_SMALL_BUCKET")
+                .unwrap_or_else(|_| "lifeboat-small".into()),
         }),
         _ if std::env::var("CI").as_deref() == Ok("true") => {
             panic!("LIFEBOAT_TEST_S3_ENDPOINT is not set: run tests/root/51-s3-backend.sh")
@@ -134,6 +137,7 @@ fn multipart_upload_of_a_large_object() {
     // Three parts, the last one short.
     let data = pattern(2 * PART_SIZE + 12345, 7);
     b.put("big", &data, None).unwrap();
+    assert!(b.incomplete_uploads("").unwrap().is_empty());
     assert_eq!(b.head("big").unwrap(), Some(data.len() as u64));
     assert!(
         b.get("big").unwrap() == data,
@@ -292,4 +296,22 @@ fn object_lock_retention() {
     assert_eq!(b.head("free").unwrap(), None);
     let keys: Vec<String> = b.list("").unwrap().into_iter().map(|o| o.key).collect();
     assert_eq!(keys, ["index/1", "index/big"]);
+}
+
+#[test]
+#[ignore = "needs a real S3 server: tests/root/51-s3-backend.sh"]
+fn full_store_and_no_lingering_parts() {
+    let Some(s) = server() else { return };
+    // lifeboat-small has a bucket quota of 1 MiB.
+    let b = open(&s, &s.small_bucket, "full");
+    b.put("small", b"fits", None).unwrap();
+    let r = b.put("single", &pattern(2 << 20, 1), None);
+    assert!(matches!(r, Err(BackendError::Full { .. })), "{r:?}");
+    // A multipart upload refused at its first part is aborted: no parts stay behind.
+    let r = b.put("multi", &pattern(PART_SIZE + 1, 2), None);
+    assert!(matches!(r, Err(BackendError::Full { .. })), "{r:?}");
+    assert_eq!(b.incomplete_uploads("").unwrap(), Vec::<String>::new());
+    assert_eq!(b.head("multi").unwrap(), None);
+    assert_eq!(b.get("small").unwrap(), b"fits");
+    b.delete("small").unwrap();
 }

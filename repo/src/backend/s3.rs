@@ -518,7 +518,29 @@ impl S3Backend {
         Ok(())
     }
 
-    /// Versions (id, is it a delete marker) of exactly `full`, in a versioned bucket.
+    /// Multipart uploads begun and neither completed nor aborted under `prefix` (relative keys):
+    /// parts a killed upload left on the server, which the store keeps (and bills) until
+    /// they are aborted. One page (up to 1000): enough to tell whether any linger.
+    pub fn incomplete_uploads(&self, prefix: &str) -> Result<Vec<String>, BackendError> {
+        let full = self.full_key(prefix);
+        let (status, _, body) = self.request(
+            Method::Get,
+            None,
+            &[("prefix", full.as_str()), ("uploads", "")],
+            &[],
+            None,
+        )?;
+        if !(200..300).contains(&status) {
+            return Err(self.error(prefix, status, &body));
+        }
+        Ok(xml::blocks(&body, "Upload")
+            .iter()
+            .filter_map(|u| xml::first(u.as_bytes(), "Key"))
+            .map(|k| k.strip_prefix(&self.prefix).unwrap_or(&k).to_string())
+            .collect())
+    }
+
+    /// Version ids (delete markers included) of exactly `full`, in a versioned bucket.
     fn versions(&self, full: &str) -> Result<Vec<String>, BackendError> {
         let mut ids = Vec::new();
         let mut key_marker = String::new();
