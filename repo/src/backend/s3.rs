@@ -672,29 +672,33 @@ impl Backend for S3Backend {
                 return Err(self.error(prefix, status, &body));
             }
             self.bucket_seen.store(true, Ordering::Relaxed);
-            let text = String::from_utf8_lossy(&body);
-            let page = rusty_s3::actions::ListObjectsV2::parse_response(&text).map_err(|e| {
-                BackendError::Other {
-                    key: prefix.to_string(),
-                    detail: format!("unreadable ListObjectsV2 answer: {e}"),
-                }
-            })?;
-            for item in page.contents {
-                let Some(key) = item.key.strip_prefix(&self.prefix) else {
+            for item in xml::blocks(&body, "Contents") {
+                let item = item.as_bytes();
+                let Some(full_key) = xml::first(item, "Key") else {
+                    continue;
+                };
+                let Some(key) = full_key.strip_prefix(&self.prefix) else {
                     continue;
                 };
                 out.push(ObjectInfo {
                     key: key.to_string(),
-                    size: item.size.unwrap_or(0),
-                    modified: item
-                        .last_modified
-                        .as_deref()
+                    size: xml::first(item, "Size")
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0),
+                    modified: xml::first(item, "LastModified")
                         .and_then(|t| t.parse::<jiff::Timestamp>().ok())
                         .map(SystemTime::from),
                 });
             }
-            match page.next_continuation_token {
-                Some(t) if !t.is_empty() => token = Some(t),
+            let truncated = xml::first(&body, "IsTruncated").as_deref() == Some("true");
+            match xml::first(&body, "NextContinuationToken") {
+                Some(t) if truncated && !t.is_empty() => token = Some(t),
+                _ if truncated => {
+                    return Err(BackendError::Other {
+                        key: prefix.to_string(),
+                        detail: "a truncated listing without a continuation token".to_string(),
+                    })
+                }
                 _ => break,
             }
         }
