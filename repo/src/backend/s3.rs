@@ -863,3 +863,99 @@ fn make_agent(ca_file: Option<&std::path::Path>) -> Result<ureq::Agent, BackendE
         .build();
     Ok(config.into())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn settings(dir: &std::path::Path) -> S3Settings {
+        let file = dir.join("credentials");
+        std::fs::write(
+            &file,
+            "[default]\naws_access_key_id = K\naws_secret_access_key = S\n",
+        )
+        .unwrap();
+        S3Settings {
+            endpoint: Some("http://127.0.0.1:9/".to_string()),
+            path_style: true,
+            credentials_file: Some(file),
+            ..S3Settings::default()
+        }
+    }
+
+    #[test]
+    fn urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = settings(dir.path());
+        let b = S3Backend::open("s3://bucket/a/b/", &s).unwrap();
+        assert_eq!(b.describe(), "s3://bucket/a/b at http://127.0.0.1:9");
+        assert_eq!(b.full_key("x"), "a/b/x");
+        let b = S3Backend::open("s3://bucket", &s).unwrap();
+        assert_eq!(b.full_key("x"), "x");
+        for bad in ["http://bucket/p", "s3://ab/p", "bucket/p"] {
+            assert!(S3Backend::open(bad, &s).is_err(), "{bad}");
+        }
+        // Virtual-hosted style cannot put a bucket in front of an IP address.
+        let vhost = S3Settings {
+            path_style: false,
+            ..s.clone()
+        };
+        assert!(S3Backend::open("s3://bucket/p", &vhost).is_err());
+        // A missing credentials file is named.
+        let missing = S3Settings {
+            credentials_file: Some(dir.path().join("nope")),
+            ..s
+        };
+        let e = S3Backend::open("s3://bucket/p", &missing).err().unwrap();
+        assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn error_mapping() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = S3Backend::open("s3://bucket/p/", &settings(dir.path())).unwrap();
+        let body = |code: &str| format!("<Error><Code>{code}</Code><Message>m</Message></Error>");
+        let map = |status, code: &str| b.error("p/k", status, body(code).as_bytes());
+        assert!(matches!(
+            map(403, "QuotaExceeded"),
+            BackendError::Full { .. }
+        ));
+        assert!(matches!(
+            map(403, "SignatureDoesNotMatch"),
+            BackendError::Denied { .. }
+        ));
+        assert!(matches!(
+            map(403, "InvalidAccessKeyId"),
+            BackendError::Denied { .. }
+        ));
+        assert!(
+            matches!(map(404, "NoSuchBucket"), BackendError::NoBucket { name } if name == "bucket")
+        );
+        assert!(matches!(map(507, ""), BackendError::Full { .. }));
+        assert!(matches!(
+            relative(map(404, "NoSuchKey"), "p/"),
+            BackendError::NotFound { key } if key == "k"
+        ));
+        assert!(matches!(
+            map(400, "InvalidRequest"),
+            BackendError::Other { .. }
+        ));
+    }
+
+    #[test]
+    fn unreachable_endpoint_is_named_after_bounded_retries() {
+        let dir = tempfile::tempdir().unwrap();
+        // Port 9 (discard) on loopback: nothing listens there.
+        let b = S3Backend::open("s3://bucket/p", &settings(dir.path()))
+            .unwrap()
+            .with_attempts(2);
+        let t = std::time::Instant::now();
+        let e = b.get("k").err().unwrap();
+        assert!(
+            matches!(&e, BackendError::Unreachable { endpoint, .. } if endpoint == "http://127.0.0.1:9"),
+            "{e:?}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+}
