@@ -138,6 +138,7 @@ admin socket = $dir/run/\$cluster-\$name.asok
 log file = $dir/log/\$name.log
 pid file = $dir/run/\$name.pid
 crash dir = $dir/log
+mon cluster log file = default=$dir/log/ceph.\$channel.log cluster=$dir/log/ceph.log
 mon data = $dir/mon/\$cluster-\$id
 osd data = $dir/osd/\$cluster-\$id
 public addr = 127.0.0.1
