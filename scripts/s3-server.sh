@@ -11,6 +11,8 @@
 # by side; the OSD takes the first free port of Ceph's 6800-7300 range. After start, DIR holds:
 #   credentials   AWS INI file, profile [default]: the S3 user's access key and secret
 #   endpoint      http://127.0.0.1:PORT
+#   https-endpoint  https://127.0.0.1:PORT2, the same radosgw over TLS, its certificate (for
+#                 IP 127.0.0.1) signed by a CA of this cluster: tls/ca.pem
 #   buckets       the buckets made at start: "lifeboat-test" (plain), "lifeboat-lock" (Object
 #                 Lock), "lifeboat-small" (a bucket quota of 1 MiB: a full store)
 # The first CreateBucket takes seconds while radosgw makes its pools: start does it (warm-up).
@@ -103,7 +105,7 @@ stop() {
 }
 
 start() {
-  for tool in ceph-mon ceph-osd radosgw radosgw-admin ceph ceph-authtool monmaptool curl ss; do
+  for tool in ceph-mon ceph-osd radosgw radosgw-admin ceph ceph-authtool monmaptool curl ss openssl; do
     command -v "$tool" >/dev/null || die "$tool is missing: run scripts/setup.sh (as root)"
   done
   if running; then
@@ -117,13 +119,27 @@ start() {
   local t0=$SECONDS
   # A start that fails half-way leaves nothing running.
   trap 'stop' EXIT
-  rm -rf "${dir:?}"/{mon,osd,rgw,run,log,keyring,monmap,ceph.conf,credentials,endpoint,buckets}
-  mkdir -p "$dir"/{mon,osd,rgw,run,log}
-  local fsid mon_port rgw_port
+  rm -rf "${dir:?}"/{mon,osd,rgw,run,log,tls,keyring,monmap,ceph.conf,credentials,endpoint,https-endpoint,buckets}
+  mkdir -p "$dir"/{mon,osd,rgw,run,log,tls}
+  local fsid mon_port rgw_port tls_port
   fsid=$(cat /proc/sys/kernel/random/uuid)
   mon_port=$(free_port)
   rgw_port=$(free_port)
-  [[ $rgw_port != "$mon_port" ]] || rgw_port=$(free_port)
+  tls_port=$(free_port)
+  [[ $rgw_port != "$mon_port" && $tls_port != "$mon_port" && $tls_port != "$rgw_port" ]] ||
+    die "two free ports drawn alike: run start again"
+  # A CA of this cluster and radosgw's certificate for IP 127.0.0.1 (the server file holds
+  # the certificate and its key, as beast's ssl_certificate wants).
+  {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=lifeboat-test-ca \
+      -keyout "$dir/tls/ca.key" -out "$dir/tls/ca.pem" &&
+      openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 \
+        -keyout "$dir/tls/server.key" -out "$dir/tls/server.csr" &&
+      openssl x509 -req -in "$dir/tls/server.csr" -CA "$dir/tls/ca.pem" -CAkey "$dir/tls/ca.key" \
+        -CAcreateserial -days 30 -extfile <(printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n') \
+        -out "$dir/tls/server.crt"
+  } >>"$dir/log/setup.out" 2>&1 || die "making the test certificates failed: see $dir/log/setup.out"
+  cat "$dir/tls/server.crt" "$dir/tls/server.key" >"$dir/tls/server.pem"
   cat >"$conf" <<EOF
 [global]
 fsid = $fsid
@@ -158,13 +174,14 @@ mon data avail crit = 0
 osd crush chooseleaf type = 0
 mon max pg per osd = 1000
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port
+rgw frontends = beast endpoint=127.0.0.1:$rgw_port ssl_endpoint=127.0.0.1:$tls_port ssl_certificate=$dir/tls/server.pem
 rgw data = $dir/rgw
 # Quotas enforced on current figures (the tests fill a bucket with a 1 MiB quota).
 rgw bucket quota ttl = 0
 rgw user quota bucket sync interval = 0
 EOF
   echo "http://127.0.0.1:$rgw_port" >"$dir/endpoint"
+  echo "https://127.0.0.1:$tls_port" >"$dir/https-endpoint"
   export CEPH_CONF=$conf
   # Keyrings: one file holds every key (a test cluster on loopback, owned by root).
   {
@@ -259,6 +276,8 @@ case $cmd in
     echo "export LIFEBOAT_TEST_S3_BUCKET=lifeboat-test"
     echo "export LIFEBOAT_TEST_S3_LOCK_BUCKET=lifeboat-lock"
     echo "export LIFEBOAT_TEST_S3_SMALL_BUCKET=lifeboat-small"
+    echo "export LIFEBOAT_TEST_S3_HTTPS_ENDPOINT=$(cat "$dir/https-endpoint")"
+    echo "export LIFEBOAT_TEST_S3_CA_FILE=$dir/tls/ca.pem"
     echo "export LIFEBOAT_TEST_S3_DIR=$dir"
     ;;
   *) usage ;;

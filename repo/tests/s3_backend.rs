@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use lifeboat_repo::backend::s3::{S3Backend, PART_SIZE};
+use lifeboat_repo::backend::s3::{S3Backend, FIRST_BACKOFF, PART_SIZE};
 use lifeboat_repo::backend::{Backend, BackendError, Retention, RetentionMode, S3Settings};
 
 struct Server {
@@ -314,4 +314,47 @@ fn full_store_and_no_lingering_parts() {
     assert_eq!(b.head("multi").unwrap(), None);
     assert_eq!(b.get("small").unwrap(), b"fits");
     b.delete("small").unwrap();
+}
+
+#[test]
+#[ignore = "needs a real S3 server: tests/root/51-s3-backend.sh"]
+fn https_with_an_extra_ca_file() {
+    let Some(s) = server() else { return };
+    let endpoint = std::env::var("LIFEBOAT_TEST_S3_HTTPS_ENDPOINT").unwrap();
+    let ca = std::env::var("LIFEBOAT_TEST_S3_CA_FILE").unwrap();
+    let url = format!("s3://{}/tls-{}", s.bucket, std::process::id());
+    let with_ca = S3Settings {
+        endpoint: Some(endpoint.clone()),
+        ca_file: Some(ca.into()),
+        ..settings(&s)
+    };
+    let b = S3Backend::open(&url, &with_ca).unwrap();
+    b.put("over-tls", b"secret bytes", None).unwrap();
+    assert_eq!(b.get("over-tls").unwrap(), b"secret bytes");
+    b.delete("over-tls").unwrap();
+    // Without the CA the server's certificate is not trusted: refused, and the endpoint named.
+    let without = S3Settings {
+        endpoint: Some(endpoint.clone()),
+        ..settings(&s)
+    };
+    let b = S3Backend::open(&url, &without).unwrap();
+    let t = Instant::now();
+    match b.get("over-tls") {
+        Err(BackendError::Unreachable {
+            endpoint: e,
+            detail,
+        }) => {
+            println!("untrusted certificate: {detail}");
+            assert!(
+                t.elapsed() < FIRST_BACKOFF,
+                "a certificate error is not retried"
+            );
+            assert_eq!(e, endpoint);
+            assert!(
+                detail.contains("certificate") || detail.contains("Unknown"),
+                "{detail}"
+            );
+        }
+        other => panic!("expected an untrusted certificate, got {other:?}"),
+    }
 }

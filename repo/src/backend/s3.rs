@@ -76,6 +76,8 @@ enum Outcome {
         body: Vec<u8>,
     },
     Network(String),
+    /// A failure no retry can mend (an untrusted certificate, a bad URL): reported at once.
+    Fatal(String),
 }
 
 impl S3Backend {
@@ -212,6 +214,13 @@ impl S3Backend {
         };
         let response = match sent {
             Ok(Ok(r)) => r,
+            Ok(Err(
+                e @ (ureq::Error::Rustls(_) | ureq::Error::Tls(_) | ureq::Error::BadUri(_)),
+            )) => return Outcome::Fatal(describe_ureq(&e)),
+            // rustls reports a failed handshake (an untrusted certificate) as InvalidData.
+            Ok(Err(ureq::Error::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Outcome::Fatal(e.to_string())
+            }
             Ok(Err(e)) => return Outcome::Network(describe_ureq(&e)),
             Err(e) => return Outcome::Network(format!("cannot build the request: {e}")),
         };
@@ -272,6 +281,12 @@ impl S3Backend {
                     return Ok((status, headers, body));
                 }
                 Outcome::Network(detail) => last = detail,
+                Outcome::Fatal(detail) => {
+                    return Err(BackendError::Unreachable {
+                        endpoint: self.endpoint.clone(),
+                        detail,
+                    })
+                }
             }
         }
         let key = object.unwrap_or("").to_string();
