@@ -64,6 +64,8 @@ pub struct S3Backend {
     bucket_seen: AtomicBool,
     /// The answer of [`Backend::supports_retention`], asked once before the first retained put.
     lock_enabled: OnceLock<bool>,
+    /// Whether the bucket keeps versions, asked once before the first delete.
+    versioning: OnceLock<bool>,
     attempts: u32,
     max_keys: Option<usize>,
 }
@@ -141,6 +143,7 @@ impl S3Backend {
             endpoint,
             bucket_seen: AtomicBool::new(false),
             lock_enabled: OnceLock::new(),
+            versioning: OnceLock::new(),
             attempts: ATTEMPTS,
             max_keys: None,
         })
@@ -594,12 +597,16 @@ impl S3Backend {
     /// Whether the bucket keeps versions (Enabled or Suspended): then a plain DELETE only adds a
     /// delete marker and the bytes stay.
     fn versioned(&self) -> Result<bool, BackendError> {
+        if let Some(v) = self.versioning.get() {
+            return Ok(*v);
+        }
         let (status, _, body) =
             self.request(Method::Get, None, &[("versioning", "")], &[], None)?;
         if !(200..300).contains(&status) {
             return Err(self.error("", status, &body));
         }
-        Ok(xml::first(&body, "Status").is_some())
+        let v = xml::first(&body, "Status").is_some();
+        Ok(*self.versioning.get_or_init(|| v))
     }
 }
 
