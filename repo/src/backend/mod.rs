@@ -7,6 +7,8 @@
 
 use std::time::SystemTime;
 
+pub mod s3;
+
 /// What went wrong talking to the object store. Every variant names what to do next in its
 /// message; callers add the repository URL.
 #[derive(Debug, thiserror::Error)]
@@ -125,4 +127,7 @@ pub struct S3Settings {
     pub credentials_file: Option<std::path::PathBuf>,
     /// Profile in the credentials file (default `AWS_PROFILE`, else `default`).
     pub profile: Option<String>,
+    /// A PEM file of CA certificates trusted beside the system's bundle (a private CA in front
+    /// of the store; `mkrescue --repo-ca` bakes the same file into the recovery image).
+    pub ca_file: Option<std::path::PathBuf>,
 }
