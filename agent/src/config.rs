@@ -3,6 +3,16 @@
 //! ```toml
 //! # The backup partition: a path (by-id links welcome), PARTUUID=..., PARTLABEL=... or LABEL=...
 //! backup_device = "/dev/disk/by-id/nvme-eui.0025388b91b23c10-part2"
+//!
+//! # The off-host repository (`lifeboat repo init`, `push`, `backup --repo`, `--repo URL`).
+//! [repository]
+//! url = "/mnt/usb/lifeboat"                      # a directory, file:///DIR or s3://BUCKET/PREFIX
+//! fleet_key_file = "/etc/lifeboat/repo-fleet.key" # the fleet secret, the same on every host
+//! identity_file = "/etc/lifeboat/repo-host.key"   # this host's age identity (or a recovery key)
+//! recovery_recipients = ["age1..."]              # for `repo init` (else it makes a key)
+//! [repository.s3]                                # for s3:// URLs
+//! endpoint = "https://rgw.example:7480"
+//! path_style = true
 //! ```
 
 use anyhow::{bail, Context};
@@ -19,6 +29,31 @@ pub const CONFIG_PATH: &str = "/etc/lifeboat/lifeboat.toml";
 pub struct Config {
     /// The backup partition.
     pub backup_device: Option<String>,
+    /// The off-host repository.
+    pub repository: Option<RepositoryConfig>,
+}
+
+/// Default fleet key file.
+pub const FLEET_KEY_FILE: &str = "/etc/lifeboat/repo-fleet.key";
+/// Default host identity file.
+pub const IDENTITY_FILE: &str = "/etc/lifeboat/repo-host.key";
+
+/// The `[repository]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    /// A directory, `file:///DIR` or `s3://BUCKET/PREFIX`.
+    pub url: Option<String>,
+    /// The fleet key file (default [`FLEET_KEY_FILE`]).
+    pub fleet_key_file: Option<PathBuf>,
+    /// This host's age identity file (default [`IDENTITY_FILE`]).
+    pub identity_file: Option<PathBuf>,
+    /// Recovery recipients (`age1...`) for `repo init`.
+    #[serde(default)]
+    pub recovery_recipients: Vec<String>,
+    /// How to reach an S3-compatible store.
+    #[serde(default)]
+    pub s3: lifeboat_repo::backend::S3Settings,
 }
 
 /// Path of the configuration file: `$LIFEBOAT_CONFIG`, else [`CONFIG_PATH`].

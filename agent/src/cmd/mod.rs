@@ -12,6 +12,7 @@ mod init_store;
 mod list;
 mod mkrescue;
 mod plan;
+mod repo;
 mod restore;
 mod verify;
 
@@ -28,5 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mkrescue(args) => mkrescue::run(args, quiet),
         Command::Plan(args) => plan::run(args, quiet),
         Command::Copy(args) => copy::run(args, quiet),
+        Command::Repo(cmd) => repo::run(cmd, quiet),
+        Command::Push(args) => repo::push(args, quiet),
     }
 }
