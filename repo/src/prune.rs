@@ -18,7 +18,6 @@
 
 use crate::crypto::FleetKey;
 use crate::layout::{self, parse_index_key};
-use crate::push::marked_ids;
 use crate::repository::Repository;
 use crate::RepoError;
 use std::collections::{BTreeMap, HashSet};
@@ -132,6 +131,7 @@ pub fn prune(
         .filter_map(|o| layout::chunk_id_of(&o.key).map(|id| (id.to_string(), o.modified)))
         .collect();
     let mut still_marked = HashSet::new();
+    let mut gone = HashSet::new();
     for m in &marks {
         let ids: Vec<String> = layout::unpack(&repo.backend.get(&m.key)?, &m.key)?;
         let Some(marked_at) = m.modified else {
@@ -151,29 +151,19 @@ pub fn prune(
                 Some(Some(t)) if !referenced.contains(&id) && *t < marked_at => {
                     repo.backend.delete(&layout::chunk_key(&id))?;
                     report.deleted += 1;
+                    gone.insert(id);
                 }
                 Some(_) => report.kept_again += 1,
             }
         }
         repo.backend.delete(&m.key)?;
     }
-    let deleted_now: HashSet<String> = HashSet::new();
     let unreferenced: Vec<String> = chunks
         .keys()
         .filter(|id| {
-            !referenced.contains(*id) && !still_marked.contains(*id) && !deleted_now.contains(*id)
+            !referenced.contains(*id) && !still_marked.contains(*id) && !gone.contains(*id)
         })
         .cloned()
-        .collect();
-    // Chunks deleted above are gone from the next listing; marking them again is harmless.
-    let unreferenced: Vec<String> = unreferenced
-        .into_iter()
-        .filter(|id| {
-            repo.backend
-                .head(&layout::chunk_key(id))
-                .map(|h| h.is_some())
-                .unwrap_or(true)
-        })
         .collect();
     if !unreferenced.is_empty() {
         let secs = now
@@ -189,7 +179,6 @@ pub fn prune(
             .put(&key, &layout::pack(&unreferenced)?, None)?;
         report.marked = unreferenced.len() as u64;
     }
-    let _ = marked_ids;
     Ok(report)
 }
 

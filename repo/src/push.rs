@@ -203,10 +203,8 @@ fn push_with(
         .iter()
         .filter_map(|o| layout::chunk_id_of(&o.key).map(str::to_string))
         .collect();
-    let before = present.len();
     present.retain(|id| !marked.contains(id));
     let reuploaded_marked = AtomicU64::new(0);
-    let _ = before;
     let threads = opts.threads.max(1);
     let params = repo.config.chunker;
     let failed = AtomicBool::new(false);
