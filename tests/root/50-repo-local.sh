@@ -47,9 +47,9 @@ grep -rq "blob1\|xensource-inventory" "$REPO" && fail "a file name is visible in
 note "3. verify --repo and restore --repo, compared with the source tree"
 "$LIFEBOAT" verify "${K[@]}" latest >"$W/v.out" 2>&1 || fail "verify --repo: $(cat "$W/v.out")"
 grep -q "sound" "$W/v.out" || fail "verify --repo: $(cat "$W/v.out")"
-mkdir "$W/out"
-"$LIFEBOAT" restore "${K[@]}" "$g1" --target-dir "$W/out" >"$W/r.out" 2>&1 || fail "restore --repo: $(cat "$W/r.out")"
-"$LBTEST/lbtest-compare" "$R" "$W/out" --ignore lost+found >"$W/cmp.out" \
+mkdir "$W/restored"
+"$LIFEBOAT" restore "${K[@]}" "$g1" --target-dir "$W/restored" >"$W/r.out" 2>&1 || fail "restore --repo: $(cat "$W/r.out")"
+"$LBTEST/lbtest-compare" "$R" "$W/restored" --ignore lost+found >"$W/cmp.out" \
   || fail "restore --repo differs: $(head -c 3000 "$W/cmp.out")"
 
 note "4. a second backup of the unchanged root adds < 2%; push finds nothing left"
