@@ -149,3 +149,32 @@ pub fn find_backup_device(cli: Option<&Path>, root: &Path) -> anyhow::Result<Bac
         config_path().display()
     )
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repository_table_parses_with_its_s3_settings() {
+        let c: Config = toml::from_str(
+            r#"
+backup_device = "LABEL=lifeboat"
+[repository]
+url = "s3://bucket/fleet"
+identity_file = "/root/host.key"
+recovery_recipients = ["age1xyz"]
+[repository.s3]
+endpoint = "http://127.0.0.1:7480"
+path_style = true
+"#,
+        )
+        .unwrap();
+        let r = c.repository.unwrap();
+        assert_eq!(r.url.as_deref(), Some("s3://bucket/fleet"));
+        assert!(r.s3.path_style);
+        assert_eq!(r.s3.endpoint.as_deref(), Some("http://127.0.0.1:7480"));
+        assert!(r.fleet_key_file.is_none());
+        assert!(toml::from_str::<Config>("[repository]\nurl = \"x\"\nsecret = \"y\"\n").is_err());
+    }
+}
