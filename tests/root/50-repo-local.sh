@@ -54,9 +54,18 @@ note "3. verify --repo and restore --repo, compared with the source tree"
 "$LIFEBOAT" verify "${K[@]}" latest >"$W/v.out" 2>&1 || fail "verify --repo: $(cat "$W/v.out")"
 grep -q "sound" "$W/v.out" || fail "verify --repo: $(cat "$W/v.out")"
 mkdir "$W/restored"
-"$LIFEBOAT" restore "${K[@]}" "$g1" --target-dir "$W/restored" >"$W/r.out" 2>&1 || fail "restore --repo: $(cat "$W/r.out")"
+# peak_rss_kib CMD...: runs CMD (its output in $W/rss.out), prints its peak RSS in KiB.
+peak_rss_kib() {
+  python3 -c 'import resource, subprocess, sys
+r = subprocess.run(sys.argv[2:], stdout=open(sys.argv[1], "w"), stderr=subprocess.STDOUT)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if r.returncode == 0 else -1)' "$W/rss.out" "$@"
+}
+rss=$(peak_rss_kib "$LIFEBOAT" restore "${K[@]}" "$g1" --target-dir "$W/restored")
+[ "$rss" -gt 0 ] || fail "restore --repo failed: $(cat "$W/rss.out" 2>/dev/null)"
 "$LBTEST/lbtest-compare" "$R" "$W/restored" --ignore lost+found >"$W/cmp.out" \
   || fail "restore --repo differs: $(head -c 3000 "$W/cmp.out")"
+note "restore --repo peak RSS: $((rss / 1024)) MiB"
+[ "$rss" -lt $((128 * 1024)) ] || fail "restore --repo used $((rss / 1024)) MiB (budget 128 MiB)"
 
 note "4. a second backup of the unchanged root adds < 2%; push finds nothing left"
 sleep 1
@@ -76,7 +85,7 @@ hid=$("$LIFEBOAT" repo hosts "${K[@]}" --json | json "j[0]['host_id']")
 
 note "6. a flipped chunk is named by repo check --read-data and verify --repo"
 "$LIFEBOAT" repo check "${K[@]}" --read-data >"$W/c.out" 2>&1 || fail "repo check: $(cat "$W/c.out")"
-chunk=$(find "$REPO/chunks" -type f | sort | head -n 1)
+chunk=$(find "$REPO/chunks" -type f | sort | sed -n 1p)
 python3 - "$chunk" <<'PY'
 import sys
 p = sys.argv[1]
