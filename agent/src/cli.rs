@@ -149,6 +149,11 @@ pub enum Command {
     /// Print a shell completion script (for packages; hidden from --help).
     #[command(hide = true)]
     Completions(CompletionsArgs),
+    /// Manage the off-host repository: init, hosts, check, prune.
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// Copy committed generations of the backup partition that the repository lacks (or GEN).
+    Push(PushArgs),
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +205,101 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// Where the off-host repository is and which keys open it (defaults from the
+/// `[repository]` table of /etc/lifeboat/lifeboat.toml).
+#[derive(Debug, Args, Clone, Default)]
+pub struct RepoArgs {
+    /// The repository: a directory, file:///DIR or s3://BUCKET/PREFIX.
+    #[arg(long, value_name = "URL")]
+    pub repo: Option<String>,
+    /// The fleet key file (default: the config's, else /etc/lifeboat/repo-fleet.key).
+    #[arg(long, value_name = "FILE")]
+    pub fleet_key: Option<PathBuf>,
+    /// An age identity file: this host's (default /etc/lifeboat/repo-host.key) or a recovery key.
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// Another host's generations (its id from `lifeboat repo hosts`; needs the recovery key).
+    #[arg(long = "repo-host", value_name = "ID")]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Create a repository (prints a new recovery key once unless --recovery-recipient).
+    Init(RepoInitArgs),
+    /// Every host in the repository: generations, the latest, its size.
+    Hosts(RepoListArgs),
+    /// Check every index and that every chunk it names exists (--read-data: decrypts them).
+    Check(RepoCheckArgs),
+    /// Forget generations beyond the keep rules (per host) and remove unreferenced chunks.
+    Prune(RepoPruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RepoInitArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// An offline recovery recipient (age1...); repeatable. Without one, a recovery key is
+    /// made and printed once.
+    #[arg(long = "recovery-recipient", value_name = "AGE1")]
+    pub recovery_recipients: Vec<String>,
+    /// Average chunk size in KiB (min a quarter, max four times).
+    #[arg(long, default_value_t = 1024)]
+    pub chunk_kib: u32,
+    /// Prune's grace period in seconds (a marked chunk is deleted only this much later).
+    #[arg(long, default_value_t = 86400)]
+    pub grace: u64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RepoListArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RepoCheckArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Also download and decrypt every chunk this identity can read.
+    #[arg(long)]
+    pub read_data: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RepoPruneArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[arg(long, default_value_t = 0)]
+    pub keep_last: usize,
+    #[arg(long, default_value_t = 0)]
+    pub keep_daily: usize,
+    #[arg(long, default_value_t = 0)]
+    pub keep_weekly: usize,
+    #[arg(long, default_value_t = 0)]
+    pub keep_monthly: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Generation id or `latest` (default: every committed generation not yet pushed).
+    pub generation: Option<String>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     #[command(flatten)]
@@ -213,6 +313,9 @@ pub struct BackupArgs {
     /// Machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also push the new generation to this repository (after the local commit).
+    #[command(flatten)]
+    pub repo: RepoArgs,
 }
 
 #[derive(Debug, Args)]
@@ -255,6 +358,9 @@ pub struct InitStoreArgs {
 pub struct ListArgs {
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// List a repository's generations instead.
+    #[command(flatten)]
+    pub repo: RepoArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -269,6 +375,9 @@ pub struct ArchiveArgs {
     pub file_name: Option<PathBuf>,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Read the generation from a repository instead.
+    #[command(flatten)]
+    pub repo: RepoArgs,
 }
 
 #[derive(Debug, Args)]

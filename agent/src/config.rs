@@ -8,6 +8,16 @@
 //! textfile_dir = "/var/lib/node_exporter/textfile_collector"
 //! warn_age = "26h"              # lifeboat status --check
 //! crit_age = "50h"
+//!
+//! # The off-host repository (`lifeboat repo init`, `push`, `backup --repo`, `--repo URL`).
+//! [repository]
+//! url = "/mnt/usb/lifeboat"                      # a directory, file:///DIR or s3://BUCKET/PREFIX
+//! fleet_key_file = "/etc/lifeboat/repo-fleet.key" # the fleet secret, the same on every host
+//! identity_file = "/etc/lifeboat/repo-host.key"   # this host's age identity (or a recovery key)
+//! recovery_recipients = ["age1..."]              # for `repo init` (else it makes a key)
+//! [repository.s3]                                # for s3:// URLs
+//! endpoint = "https://rgw.example:7480"
+//! path_style = true
 //! ```
 //! (dist/lifeboat.toml.example is the commented copy the packages install.)
 
@@ -36,6 +46,31 @@ pub struct Config {
     pub warn_age: Option<String>,
     /// `status --check` is critical past this age.
     pub crit_age: Option<String>,
+    /// The off-host repository.
+    pub repository: Option<RepositoryConfig>,
+}
+
+/// Default fleet key file.
+pub const FLEET_KEY_FILE: &str = "/etc/lifeboat/repo-fleet.key";
+/// Default host identity file.
+pub const IDENTITY_FILE: &str = "/etc/lifeboat/repo-host.key";
+
+/// The `[repository]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    /// A directory, `file:///DIR` or `s3://BUCKET/PREFIX`.
+    pub url: Option<String>,
+    /// The fleet key file (default [`FLEET_KEY_FILE`]).
+    pub fleet_key_file: Option<PathBuf>,
+    /// This host's age identity file (default [`IDENTITY_FILE`]).
+    pub identity_file: Option<PathBuf>,
+    /// Recovery recipients (`age1...`) for `repo init`.
+    #[serde(default)]
+    pub recovery_recipients: Vec<String>,
+    /// How to reach an S3-compatible store.
+    #[serde(default)]
+    pub s3: lifeboat_repo::backend::S3Settings,
 }
 
 /// Path of the configuration file: `$LIFEBOAT_CONFIG`, else [`CONFIG_PATH`].
@@ -130,4 +165,33 @@ pub fn find_backup_device(cli: Option<&Path>, root: &Path) -> anyhow::Result<Bac
          `lifeboat` (sgdisk -c N:lifeboat) and run `lifeboat init-store --backup-device DEV`",
         config_path().display()
     )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repository_table_parses_with_its_s3_settings() {
+        let c: Config = toml::from_str(
+            r#"
+backup_device = "LABEL=lifeboat"
+[repository]
+url = "s3://bucket/fleet"
+identity_file = "/root/host.key"
+recovery_recipients = ["age1xyz"]
+[repository.s3]
+endpoint = "http://127.0.0.1:7480"
+path_style = true
+"#,
+        )
+        .unwrap();
+        let r = c.repository.unwrap();
+        assert_eq!(r.url.as_deref(), Some("s3://bucket/fleet"));
+        assert!(r.s3.path_style);
+        assert_eq!(r.s3.endpoint.as_deref(), Some("http://127.0.0.1:7480"));
+        assert!(r.fleet_key_file.is_none());
+        assert!(toml::from_str::<Config>("[repository]\nurl = \"x\"\nsecret = \"y\"\n").is_err());
+    }
 }

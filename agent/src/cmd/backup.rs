@@ -43,6 +43,9 @@ struct Summary {
     sockets_skipped: u64,
     warnings: Vec<String>,
     free_bytes: u64,
+    /// The push to the repository, when one is given or configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pushed: Option<lifeboat_repo::push::PushReport>,
 }
 
 /// `facts` is filled in once a generation is committed (for `lifeboat status` and the
@@ -57,7 +60,9 @@ pub fn run(
         device,
         keep,
         json,
+        repo,
     } = args;
+    let push_to_repo = super::repo::configured(&repo)?;
     let started = Instant::now();
     let keep = match keep {
         Some(k) => k,
@@ -277,7 +282,26 @@ pub fn run(
         sockets_skipped: report.sockets_skipped,
         warnings: report.warnings.clone(),
         free_bytes: free,
+        pushed: None,
     };
+    // The local commit stands whatever happens next; the push reads it back, verified,
+    // while the store is still mounted.
+    let mut summary = summary;
+    let pushed = if push_to_repo {
+        match super::repo::push_committed(&repo, &generation, quiet || json) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                return Err(e.context(format!(
+                    "generation {} is committed on {}, but the push to the repository failed: run `lifeboat push` again later",
+                    generation.id,
+                    dev.path.display()
+                )))
+            }
+        }
+    } else {
+        None
+    };
+    summary.pushed = pushed;
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else if !quiet {
@@ -322,4 +346,7 @@ fn print_summary(s: &Summary) {
         "  {} free on the backup partition.",
         human_bytes(s.free_bytes)
     );
+    if let Some(r) = &s.pushed {
+        super::repo::print_push(r, "the repository");
+    }
 }

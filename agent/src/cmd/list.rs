@@ -18,7 +18,10 @@ struct Listing<'a> {
 }
 
 pub fn run(args: ListArgs, _quiet: bool) -> anyhow::Result<ExitCode> {
-    let ListArgs { device, json } = args;
+    let ListArgs { device, json, repo } = args;
+    if repo.repo.is_some() {
+        return super::repo::list(&repo, json);
+    }
     let (dev, mounted) = mount_read_only(device.backup_device.as_deref())?;
     let root = mounted.dir();
     let rows = store::list_backups(root)

@@ -15,6 +15,7 @@ mod list;
 mod man;
 mod mkrescue;
 mod plan;
+mod repo;
 mod restore;
 mod status;
 mod units;
@@ -62,6 +63,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(args, quiet),
         Command::Man(args) => man::run_man(args, quiet),
         Command::Completions(args) => man::run_completions(args),
+        Command::Repo(cmd) => repo::run(cmd, quiet),
+        Command::Push(args) => repo::push(args, quiet),
     }
 }
 

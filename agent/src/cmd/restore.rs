@@ -19,21 +19,31 @@ pub fn run(args: RestoreArgs, quiet: bool) -> Result<ExitCode> {
                 generation,
                 file_name,
                 device,
+                repo,
             },
         target_dir,
         force,
         json,
     } = args;
-    let input = select(
-        generation.as_deref(),
-        file_name.as_deref(),
-        device.backup_device.as_deref(),
-    )?;
-    check_target(&target_dir, force)?;
-    let bar = Bar::leaked(quiet || json, input.size);
     // A generation is opened against its meta.json (codec, kind, manifest) before anything
-    // is written, and checked against it again after its last entry.
-    let mut input = decode(input, bar)?;
+    // is written, and checked against it again after its last entry; one of a repository
+    // too (the meta.json its index records).
+    let (mut input, bar) = if repo.repo.is_some() {
+        let Some(gen) = generation.as_deref().filter(|_| file_name.is_none()) else {
+            bail!("with --repo, say which generation to restore: an id or 'latest'");
+        };
+        check_target(&target_dir, force)?;
+        super::repo::open_decoded(&repo, gen, quiet || json)?
+    } else {
+        let input = select(
+            generation.as_deref(),
+            file_name.as_deref(),
+            device.backup_device.as_deref(),
+        )?;
+        check_target(&target_dir, force)?;
+        let bar = Bar::leaked(quiet || json, input.size);
+        (decode(input, bar)?, bar)
+    };
     let codec = input.codec;
     let reader = &mut input.reader;
     let manifest = reader

@@ -22,46 +22,60 @@ pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
                 generation,
                 file_name,
                 device,
+                repo,
             },
         json,
     } = args;
     // The store stays mounted (read-only) while its generations are read.
     let store;
-    let inputs: Box<dyn Iterator<Item = Result<Input>>> =
-        match (generation.as_deref(), file_name.as_deref()) {
-            (Some(_), Some(_)) => bail!("give either a generation or file-name=F, not both"),
-            (None, Some(f)) => Box::new(std::iter::once_with(|| open_file(f))),
-            (gen, None) => {
-                store = open_store(device.backup_device.as_deref())?;
-                let ids: Vec<String> = match gen {
-                    Some(g) => vec![store.store.find(g)?.id],
-                    None => store
-                        .store
-                        .generations()?
-                        .into_iter()
-                        .map(|g| g.id)
-                        .collect(),
-                };
-                if ids.is_empty() {
-                    bail!(
-                        "the store on {} holds no generation to verify",
-                        store.device
-                    );
-                }
-                let st = &store;
-                Box::new(
-                    ids.into_iter()
-                        .map(move |id| open_generation(&st.store, &st.device, &id)),
-                )
-            }
+    let inputs: Box<dyn Iterator<Item = Result<Item>>> = if repo.repo.is_some() {
+        if file_name.is_some() {
+            bail!("give either --repo or file-name=F, not both");
+        }
+        let ids = match generation {
+            Some(g) => vec![g],
+            None => super::repo::all_generations(&repo)?,
         };
+        Box::new(ids.into_iter().map(|g| Ok(Item::Repo(g))))
+    } else {
+        let inputs: Box<dyn Iterator<Item = Result<Input>>> =
+            match (generation.as_deref(), file_name.as_deref()) {
+                (Some(_), Some(_)) => bail!("give either a generation or file-name=F, not both"),
+                (None, Some(f)) => Box::new(std::iter::once_with(|| open_file(f))),
+                (gen, None) => {
+                    store = open_store(device.backup_device.as_deref())?;
+                    let ids: Vec<String> = match gen {
+                        Some(g) => vec![store.store.find(g)?.id],
+                        None => store
+                            .store
+                            .generations()?
+                            .into_iter()
+                            .map(|g| g.id)
+                            .collect(),
+                    };
+                    if ids.is_empty() {
+                        bail!(
+                            "the store on {} holds no generation to verify",
+                            store.device
+                        );
+                    }
+                    let st = &store;
+                    Box::new(
+                        ids.into_iter()
+                            .map(move |id| open_generation(&st.store, &st.device, &id)),
+                    )
+                }
+            };
+        Box::new(inputs.map(|i| i.map(Item::Local)))
+    };
     let mut damaged = 0;
     let mut not_archives = 0;
     let mut results = Vec::new();
     for input in inputs {
-        let input = input?;
-        let name = input.name.clone();
-        let verdict = verify_one(input, quiet || json);
+        let (name, verdict) = match input? {
+            Item::Local(input) => (input.name.clone(), verify_one(input, quiet || json)),
+            Item::Repo(gen) => verify_repo_one(&repo, &gen, quiet || json),
+        };
         match &verdict {
             Ok(r) if !json && !quiet => {
                 let c = &r.counts;
@@ -121,6 +135,39 @@ pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// What `verify` reads: an archive of the backup partition or a file, or a generation of a
+/// repository.
+enum Item {
+    Local(Input),
+    Repo(String),
+}
+
+/// A repository's generation through core's one verify loop ([`check`]): the tar stream
+/// reassembled (every chunk's tag and id checked), against the meta.json its index records.
+fn verify_repo_one(
+    repo: &crate::cli::RepoArgs,
+    gen: &str,
+    quiet: bool,
+) -> (String, Result<VerifyReport, Verdict>) {
+    match super::repo::open_decoded(repo, gen, quiet) {
+        Ok((d, bar)) => {
+            let name = d.name.clone();
+            let r = check(d);
+            bar.finish();
+            (name, r)
+        }
+        Err(e) => (
+            format!("generation {gen}"),
+            Err(Verdict::Damaged(
+                match e.downcast_ref::<GenerationRefused>() {
+                    Some(g) => g.to_string(),
+                    None => format!("{e:#}"),
+                },
+            )),
+        ),
+    }
 }
 
 /// Why an archive did not verify.

@@ -5,9 +5,40 @@
 //! writes every object under a content-derived name or once per generation, so a repeated put
 //! of the same key with the same bytes is harmless, and commits by writing an index last.
 
+pub mod local;
+
 use std::time::SystemTime;
 
 pub mod s3;
+/// Opens the repository a URL names: a local path (absolute or relative) or `file:///path`
+/// or `s3://bucket/prefix` (reached as `s3` says).
+pub fn open(url: &str, s3: &S3Settings) -> Result<Box<dyn Backend>, BackendError> {
+    if url.starts_with("s3://") {
+        return Ok(Box::new(s3::S3Backend::open(url, s3)?));
+    }
+    let path = url.strip_prefix("file://").unwrap_or(url);
+    if path.contains("://") {
+        return Err(BackendError::Unsupported {
+            what: format!(
+                "the repository URL {url} (give a directory, file:///DIR or s3://BUCKET/PREFIX)"
+            ),
+        });
+    }
+    Ok(Box::new(local::LocalBackend::open(std::path::Path::new(
+        path,
+    ))?))
+}
+
+/// [`open`], creating a local directory when it is missing (for `lifeboat repo init`).
+pub fn create(url: &str, s3: &S3Settings) -> Result<Box<dyn Backend>, BackendError> {
+    let path = url.strip_prefix("file://").unwrap_or(url);
+    if !path.contains("://") {
+        return Ok(Box::new(local::LocalBackend::create(
+            std::path::Path::new(path),
+        )?));
+    }
+    open(url, s3)
+}
 
 /// What went wrong talking to the object store. Every variant names what to do next in its
 /// message; callers add the repository URL.

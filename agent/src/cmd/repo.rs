@@ -1,0 +1,569 @@
+//! The off-host repository: `lifeboat repo init|hosts|check|prune`, `lifeboat push [GEN]`,
+//! and what `backup`, `list`, `verify` and `restore` call for `--repo URL`. The format is
+//! the lifeboat-repo crate's; this module finds the URL and keys, and prints.
+
+use super::common::{open_store, Decoded, GenerationRefused};
+use crate::cli::{PushArgs, RepoArgs, RepoCommand};
+use crate::config::{self, FLEET_KEY_FILE, IDENTITY_FILE};
+use crate::ui::Bar;
+use anyhow::{bail, Context, Result};
+use lifeboat_core::archive::reader::ArchiveReader;
+use lifeboat_core::io::ProgressReader;
+use lifeboat_core::progress::{human_bytes, Progress};
+use lifeboat_core::store::{self, Generation};
+use lifeboat_repo::chunking::ChunkerParams;
+use lifeboat_repo::crypto::{FleetKey, Identity};
+use lifeboat_repo::push::{PushOptions, PushReport};
+use lifeboat_repo::reader::RepoReader;
+use lifeboat_repo::{backend, check, layout, prune, Keys, Repository};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Fetch and upload threads.
+const THREADS: usize = 4;
+
+/// Where the repository is and its key files, from the options, else the config.
+struct Settings {
+    url: String,
+    fleet_key: PathBuf,
+    identity: PathBuf,
+    recovery_recipients: Vec<String>,
+    s3: backend::S3Settings,
+}
+
+/// The URL given or configured, if any (for `backup`: push only when one is).
+pub(crate) fn configured(args: &RepoArgs) -> Result<bool> {
+    Ok(args.repo.is_some() || config::load()?.repository.and_then(|r| r.url).is_some())
+}
+
+fn settings(args: &RepoArgs) -> Result<Settings> {
+    let cfg = config::load()?.repository.unwrap_or_default();
+    let Some(url) = args.repo.clone().or(cfg.url.clone()) else {
+        bail!(
+            "no repository: pass --repo URL or set url in the [repository] table of {}",
+            config::config_path().display()
+        );
+    };
+    Ok(Settings {
+        url,
+        fleet_key: args
+            .fleet_key
+            .clone()
+            .or(cfg.fleet_key_file)
+            .unwrap_or_else(|| FLEET_KEY_FILE.into()),
+        identity: args
+            .identity
+            .clone()
+            .or(cfg.identity_file)
+            .unwrap_or_else(|| IDENTITY_FILE.into()),
+        recovery_recipients: cfg.recovery_recipients,
+        s3: cfg.s3,
+    })
+}
+
+/// A repository opened with this host's keys (or the recovery key's).
+pub(crate) struct Opened {
+    pub repo: Repository,
+    pub keys: Keys,
+    pub url: String,
+    /// The host whose generations are read (this host's unless `--repo-host`).
+    pub host_id: String,
+}
+
+fn read_identity(path: &Path) -> Result<Identity> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read the age identity {} (this host's is made by `lifeboat repo init`; give a recovery key with --identity FILE)",
+            path.display()
+        )
+    })?;
+    Identity::from_text(&text).with_context(|| format!("{}", path.display()))
+}
+
+fn open(args: &RepoArgs) -> Result<Opened> {
+    let s = settings(args)?;
+    let be = backend::open(&s.url, &s.s3)
+        .with_context(|| format!("cannot open the repository {}", s.url))?;
+    let repo = Repository::open(be).with_context(|| format!("repository {}", s.url))?;
+    let identity = read_identity(&s.identity)?;
+    // The fleet key file; without one, a recovery key unwraps the repository's copy.
+    let fleet = match std::fs::read_to_string(&s.fleet_key) {
+        Ok(t) => FleetKey::from_text(&t).with_context(|| format!("{}", s.fleet_key.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            repo.fleet_from_recovery(&identity).with_context(|| {
+                format!(
+                    "no fleet key file {}, and {} is not a recovery key of {}",
+                    s.fleet_key.display(),
+                    s.identity.display(),
+                    s.url
+                )
+            })?
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", s.fleet_key.display())),
+    };
+    repo.check_fleet(&fleet)
+        .with_context(|| format!("{}", s.fleet_key.display()))?;
+    let keys = Keys { fleet, identity };
+    let host_id = args.host.clone().unwrap_or_else(|| keys.host_id());
+    Ok(Opened {
+        repo,
+        keys,
+        url: s.url,
+        host_id,
+    })
+}
+
+pub fn run(cmd: RepoCommand, quiet: bool) -> Result<ExitCode> {
+    match cmd {
+        RepoCommand::Init(a) => init(a, quiet),
+        RepoCommand::Hosts(a) => hosts(&a.repo, a.json),
+        RepoCommand::Check(a) => {
+            let o = open(&a.repo)?;
+            let r = check::check(&o.repo, &o.keys, a.read_data)
+                .with_context(|| format!("cannot check {}", o.url))?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                for d in &r.damaged {
+                    eprintln!("lifeboat: {}: DAMAGED: {d}", o.url);
+                }
+                if !quiet {
+                    println!(
+                        "{}: {} generations, {} chunks{}{}: {}",
+                        o.url,
+                        r.indexes,
+                        r.chunks,
+                        if a.read_data {
+                            format!(", {} chunks read and decrypted", r.chunks_read)
+                        } else {
+                            String::new()
+                        },
+                        if r.not_readable > 0 {
+                            format!(
+                                " ({} generations of other hosts checked for their chunks' presence only)",
+                                r.not_readable
+                            )
+                        } else {
+                            String::new()
+                        },
+                        if r.ok() { "sound" } else { "DAMAGED" }
+                    );
+                }
+            }
+            Ok(if r.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        RepoCommand::Prune(a) => {
+            let o = open(&a.repo)?;
+            let keep = prune::Keep {
+                last: a.keep_last,
+                daily: a.keep_daily,
+                weekly: a.keep_weekly,
+                monthly: a.keep_monthly,
+            };
+            let r = prune::prune(&o.repo, &o.keys.fleet, keep, std::time::SystemTime::now())
+                .with_context(|| format!("cannot prune {}", o.url))?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else if !quiet {
+                for g in &r.forgotten {
+                    println!("forgot {g}");
+                }
+                println!(
+                    "{}: {} chunks deleted, {} newly marked unreferenced (deleted by a run after {} s), {} marked chunks in use again",
+                    o.url, r.deleted, r.marked, o.repo.config.grace_seconds, r.kept_again
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn init(a: crate::cli::RepoInitArgs, quiet: bool) -> Result<ExitCode> {
+    let s = settings(&a.repo)?;
+    let recipients = if a.recovery_recipients.is_empty() {
+        s.recovery_recipients.clone()
+    } else {
+        a.recovery_recipients.clone()
+    };
+    let avg = a.chunk_kib.saturating_mul(1024);
+    let params = ChunkerParams {
+        min: avg / 4,
+        avg,
+        max: avg.saturating_mul(4),
+    };
+    // A fleet key file already here (another repository of the same fleet) is kept.
+    let fleet = match std::fs::read_to_string(&s.fleet_key) {
+        Ok(t) => {
+            Some(FleetKey::from_text(&t).with_context(|| format!("{}", s.fleet_key.display()))?)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", s.fleet_key.display())),
+    };
+    let be = backend::create(&s.url, &s.s3)
+        .with_context(|| format!("cannot create the repository {}", s.url))?;
+    let made = Repository::init(be, params, recipients, fleet.clone(), a.grace)
+        .with_context(|| format!("cannot create the repository {}", s.url))?;
+    let write_new = |path: &Path, text: &str| -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        store::fsync::write_private(path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))
+    };
+    if fleet.is_none() {
+        write_new(&s.fleet_key, &made.fleet.to_text())?;
+    }
+    if !s.identity.exists() {
+        let id = Identity::generate();
+        write_new(
+            &s.identity,
+            &format!(
+                "# lifeboat host identity ({})\n{}\n",
+                id.recipient(),
+                id.to_text()
+            ),
+        )?;
+    }
+    let host = read_identity(&s.identity)?;
+    let host_id = made.fleet.host_id(&host.recipient());
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "url": s.url,
+                "fleet_key_file": s.fleet_key,
+                "identity_file": s.identity,
+                "host_id": host_id,
+                "recovery_recipients": made.repo.config.recovery_recipients,
+                "recovery_key": made.new_recovery.as_ref().map(|k| k.to_text()),
+            })
+        );
+    } else {
+        if let Some(k) = &made.new_recovery {
+            println!("RECOVERY KEY (printed once: keep it offline, on paper or a USB stick; it reads every backup):");
+            println!("# recipient: {}", k.recipient());
+            println!("{}", k.to_text());
+        }
+        if !quiet {
+            println!(
+                "Repository created at {}; fleet key in {} (copy it to every host of the fleet, root-only), this host's identity in {} (host id {host_id}).",
+                s.url,
+                s.fleet_key.display(),
+                s.identity.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hosts(args: &RepoArgs, json: bool) -> Result<ExitCode> {
+    let o = open(args)?;
+    let mine = o.keys.host_id();
+    let mut rows: Vec<serde_json::Value> = Vec::new();
+    let mut by_host: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (h, g, _) in o.repo.indexes()? {
+        by_host.entry(h).or_default().push(g);
+    }
+    for (h, mut gens) in by_host {
+        gens.sort_by_key(|g| store::layout::id_sort_key(g));
+        let Some(latest) = gens.last().cloned() else {
+            continue;
+        };
+        let refs = o.repo.read_refs(&o.keys.fleet, &h, &latest);
+        let name = o
+            .repo
+            .read_index(&o.keys, &h, &latest)
+            .ok()
+            .flatten()
+            .map(|i| i.secret.host);
+        rows.push(serde_json::json!({
+            "host_id": h,
+            "this_host": h == mine,
+            "name": name,
+            "generations": gens.len(),
+            "latest": latest,
+            "latest_bytes": refs.as_ref().ok().map(|r| r.stream_len),
+            "error": refs.err().map(|e| e.to_string()),
+        }));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<34} {:<16} {:>5} {:<20} {:>10}",
+        "HOST ID", "NAME", "GENS", "LATEST", "SIZE"
+    );
+    for r in &rows {
+        println!(
+            "{:<34} {:<16} {:>5} {:<20} {:>10}",
+            format!(
+                "{}{}",
+                r["host_id"].as_str().unwrap_or("?"),
+                if r["this_host"] == true { "*" } else { "" }
+            ),
+            r["name"].as_str().unwrap_or("-"),
+            r["generations"],
+            r["latest"].as_str().unwrap_or("-"),
+            r["latest_bytes"]
+                .as_u64()
+                .map(human_bytes)
+                .unwrap_or_else(|| "?".into())
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// This host's (or `--repo-host`'s) generation ids in the repository, oldest first.
+fn generation_ids(o: &Opened) -> Result<Vec<String>> {
+    let mut ids: Vec<String> = o
+        .repo
+        .indexes()?
+        .into_iter()
+        .filter(|(h, _, _)| *h == o.host_id)
+        .map(|(_, g, _)| g)
+        .collect();
+    ids.sort_by_key(|g| store::layout::id_sort_key(g));
+    Ok(ids)
+}
+
+fn resolve(o: &Opened, gen: &str) -> Result<String> {
+    let ids = generation_ids(o)?;
+    let found = if gen == "latest" {
+        ids.last().cloned()
+    } else {
+        ids.iter().find(|g| *g == gen).cloned()
+    };
+    found.with_context(|| {
+        format!(
+            "the repository {} holds no generation {gen} of host {} ({} there)",
+            o.url,
+            o.host_id,
+            if ids.is_empty() {
+                "none".to_string()
+            } else {
+                ids.join(", ")
+            }
+        )
+    })
+}
+
+/// Opens a generation of the repository the way every consumer reads a generation: the tar
+/// stream from [`RepoReader`], checked against the meta.json the index records at its start
+/// (and by the caller at its end).
+pub(crate) fn open_decoded(
+    args: &RepoArgs,
+    gen: &str,
+    quiet: bool,
+) -> Result<(Decoded, &'static Bar)> {
+    let o = open(args)?;
+    open_decoded_in(&o, gen, quiet)
+}
+
+fn open_decoded_in(o: &Opened, gen: &str, quiet: bool) -> Result<(Decoded, &'static Bar)> {
+    let gen = resolve(o, gen)?;
+    let idx = o
+        .repo
+        .read_index(&o.keys, &o.host_id, &gen)
+        .with_context(|| format!("cannot read generation {gen} from {}", o.url))?
+        .with_context(|| {
+            format!(
+                "generation {gen} of host {} in {} is not encrypted to this identity: give the recovery key with --identity FILE",
+                o.host_id, o.url
+            )
+        })?;
+    let g = Generation {
+        id: gen.clone(),
+        dir: PathBuf::from(format!("{}/{}", o.url, layout::index_key(&o.host_id, &gen))),
+        meta: idx.secret.meta.clone(),
+    };
+    let bar = Bar::leaked(quiet, Some(idx.refs.stream_len));
+    bar.set_message(&format!("generation {gen}"));
+    let reader = RepoReader::new(&o.repo, &o.keys.fleet, &idx, THREADS);
+    let counted: Box<dyn Read + Send> = Box::new(ProgressReader::new(reader, bar));
+    let (codec, tar) = lifeboat_core::codec::decoder(counted)
+        .with_context(|| format!("cannot read generation {gen} from {}", o.url))?;
+    g.check_codec(codec).map_err(GenerationRefused)?;
+    let mut reader = ArchiveReader::new(tar);
+    let manifest = reader
+        .read_manifest()
+        .map_err(|source| {
+            GenerationRefused(store::StoreError::Archive {
+                generation: gen.clone(),
+                source,
+            })
+        })?
+        .cloned();
+    g.check_start(codec, reader.is_lifeboat(), manifest.as_ref())
+        .map_err(GenerationRefused)?;
+    Ok((
+        Decoded {
+            codec,
+            reader,
+            name: format!("generation {gen} ({})", o.url),
+            content_bytes: Some(g.meta.bytes),
+            generation: Some(g),
+            _mount: None,
+        },
+        bar,
+    ))
+}
+
+/// Every generation `verify --repo` reads when none is named, opened one at a time.
+pub(crate) fn all_generations(args: &RepoArgs) -> Result<Vec<String>> {
+    let o = open(args)?;
+    let ids = generation_ids(&o)?;
+    if ids.is_empty() {
+        bail!(
+            "the repository {} holds no generation of host {}",
+            o.url,
+            o.host_id
+        );
+    }
+    Ok(ids)
+}
+
+/// `lifeboat list --repo URL`.
+pub(crate) fn list(args: &RepoArgs, json: bool) -> Result<ExitCode> {
+    let o = open(args)?;
+    let mut rows = Vec::new();
+    for g in generation_ids(&o)? {
+        let idx = o.repo.read_index(&o.keys, &o.host_id, &g)?;
+        rows.push(match idx {
+            Some(i) => serde_json::json!({
+                "id": g, "host": i.secret.host, "created": i.secret.meta.created,
+                "pushed": i.secret.pushed, "bytes": i.secret.meta.bytes,
+                "stream_bytes": i.refs.stream_len, "files": i.secret.meta.files,
+                "state": i.secret.meta.state.name(), "chunks": i.chunks.len(),
+            }),
+            None => serde_json::json!({ "id": g }),
+        });
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "repository": o.url, "host_id": o.host_id, "backups": rows })
+            )?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Repository {} (host {})", o.url, o.host_id);
+    if rows.is_empty() {
+        println!("No generations yet: run `lifeboat push`.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<20} {:<20} {:<16} {:>10} {:>8} {:<12}",
+        "ID", "CREATED", "HOST", "SIZE", "FILES", "STATE"
+    );
+    for r in &rows {
+        let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+        println!(
+            "{:<20} {:<20} {:<16} {:>10} {:>8} {:<12}",
+            s("id"),
+            s("created"),
+            s("host"),
+            r["stream_bytes"]
+                .as_u64()
+                .map(human_bytes)
+                .unwrap_or_else(|| "-".into()),
+            r["files"]
+                .as_u64()
+                .map(|f| f.to_string())
+                .unwrap_or_default(),
+            s("state")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn push_one(o: &Opened, g: &Generation, quiet: bool) -> Result<PushReport> {
+    let bar = Bar::leaked(quiet, Some(g.meta.size));
+    bar.set_message(&format!("push {}", g.id));
+    let r = lifeboat_repo::push::push_generation(
+        &o.repo,
+        &o.keys,
+        g,
+        PushOptions { threads: THREADS },
+        |f| ProgressReader::new(f, bar),
+    )
+    .with_context(|| format!("cannot push generation {} to {}", g.id, o.url));
+    bar.finish();
+    r
+}
+
+/// Pushes one committed generation (for `backup`).
+pub(crate) fn push_committed(args: &RepoArgs, g: &Generation, quiet: bool) -> Result<PushReport> {
+    let o = open(args)?;
+    push_one(&o, g, quiet)
+}
+
+/// `lifeboat push [GEN]`.
+pub fn push(args: PushArgs, quiet: bool) -> Result<ExitCode> {
+    let PushArgs {
+        generation,
+        device,
+        repo,
+        json,
+    } = args;
+    let o = open(&repo)?;
+    let st = open_store(device.backup_device.as_deref())?;
+    let gens: Vec<Generation> = match generation.as_deref() {
+        Some(g) => vec![st.store.find(g)?],
+        None => st.store.generations()?,
+    };
+    let mine = o.keys.host_id();
+    let mut reports = Vec::new();
+    for g in gens {
+        if o.repo
+            .backend
+            .head(&layout::index_key(&mine, &g.id))
+            .with_context(|| format!("cannot read {}", o.url))?
+            .is_some()
+        {
+            if !quiet && !json {
+                println!("generation {} is already in {}", g.id, o.url);
+            }
+            continue;
+        }
+        let r = push_one(&o, &g, quiet || json)?;
+        if !quiet && !json {
+            print_push(&r, &o.url);
+        }
+        reports.push(r);
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "repository": o.url, "pushed": reports })
+            )?
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line for a push.
+pub(crate) fn print_push(r: &PushReport, url: &str) {
+    println!(
+        "generation {} pushed to {}: {} stream, {} chunks, {} new ({} uploaded{})",
+        r.generation,
+        url,
+        human_bytes(r.stream_bytes),
+        r.chunks,
+        r.uploaded_chunks,
+        human_bytes(r.uploaded_bytes + r.index_bytes),
+        if r.reuploaded_marked > 0 {
+            format!(", {} again after a prune mark", r.reuploaded_marked)
+        } else {
+            String::new()
+        }
+    );
+}

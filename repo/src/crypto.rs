@@ -1,0 +1,272 @@
+//! Keys and encryption: the fleet secret (convergent chunk keys and opaque names), chunk
+//! AEAD, and age for what only a host and the recovery key may read.
+//!
+//! - chunk key = BLAKE3 keyed with a key derived from the fleet secret, over the chunk's
+//!   plaintext: the same content gives the same key on every host (deduplication);
+//! - chunk id = BLAKE3 keyed with another derived key, over the chunk key: the object's name
+//!   reveals nothing of the content without the fleet secret;
+//! - chunk object = `LBC1` | 24-byte random nonce | XChaCha20-Poly1305(chunk key,
+//!   zstd(plaintext)), the chunk id as associated data (an object moved under another name
+//!   fails to open);
+//! - the refs part of an index (chunk ids) is sealed with a key derived from the fleet secret
+//!   (every host and prune read it); the secret part (chunk keys, meta) is age-encrypted to
+//!   the writing host and the recovery recipients only.
+
+use crate::RepoError;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use std::io::{Read, Write};
+
+const CHUNK_MAGIC: &[u8; 4] = b"LBC1";
+const SEALED_MAGIC: &[u8; 4] = b"LBS1";
+const NONCE: usize = 24;
+/// zstd level for chunks: fast, and most of the gain.
+const ZSTD_LEVEL: i32 = 3;
+/// The first line of a fleet key file.
+const FLEET_KEY_HEADER: &str = "LIFEBOAT-FLEET-KEY-1";
+
+/// The secret shared by the hosts of one fleet (never stored in plaintext in the repository).
+#[derive(Clone)]
+pub struct FleetKey {
+    chunk: [u8; 32],
+    id: [u8; 32],
+    refs: [u8; 32],
+    host: [u8; 32],
+    check: [u8; 32],
+    secret: [u8; 32],
+}
+
+impl std::fmt::Debug for FleetKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FleetKey(..)")
+    }
+}
+
+impl FleetKey {
+    /// A new random fleet secret.
+    pub fn generate() -> Self {
+        Self::from_secret(rand::random())
+    }
+
+    fn from_secret(secret: [u8; 32]) -> Self {
+        let d = |ctx: &str| blake3::derive_key(ctx, &secret);
+        FleetKey {
+            chunk: d("lifeboat repository 1 chunk key"),
+            id: d("lifeboat repository 1 chunk id"),
+            refs: d("lifeboat repository 1 index refs"),
+            host: d("lifeboat repository 1 host id"),
+            check: d("lifeboat repository 1 fleet key check"),
+            secret,
+        }
+    }
+
+    /// The key file's text (`LIFEBOAT-FLEET-KEY-1` then the secret in hex).
+    pub fn to_text(&self) -> String {
+        format!("{FLEET_KEY_HEADER}\n{}\n", hex::encode(self.secret))
+    }
+
+    /// Parses a key file's text.
+    pub fn from_text(text: &str) -> Result<Self, RepoError> {
+        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        let bad = || {
+            RepoError::Key(
+                "not a Lifeboat fleet key (LIFEBOAT-FLEET-KEY-1 then 64 hex digits)".into(),
+            )
+        };
+        if lines.next() != Some(FLEET_KEY_HEADER) {
+            return Err(bad());
+        }
+        let raw = hex::decode(lines.next().ok_or_else(bad)?).map_err(|_| bad())?;
+        let secret: [u8; 32] = raw.try_into().map_err(|_| bad())?;
+        Ok(Self::from_secret(secret))
+    }
+
+    /// What the repository's config records to recognize this key (reveals nothing of it).
+    pub fn check_value(&self) -> String {
+        hex::encode(self.check)
+    }
+
+    /// The convergent key of a chunk.
+    pub fn chunk_key(&self, plaintext: &[u8]) -> [u8; 32] {
+        *blake3::keyed_hash(&self.chunk, plaintext).as_bytes()
+    }
+
+    /// The name of a chunk whose key is `key`.
+    pub fn chunk_id(&self, key: &[u8; 32]) -> String {
+        hex::encode(blake3::keyed_hash(&self.id, key).as_bytes())
+    }
+
+    /// A host's opaque id in the repository, from its age recipient.
+    pub fn host_id(&self, recipient: &str) -> String {
+        hex::encode(&blake3::keyed_hash(&self.host, recipient.as_bytes()).as_bytes()[..16])
+    }
+
+    /// Seals `plain` for every holder of the fleet key, bound to `context` (the object key).
+    pub fn seal(&self, plain: &[u8], context: &str) -> Result<Vec<u8>, RepoError> {
+        seal(&self.refs, SEALED_MAGIC, plain, context.as_bytes())
+    }
+
+    /// Opens what [`Self::seal`] sealed.
+    pub fn open(&self, sealed: &[u8], context: &str) -> Result<Vec<u8>, RepoError> {
+        open(&self.refs, SEALED_MAGIC, sealed, context.as_bytes()).ok_or_else(|| {
+            RepoError::Damaged(format!(
+                "{context}: its fleet-sealed part does not decrypt (damaged, or another fleet key)"
+            ))
+        })
+    }
+
+    /// The fleet secret as bytes, to wrap with age for the recovery recipients.
+    pub fn secret_bytes(&self) -> &[u8; 32] {
+        &self.secret
+    }
+
+    /// The fleet key from the bytes [`Self::secret_bytes`] gave.
+    pub fn from_bytes(b: &[u8]) -> Result<Self, RepoError> {
+        let secret: [u8; 32] = b
+            .try_into()
+            .map_err(|_| RepoError::Key("the wrapped fleet secret is not 32 bytes".into()))?;
+        Ok(Self::from_secret(secret))
+    }
+}
+
+fn seal(key: &[u8; 32], magic: &[u8; 4], plain: &[u8], aad: &[u8]) -> Result<Vec<u8>, RepoError> {
+    let cipher = XChaCha20Poly1305::new(key.into());
+    let nonce: [u8; NONCE] = rand::random();
+    let ct = cipher
+        .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad })
+        .map_err(|_| RepoError::Key("encryption failed".into()))?;
+    let mut out = Vec::with_capacity(4 + NONCE + ct.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+fn open(key: &[u8; 32], magic: &[u8; 4], sealed: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < 4 + NONCE || &sealed[..4] != magic {
+        return None;
+    }
+    let cipher = XChaCha20Poly1305::new(key.into());
+    cipher
+        .decrypt(
+            XNonce::from_slice(&sealed[4..4 + NONCE]),
+            Payload {
+                msg: &sealed[4 + NONCE..],
+                aad,
+            },
+        )
+        .ok()
+}
+
+/// Compresses and encrypts one chunk under its key; `id` is bound as associated data.
+pub fn encrypt_chunk(key: &[u8; 32], id: &str, plain: &[u8]) -> Result<Vec<u8>, RepoError> {
+    let z = zstd::bulk::compress(plain, ZSTD_LEVEL)
+        .map_err(|e| RepoError::Key(format!("zstd failed on chunk {id}: {e}")))?;
+    seal(key, CHUNK_MAGIC, &z, id.as_bytes())
+}
+
+/// Decrypts and decompresses one chunk, checking its AEAD tag, its length (`len`, from the
+/// index) and that its plaintext gives back `key` under the fleet key.
+pub fn decrypt_chunk(
+    fleet: &FleetKey,
+    key: &[u8; 32],
+    id: &str,
+    len: u64,
+    object: &[u8],
+) -> Result<Vec<u8>, RepoError> {
+    let damaged = |what: &str| RepoError::Damaged(format!("chunk {id}: {what}"));
+    let z = open(key, CHUNK_MAGIC, object, id.as_bytes()).ok_or_else(|| {
+        damaged("does not decrypt with its key (the object is damaged or is not this chunk)")
+    })?;
+    let cap = usize::try_from(len).map_err(|_| damaged("recorded length too large"))?;
+    let plain = zstd::bulk::decompress(&z, cap)
+        .map_err(|e| damaged(&format!("does not decompress: {e}")))?;
+    if plain.len() as u64 != len {
+        return Err(damaged(&format!(
+            "holds {} bytes, the index records {len}",
+            plain.len()
+        )));
+    }
+    if fleet.chunk_key(&plain) != *key {
+        return Err(damaged("its content does not match its key"));
+    }
+    Ok(plain)
+}
+
+/// A host's or the recovery key's age identity.
+pub struct Identity(pub age::x25519::Identity);
+
+impl Identity {
+    /// A new identity.
+    pub fn generate() -> Self {
+        Identity(age::x25519::Identity::generate())
+    }
+    /// Parses `AGE-SECRET-KEY-1...` (comment lines starting with `#` are skipped).
+    pub fn from_text(text: &str) -> Result<Self, RepoError> {
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .ok_or_else(|| {
+                RepoError::Key("no age identity (AGE-SECRET-KEY-1...) in the file".into())
+            })?;
+        line.parse::<age::x25519::Identity>()
+            .map(Identity)
+            .map_err(|e| RepoError::Key(format!("not an age X25519 identity: {e}")))
+    }
+    /// The identity's text, to write into a root-only file or print once.
+    pub fn to_text(&self) -> String {
+        use age::secrecy::ExposeSecret;
+        self.0.to_string().expose_secret().to_string()
+    }
+    /// The public recipient (`age1...`).
+    pub fn recipient(&self) -> String {
+        self.0.to_public().to_string()
+    }
+}
+
+/// Parses an age X25519 recipient (`age1...`).
+pub fn parse_recipient(text: &str) -> Result<age::x25519::Recipient, RepoError> {
+    text.trim().parse::<age::x25519::Recipient>().map_err(|e| {
+        RepoError::Key(format!(
+            "'{}' is not an age X25519 recipient (age1...): {e}",
+            text.trim()
+        ))
+    })
+}
+
+/// Encrypts `plain` with age to every recipient given.
+pub fn age_encrypt(recipients: &[String], plain: &[u8]) -> Result<Vec<u8>, RepoError> {
+    let parsed = recipients
+        .iter()
+        .map(|r| parse_recipient(r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let enc = age::Encryptor::with_recipients(parsed.iter().map(|r| r as &dyn age::Recipient))
+        .map_err(|e| RepoError::Key(format!("age: {e}")))?;
+    let mut out = Vec::new();
+    let io = |e: std::io::Error| RepoError::Key(format!("age: {e}"));
+    let mut w = enc.wrap_output(&mut out).map_err(io)?;
+    w.write_all(plain).map_err(io)?;
+    w.finish().map_err(io)?;
+    Ok(out)
+}
+
+/// Decrypts an age file with `identity`; `None` when it is not encrypted to it.
+pub fn age_decrypt(
+    identity: &Identity,
+    data: &[u8],
+    what: &str,
+) -> Result<Option<Vec<u8>>, RepoError> {
+    let dec = age::Decryptor::new(data)
+        .map_err(|e| RepoError::Damaged(format!("{what}: not an age file: {e}")))?;
+    match dec.decrypt(std::iter::once(&identity.0 as &dyn age::Identity)) {
+        Ok(mut r) => {
+            let mut out = Vec::new();
+            r.read_to_end(&mut out)
+                .map_err(|e| RepoError::Damaged(format!("{what}: {e}")))?;
+            Ok(Some(out))
+        }
+        Err(age::DecryptError::NoMatchingKeys) => Ok(None),
+        Err(e) => Err(RepoError::Damaged(format!("{what}: {e}"))),
+    }
+}

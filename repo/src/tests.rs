@@ -1,0 +1,495 @@
+//! The repository format on the local backend.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::backend::local::LocalBackend;
+use crate::backend::{Backend, BackendError, ObjectInfo, Retention};
+use crate::check::check;
+use crate::chunking::ChunkerParams;
+use crate::crypto::{FleetKey, Identity};
+use crate::layout;
+use crate::prune::{prune, select_keep, Keep};
+use crate::push::{push_stream, PushOptions};
+use crate::reader::RepoReader;
+use crate::repository::{Keys, Repository};
+use lifeboat_core::store::{GenerationMeta, GenerationState, Origin};
+use rand::{Rng, SeedableRng};
+use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+const SMALL: ChunkerParams = ChunkerParams {
+    min: 4096,
+    avg: 16384,
+    max: 65536,
+};
+
+fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut v = vec![0u8; len];
+    r.fill(&mut v[..]);
+    v
+}
+
+fn meta(id: &str, host: &str) -> GenerationMeta {
+    GenerationMeta {
+        id: id.into(),
+        created: "2026-12-02T10:00:00Z".into(),
+        committed: "2026-12-02T10:00:01Z".into(),
+        origin: Origin::Backup,
+        host: host.into(),
+        product_version: None,
+        size: 0,
+        files: 1,
+        entries: 1,
+        bytes: 1,
+        codec: "zstd".into(),
+        archive: "archive.tar.zst".into(),
+        state: GenerationState::Verified,
+        changed_files: vec![],
+        manifest: None,
+        entries_digest: None,
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    repo: Repository,
+    fleet: FleetKey,
+    recovery: Identity,
+}
+
+fn fixture(grace: u64) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    let be = LocalBackend::create(&root).unwrap();
+    let init = Repository::init(Box::new(be), SMALL, vec![], None, grace).unwrap();
+    Fixture {
+        _dir: dir,
+        root,
+        repo: init.repo,
+        fleet: init.fleet,
+        recovery: init.new_recovery.unwrap(),
+    }
+}
+
+fn host(f: &Fixture) -> Keys {
+    Keys {
+        fleet: f.fleet.clone(),
+        identity: Identity::generate(),
+    }
+}
+
+fn read_back(repo: &Repository, keys: &Keys, gen: &str) -> std::io::Result<Vec<u8>> {
+    let idx = repo
+        .read_index(keys, &keys.host_id(), gen)
+        .unwrap()
+        .unwrap();
+    let mut out = Vec::new();
+    RepoReader::new(repo, &keys.fleet, &idx, 3).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+#[test]
+fn round_trip_and_dedup_of_an_unchanged_generation() {
+    let f = fixture(3600);
+    let a = host(&f);
+    let stream = data(1, 4 << 20);
+    let r1 = push_stream(
+        &f.repo,
+        &a,
+        meta("20261202T100000Z", "a"),
+        &stream[..],
+        PushOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(r1.stream_bytes, stream.len() as u64);
+    assert_eq!(read_back(&f.repo, &a, "20261202T100000Z").unwrap(), stream);
+    // The next generation: new manifest at the start, new trailer at the end.
+    let mut next = stream.clone();
+    next[..200].copy_from_slice(&data(2, 200));
+    let n = next.len();
+    next[n - 200..].copy_from_slice(&data(3, 200));
+    let r2 = push_stream(
+        &f.repo,
+        &a,
+        meta("20261203T100000Z", "a"),
+        &next[..],
+        PushOptions::default(),
+    )
+    .unwrap();
+    let added = r2.uploaded_bytes + r2.index_bytes;
+    let ratio = added as f64 / (r1.uploaded_bytes + r1.index_bytes) as f64;
+    assert!(
+        ratio < 0.02,
+        "second generation added {added} bytes ({:.2}%)",
+        ratio * 100.0
+    );
+    assert_eq!(read_back(&f.repo, &a, "20261203T100000Z").unwrap(), next);
+    // The recovery key reads every generation, through the wrapped fleet key.
+    let fleet = f.repo.fleet_from_recovery(&f.recovery).unwrap();
+    let rk = Keys {
+        fleet,
+        identity: f.recovery_clone(),
+    };
+    let idx = f
+        .repo
+        .read_index(&rk, &a.host_id(), "20261203T100000Z")
+        .unwrap()
+        .unwrap();
+    assert_eq!(idx.secret.host, "a");
+    assert!(check(&f.repo, &a, true).unwrap().ok());
+}
+
+impl Fixture {
+    fn recovery_clone(&self) -> Identity {
+        Identity::from_text(&self.recovery.to_text()).unwrap()
+    }
+}
+
+#[test]
+fn two_hosts_share_chunks_but_not_indexes() {
+    let f = fixture(3600);
+    let (a, b) = (host(&f), host(&f));
+    let stream = data(4, 2 << 20);
+    let ra = push_stream(
+        &f.repo,
+        &a,
+        meta("20261202T100000Z", "a"),
+        &stream[..],
+        PushOptions::default(),
+    )
+    .unwrap();
+    let rb = push_stream(
+        &f.repo,
+        &b,
+        meta("20261202T100000Z", "b"),
+        &stream[..],
+        PushOptions::default(),
+    )
+    .unwrap();
+    assert!(ra.uploaded_chunks > 50);
+    assert_eq!(rb.uploaded_chunks, 0, "host b stored again what host a had");
+    assert_ne!(a.host_id(), b.host_id());
+    // Host b holds the fleet key, but a's index is not encrypted to it.
+    assert!(f
+        .repo
+        .read_index(&b, &a.host_id(), "20261202T100000Z")
+        .unwrap()
+        .is_none());
+    // A different fleet key is refused at once.
+    let other = Keys {
+        fleet: FleetKey::generate(),
+        identity: Identity::generate(),
+    };
+    assert!(push_stream(
+        &f.repo,
+        &other,
+        meta("20261202T100000Z", "c"),
+        &stream[..],
+        PushOptions::default()
+    )
+    .is_err());
+    let rep = check(&f.repo, &b, true).unwrap();
+    assert!(rep.ok(), "{:?}", rep.damaged);
+    assert_eq!(rep.not_readable, 1);
+}
+
+fn chunk_files(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for d in std::fs::read_dir(root.join("chunks")).unwrap() {
+        for c in std::fs::read_dir(d.unwrap().path()).unwrap() {
+            out.push(c.unwrap().path());
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn flipped_and_deleted_chunks_are_named() {
+    let f = fixture(3600);
+    let a = host(&f);
+    let stream = data(5, 1 << 20);
+    push_stream(
+        &f.repo,
+        &a,
+        meta("20261202T100000Z", "a"),
+        &stream[..],
+        PushOptions::default(),
+    )
+    .unwrap();
+    let files = chunk_files(&f.root);
+    let flipped = &files[0];
+    let mut bytes = std::fs::read(flipped).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(flipped, bytes).unwrap();
+    let deleted = &files[1];
+    std::fs::remove_file(deleted).unwrap();
+    let name = |p: &std::path::Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    // Without --read-data: the missing chunk only.
+    let rep = check(&f.repo, &a, false).unwrap();
+    assert_eq!(rep.damaged.len(), 1, "{:?}", rep.damaged);
+    assert!(rep.damaged[0].contains(&name(deleted)) && rep.damaged[0].contains("missing"));
+    let rep = check(&f.repo, &a, true).unwrap();
+    assert_eq!(rep.damaged.len(), 2, "{:?}", rep.damaged);
+    assert!(rep
+        .damaged
+        .iter()
+        .any(|d| d.contains(&name(flipped)) && d.contains("does not decrypt")));
+    // The reader stops at the first bad chunk and names it.
+    let e = read_back(&f.repo, &a, "20261202T100000Z")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&name(flipped)) || e.contains(&name(deleted)),
+        "{e}"
+    );
+}
+
+/// A backend that fails every put after `left` of them (a push killed midway), and runs
+/// `before_index` once just before an index is written (a concurrent prune).
+struct Faulty {
+    inner: LocalBackend,
+    left: AtomicUsize,
+    before_index: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Backend for Faulty {
+    fn put(&self, key: &str, data: &[u8], r: Option<Retention>) -> Result<(), BackendError> {
+        if key.ends_with(".index") {
+            if let Some(hook) = self.before_index.lock().unwrap().take() {
+                hook();
+            }
+        }
+        if self
+            .left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_err()
+        {
+            return Err(BackendError::Unreachable {
+                endpoint: "test".into(),
+                detail: "killed".into(),
+            });
+        }
+        self.inner.put(key, data, r)
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>, BackendError> {
+        self.inner.get(key)
+    }
+    fn head(&self, key: &str) -> Result<Option<u64>, BackendError> {
+        self.inner.head(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<(), BackendError> {
+        self.inner.delete(key)
+    }
+    fn supports_retention(&self) -> Result<bool, BackendError> {
+        Ok(false)
+    }
+    fn describe(&self) -> String {
+        "faulty".into()
+    }
+}
+
+fn faulty(f: &Fixture, left: usize) -> (Repository, Arc<Faulty>) {
+    let fb = Arc::new(Faulty {
+        inner: LocalBackend::open(&f.root).unwrap(),
+        left: AtomicUsize::new(left),
+        before_index: Mutex::new(None),
+    });
+    let repo = Repository {
+        backend: fb.clone(),
+        config: f.repo.config.clone(),
+    };
+    (repo, fb)
+}
+
+#[test]
+fn a_killed_push_leaves_a_consistent_repository() {
+    let f = fixture(0);
+    let a = host(&f);
+    let stream = data(6, 2 << 20);
+    let (repo, _) = faulty(&f, 20);
+    assert!(push_stream(
+        &repo,
+        &a,
+        meta("20261202T100000Z", "a"),
+        &stream[..],
+        PushOptions::default()
+    )
+    .is_err());
+    assert!(
+        f.repo.indexes().unwrap().is_empty(),
+        "a killed push committed"
+    );
+    assert!(!chunk_files(&f.root).is_empty());
+    assert!(check(&f.repo, &a, true).unwrap().ok());
+    // Orphans are marked, then removed by the next run past the grace period (0 here).
+    let p1 = prune(&f.repo, &f.fleet, Keep::default(), SystemTime::now()).unwrap();
+    assert_eq!(p1.marked as usize, chunk_files(&f.root).len());
+    let p2 = prune(
+        &f.repo,
+        &f.fleet,
+        Keep::default(),
+        SystemTime::now() + Duration::from_secs(1),
+    )
+    .unwrap();
+    assert_eq!(p2.deleted, p1.marked);
+    assert!(chunk_files(&f.root).is_empty());
+    // A push run again from the start completes.
+    let f2 = fixture(3600);
+    let (repo, _) = faulty(&f2, 20);
+    let a2 = host(&f2);
+    assert!(push_stream(
+        &repo,
+        &a2,
+        meta("20261202T100000Z", "a"),
+        &stream[..],
+        PushOptions::default()
+    )
+    .is_err());
+    let r = push_stream(
+        &f2.repo,
+        &a2,
+        meta("20261202T100000Z", "a"),
+        &stream[..],
+        PushOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        r.uploaded_chunks < r.chunks,
+        "the restart uploaded everything again"
+    );
+    assert_eq!(
+        read_back(&f2.repo, &a2, "20261202T100000Z").unwrap(),
+        stream
+    );
+}
+
+#[test]
+fn prune_while_another_host_pushes_the_same_chunks() {
+    let f = fixture(2);
+    let (a, b) = (host(&f), host(&f));
+    let stream = data(7, 1 << 20);
+    push_stream(
+        &f.repo,
+        &a,
+        meta("20261201T100000Z", "a"),
+        &stream[..],
+        PushOptions::default(),
+    )
+    .unwrap();
+    push_stream(
+        &f.repo,
+        &a,
+        meta("20261202T100000Z", "a"),
+        &data(8, 1 << 20)[..],
+        PushOptions::default(),
+    )
+    .unwrap();
+    // Host a forgets its first generation: its chunks are marked.
+    let keep1 = Keep {
+        last: 1,
+        ..Keep::default()
+    };
+    let marked_at = std::time::Instant::now();
+    let p1 = prune(&f.repo, &f.fleet, keep1, SystemTime::now()).unwrap();
+    assert_eq!(p1.forgotten.len(), 1);
+    assert!(p1.marked > 0);
+    // Host b pushes the same content, starting after the mark; just before its index is
+    // written, the grace period (2 s) has passed and prune runs its delete phase.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (repo, fb) = faulty(&f, usize::MAX);
+    let (prepo, fleet) = (
+        Repository {
+            backend: f.repo.backend.clone(),
+            config: f.repo.config.clone(),
+        },
+        f.fleet.clone(),
+    );
+    let deleted = Arc::new(AtomicUsize::new(usize::MAX));
+    let d2 = deleted.clone();
+    *fb.before_index.lock().unwrap() = Some(Box::new(move || {
+        let ripe = Duration::from_millis(2100);
+        std::thread::sleep(ripe.saturating_sub(marked_at.elapsed()));
+        let p = prune(&prepo, &fleet, keep1, SystemTime::now()).unwrap();
+        d2.store(p.deleted as usize, Ordering::SeqCst);
+    }));
+    let r = push_stream(
+        &repo,
+        &b,
+        meta("20261202T110000Z", "b"),
+        &stream[..],
+        PushOptions::default(),
+    )
+    .unwrap();
+    let back = read_back(&f.repo, &b, "20261202T110000Z");
+    assert!(
+        back.is_ok(),
+        "host b's new generation lost chunks to prune: {back:?}"
+    );
+    assert_eq!(back.unwrap(), stream);
+    assert_eq!(
+        deleted.load(Ordering::SeqCst),
+        0,
+        "prune deleted chunks host b had uploaded again"
+    );
+    assert_eq!(r.reuploaded_marked, r.uploaded_chunks);
+    assert!(r.uploaded_chunks > 0);
+    assert!(check(&f.repo, &b, true).unwrap().ok());
+}
+
+#[test]
+fn keep_rules() {
+    let ids: Vec<String> = [
+        "20261101T010000Z",
+        "20261115T010000Z",
+        "20261130T010000Z",
+        "20261201T010000Z",
+        "20261201T020000Z",
+        "20261202T010000Z",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let k = select_keep(
+        &ids,
+        Keep {
+            last: 1,
+            ..Keep::default()
+        },
+    );
+    assert_eq!(k.len(), 1);
+    assert!(k.contains("20261202T010000Z"));
+    let k = select_keep(
+        &ids,
+        Keep {
+            daily: 2,
+            ..Keep::default()
+        },
+    );
+    assert!(k.contains("20261202T010000Z") && k.contains("20261201T020000Z") && k.len() == 2);
+    let k = select_keep(
+        &ids,
+        Keep {
+            monthly: 2,
+            ..Keep::default()
+        },
+    );
+    assert!(k.contains("20261202T010000Z") && k.contains("20261130T010000Z") && k.len() == 2);
+    // 2026-11-30 is a Monday: its week also holds Dec 1 and 2.
+    let k = select_keep(
+        &ids,
+        Keep {
+            weekly: 2,
+            ..Keep::default()
+        },
+    );
+    assert!(k.contains("20261202T010000Z") && k.contains("20261115T010000Z") && k.len() == 2);
+    assert_eq!(layout::chunk_id_of("chunks/ab/ab"), None);
+}
