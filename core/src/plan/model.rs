@@ -4,6 +4,7 @@
 
 use crate::archive::disk_layout::UefiBootEntry;
 use crate::archive::manifest::FilesystemIdentity;
+use crate::store::journal::{PlanProgress, StepRef};
 use serde::{Deserialize, Serialize};
 
 /// The label a root filesystem carries until the restore is complete (a host that finds its
@@ -196,5 +197,59 @@ impl Plan {
     pub fn remaining<'a>(&'a self, done: &[String]) -> impl Iterator<Item = &'a Step> + 'a {
         let done: Vec<String> = done.to_vec();
         self.steps.iter().filter(move |s| !done.contains(&s.id))
+    }
+}
+
+/// The plan computed now is not the one an interrupted restore recorded in the store's journal:
+/// the disks (or the backup's record of them) changed since, so its finished steps cannot be
+/// trusted for this plan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the interrupted restore of generation {generation} recorded a plan that differs from the one computed now: {difference}")]
+pub struct PlanChanged {
+    pub generation: String,
+    pub difference: String,
+}
+
+impl Plan {
+    /// The steps as a journal records them: ids and devices, in order.
+    pub fn step_refs(&self) -> Vec<StepRef> {
+        self.steps
+            .iter()
+            .map(|s| StepRef {
+                id: s.id.clone(),
+                device: s.device.clone(),
+            })
+            .collect()
+    }
+
+    /// Where a run of this plan resumes after the unfinished `recorded` one: the index of the
+    /// first step not done. The recorded plan must be this one (same step ids on the same
+    /// devices, in the same order), else nothing it says is done can be trusted.
+    pub fn resume_at(&self, recorded: &PlanProgress) -> Result<usize, PlanChanged> {
+        let now = self.step_refs();
+        let changed = |difference: String| PlanChanged {
+            generation: recorded
+                .generation
+                .clone()
+                .unwrap_or_else(|| "(unknown)".into()),
+            difference,
+        };
+        if let Some((i, (a, b))) = recorded
+            .steps
+            .iter()
+            .zip(&now)
+            .enumerate()
+            .find(|(_, (a, b))| a != b)
+        {
+            return Err(changed(format!("step {} was {a}, is now {b}", i + 1)));
+        }
+        if recorded.steps.len() != now.len() {
+            return Err(changed(format!(
+                "it had {} steps, the plan now has {}",
+                recorded.steps.len(),
+                now.len()
+            )));
+        }
+        Ok(recorded.first_not_done())
     }
 }
