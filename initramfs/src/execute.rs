@@ -176,16 +176,6 @@ impl<'a> Executor<'a> {
                 }
                 write_at(dev, 0, &bytes)
             }
-            Action::WriteMbrBootCode { code } => {
-                let bytes = hex::decode(code).context("the recorded MBR boot code is not hex")?;
-                if bytes.len() > 440 {
-                    bail!(
-                        "the recorded MBR boot code is {} bytes, more than 440",
-                        bytes.len()
-                    );
-                }
-                write_at(dev, 0, &bytes)
-            }
             Action::RestoreRoot => {
                 let report = self.restore_root(dev)?;
                 say(&format!("  {report}"));
