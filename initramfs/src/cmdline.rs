@@ -43,6 +43,9 @@ pub struct Options {
     /// mkrescue`). A request already done in the store's journal is not restored again: the
     /// local disk boots instead.
     pub request: Option<String>,
+    /// `lifeboat.restart-plan`: run the plan from its first step even when the store's journal
+    /// holds an unfinished plan of the same generation that differs from it.
+    pub restart_plan: bool,
     /// `lifeboat.settle=SECONDS`: longest wait for disks (default 20).
     pub settle_max_secs: Option<u64>,
     /// Unknown `lifeboat.*` words, reported once at boot.
@@ -112,6 +115,7 @@ pub fn parse(cmdline: &str) -> Options {
             ("lifeboat.allow-other-host" | "lifeboat.allow_other_host", _) => {
                 o.allow_other_host = !matches!(value, Some("0" | "no" | "false"))
             }
+            ("lifeboat.restart-plan", None) => o.restart_plan = true,
             ("lifeboat.request", Some(v)) if is_request_id(v) => o.request = Some(v.to_string()),
             ("lifeboat.settle", Some(v)) => match v.parse() {
                 Ok(s) => o.settle_max_secs = Some(s),

@@ -29,8 +29,10 @@ pub enum BackupKind {
     XenTree { inventory: BTreeMap<String, String> },
 }
 
+/// A backup found, with `plan` its restore plan on this machine (`P = ()` while discovery is
+/// still looking at the devices: the plan needs all of them).
 #[derive(Debug, Clone)]
-pub struct Backup {
+pub struct Backup<P = Result<Plan, PlanError>> {
     pub kind: BackupKind,
     /// The partition that holds the backup.
     pub device: BlockDev,
@@ -44,9 +46,27 @@ pub struct Backup {
     /// files are read when it is verified, and the plan computed again).
     pub facts: BackupFacts,
     /// Core's restore plan for it on this machine, or the refusal that explains itself.
-    pub plan: Result<Plan, PlanError>,
+    pub plan: P,
     /// The store's journal shows a restore that started and never finished.
     pub interrupted: bool,
+}
+
+impl Backup<()> {
+    /// The backup with its plan, once every device has been looked at.
+    fn planned(self, plan: Result<Plan, PlanError>) -> Backup {
+        Backup {
+            kind: self.kind,
+            device: self.device,
+            mount: self.mount,
+            host: self.host,
+            time: self.time,
+            product_version: self.product_version,
+            size: self.size,
+            facts: self.facts,
+            plan,
+            interrupted: self.interrupted,
+        }
+    }
 }
 
 impl Backup {
@@ -179,32 +199,16 @@ pub fn plan_for(
     plan::plan(b, &facts, &request(opts), &machine::machine_identity())
 }
 
-/// Facts for every device: the boot medium and blank disks (core's rules), md legs from their
-/// superblocks, a partition table that lists no partition (not blank), and the devices found
-/// holding a Lifeboat store or a XenServer backup. Nothing of the machine is mounted in this
-/// image except the backups discovery keeps mounted, so `mounts` stays empty: those are
-/// refused as what they hold.
+/// Facts for every device: core's [`plan::facts::from_devices`] (the boot medium, blank disks,
+/// md legs from their superblocks), with the devices found holding a Lifeboat store or a
+/// XenServer backup. Nothing of the machine is mounted in this image except the backups
+/// discovery keeps mounted, so `mounts` stays empty: those are refused as what they hold.
 fn device_facts(devs: &[BlockDev], holds: &BTreeMap<String, Holds>) -> Vec<DeviceFacts> {
-    let mut facts = plan::facts::from_scan(devs);
+    let mut facts = plan::facts::from_devices(devs);
     for f in &mut facts {
-        let path = PathBuf::from(f.dev.dev_path());
-        f.md_array = plan::md::probe_md(&path);
-        if f.blank && matches!(read_partition_table(&path), Ok(Some(_))) {
-            f.blank = false;
-        }
-        if f.md_array.is_some() {
-            f.blank = false;
-        }
         f.holds = holds.get(&f.dev.name).cloned();
     }
     facts
-}
-
-/// The plan of a backup until every device has been looked at (then it is computed).
-fn not_planned() -> PlanError {
-    PlanError::NoSuchDevice {
-        request: "discovery not finished".into(),
-    }
 }
 
 pub fn discover(opts: &Options) -> Discovery {
@@ -294,7 +298,7 @@ pub fn discover(opts: &Options) -> Discovery {
                 product_version: version,
                 size,
                 facts,
-                plan: Err(not_planned()),
+                plan: (),
                 interrupted: false,
             });
             keep = true;
@@ -339,7 +343,7 @@ pub fn discover(opts: &Options) -> Discovery {
                             product_version: version,
                             size: g.size,
                             facts,
-                            plan: Err(not_planned()),
+                            plan: (),
                             interrupted: store.interrupted,
                         });
                     }
@@ -354,9 +358,13 @@ pub fn discover(opts: &Options) -> Discovery {
         }
     }
     let facts = device_facts(&devs, &holds);
-    for b in &mut backups {
-        b.plan = plan_for(&b.facts, &facts, opts, b.interrupted);
-    }
+    let mut backups: Vec<Backup> = backups
+        .into_iter()
+        .map(|b| {
+            let plan = plan_for(&b.facts, &facts, opts, b.interrupted);
+            b.planned(plan)
+        })
+        .collect();
     // Newest first (RFC 3339 times sort as text).
     backups.sort_by(|a, b| b.time.cmp(&a.time));
     Discovery {

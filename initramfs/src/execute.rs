@@ -4,10 +4,11 @@
 //! entries. Each step is announced with what it writes; the store's journal records
 //! `restore-started` before the first and `restore-done` after the last.
 //!
-//! Every step can be repeated: the disk-level ones rewrite what they wrote, and the root is
-//! always made again before it is filled. An interrupted plan is therefore run again from its
-//! start on the next boot (the store's journal shows the restore as interrupted; core's plan
-//! finds the root under its temporary label, or the disk it recreated).
+//! Every step can be repeated: the disk-level ones rewrite what they wrote, and the root (and
+//! ESP) is always made again before it is filled. The store's journal records the plan's steps
+//! and each one done, so an interrupted plan resumes on the next boot at the first step not
+//! done (`crate::restore_flow`; core's plan finds the root under its temporary label, or the
+//! disk it recreated, and must come out the same).
 
 use crate::discover::{Backup, BackupKind};
 use crate::mkfs::{self, ExtTools};
@@ -54,27 +55,55 @@ impl<'a> Executor<'a> {
         }
     }
 
-    /// Runs every step in order; the first failure stops the run, naming the step.
-    pub fn run(&mut self) -> Result<()> {
+    /// Runs the steps from index `start` (0: the first) in order, calling `done` after each one
+    /// completes (the journal records it); the first failure stops the run, naming the step.
+    /// A run that resumes at or before the root's restore but after its mkfs makes the root
+    /// (and the ESP) again first: a half-filled filesystem is never filled again as it is.
+    pub fn run_from(&mut self, start: usize, mut done: impl FnMut(&Step)) -> Result<()> {
         let n = self.plan.steps.len();
-        for (i, step) in self.plan.steps.iter().enumerate() {
+        let steps = &self.plan.steps;
+        let restores_root = steps
+            .iter()
+            .skip(start)
+            .any(|s| matches!(s.action, Action::RestoreRoot));
+        if restores_root {
+            for (i, step) in steps.iter().enumerate().take(start) {
+                if matches!(&step.action, Action::MakeFilesystem { role, .. } if role == "root" || role == "esp")
+                {
+                    say(&format!(
+                        "Step {}/{n} again: {} ({}): the filesystem is made again before it is filled",
+                        i + 1,
+                        render::describe_action(&step.action),
+                        step.device
+                    ));
+                    self.one(i, step)?;
+                }
+            }
+        }
+        for (i, step) in steps.iter().enumerate().skip(start) {
             say(&format!(
                 "Step {}/{n}: {} ({})",
                 i + 1,
                 render::describe_action(&step.action),
                 step.device
             ));
-            self.step(step).with_context(|| {
-                format!(
-                    "step {}/{n} \"{}\" on {} failed",
-                    i + 1,
-                    step.id,
-                    step.device
-                )
-            })?;
+            self.one(i, step)?;
+            done(step);
             crate::power::handle_ctrl_alt_del();
         }
         Ok(())
+    }
+
+    fn one(&mut self, i: usize, step: &Step) -> Result<()> {
+        let n = self.plan.steps.len();
+        self.step(step).with_context(|| {
+            format!(
+                "step {}/{n} \"{}\" on {} failed",
+                i + 1,
+                step.id,
+                step.device
+            )
+        })
     }
 
     fn step(&mut self, step: &Step) -> Result<()> {
@@ -142,16 +171,6 @@ impl<'a> Executor<'a> {
                 if bytes.len() as u64 > size {
                     bail!(
                         "the recorded BIOS boot code ({} bytes) does not fit {dev} ({size} bytes)",
-                        bytes.len()
-                    );
-                }
-                write_at(dev, 0, &bytes)
-            }
-            Action::WriteMbrBootCode { code } => {
-                let bytes = hex::decode(code).context("the recorded MBR boot code is not hex")?;
-                if bytes.len() > 440 {
-                    bail!(
-                        "the recorded MBR boot code is {} bytes, more than 440",
                         bytes.len()
                     );
                 }
@@ -301,10 +320,23 @@ impl<'a> Executor<'a> {
             say("  not booted by UEFI here: BootNext is not set");
             return Ok(());
         };
+        // The number the entry was written under: by this run, or (a resumed run) found by
+        // the recorded entry's bytes.
+        let written = || {
+            let entry = self.plan.steps.iter().find_map(|s| match &s.action {
+                Action::SetUefiBootEntry { entry } if entry.number == recorded => Some(entry),
+                _ => None,
+            })?;
+            efivars::read_boot_entries(&dir)
+                .into_iter()
+                .find(|x| x.load_option.eq_ignore_ascii_case(&entry.load_option))
+                .map(|x| x.number)
+        };
         let number = self
             .boot_numbers
             .get(&recorded)
             .copied()
+            .or_else(written)
             .unwrap_or(recorded);
         if !efivars::boot_numbers(&dir).contains(&number) {
             say(&format!(

@@ -17,6 +17,7 @@ use lifeboat_core::archive::verify::SmallFiles;
 use lifeboat_core::plan::{self, BackupKind as PlanKind, Plan, SystemFiles};
 use lifeboat_core::progress::human_bytes;
 use lifeboat_core::progress::Progress;
+use lifeboat_core::store::{events, JournalRecord};
 
 pub fn describe_dev(d: &BlockDev) -> String {
     let mut s = format!("{} ({}", d.dev_path(), human_bytes(d.size));
@@ -103,12 +104,15 @@ pub fn verify(b: &Backup, files: &mut SmallFiles) -> Result<String> {
     }
 }
 
-fn journal(b: &Backup, event: &str, detail: &str, request: Option<&str>) {
+/// Appends `rec` (with the generation) to the journal of the store holding `b` (a XenServer
+/// backup partition has none), remounting the store read-write for the write.
+fn journal(b: &Backup, rec: JournalRecord) {
     let BackupKind::Lifeboat { generation, .. } = &b.kind else {
         return;
     };
-    let r = mounts::remount(&b.mount, false)
-        .and_then(|()| store_view::journal(&b.mount, event, generation, detail, request));
+    let event = rec.event.clone();
+    let rec = rec.generation(generation);
+    let r = mounts::remount(&b.mount, false).and_then(|()| store_view::journal(&b.mount, &rec));
     let _ = mounts::syncfs(&b.mount);
     let _ = mounts::remount(&b.mount, true);
     if let Err(e) = r {
@@ -116,6 +120,70 @@ fn journal(b: &Backup, event: &str, detail: &str, request: Option<&str>) {
             "Warning: could not write \"{event}\" to the store's journal on {}: {e:#}",
             b.device.dev_path()
         ));
+    }
+}
+
+/// A journal record of `event` for the restore onto `target`, with the unattended request.
+fn record(event: &str, target: &str, opts: &Options) -> JournalRecord {
+    let r = JournalRecord::new(event).target(target);
+    match opts.request.as_deref() {
+        Some(q) => r.request(q),
+        None => r,
+    }
+}
+
+/// Where the run of `plan` starts: after the steps an unfinished run of the same plan recorded
+/// as done in the store's journal (None: from the first step, recording the plan first).
+/// An unfinished plan of the same generation that differs from this one is refused, unless
+/// `lifeboat.restart-plan` is set.
+fn resume_point(b: &Backup, plan: &Plan, opts: &Options, nothing: &str) -> Result<Option<usize>> {
+    let BackupKind::Lifeboat { generation, .. } = &b.kind else {
+        return Ok(None);
+    };
+    let recorded = match store_view::unfinished_plan_in(&b.mount) {
+        Ok(Some(p)) => p,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            say(&format!(
+                "Warning: the store's journal cannot be read ({e:#}): the plan runs from its first step"
+            ));
+            return Ok(None);
+        }
+    };
+    if recorded.generation.as_deref() != Some(generation.as_str()) {
+        say(&format!(
+            "The unfinished restore in the store's journal was of generation {}: this restore of {generation} runs from its first step.",
+            recorded.generation.as_deref().unwrap_or("(unknown)")
+        ));
+        return Ok(None);
+    }
+    match plan.resume_at(&recorded) {
+        Ok(k) => {
+            let n = plan.steps.len();
+            match plan.steps.get(k) {
+                Some(s) => say(&format!(
+                    "Resuming at step {}/{n} ({} on {}): the store's journal records step{} before it as done.",
+                    k + 1,
+                    s.id,
+                    s.device,
+                    if k == 1 { "" } else { "s" }
+                )),
+                None => say(&format!(
+                    "Resuming at step {}/{n}: the store's journal records every step as done; only the end is recorded.",
+                    n
+                )),
+            }
+            Ok(Some(k))
+        }
+        Err(e) if opts.restart_plan => {
+            say(&format!(
+                "{e}. lifeboat.restart-plan is set: the plan runs from its first step."
+            ));
+            Ok(None)
+        }
+        Err(e) => Err(anyhow!(
+            "refused: {e}. The disks are not as the interrupted restore left them, so its finished steps cannot be trusted. {nothing}. Check the disks, then boot with lifeboat.restart-plan to run the plan computed now from its first step"
+        )),
     }
 }
 
@@ -159,6 +227,8 @@ pub fn restore(b: &Backup, d: &Discovery, opts: &Options, confirm: Confirm) -> R
         say(&l);
     }
     let nothing = format!("nothing was written to {}", plan.target_disk.dev_path);
+    say(&format!("LIFEBOAT-PLAN {}", plan_json(&plan)));
+    let resume = resume_point(b, &plan, opts, &nothing)?;
 
     // 3. Another machine or disk: explicit consent.
     if plan.needs_consent {
@@ -201,30 +271,41 @@ pub fn restore(b: &Backup, d: &Discovery, opts: &Options, confirm: Confirm) -> R
     // The programs the restore runs, found before anything is written.
     let tools = mkfs::ext_tools().with_context(|| nothing.clone())?;
 
-    // 5. Journal the start (the next boot of this image finishes an interrupted restore).
-    // From here to "restore-done", Ctrl-Alt-Del is ignored.
+    // 5. Journal the start (the next boot of this image finishes an interrupted restore) and
+    // the plan's steps, each one as it is done: an interrupted plan resumes at the first step
+    // not done. From here to "restore-done", Ctrl-Alt-Del is ignored.
     let _busy = crate::power::Busy::start();
     journal(
         b,
-        "restore-started",
-        &plan.root_device,
-        opts.request.as_deref(),
+        record(events::RESTORE_STARTED, &plan.root_device, opts).detail(&match resume {
+            Some(k) => format!("resuming at step {}", k + 1),
+            None => "from the first step".into(),
+        }),
     );
+    if resume.is_none() {
+        journal(
+            b,
+            record(events::PLAN_RECORDED, &plan.target_disk.dev_path, opts).steps(plan.step_refs()),
+        );
+    }
     let mut run = Executor::new(&plan, b, &tools);
-    run.run()?;
+    run.run_from(resume.unwrap_or(0), |s| {
+        journal(b, JournalRecord::new(events::STEP_DONE).step(&s.id))
+    })?;
     say("Recording restore-done in the store's journal ...");
-    journal(
-        b,
-        "restore-done",
-        &plan.root_device,
-        opts.request.as_deref(),
-    );
+    journal(b, record(events::RESTORE_DONE, &plan.root_device, opts));
     Ok(format!(
         "Restored {} onto {}: {}",
         b.host,
         plan.root_device,
         run.report.as_deref().unwrap_or("done")
     ))
+}
+
+/// The plan as one line of JSON (what `lifeboat plan --json` prints for it), for a test or a
+/// log reader to compare with the dry run.
+fn plan_json(plan: &Plan) -> String {
+    serde_json::to_string(plan).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use lifeboat_core::io::CountingReader;
 use lifeboat_core::progress::Progress;
 use lifeboat_core::restore::{Extractor, RestoreOptions, RestoreReport};
 use lifeboat_core::store::{
-    events, journal::request_done, Generation as StoreGeneration, JournalRecord, Store,
+    events,
+    journal::{request_done, unfinished_plan, PlanProgress},
+    Generation as StoreGeneration, JournalRecord, Store,
 };
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -93,30 +95,27 @@ pub fn list(dir: &Path) -> Result<Option<StoreListing>> {
     }))
 }
 
-/// Appends an event ("restore-started", "restore-done", "restore-failed") to the journal, with
-/// the unattended request it ran for (`lifeboat.request`), if any. The store must be mounted
-/// read-write.
-pub fn journal(
-    dir: &Path,
-    event: &str,
-    generation: &str,
-    target: &str,
-    request: Option<&str>,
-) -> Result<()> {
+/// Appends a record ("restore-started", "plan-recorded", "step-done", "restore-done", ...) to
+/// the journal. The store must be mounted read-write.
+pub fn journal(dir: &Path, rec: &JournalRecord) -> Result<()> {
     let store = Store::open(dir)
         .with_context(|| format!("cannot open the Lifeboat store at {}", dir.display()))?;
-    let mut rec = JournalRecord::new(event)
-        .generation(generation)
-        .target(target);
-    if let Some(r) = request {
-        rec = rec.request(r);
-    }
-    store.append_journal(&rec).with_context(|| {
+    store.append_journal(rec).with_context(|| {
         format!(
             "cannot append to the journal of the store at {}",
             dir.display()
         )
     })
+}
+
+/// The plan of a restore recorded in the journal of the store at `dir` and not finished.
+pub fn unfinished_plan_in(dir: &Path) -> Result<Option<PlanProgress>> {
+    let store = Store::open_read_only(dir)
+        .with_context(|| format!("cannot open the Lifeboat store at {}", dir.display()))?;
+    let records = store
+        .journal()
+        .with_context(|| format!("cannot read the journal of the store at {}", dir.display()))?;
+    Ok(unfinished_plan(&records))
 }
 
 /// The journal's restore-done record of the unattended request `request`, when the store at

@@ -6,7 +6,8 @@
 #   - while the store's journal says the restore is not done, the root partition never carries
 #     the backup's label or UUID, unless it is still the untouched old root or already holds
 #     the complete backup (the instant between tune2fs and the journal record);
-# and the image is booted again: it reports the unfinished restore and restores again. The last
+# and the image is booted again: it reports the unfinished restore and, when the journal holds
+# the plan of that restore, resumes at the first step not done ("Resuming at step N/M"). The last
 # boot runs uncut: the result equals the backup, with its label, UUID and journal records.
 # First, one boot to the menu with the old root set to `errors=panic` and marked as needing
 # journal recovery: discovery looks at it without writing a byte (read-only, no journal
@@ -73,6 +74,15 @@ journal_state() {
   echo "${ev:-none}"
 }
 
+# Whether the store's journal holds a restore plan with no restore-done after it (the next boot
+# must resume it): "yes" or "no".
+plan_pending() {
+  mount "$LB_P2" "$smnt" || { echo no; return 0; }
+  awk '/"event":"plan-recorded"/ { p = NR } /"event":"restore-done"/ { d = NR }
+       END { print (p > d ? "yes" : "no") }' "$smnt/journal" 2>/dev/null || echo no
+  umount "$smnt"
+}
+
 # Whether the root partition holds the complete backup (read-only, its journal not replayed).
 root_is_complete() {
   mount -o ro,noload "$LB_P1" "$fsmnt" 2>/dev/null || return 1
@@ -89,6 +99,7 @@ check_after_cut() {
   lb_attach "$LB_DISK"
   ev=$(journal_state)
   [ "$ev" != unmountable ] || fail "cut $n: the store partition does not mount"
+  plan_pending > "$LB_WORK/plan-pending"
   label=$(blkid -p -s LABEL -o value "$LB_P1" 2>/dev/null || true)
   uuid=$(blkid -p -s UUID -o value "$LB_P1" 2>/dev/null || true)
   lb_log "cut $n: journal says ${ev}; root label '${label}', UUID '${uuid}'"
@@ -108,6 +119,25 @@ check_after_cut() {
   echo "$ev" > "$LB_WORK/last-event"
 }
 
+# After a cut that left a recorded plan unfinished, the boot resumes it at a step the journal
+# does not record as done; after any other cut it starts from the first step.
+console() { tr -d '\r' < "$1"; }
+expect_resume() { # LOG WHAT
+  local steps
+  # Steps run (made again or not): the boot got past the point where it decides to resume.
+  steps=$(console "$1" | grep -a -c -E '^Step [0-9]+/[0-9]+' || true)
+  if [ "$pending" = yes ] && [ "$steps" -gt 0 ]; then
+    console "$1" | grep -a -q -E '^Resuming at step [0-9]+/' || { tail -n 30 "$1"; fail "$2: the journal held an unfinished plan, but the boot did not resume it"; }
+    lb_log "$2: $(console "$1" | grep -a -m1 -o -E '^Resuming at step [0-9]+/[0-9]+ \([^)]*\)')"
+    RESUMED=$((RESUMED + 1))
+  elif [ "$pending" = no ] && [ "$steps" -gt 0 ]; then
+    console "$1" | grep -a -q '^Resuming at step ' && fail "$2: no unfinished plan in the journal, yet the boot resumed one"
+    console "$1" | grep -a -q -E '^Step 1/' || fail "$2: no unfinished plan in the journal, yet the plan did not start at step 1"
+  fi
+  return 0
+}
+RESUMED=0
+
 cut=0
 landed=0
 LANDED=()
@@ -118,6 +148,7 @@ for m in "${MOMENTS[@]}"; do
   marker=${PHASES[$phase]}
   log=$LB_WORK/boot-$cut.log
   before=$(cat "$LB_WORK/last-event" 2>/dev/null || echo none)
+  pending=$(cat "$LB_WORK/plan-pending" 2>/dev/null || echo no)
   lb_log "boot $cut: power cut ${delay} ms after \"$marker\""
   lb_image_opts "$APPEND"
   lb_qemu "${LB_IMAGE_OPTS[@]}" --log "$log" --background
@@ -141,16 +172,21 @@ for m in "${MOMENTS[@]}"; do
     lb_log "boot $cut: the restore finished before the cut"
   fi
   lb_keep_log "$log"
-  grep -a -q -F -- "$marker" "$log" || { tail -n 30 "$log"; fail "boot $cut: the console never showed \"$marker\""; }
+  # A resumed plan skips the phases of the steps done: their marker is not shown.
+  grep -a -q -F -- "$marker" "$log" || console "$log" | grep -a -q '^Resuming at step ' ||
+    { tail -n 30 "$log"; fail "boot $cut: the console never showed \"$marker\""; }
   if [ "$before" = restore-started ]; then
     lb_expect_log "$log" "ATTENTION: a restore from the store on /dev/vda2 started and did not finish"
   fi
+  expect_resume "$log" "boot $cut"
   check_after_cut "$cut"
 done
 
 # The last boot, uncut: it offers to finish what the cuts left and finishes.
 before=$(cat "$LB_WORK/last-event")
+pending=$(cat "$LB_WORK/plan-pending")
 lb_boot "$LB_WORK/final.log" "$APPEND"
+expect_resume "$LB_WORK/final.log" "the last boot"
 if [ "$before" = restore-started ]; then
   lb_expect_log "$LB_WORK/final.log" "ATTENTION: a restore from the store on /dev/vda2 started and did not finish"
 fi
@@ -159,5 +195,7 @@ lb_check_restored
 [ "$landed" -ge "$CUTS" ] || fail "only $landed of $CUTS power cuts landed in $cut boots"
 echo "power cuts: $landed in $cut boots, seed $SEED:"
 printf '  %s\n' "${LANDED[@]}"
+echo "boots that resumed a recorded plan: $RESUMED"
+[ "$RESUMED" -ge 1 ] || fail "no boot resumed a recorded plan: the cuts never left one unfinished"
 echo "total time: $(( $(date +%s) - T0 )) s for boot 0, $cut cut boots and the final one"
 echo "PASS: power cuts at $CUTS random moments of a restore"

@@ -12,7 +12,7 @@ use lifeboat_core::codec;
 use lifeboat_core::identity::{self, devices, machine};
 use lifeboat_core::plan::facts;
 use lifeboat_core::plan::{
-    self, md, BackupFacts, BackupKind, DeviceFacts, Holds, SystemFiles, TargetRequest,
+    self, BackupFacts, BackupKind, DeviceFacts, Holds, SystemFiles, TargetRequest,
 };
 use lifeboat_core::store::{self, xentree, Store};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -150,7 +150,7 @@ fn device_facts(
 ) -> Result<Vec<DeviceFacts>> {
     let devs = devices::scan(|_| true).context("cannot list the disks")?;
     let candidates = candidates(&devs, backup, request);
-    let mut out = facts::from_scan(&devs);
+    let mut out = facts::from_devices(&devs);
     for f in &mut out {
         let d = f.dev.clone();
         let path = PathBuf::from(d.dev_path());
@@ -166,7 +166,8 @@ fn device_facts(
                 }
             }
         }
-        f.md_array = md::probe_md(&path).or_else(|| md_holder(&d.name));
+        // An assembled array's leg also shows as a holder in sysfs.
+        f.md_array = f.md_array.take().or_else(|| md_holder(&d.name));
         f.holds = if d.name == backup_name {
             holds_at(backup_dir)
         } else if let Some(m) = mounts.iter().find(|m| m.fs_root == "/") {
@@ -176,9 +177,8 @@ fn device_facts(
         } else {
             None
         };
-        if f.blank {
-            f.blank =
-                f.md_array.is_none() && matches!(identity::read_partition_table(&path), Ok(None));
+        if f.md_array.is_some() {
+            f.blank = false;
         }
     }
     Ok(out)

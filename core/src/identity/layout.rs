@@ -386,6 +386,9 @@ pub fn record_disks(root: &Path, extra_devices: &[PathBuf]) -> Vec<DiskLayout> {
         .filter_map(
             |name| match record_disk(name, &root, &mounts, &fstab, &uefi) {
                 Ok(Some(d)) => Some(d),
+                // A store on a whole disk (an extra device given as the disk itself) has no
+                // layout to record: nothing to say.
+                Ok(None) if is_extra_whole_disk(name, extra_devices) => None,
                 Ok(None) => {
                     note(&format!(
                         "{name} has no partition table: its layout is not recorded"
@@ -399,6 +402,14 @@ pub fn record_disks(root: &Path, extra_devices: &[PathBuf]) -> Vec<DiskLayout> {
             },
         )
         .collect()
+}
+
+/// Whether the disk `name` is one of `extra_devices` itself (not a partition of it).
+fn is_extra_whole_disk(name: &str, extra_devices: &[PathBuf]) -> bool {
+    extra_devices.iter().any(|p| {
+        let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+        p.file_name().is_some_and(|f| f == name)
+    })
 }
 
 fn record_disk(

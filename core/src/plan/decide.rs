@@ -642,6 +642,7 @@ fn blank_disk(
             table_type: layout.table_type.clone(),
             table_id: layout.table_id.clone(),
             sector_size: layout.sector_size,
+            mbr_boot_code: layout.boot.mbr_boot_code.is_some(),
         },
     )];
     for p in &layout.partitions {
@@ -733,14 +734,6 @@ fn blank_disk(
         };
         let name = action.name();
         steps.push(step(id(name), dev, None, action));
-    }
-    if let Some(code) = &layout.boot.mbr_boot_code {
-        steps.push(step(
-            "write-mbr-boot-code".into(),
-            device.clone(),
-            None,
-            Action::WriteMbrBootCode { code: code.clone() },
-        ));
     }
     let root_dev = partition_path(&disk.dev.name, root_part.number);
     steps.push(step(

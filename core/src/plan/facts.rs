@@ -205,6 +205,24 @@ pub fn from_scan(devs: &[BlockDev]) -> Vec<DeviceFacts> {
         .collect()
 }
 
+/// [`from_scan`], then what reading each device adds (the one way the recovery image and
+/// `lifeboat plan` start their facts): md membership from the device's own superblock
+/// ([`super::md::probe_md`]; a member is never blank), and a disk that carries a partition
+/// table, even one listing no partition, is not blank. The caller adds mounts, stores and
+/// XenServer backups.
+pub fn from_devices(devs: &[BlockDev]) -> Vec<DeviceFacts> {
+    let mut facts = from_scan(devs);
+    for f in &mut facts {
+        let path = std::path::PathBuf::from(f.dev.dev_path());
+        f.md_array = super::md::probe_md(&path);
+        if f.blank {
+            f.blank = f.md_array.is_none()
+                && matches!(crate::identity::read_partition_table(&path), Ok(None));
+        }
+    }
+    facts
+}
+
 /// True for a disk of `devs` with no partitions in the list and no signature on it. (The
 /// caller also checks that it has no partition table at all, which an empty GPT would not
 /// show here.)

@@ -4,6 +4,7 @@
 
 use crate::archive::disk_layout::UefiBootEntry;
 use crate::archive::manifest::FilesystemIdentity;
+use crate::store::journal::{PlanProgress, StepRef};
 use serde::{Deserialize, Serialize};
 
 /// The label a root filesystem carries until the restore is complete (a host that finds its
@@ -77,11 +78,15 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Action {
-    /// Write a new, empty partition table with the recorded identity.
+    /// Write a new, empty partition table with the recorded identity (and, in its first
+    /// sector, the recorded MBR boot code: the table writers put it there).
     CreateTable {
         table_type: String,
         table_id: String,
         sector_size: u32,
+        /// The recorded MBR boot code (the first 440 bytes) is written with the table.
+        #[serde(default)]
+        mbr_boot_code: bool,
     },
     /// Create one partition at its recorded offset, with its recorded type, GUID and name.
     CreatePartition {
@@ -116,8 +121,6 @@ pub enum Action {
     LeaveEmpty { reason: String },
     /// Write the recorded BIOS boot partition bytes (GRUB's core.img).
     WriteBiosBoot { data: String, b3: String },
-    /// Write the recorded MBR boot code (the first 440 bytes).
-    WriteMbrBootCode { code: String },
     /// Extract the backup into the root filesystem.
     RestoreRoot,
     /// Restore `/boot/efi` into the ESP.
@@ -144,7 +147,6 @@ impl Action {
             Action::MakeEmptyFilesystem { .. } => "make-empty-filesystem",
             Action::LeaveEmpty { .. } => "leave-empty",
             Action::WriteBiosBoot { .. } => "write-bios-boot",
-            Action::WriteMbrBootCode { .. } => "write-mbr-boot-code",
             Action::RestoreRoot => "restore-root",
             Action::RestoreEsp => "restore-esp",
             Action::SetFinalIdentity { .. } => "set-final-identity",
@@ -196,5 +198,130 @@ impl Plan {
     pub fn remaining<'a>(&'a self, done: &[String]) -> impl Iterator<Item = &'a Step> + 'a {
         let done: Vec<String> = done.to_vec();
         self.steps.iter().filter(move |s| !done.contains(&s.id))
+    }
+}
+
+/// The plan computed now is not the one an interrupted restore recorded in the store's journal:
+/// the disks (or the backup's record of them) changed since, so its finished steps cannot be
+/// trusted for this plan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the interrupted restore of generation {generation} recorded a plan that differs from the one computed now: {difference}")]
+pub struct PlanChanged {
+    pub generation: String,
+    pub difference: String,
+}
+
+impl Plan {
+    /// The steps as a journal records them: ids and devices, in order.
+    pub fn step_refs(&self) -> Vec<StepRef> {
+        self.steps
+            .iter()
+            .map(|s| StepRef {
+                id: s.id.clone(),
+                device: s.device.clone(),
+            })
+            .collect()
+    }
+
+    /// Where a run of this plan resumes after the unfinished `recorded` one: the index of the
+    /// first step not done. The recorded plan must be this one (same step ids on the same
+    /// devices, in the same order), else nothing it says is done can be trusted.
+    pub fn resume_at(&self, recorded: &PlanProgress) -> Result<usize, PlanChanged> {
+        let now = self.step_refs();
+        let changed = |difference: String| PlanChanged {
+            generation: recorded
+                .generation
+                .clone()
+                .unwrap_or_else(|| "(unknown)".into()),
+            difference,
+        };
+        if let Some((i, (a, b))) = recorded
+            .steps
+            .iter()
+            .zip(&now)
+            .enumerate()
+            .find(|(_, (a, b))| a != b)
+        {
+            return Err(changed(format!("step {} was {a}, is now {b}", i + 1)));
+        }
+        if recorded.steps.len() != now.len() {
+            return Err(changed(format!(
+                "it had {} steps, the plan now has {}",
+                recorded.steps.len(),
+                now.len()
+            )));
+        }
+        Ok(recorded.first_not_done())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn plan(steps: &[(&str, &str)]) -> Plan {
+        Plan {
+            mode: Mode::BlankDisk,
+            backup: BackupRef::default(),
+            target_disk: TargetDisk::default(),
+            root_device: "/dev/vda1".into(),
+            esp_device: None,
+            root_identity: FilesystemIdentity::default(),
+            identity_source: String::new(),
+            steps: steps
+                .iter()
+                .map(|(id, dev)| Step {
+                    id: (*id).into(),
+                    device: (*dev).into(),
+                    destroys: None,
+                    action: Action::RestoreRoot,
+                })
+                .collect(),
+            checks: Vec::new(),
+            identity_mismatches: Vec::new(),
+            needs_consent: false,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_plan_resumes_only_where_the_same_plan_stopped() {
+        let p = plan(&[
+            ("create-table", "/dev/vda"),
+            ("make-filesystem-p1", "/dev/vda1"),
+            ("restore-root", "/dev/vda1"),
+        ]);
+        let recorded = |steps: Vec<StepRef>, done: &[&str]| PlanProgress {
+            generation: Some("g1".into()),
+            target: Some("/dev/vda".into()),
+            steps,
+            done: done.iter().map(|d| d.to_string()).collect(),
+        };
+        assert_eq!(
+            p.resume_at(&recorded(p.step_refs(), &["create-table"])),
+            Ok(1)
+        );
+        assert_eq!(p.resume_at(&recorded(p.step_refs(), &[])), Ok(0));
+        // Another device for the same step: the disks changed.
+        let mut moved = p.step_refs();
+        moved[1].device = "/dev/vdb1".into();
+        let e = p
+            .resume_at(&recorded(moved, &["create-table"]))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "step 2 was make-filesystem-p1 on /dev/vdb1, is now make-filesystem-p1 on /dev/vda1"
+            ),
+            "{e}"
+        );
+        // A step more or less.
+        let mut fewer = p.step_refs();
+        fewer.pop();
+        let e = p.resume_at(&recorded(fewer, &[])).unwrap_err();
+        assert!(
+            e.to_string().contains("it had 2 steps, the plan now has 3"),
+            "{e}"
+        );
     }
 }

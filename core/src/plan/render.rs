@@ -33,8 +33,16 @@ pub fn describe_action(a: &Action) -> String {
         Action::CreateTable {
             table_type,
             table_id,
+            mbr_boot_code,
             ..
-        } => format!("create a {table_type} partition table (id {table_id})"),
+        } => format!(
+            "create a {table_type} partition table (id {table_id}){}",
+            if *mbr_boot_code {
+                " with the recorded MBR boot code"
+            } else {
+                ""
+            }
+        ),
         Action::CreatePartition {
             number,
             start_bytes,
@@ -71,7 +79,6 @@ pub fn describe_action(a: &Action) -> String {
         Action::WriteBiosBoot { b3, .. } => {
             format!("write the recorded BIOS boot partition (GRUB core.img, BLAKE3 {})", &b3[..b3.len().min(16)])
         }
-        Action::WriteMbrBootCode { .. } => "write the recorded MBR boot code".into(),
         Action::RestoreRoot => "restore the backup into the root filesystem".into(),
         Action::RestoreEsp => "restore /boot/efi into the ESP".into(),
         Action::SetFinalIdentity { uuid, label } => format!(

@@ -583,7 +583,6 @@ fn mode_b_recreates_the_whole_layout_on_a_blank_disk() {
             "make-empty-filesystem-p5",
             "make-empty-filesystem-p6",
             "leave-empty-p7",
-            "write-mbr-boot-code",
             "restore-root",
             "restore-esp",
             "set-final-identity",
@@ -592,7 +591,7 @@ fn mode_b_recreates_the_whole_layout_on_a_blank_disk() {
         ]
     );
     assert!(
-        matches!(&p.steps[0].action, Action::CreateTable { table_id, .. } if table_id == "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
+        matches!(&p.steps[0].action, Action::CreateTable { table_id, mbr_boot_code: true, .. } if table_id == "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
     );
     assert!(
         matches!(&p.steps[3].action, Action::CreatePartition { start_bytes, partuuid, .. } if *start_bytes == GIB && partuuid == ROOT_PU)

@@ -20,6 +20,12 @@ pub mod events {
     pub const RESTORE_STARTED: &str = "restore-started";
     pub const RESTORE_DONE: &str = "restore-done";
     pub const RESTORE_FAILED: &str = "restore-failed";
+    /// The steps of the restore plan about to run (ids and devices), written right after
+    /// `restore-started` by a run that starts from the first step. Not `restore-*`: the last
+    /// `restore-*` record still says whether a restore is unfinished.
+    pub const PLAN_RECORDED: &str = "plan-recorded";
+    /// One step of the recorded plan is complete (`step`).
+    pub const STEP_DONE: &str = "step-done";
 }
 
 /// One journal line.
@@ -45,6 +51,25 @@ pub struct JournalRecord {
     /// mkrescue`): a restore-done with it means that request is done. Absent in older lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<String>,
+    /// plan-recorded: the plan's steps in order. Absent in older lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepRef>,
+    /// step-done: the id of the step done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+}
+
+/// One step of a recorded plan: its stable id and the device it writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRef {
+    pub id: String,
+    pub device: String,
+}
+
+impl std::fmt::Display for StepRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} on {}", self.id, self.device)
+    }
 }
 
 impl JournalRecord {
@@ -61,6 +86,8 @@ impl JournalRecord {
             pid: Some(std::process::id()),
             detail: None,
             request: None,
+            steps: Vec::new(),
+            step: None,
         }
     }
     pub fn generation(mut self, id: &str) -> Self {
@@ -77,6 +104,14 @@ impl JournalRecord {
     }
     pub fn request(mut self, request: &str) -> Self {
         self.request = Some(request.to_string());
+        self
+    }
+    pub fn steps(mut self, steps: Vec<StepRef>) -> Self {
+        self.steps = steps;
+        self
+    }
+    pub fn step(mut self, id: &str) -> Self {
+        self.step = Some(id.to_string());
         self
     }
 }
@@ -182,6 +217,48 @@ pub fn last_restore(records: &[JournalRecord]) -> Option<&JournalRecord> {
         .find(|r| r.event.starts_with("restore-"))
 }
 
+/// A plan that was recorded and not finished: its steps, and the ids of those done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanProgress {
+    pub generation: Option<String>,
+    pub target: Option<String>,
+    pub steps: Vec<StepRef>,
+    pub done: Vec<String>,
+}
+
+impl PlanProgress {
+    /// The index of the first recorded step not done (`steps.len()` when all are).
+    pub fn first_not_done(&self) -> usize {
+        self.steps
+            .iter()
+            .position(|s| !self.done.contains(&s.id))
+            .unwrap_or(self.steps.len())
+    }
+}
+
+/// The last recorded plan, when no `restore-done` came after it: the restore it belongs to was
+/// interrupted (or failed), and the steps recorded done after it need not run again.
+pub fn unfinished_plan(records: &[JournalRecord]) -> Option<PlanProgress> {
+    let at = records
+        .iter()
+        .rposition(|r| r.event == events::PLAN_RECORDED)?;
+    let after = &records[at + 1..];
+    if after.iter().any(|r| r.event == events::RESTORE_DONE) {
+        return None;
+    }
+    let plan = &records[at];
+    Some(PlanProgress {
+        generation: plan.generation.clone(),
+        target: plan.target.clone(),
+        steps: plan.steps.clone(),
+        done: after
+            .iter()
+            .filter(|r| r.event == events::STEP_DONE)
+            .filter_map(|r| r.step.clone())
+            .collect(),
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -210,5 +287,47 @@ mod tests {
         // Only a finished restore counts.
         let started = JournalRecord::new(events::RESTORE_STARTED).request("r-9");
         assert!(request_done(&[started], "r-9").is_none());
+    }
+
+    #[test]
+    fn an_unfinished_plan_is_found_with_its_steps_done() {
+        let steps = vec![
+            StepRef {
+                id: "create-table".into(),
+                device: "/dev/vdb".into(),
+            },
+            StepRef {
+                id: "make-filesystem-p2".into(),
+                device: "/dev/vdb2".into(),
+            },
+            StepRef {
+                id: "restore-root".into(),
+                device: "/dev/vdb2".into(),
+            },
+        ];
+        let started = JournalRecord::new(events::RESTORE_STARTED).generation("g1");
+        let plan = JournalRecord::new(events::PLAN_RECORDED)
+            .generation("g1")
+            .target("/dev/vdb")
+            .steps(steps.clone());
+        let done = |id: &str| JournalRecord::new(events::STEP_DONE).step(id);
+        let mut recs = vec![started.clone(), plan, done("create-table")];
+        // A line of the new kind reads back as written; the last restore-* is still "started".
+        let line = serde_json::to_string(&recs[1]).unwrap();
+        assert_eq!(parse(&line).records[0], recs[1]);
+        assert_eq!(last_restore(&recs).unwrap().event, events::RESTORE_STARTED);
+        let p = unfinished_plan(&recs).unwrap();
+        assert_eq!(p.steps, steps);
+        assert_eq!(p.first_not_done(), 1);
+        assert_eq!(p.generation.as_deref(), Some("g1"));
+        // A resumed run appends restore-started again and goes on.
+        recs.push(started);
+        recs.push(done("make-filesystem-p2"));
+        assert_eq!(unfinished_plan(&recs).unwrap().first_not_done(), 2);
+        recs.push(done("restore-root"));
+        assert_eq!(unfinished_plan(&recs).unwrap().first_not_done(), 3);
+        recs.push(JournalRecord::new(events::RESTORE_DONE));
+        assert!(unfinished_plan(&recs).is_none());
+        assert!(unfinished_plan(&[]).is_none());
     }
 }

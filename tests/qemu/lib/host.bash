@@ -148,7 +148,9 @@ virtio_disk() {
 # end QEMU); shows the lines that tell the story as they come. The disks are in ARGS.
 # The serial log is $LOGS/NAME.log; QEMU_RUN_SECS is how long it ran. Optional: MACHINE_UUID and
 # MACHINE_SERIAL (the machine's SMBIOS identity, the same in every boot), QEMU_GIVE_UP (an
-# extended regexp: the VM is stopped and the run fails when its console shows it).
+# extended regexp: the VM is stopped and the run fails when its console shows it), QEMU_CUT_AT
+# (an extended regexp: QEMU_CUT_DELAY seconds after the console shows it, the VM is killed
+# with SIGKILL, a power cut, and the run returns with QEMU_CUT=1).
 story_lines='LIFEBOAT-DEMO|RESTORE|Creating|Running|Menu ready|Disks settled|Loading|[Ll]ifeboat|[Rr]estor|[Vv]erif|[Bb]ackup|generation|[Ee]rror|[Ff]ail|panic|PXE|TFTP|Welcome to GRUB|[Dd]one|BdsDxe|[Pp]lan|[Ss]tep'
 qemu_run() {
   local name=$1 timeout=$2; shift 2
@@ -168,7 +170,20 @@ qemu_run() {
     sed -u -e 's/^\(.\{150\}\).*/\1/' -e "s/^/      ${dim}guest| /; s/\$/${reset}/" &
   local follower=$!
   local t=0 give_up="Kernel panic - not syncing|LIFEBOAT-DEMO-RESULT rc=[1-9]|RESTORE NOT DONE${QEMU_GIVE_UP:+|$QEMU_GIVE_UP}"
+  QEMU_CUT=0
   while kill -0 "$qemu_pid" 2>/dev/null; do
+    if [ -n "${QEMU_CUT_AT:-}" ] && grep -a -q -E "$QEMU_CUT_AT" "$log"; then
+      sleep "${QEMU_CUT_DELAY:-0}"
+      if kill -9 "$qemu_pid" 2>/dev/null; then
+        wait "$qemu_pid" 2>/dev/null || true
+        qemu_pid=
+        wait "$follower" 2>/dev/null || true
+        # shellcheck disable=SC2034 # read by the caller
+        QEMU_CUT=1
+        say "${dim}($name: power cut ${QEMU_CUT_DELAY:-0}s after /$QEMU_CUT_AT/)${reset}"
+        return 0
+      fi
+    fi
     if [ $((t % 5)) = 4 ] && grep -a -q -E "$give_up" "$log"; then
       sleep 3   # let the guest finish its sentence
       kill "$qemu_pid" 2>/dev/null

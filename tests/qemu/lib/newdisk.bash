@@ -190,14 +190,78 @@ rm -rf "$WORK/rescue"
   fail "lifeboat mkrescue failed: $(tail -n3 "$LOGS/mkrescue.log")"
 [ -s "$WORK/rescue/vmlinuz" ] && [ -s "$WORK/rescue/initrd.img" ] || fail "lifeboat mkrescue wrote no image in $WORK/rescue"
 size_of "recovery initrd" "$(human "$(stat -c %s "$WORK/rescue/initrd.img")")"
+if [ "${COMPARE_PLAN:-0}" = 1 ]; then
+  # Issue 9, test 7: the dry run on this side, with the same backup and the blank disk as loop
+  # devices, for the comparison with the plan the image prints.
+  gen_id=${generation%% *}
+  loop_attach "$STORE" ro; store_loop=$REPLY
+  loop_attach "$NEW"; new_loop=$REPLY
+  "$LIFEBOAT" plan "$gen_id" --target-disk "$new_loop" --backup-device "$store_loop" --json \
+    > "$WORK/agent-plan.json" 2> "$LOGS/agent-plan.err" ||
+    fail "lifeboat plan $gen_id --target-disk $new_loop failed: $(cat "$LOGS/agent-plan.err")"
+  detach_all
+  ok "lifeboat plan --json on this side: $(grep -c '"id"' "$WORK/agent-plan.json") steps for $new_loop"
+fi
 DISKS=()
 virtio_disk "$NEW" disk0 "$NEW_SERIAL"
 virtio_disk "$STORE" disk1 "$STORE_SERIAL"
-QEMU_GIVE_UP='Choose a backup' qemu_run restore "$RESTORE_TIMEOUT" "${DISKS[@]}" -net none \
-  -kernel "$WORK/rescue/vmlinuz" -initrd "$WORK/rescue/initrd.img" \
-  -append "console=ttyS0 panic=-1 lifeboat.restore=latest lifeboat.yes lifeboat.disk=$NEW_SERIAL lifeboat.after=poweroff"
+restore_args=("${DISKS[@]}" -net none -kernel "$WORK/rescue/vmlinuz" -initrd "$WORK/rescue/initrd.img"
+  -append "console=ttyS0 panic=-1 lifeboat.restore=latest lifeboat.yes lifeboat.disk=$NEW_SERIAL lifeboat.after=poweroff")
+first=restore
+if [ "${CUT_RESTORE:-0}" = 1 ]; then
+  # The plan is journalled step by step: a power cut during the root's extraction, then the
+  # same boot again resumes at the step the cut stopped.
+  first=restore-cut
+  QEMU_CUT_AT='^Extracting \.\.\.' QEMU_CUT_DELAY=1 QEMU_GIVE_UP='Choose a backup' \
+    qemu_run restore-cut "$RESTORE_TIMEOUT" "${restore_args[@]}"
+  [ "$QEMU_CUT" = 1 ] || fail "the restore ended before the power cut (serial log: $LOGS/restore-cut.log)"
+  cut_step=$(tr -d '\r' < "$LOGS/restore-cut.log" | grep -a -E '^Step [0-9]+/[0-9]+: ' | tail -n1 | grep -o -E '^Step [0-9]+/[0-9]+' | cut -d' ' -f2 | cut -d/ -f1)
+  [ -n "$cut_step" ] || fail "the cut boot ran no step (serial log: $LOGS/restore-cut.log)"
+  log_has restore-cut '^RESTORE COMPLETE' && fail "the cut boot completed the restore: no power cut in the middle"
+  ok "power cut at step $cut_step of the plan: '$(log_line restore-cut '^Step [0-9]+/' | cut -c1-80)'"
+fi
+QEMU_GIVE_UP='Choose a backup' qemu_run restore "$RESTORE_TIMEOUT" "${restore_args[@]}"
 log_has restore '^RESTORE COMPLETE' ||
   fail "the recovery image ended without 'RESTORE COMPLETE' (serial log: $LOGS/restore.log)"
+if [ "${CUT_RESTORE:-0}" = 1 ]; then
+  resumed=$(log_line restore '^Resuming at step ')
+  [[ $resumed == "Resuming at step $cut_step/"* ]] ||
+    fail "after the cut at step $cut_step the restore did not resume there: '${resumed:-no Resuming line}' (serial log: $LOGS/restore.log)"
+  # The first step run (not counting the root and ESP made again before a resumed restore-root).
+  first_step=$(tr -d '\r' < "$LOGS/restore.log" | grep -a -E '^Step [0-9]+/[0-9]+: ' | head -n1 | grep -o -E '^Step [0-9]+/')
+  [ "$first_step" = "Step $cut_step/" ] || fail "the resumed boot ran '$first_step' first, not step $cut_step"
+  log_has restore '^Step 1/' && fail "the resumed boot ran the plan's first step again"
+  ok "the next boot: '$(echo "$resumed" | cut -c1-100)'"
+fi
+if [ "${COMPARE_PLAN:-0}" = 1 ]; then
+  tr -d '\r' < "$LOGS/$first.log" | grep -a -m1 '^LIFEBOAT-PLAN ' | cut -d' ' -f2- > "$WORK/image-plan.json"
+  [ -s "$WORK/image-plan.json" ] || fail "the recovery image printed no LIFEBOAT-PLAN line (serial log: $LOGS/$first.log)"
+  python3 - "$WORK/agent-plan.json" "$WORK/image-plan.json" "$new_loop" "$store_loop" <<'EOF' ||
+import json, re, sys
+agent = json.load(open(sys.argv[1]))["plan"]
+image = json.load(open(sys.argv[2]))
+new, store = sys.argv[3], sys.argv[4]
+def norm(v):
+    # The same disks under their names here (loop devices) and in the VM (virtio).
+    s = json.dumps(v, sort_keys=True)
+    s = re.sub(re.escape(new) + r"p(\d+)", r"/dev/vda\1", s)
+    s = re.sub(re.escape(new) + r"\b", "/dev/vda", s)
+    s = re.sub(re.escape(store) + r"\b", "/dev/vdb", s)
+    s = re.sub(r"\b" + re.escape(store.replace("/dev/", "")) + r"\b", "vdb", s)
+    return json.loads(s)
+# The machine and the disk's model/serial differ between this side and the VM: compared are
+# what the plan does and with which identities.
+keys = ["mode", "backup", "root_device", "esp_device", "root_identity", "identity_source", "steps", "notes"]
+bad = [k for k in keys if norm(agent.get(k)) != norm(image.get(k))]
+if agent["target_disk"]["size_bytes"] != image["target_disk"]["size_bytes"]:
+    bad.append("target_disk.size_bytes")
+for k in bad:
+    print(f"{k}: agent {json.dumps(norm(agent.get(k)))[:400]}\n  image {json.dumps(norm(image.get(k)))[:400]}")
+sys.exit(1 if bad else 0)
+EOF
+    fail "lifeboat plan --json and the recovery image's plan differ (above)"
+  ok "the image's LIFEBOAT-PLAN equals lifeboat plan --json: $(python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); print(p["mode"], len(p["steps"]), "steps")' "$WORK/image-plan.json")"
+fi
 say "$(log_line restore '^Restored ')"
 ok "the recovery image restored unattended onto the blank disk and powered off"
 if uefi; then
