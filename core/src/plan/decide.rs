@@ -617,7 +617,22 @@ fn start_md(
     array: &DeviceFacts,
 ) -> (Step, Vec<Check>, Vec<String>) {
     let rec = root_md(backup);
-    let uuid = rec.map(|m| m.array_uuid.clone()).unwrap_or_default();
+    // A backup that did not record the array (taken from a copy of the root, or before
+    // Lifeboat recorded md): the legs that show the array's own filesystem (metadata 1.0 and
+    // 0.90 keep it at offset 0) name it.
+    let uuid = rec.map(|m| m.array_uuid.clone()).unwrap_or_else(|| {
+        devices
+            .iter()
+            .find(|d| {
+                d.md_array.is_some()
+                    && d.dev.fs_uuid().is_some()
+                    && d.dev.fs_uuid() == array.dev.fs_uuid()
+            })
+            .and_then(|d| d.md_array.as_deref())
+            .and_then(|a| a.split_whitespace().next())
+            .unwrap_or_default()
+            .to_string()
+    });
     let legs = if uuid.is_empty() {
         Vec::new()
     } else {
