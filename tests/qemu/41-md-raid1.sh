@@ -6,7 +6,7 @@
 # same restored root (byte for byte in the data area), the array is clean in both superblocks,
 # and the tree equals the backed-up one entry by entry.
 #
-# The legs: this machine's kernel has no md driver, so mdadm cannot create the array here; its
+# The legs (partition 1 of two disks): this machine's kernel has no md driver, so mdadm cannot create the array here; its
 # superblocks are written by tests/qemu/lib/mdleg.py where mdadm puts them (1.0: at the end,
 # data at offset 0), `mdadm --examine` must accept both, and the image's kernel must assemble
 # them. The backup is made here from a plain partition with the root's UUID and label (that
@@ -36,27 +36,33 @@ lb_store_backup "$mnt" 1 "$LB_P2"
 umount "$mnt"
 lb_detach
 
-# The legs: 200 MiB each, an older, different root with the same identity on the array.
+# The legs: partition 1 of two 200 MiB GPT disks (md type), an older, different root with the
+# same identity on the array (a 1.0 leg shows the array's ext4 itself: it must never be taken
+# for the root).
 array_uuid=a1b2c3d4111111112222222233333333
 array_uuid_md=a1b2c3d4:11111111:22222222:33333333
+legs=()
 for i in 0 1; do
   truncate -s 200M "$LB_WORK/leg$i.img"
+  sgdisk -o -n 1:2048:0 -t 1:fd00 -c 1:md-root "$LB_WORK/leg$i.img" >/dev/null
+  loop_attach "$LB_WORK/leg$i.img"
+  legs+=("${REPLY}p1")
+  leg_disks+=("$REPLY")
 done
-mkfs.ext4 -q -F -L root-test -U "$ROOT_UUID" "$LB_WORK/leg0.img" 190M
-loop_attach "$LB_WORK/leg0.img"
-leg_loop=$REPLY
-mount "$leg_loop" "$mnt"
+mkfs.ext4 -q -F -L root-test -U "$ROOT_UUID" "${legs[0]}" 190M
+mount "${legs[0]}" "$mnt"
 echo stale > "$mnt/stale-file"
 umount "$mnt"
-loop_detach "$leg_loop"
-cp --sparse=always "$LB_WORK/leg0.img" "$LB_WORK/leg1.img"
+dd if="${legs[0]}" of="${legs[1]}" bs=4M status=none
 for i in 0 1; do
-  md_size=$(python3 tests/qemu/lib/mdleg.py "$LB_WORK/leg$i.img" "$i" 2 "$array_uuid" lbtest:root)
-  mdadm --examine "$LB_WORK/leg$i.img" >"$LB_WORK/examine$i.txt" 2>&1 \
+  md_size=$(python3 tests/qemu/lib/mdleg.py "${legs[$i]}" "$i" 2 "$array_uuid" lbtest:root)
+  mdadm --examine "${legs[$i]}" >"$LB_WORK/examine$i.txt" 2>&1 \
     || { cat "$LB_WORK/examine$i.txt"; fail "mdadm --examine refuses leg $i"; }
   grep -q "Array UUID : $array_uuid_md" "$LB_WORK/examine$i.txt" || fail "leg $i: wrong array UUID"
   grep -q "Checksum : .* correct" "$LB_WORK/examine$i.txt" || fail "leg $i: bad checksum"
 done
+sync
+for d in "${leg_disks[@]}"; do loop_detach "$d"; done
 # The root's partition goes: the root is only on the array now (its recorded disk is the array).
 sgdisk -d 1 "$LB_DISK" >/dev/null
 lb_attach "$LB_DISK"
@@ -77,7 +83,7 @@ lb_boot "$LB_WORK/serial.log" "lifeboat.restore=latest lifeboat.yes lifeboat.aft
 echo "restore boot: $(( $(date +%s) - start )) s"
 log=$LB_WORK/serial.log
 lb_expect_log "$log" "md: loaded md_mod raid1"
-lb_expect_log "$log" "md: array $array_uuid_md (raid1, metadata 1.0, name lbtest:root) assembled read-only as /dev/md0 from /dev/vdb, /dev/vdc"
+lb_expect_log "$log" "md: array $array_uuid_md (raid1, metadata 1.0, name lbtest:root) assembled read-only as /dev/md0 from /dev/vdb1, /dev/vdc1"
 lb_expect_log "$log" "Verified:"
 lb_expect_log "$log" "make the md array $array_uuid_md writable"
 lb_expect_log "$log" "Creating ext4 on /dev/md0"
@@ -88,23 +94,27 @@ fi
 
 # Both legs hold the same data area (RAID1 written through md), both superblocks clean with
 # more events than the hand-made 1.
-cmp -n "$md_size" "$LB_WORK/leg0.img" "$LB_WORK/leg1.img" || fail "the legs differ: the root was not written through the array"
+legs=() leg_disks=()
 for i in 0 1; do
-  mdadm --examine "$LB_WORK/leg$i.img" >"$LB_WORK/examine$i.txt" 2>&1 || fail "leg $i: mdadm --examine fails after the restore"
+  loop_attach "$LB_WORK/leg$i.img" ro
+  legs+=("${REPLY}p1")
+  leg_disks+=("$REPLY")
+done
+cmp -n "$md_size" "${legs[0]}" "${legs[1]}" || fail "the legs differ: the root was not written through the array"
+for i in 0 1; do
+  mdadm --examine "${legs[$i]}" >"$LB_WORK/examine$i.txt" 2>&1 || fail "leg $i: mdadm --examine fails after the restore"
   grep -q "State : clean" "$LB_WORK/examine$i.txt" || { cat "$LB_WORK/examine$i.txt"; fail "leg $i: the array is not clean"; }
   events=$(awk -F': ' '/Events/ {print $2}' "$LB_WORK/examine$i.txt" | tr -d ' ')
   [ "${events:-1}" -gt 1 ] || fail "leg $i: events $events, the array was never written"
   grep -q "Array State : AA" "$LB_WORK/examine$i.txt" || fail "leg $i: not both legs active"
 done
 # (blkid reports a leg as linux_raid_member: the ext4 superblock is read with dumpe2fs.)
-dumpe2fs -h "$LB_WORK/leg0.img" >"$LB_WORK/dumpe2fs.txt" 2>/dev/null || fail "no ext4 on the array's data area"
+dumpe2fs -h "${legs[0]}" >"$LB_WORK/dumpe2fs.txt" 2>/dev/null || fail "no ext4 on the array's data area"
 grep -q "^Filesystem UUID: *$ROOT_UUID$" "$LB_WORK/dumpe2fs.txt" || fail "root UUID not restored on the array"
 grep -q "^Filesystem volume name: *root-test$" "$LB_WORK/dumpe2fs.txt" || fail "root label not restored on the array"
-loop_attach "$LB_WORK/leg0.img" ro
-got_loop=$REPLY
 got=$LB_WORK/got ref=$LB_WORK/ref
 mkdir -p "$got" "$ref"
-mount -t ext4 -o ro "$got_loop" "$got"
+mount -t ext4 -o ro "${legs[0]}" "$got"
 [ ! -e "$got/stale-file" ] || fail "the array's old root survived"
 loop_attach "$LB_WORK/ref.img" ro
 ref_loop=$REPLY
@@ -112,5 +122,5 @@ mount -o ro "$ref_loop" "$ref"
 lb_compare "$ref" "$got" || fail "the root restored on the array differs from the backed-up one"
 umount "$ref" "$got"
 loop_detach "$ref_loop"
-loop_detach "$got_loop"
+for d in "${leg_disks[@]}"; do loop_detach "$d"; done
 echo "PASS: md RAID1 (metadata 1.0) root restored through the array, both legs equal and clean"
