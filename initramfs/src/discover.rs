@@ -212,7 +212,17 @@ fn device_facts(devs: &[BlockDev], holds: &BTreeMap<String, Holds>) -> Vec<Devic
 }
 
 pub fn discover(opts: &Options) -> Discovery {
-    let devs = probe::scan();
+    let mut devs = probe::scan();
+    // md arrays (a root on RAID1) are assembled read-only first, so that they are found and
+    // written through, never one leg; a leg is never mounted by discovery.
+    if crate::md::assemble_found(&devs) {
+        devs = probe::scan();
+    }
+    let legs: BTreeSet<String> = devs
+        .iter()
+        .filter(|d| plan::md::probe_md(Path::new(&d.dev_path())).is_some())
+        .map(|d| d.name.clone())
+        .collect();
     let boot: BTreeSet<String> = plan::facts::boot_disks(&devs).into_iter().collect();
     let mut backups = Vec::new();
     let mut holds: BTreeMap<String, Holds> = BTreeMap::new();
@@ -223,7 +233,7 @@ pub fn discover(opts: &Options) -> Discovery {
         .map(|d| d.disk.clone())
         .collect();
     for d in &devs {
-        if !d.fstype().starts_with("ext") || boot.contains(&d.disk) {
+        if !d.fstype().starts_with("ext") || boot.contains(&d.disk) || legs.contains(&d.name) {
             continue;
         }
         if !d.is_partition() && has_parts.contains(&d.name) {

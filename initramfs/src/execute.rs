@@ -215,6 +215,18 @@ impl<'a> Executor<'a> {
                 number,
                 description,
             } => self.set_boot_next(*number, description),
+            Action::StartMdArray { legs, degraded, .. } => {
+                crate::md::start_array(dev, legs, *degraded)
+            }
+            Action::CreateMdArray {
+                array_uuid,
+                name,
+                level,
+                metadata,
+                members,
+            } => {
+                crate::md::create_array(dev, array_uuid, name.as_deref(), level, metadata, members)
+            }
         }
     }
 

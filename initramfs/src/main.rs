@@ -16,6 +16,7 @@ mod execute;
 mod kexec;
 mod kmod;
 mod localboot;
+mod md;
 mod menu;
 mod mkfs;
 mod mounts;

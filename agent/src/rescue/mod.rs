@@ -10,7 +10,7 @@
 //!   `modules.builtin.modinfo`;
 //! - `/lib/firmware/…` as the modules' `firmware=` name them;
 //! - `/sbin/mke2fs` (+ `mkfs.ext2/3/4` links), `/sbin/mkfs.fat` (+ `mkfs.vfat`), `/sbin/tune2fs`
-//!   (+ `e2label`), `/sbin/e2fsck` (+ `fsck.ext4`), with their libraries and interpreter at the host's paths, `/etc/mke2fs.conf`;
+//!   (+ `e2label`), `/sbin/e2fsck` (+ `fsck.ext4`), `mdadm`, with their libraries and interpreter at the host's paths, `/etc/mke2fs.conf`;
 //! - with `--shell`: `/bin/busybox` and its applets as links in `/bin` (`/bin/sh`, ...);
 //! - `/etc/lifeboat-rescue`: KEY=value facts about the build (KERNEL, MODULES, SHELL, ...).
 
@@ -78,6 +78,9 @@ const HELPERS: &[(&[&str], &[&str])] = &[
     (&["tune2fs"], &["e2label"]),
     (&["e2fsck"], &["fsck.ext4"]),
 ];
+/// md RAID: the image assembles a root's array (read-only until the restore) and recreates
+/// it on blank disks with mdadm; without it a RAID1 root can still be restored by hand.
+const MD_HELPER: &str = "mdadm";
 const CONFIG_FILES: &[&str] = &["/etc/mke2fs.conf"];
 
 /// Builds the image into `opts.output`.
@@ -165,6 +168,12 @@ pub fn build(opts: &RescueOptions) -> Result<RescueReport> {
                 image.symlink(&at, &file, "link");
             }
         }
+    }
+    match find_program(MD_HELPER) {
+        Some(path) => add_program(&mut image, &path, &search, &mut notes)?,
+        None => notes.push(format!(
+            "{MD_HELPER} not found on this machine: the image cannot assemble or recreate md RAID arrays (install mdadm, then build again)"
+        )),
     }
     for conf in CONFIG_FILES {
         if Path::new(conf).is_file() {

@@ -6,7 +6,7 @@ use super::facts::{by_id_name, find_named, BackupFacts, BackupKind, DeviceFacts,
 use super::identity::{root_identity, RootIdentity};
 use super::model::{Action, BackupRef, Check, Mode, Plan, Step, TargetDisk};
 use super::safety::{check_fits, check_writable};
-use crate::archive::disk_layout::{DiskLayout, PartitionContent, PartitionLayout};
+use crate::archive::disk_layout::{DiskLayout, MdMember, PartitionContent, PartitionLayout};
 use crate::archive::manifest::{FilesystemIdentity, MachineIdentity};
 use crate::progress::human_bytes;
 
@@ -71,13 +71,19 @@ pub fn plan(
             }
         }
         TargetRequest::Disk(spec) => {
-            let d = named(devices, spec, &request.spelt())?;
-            if d.dev.is_partition() {
-                return Err(PlanError::NotADisk {
-                    device: d.dev.dev_path(),
-                });
+            // One disk, or several separated by commas (a root on md RAID: one blank disk
+            // per recorded disk of the array, in the recorded order).
+            let mut disks = Vec::new();
+            for one in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let d = named(devices, one, &request.spelt())?;
+                if d.dev.is_partition() {
+                    return Err(PlanError::NotADisk {
+                        device: d.dev.dev_path(),
+                    });
+                }
+                disks.push(d);
             }
-            blank_disk(backup, &ident, devices, d, machine)
+            blank_disk(backup, &ident, devices, &disks, machine)
         }
     }
 }
@@ -151,9 +157,15 @@ fn find_root<'a>(
     devices: &'a [DeviceFacts],
     disk: Option<&str>,
 ) -> Result<(&'a DeviceFacts, String), PlanError> {
+    // Partitions, and assembled md arrays (a root on RAID1 is restored through the array);
+    // never an md leg, which carries the array's filesystem identity too (metadata 1.0).
     let parts: Vec<&DeviceFacts> = devices
         .iter()
-        .filter(|d| d.dev.is_partition() && disk.is_none_or_eq(&d.dev.disk))
+        .filter(|d| {
+            (d.dev.is_partition() || is_md_array(d))
+                && d.md_array.is_none()
+                && disk.is_none_or_eq(&d.dev.disk)
+        })
         .collect();
     let partuuid = backup
         .manifest
@@ -226,6 +238,15 @@ fn find_root<'a>(
                     matches: many.iter().map(|d| describe_dev(d)).collect(),
                 })
             }
+        }
+    }
+    if let Some(md) = root_md(backup) {
+        let legs = md_legs(devices, &md.array_uuid);
+        if !legs.is_empty() {
+            return Err(PlanError::MdNotAssembled {
+                array: md.array_uuid.clone(),
+                legs: legs.join(", "),
+            });
         }
     }
     Err(PlanError::RootNotFound {
@@ -419,10 +440,16 @@ fn recorded_disk(
             .and_then(|m| m.source.esp_partition.as_ref())
             .and_then(|p| p.partuuid.clone())
             .unwrap_or_default();
+        // For a root on md: the ESP on the disks of the array's legs.
+        let leg_disks: Vec<String> = root_md(backup)
+            .map(|md| md_leg_disks(devices, &md.array_uuid))
+            .unwrap_or_default();
+        let leg_disks = &leg_disks;
         let on_disk = || {
-            devices
-                .iter()
-                .filter(|d| d.dev.is_partition() && d.dev.disk == root.dev.disk)
+            devices.iter().filter(move |d| {
+                d.dev.is_partition()
+                    && (d.dev.disk == root.dev.disk || leg_disks.contains(&d.dev.disk))
+            })
         };
         on_disk()
             .find(|d| eq_ci(d.dev.partuuid.as_deref(), &pu))
@@ -440,9 +467,19 @@ fn recorded_disk(
         checks.push(check_writable(e, devices, backup)?);
         checks.extend(check_fits(&e.dev.dev_path(), e.dev.size, fs, 0, 0)?);
     }
-    let n = root.dev.partno.unwrap_or(0);
-    let mut steps = vec![step(
-        format!("make-filesystem-p{n}"),
+    let mut steps = Vec::new();
+    let fs_id = match root.dev.partno {
+        Some(n) => format!("make-filesystem-p{n}"),
+        None => format!("make-filesystem-{}", root.dev.name),
+    };
+    if is_md_array(root) {
+        let (md_step, md_checks, md_notes) = start_md(backup, devices, root);
+        steps.push(md_step);
+        checks.extend(md_checks);
+        notes.extend(md_notes);
+    }
+    steps.push(step(
+        fs_id,
         root_dev.clone(),
         Some(contents(root)),
         Action::MakeFilesystem {
@@ -450,7 +487,7 @@ fn recorded_disk(
             fs: ident.fs.clone(),
             temporary_identity: true,
         },
-    )];
+    ));
     if let Some((e, fs)) = &esp {
         steps.push(step(
             format!("make-filesystem-p{}", e.dev.partno.unwrap_or(0)),
@@ -526,6 +563,121 @@ fn recorded_disk(
     })
 }
 
+/// An assembled md array (`md0`, `md127`): a whole device of its own, not a partition.
+pub fn is_md_array(d: &DeviceFacts) -> bool {
+    !d.dev.is_partition()
+        && d.dev
+            .name
+            .strip_prefix("md")
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The recorded md membership of the root: the root's recorded partition, when it was an md
+/// member.
+fn root_md(backup: &BackupFacts) -> Option<&MdMember> {
+    match &root_layout(backup)?.1.content {
+        PartitionContent::MdMember(m) if !m.array_uuid.is_empty() => Some(m),
+        _ => None,
+    }
+}
+
+/// The devices found whose md superblock names this array (`DeviceFacts::md_array` is
+/// "UUID (metadata V)"), as paths.
+fn md_legs(devices: &[DeviceFacts], array_uuid: &str) -> Vec<String> {
+    devices
+        .iter()
+        .filter(|d| {
+            d.md_array
+                .as_deref()
+                .and_then(|a| a.split_whitespace().next())
+                .is_some_and(|a| a.eq_ignore_ascii_case(array_uuid))
+        })
+        .map(|d| d.dev.dev_path())
+        .collect()
+}
+
+fn md_leg_disks(devices: &[DeviceFacts], array_uuid: &str) -> Vec<String> {
+    devices
+        .iter()
+        .filter(|d| {
+            d.md_array
+                .as_deref()
+                .and_then(|a| a.split_whitespace().next())
+                .is_some_and(|a| a.eq_ignore_ascii_case(array_uuid))
+        })
+        .map(|d| d.dev.disk.clone())
+        .collect()
+}
+
+/// Mode (a) with the root on an assembled md array: the step that makes it writable, the
+/// check that says how many legs it has, and a note when it is degraded.
+fn start_md(
+    backup: &BackupFacts,
+    devices: &[DeviceFacts],
+    array: &DeviceFacts,
+) -> (Step, Vec<Check>, Vec<String>) {
+    let rec = root_md(backup);
+    // A backup that did not record the array (taken from a copy of the root, or before
+    // Lifeboat recorded md): the legs that show the array's own filesystem (metadata 1.0 and
+    // 0.90 keep it at offset 0) name it.
+    let uuid = rec.map(|m| m.array_uuid.clone()).unwrap_or_else(|| {
+        devices
+            .iter()
+            .find(|d| {
+                d.md_array.is_some()
+                    && d.dev.fs_uuid().is_some()
+                    && d.dev.fs_uuid() == array.dev.fs_uuid()
+            })
+            .and_then(|d| d.md_array.as_deref())
+            .and_then(|a| a.split_whitespace().next())
+            .unwrap_or_default()
+            .to_string()
+    });
+    let legs = if uuid.is_empty() {
+        Vec::new()
+    } else {
+        md_legs(devices, &uuid)
+    };
+    let raid_disks = rec.map(|m| m.raid_disks).unwrap_or(0);
+    let degraded = raid_disks > 0 && (legs.len() as u32) < raid_disks;
+    let dev = array.dev.dev_path();
+    let mut notes = Vec::new();
+    if degraded {
+        notes.push(format!(
+            "the md array {uuid} ({dev}) is DEGRADED: {} of its {raid_disks} legs were found ({}); the root is restored through it, and the missing leg must be added back (mdadm --add {dev} DEVICE) once the host runs",
+            legs.len(),
+            legs.join(", ")
+        ));
+    }
+    let check =
+        Check {
+            name: "md".into(),
+            ok: !degraded,
+            detail: format!(
+            "{dev}: md array {} with {} of {} legs ({}); written through the array, never one leg",
+            if uuid.is_empty() { "(not recorded)" } else { uuid.as_str() },
+            legs.len(),
+            if raid_disks > 0 { raid_disks.to_string() } else { "?".into() },
+            legs.join(", ")
+        ),
+        };
+    (
+        step(
+            "start-md-array".into(),
+            dev,
+            None,
+            Action::StartMdArray {
+                array_uuid: uuid,
+                legs,
+                raid_disks,
+                degraded,
+            },
+        ),
+        vec![check],
+        notes,
+    )
+}
+
 fn identity_check(mismatches: &[String]) -> Check {
     Check {
         name: "identity".into(),
@@ -566,21 +718,30 @@ fn not_blank(d: &DeviceFacts, devices: &[DeviceFacts]) -> String {
     }
 }
 
-/// Mode (b): the whole recorded layout recreated on a blank disk, then the restore.
+/// Mode (b): the whole recorded layout recreated on a blank disk (for a root on md RAID, on
+/// one blank disk per recorded disk of the array), then the restore.
 fn blank_disk(
     backup: &BackupFacts,
     ident: &RootIdentity,
     devices: &[DeviceFacts],
-    disk: &DeviceFacts,
+    disks: &[&DeviceFacts],
     machine: &MachineIdentity,
 ) -> Result<Plan, PlanError> {
-    let device = disk.dev.dev_path();
-    let mut checks = vec![check_writable(disk, devices, backup)?];
-    if !disk.blank {
-        return Err(PlanError::DiskNotBlank {
-            found: not_blank(disk, devices),
-            device,
+    let Some(&disk) = disks.first() else {
+        return Err(PlanError::NoSuchDevice {
+            request: "target disk (none named)".into(),
         });
+    };
+    let device = disk.dev.dev_path();
+    let mut checks = Vec::new();
+    for d in disks {
+        checks.push(check_writable(d, devices, backup)?);
+        if !d.blank {
+            return Err(PlanError::DiskNotBlank {
+                found: not_blank(d, devices),
+                device: d.dev.dev_path(),
+            });
+        }
     }
     let has_disks = backup
         .manifest
@@ -599,29 +760,71 @@ fn blank_disk(
                 .unwrap_or("unknown")
         ),
     })?;
-    checks.push(Check {
-        name: "blank".into(),
-        ok: true,
-        detail: format!("{device} has no partition table and no signature"),
-    });
-    if disk.dev.size < layout.size_bytes {
-        return Err(PlanError::DiskTooSmall {
-            device,
-            size: disk.dev.size,
-            needed: layout.size_bytes,
+    // The recorded disks to recreate, each on the blank disk named in the same place: the
+    // root's disk, or for a root on md every recorded disk holding one of its legs (in the
+    // recorded order).
+    let root_md = root_md(backup).cloned();
+    let recorded: Vec<&DiskLayout> = match &root_md {
+        Some(md) => backup
+            .manifest
+            .as_ref()
+            .map(|m| {
+                m.source
+                    .disks
+                    .iter()
+                    .filter(|l| l.partitions.iter().any(|p| in_array(p, &md.array_uuid)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => vec![layout],
+    };
+    if recorded.len() != disks.len() {
+        return Err(PlanError::MdDiskCount {
+            needed: recorded.len(),
+            named: disks.len(),
         });
     }
-    checks.push(Check {
-        name: "disk-size".into(),
-        ok: true,
-        detail: format!(
-            "{device}: {} for the recorded disk of {}",
-            human_bytes(disk.dev.size),
-            human_bytes(layout.size_bytes)
-        ),
-    });
+    let targets: Vec<(&DiskLayout, &DeviceFacts)> = recorded
+        .iter()
+        .copied()
+        .zip(disks.iter().copied())
+        .collect();
+    for (l, d) in &targets {
+        let dev = d.dev.dev_path();
+        checks.push(Check {
+            name: "blank".into(),
+            ok: true,
+            detail: format!("{dev} has no partition table and no signature"),
+        });
+        if d.dev.size < l.size_bytes {
+            return Err(PlanError::DiskTooSmall {
+                device: dev,
+                size: d.dev.size,
+                needed: l.size_bytes,
+            });
+        }
+        checks.push(Check {
+            name: "disk-size".into(),
+            ok: true,
+            detail: format!(
+                "{dev}: {} for the recorded disk of {}",
+                human_bytes(d.dev.size),
+                human_bytes(l.size_bytes)
+            ),
+        });
+    }
+    // The root's own disk among the targets (for the partition path of a plain root).
+    let root_disk = targets
+        .iter()
+        .find(|(l, _)| std::ptr::eq(*l, layout))
+        .map(|(_, d)| *d)
+        .unwrap_or(disk);
+    let md_dev = root_md.as_ref().map(|_| free_md_path(devices));
+    let root_dev = md_dev
+        .clone()
+        .unwrap_or_else(|| partition_path(&root_disk.dev.name, root_part.number));
     checks.extend(check_fits(
-        &partition_path(&disk.dev.name, root_part.number),
+        &root_dev,
         root_part.size_bytes,
         &ident.fs,
         backup.content_bytes,
@@ -634,108 +837,139 @@ fn blank_disk(
         .and_then(|p| p.partuuid.clone())
         .unwrap_or_default();
     let esp_rec = esp_fs(backup);
-    let mut steps = vec![step(
-        "create-table".into(),
-        device.clone(),
-        Some("nothing (a blank disk)".into()),
-        Action::CreateTable {
-            table_type: layout.table_type.clone(),
-            table_id: layout.table_id.clone(),
-            sector_size: layout.sector_size,
-            mbr_boot_code: layout.boot.mbr_boot_code.is_some(),
-        },
-    )];
-    for p in &layout.partitions {
+    // Step ids: the first disk's as they always were, the others' with "-dN".
+    let sfx = |i: usize| {
+        if i == 0 {
+            String::new()
+        } else {
+            format!("-d{}", i + 1)
+        }
+    };
+    let mut steps = Vec::new();
+    for (i, (l, d)) in targets.iter().enumerate() {
+        let dev = d.dev.dev_path();
         steps.push(step(
-            format!("create-partition-p{}", p.number),
-            partition_path(&disk.dev.name, p.number),
-            None,
-            Action::CreatePartition {
-                number: p.number,
-                start_bytes: p.start_bytes,
-                size_bytes: p.size_bytes,
-                type_id: p.type_id.clone(),
-                partuuid: p.partuuid.clone(),
-                name: p.name.clone(),
-                attributes: p.attributes,
-                mbr_flags: p.mbr_flags,
+            format!("create-table{}", sfx(i)),
+            dev,
+            Some("nothing (a blank disk)".into()),
+            Action::CreateTable {
+                table_type: l.table_type.clone(),
+                table_id: l.table_id.clone(),
+                sector_size: l.sector_size,
+                mbr_boot_code: l.boot.mbr_boot_code.is_some(),
             },
         ));
+        for p in &l.partitions {
+            steps.push(step(
+                format!("create-partition{}-p{}", sfx(i), p.number),
+                partition_path(&d.dev.name, p.number),
+                None,
+                Action::CreatePartition {
+                    number: p.number,
+                    start_bytes: p.start_bytes,
+                    size_bytes: p.size_bytes,
+                    type_id: p.type_id.clone(),
+                    partuuid: p.partuuid.clone(),
+                    name: p.name.clone(),
+                    attributes: p.attributes,
+                    mbr_flags: p.mbr_flags,
+                },
+            ));
+        }
     }
     let mut notes = Vec::new();
-    let mut esp_device = None;
-    for p in &layout.partitions {
-        let dev = partition_path(&disk.dev.name, p.number);
-        let id = |a: &str| format!("{a}-p{}", p.number);
-        let is_root = std::ptr::eq(p, root_part);
-        let is_esp = eq_ci(Some(p.partuuid.as_str()), &esp_pu)
-            || (esp_pu.is_empty() && p.mountpoint.as_deref() == Some("/boot/efi"));
-        let role = p
-            .mountpoint
-            .clone()
-            .unwrap_or_else(|| format!("partition {}", p.number));
-        let action = match &p.content {
-            _ if is_root => Action::MakeFilesystem {
+    if let (Some(md), Some(md_dev)) = (&root_md, &md_dev) {
+        let mut members: Vec<String> = vec!["missing".into(); md.raid_disks as usize];
+        for (l, d) in &targets {
+            for p in l.partitions.iter() {
+                if let PartitionContent::MdMember(m) = &p.content {
+                    if m.array_uuid.eq_ignore_ascii_case(&md.array_uuid) {
+                        let r = m.role.unwrap_or(members.len() as u32) as usize;
+                        if members.len() <= r {
+                            members.resize(r + 1, "missing".into());
+                        }
+                        members[r] = partition_path(&d.dev.name, p.number);
+                    }
+                }
+            }
+        }
+        if members.iter().any(|m| m == "missing") {
+            notes.push(format!(
+                "the md array {} is created DEGRADED: the recorded layout has no partition for every role ({})",
+                md.array_uuid,
+                members.join(", ")
+            ));
+        }
+        checks.push(Check {
+            name: "md".into(),
+            ok: true,
+            detail: format!(
+                "{md_dev}: md {} array {} recreated with metadata {} on {}",
+                md.level,
+                md.array_uuid,
+                md.metadata,
+                members.join(", ")
+            ),
+        });
+        steps.push(step(
+            "create-md-array".into(),
+            md_dev.clone(),
+            None,
+            Action::CreateMdArray {
+                array_uuid: md.array_uuid.clone(),
+                name: md.name.clone(),
+                level: md.level.clone(),
+                metadata: md.metadata.clone(),
+                members,
+            },
+        ));
+        steps.push(step(
+            "make-filesystem-md".into(),
+            md_dev.clone(),
+            None,
+            Action::MakeFilesystem {
                 role: "root".into(),
                 fs: ident.fs.clone(),
                 temporary_identity: true,
             },
-            PartitionContent::Filesystem(fs) if is_esp => {
-                esp_device = Some(dev.clone());
-                Action::MakeFilesystem {
-                    role: "esp".into(),
-                    fs: esp_rec.clone().unwrap_or_else(|| fs.clone()),
-                    temporary_identity: false,
-                }
-            }
-            PartitionContent::Filesystem(fs) => Action::MakeEmptyFilesystem {
-                role,
-                fs: fs.clone(),
-            },
-            PartitionContent::LifeboatStore(fs) => Action::MakeEmptyFilesystem {
-                role: "Lifeboat store (empty)".into(),
-                fs: fs.clone(),
-            },
-            PartitionContent::XenServerBackup(fs) => Action::MakeEmptyFilesystem {
-                role: "XenServer backup partition (empty)".into(),
-                fs: fs.clone(),
-            },
-            PartitionContent::Swap { uuid, label } => Action::MakeSwap {
-                uuid: uuid.clone(),
-                label: label.clone(),
-            },
-            PartitionContent::LvmPv { .. } => {
-                notes.push(format!(
-                    "{dev} held an LVM physical volume (such as the local SR): VM data is not part of a dom0 backup; it is recreated as an empty partition, never formatted"
-                ));
-                Action::LeaveEmpty {
-                    reason: "an LVM physical volume (the local SR?): VM data is not part of a dom0 backup".into(),
-                }
-            }
-            PartitionContent::BiosBoot { data, b3 } => Action::WriteBiosBoot {
-                data: data.clone(),
-                b3: b3.clone(),
-            },
-            PartitionContent::MdMember(md) => {
-                return Err(PlanError::Unsupported {
-                    device,
-                    what: format!(
-                        "the md RAID member {dev} (array {}, metadata {})",
-                        md.array_uuid, md.metadata
-                    ),
-                })
-            }
-            PartitionContent::Other { fstype } => Action::LeaveEmpty {
-                reason: format!("held {fstype}, which Lifeboat does not recreate"),
-            },
-            PartitionContent::Unknown => Action::LeaveEmpty {
-                reason: "held no recognised content".into(),
-            },
-        };
-        let name = action.name();
-        steps.push(step(id(name), dev, None, action));
+        ));
     }
-    let root_dev = partition_path(&disk.dev.name, root_part.number);
+    let mut esp_device = None;
+    for (i, (l, d)) in targets.iter().enumerate() {
+        for p in &l.partitions {
+            let dev = partition_path(&d.dev.name, p.number);
+            let is_root = std::ptr::eq(p, root_part);
+            // The root's legs: the array is made on them above.
+            if root_md
+                .as_ref()
+                .is_some_and(|md| in_array(p, &md.array_uuid))
+            {
+                continue;
+            }
+            let is_esp = eq_ci(Some(p.partuuid.as_str()), &esp_pu)
+                || (esp_pu.is_empty() && p.mountpoint.as_deref() == Some("/boot/efi"));
+            if is_esp && !is_root && matches!(p.content, PartitionContent::Filesystem(_)) {
+                esp_device.get_or_insert_with(|| dev.clone());
+            }
+            let action = partition_action(
+                p,
+                &dev,
+                &device,
+                is_root,
+                is_esp,
+                ident,
+                esp_rec.as_ref(),
+                &mut notes,
+            )?;
+            let name = action.name();
+            steps.push(step(
+                format!("{name}{}-p{}", sfx(i), p.number),
+                dev,
+                None,
+                action,
+            ));
+        }
+    }
     steps.push(step(
         "restore-root".into(),
         root_dev.clone(),
@@ -764,12 +998,22 @@ fn blank_disk(
             label: ident.fs.label.clone(),
         },
     ));
-    for e in &layout.boot.uefi_entries {
+    let mut entries: Vec<&crate::archive::disk_layout::UefiBootEntry> = Vec::new();
+    for (l, _) in &targets {
+        for e in &l.boot.uefi_entries {
+            if !entries.iter().any(|x| x.number == e.number) {
+                entries.push(e);
+            }
+        }
+    }
+    for e in &entries {
         steps.push(step(
             format!("set-uefi-boot-entry-{:04X}", e.number),
             "UEFI variables".into(),
             None,
-            Action::SetUefiBootEntry { entry: e.clone() },
+            Action::SetUefiBootEntry {
+                entry: (*e).clone(),
+            },
         ));
     }
     if let Some(e) = boot_next(layout) {
@@ -798,6 +1042,95 @@ fn blank_disk(
         needs_consent: !mismatches.is_empty(),
         identity_mismatches: mismatches,
         notes,
+    })
+}
+
+/// True when the recorded partition is a leg of this md array.
+fn in_array(p: &PartitionLayout, array_uuid: &str) -> bool {
+    matches!(&p.content, PartitionContent::MdMember(m) if m.array_uuid.eq_ignore_ascii_case(array_uuid))
+}
+
+/// The first /dev/mdN no device found uses (a pure choice: the plan does no I/O).
+fn free_md_path(devices: &[DeviceFacts]) -> String {
+    let n = (0u32..)
+        .find(|n| !devices.iter().any(|d| d.dev.name == format!("md{n}")))
+        .unwrap_or(0);
+    format!("/dev/md{n}")
+}
+
+/// What mode (b) does with one recorded partition (not a leg of the root's array).
+#[allow(clippy::too_many_arguments)]
+fn partition_action(
+    p: &PartitionLayout,
+    dev: &str,
+    device: &str,
+    is_root: bool,
+    is_esp: bool,
+    ident: &RootIdentity,
+    esp_rec: Option<&FilesystemIdentity>,
+    notes: &mut Vec<String>,
+) -> Result<Action, PlanError> {
+    let role = p
+        .mountpoint
+        .clone()
+        .unwrap_or_else(|| format!("partition {}", p.number));
+    Ok(match &p.content {
+        _ if is_root => Action::MakeFilesystem {
+            role: "root".into(),
+            fs: ident.fs.clone(),
+            temporary_identity: true,
+        },
+        PartitionContent::Filesystem(fs) if is_esp => Action::MakeFilesystem {
+            role: "esp".into(),
+            fs: esp_rec.cloned().unwrap_or_else(|| fs.clone()),
+            temporary_identity: false,
+        },
+        PartitionContent::Filesystem(fs) => Action::MakeEmptyFilesystem {
+            role,
+            fs: fs.clone(),
+        },
+        PartitionContent::LifeboatStore(fs) => Action::MakeEmptyFilesystem {
+            role: "Lifeboat store (empty)".into(),
+            fs: fs.clone(),
+        },
+        PartitionContent::XenServerBackup(fs) => Action::MakeEmptyFilesystem {
+            role: "XenServer backup partition (empty)".into(),
+            fs: fs.clone(),
+        },
+        PartitionContent::Swap { uuid, label } => Action::MakeSwap {
+            uuid: uuid.clone(),
+            label: label.clone(),
+        },
+        PartitionContent::LvmPv { .. } => {
+            notes.push(format!(
+                "{dev} held an LVM physical volume (such as the local SR): VM data is not part of a dom0 backup; it is recreated as an empty partition, never formatted"
+            ));
+            Action::LeaveEmpty {
+                reason:
+                    "an LVM physical volume (the local SR?): VM data is not part of a dom0 backup"
+                        .into(),
+            }
+        }
+        PartitionContent::BiosBoot { data, b3 } => Action::WriteBiosBoot {
+            data: data.clone(),
+            b3: b3.clone(),
+        },
+        PartitionContent::MdMember(md) => {
+            // Only the root's array is recreated; another array's content is not known.
+            return Err(PlanError::Unsupported {
+                device: device.into(),
+                what: format!(
+                    "the md RAID member {dev} (array {}, metadata {}), which does not hold the root",
+                    md.array_uuid, md.metadata
+                ),
+            });
+        }
+        PartitionContent::Other { fstype } => Action::LeaveEmpty {
+            reason: format!("held {fstype}, which Lifeboat does not recreate"),
+        },
+        PartitionContent::Unknown => Action::LeaveEmpty {
+            reason: "held no recognised content".into(),
+        },
     })
 }
 

@@ -65,6 +65,12 @@ pub enum PlanError {
     #[error("the recorded disk layout has no partition for the root ({detail}); name the root partition with --target / lifeboat.target=")]
     NoRootInLayout { detail: String },
 
+    #[error("the root of this backup is on the md array {array}, but the array is not assembled here (legs found: {legs}); its data is only written through the array, never one leg. Check the console for mdadm's message, or assemble it from the rescue shell (mdadm --assemble --run)")]
+    MdNotAssembled { array: String, legs: String },
+
+    #[error("the backup's root needs {needed} recorded disk(s) recreated (a root on md RAID: one per disk holding a leg), and {named} blank disk(s) were named; name one blank disk per recorded disk, in the recorded order: lifeboat.disk=DISK1,DISK2 (--target-disk DISK1,DISK2)")]
+    MdDiskCount { needed: usize, named: usize },
+
     #[error("recreating {what} on a blank disk is not supported yet ({device}); restore onto the existing partitions with --target / lifeboat.target=")]
     Unsupported { device: String, what: String },
 
@@ -98,6 +104,8 @@ impl PlanError {
             PlanError::NoDiskLayout { .. } => "no-disk-layout",
             PlanError::NoRootInLayout { .. } => "no-root-in-layout",
             PlanError::Unsupported { .. } => "unsupported",
+            PlanError::MdNotAssembled { .. } => "md-not-assembled",
+            PlanError::MdDiskCount { .. } => "md-disk-count",
             PlanError::RootNotFound { .. } => "root-not-found",
             PlanError::NoIdentity { .. } => "no-identity",
             PlanError::Latest(_) => "no-latest",

@@ -134,6 +134,28 @@ pub enum Action {
     SetUefiBootEntry { entry: UefiBootEntry },
     /// Boot the restored disk next (`BootNext`), once.
     SetBootNext { number: u16, description: String },
+    /// Mode (a), root on md RAID: make the array that discovery assembled read-only (so that
+    /// nothing was written before the verdict) writable; the root is written THROUGH it
+    /// (`device`, e.g. /dev/md0), never through one leg. `degraded`: fewer legs were found
+    /// than the array records.
+    StartMdArray {
+        array_uuid: String,
+        legs: Vec<String>,
+        raid_disks: u32,
+        degraded: bool,
+    },
+    /// Mode (b), root on md RAID: create the array on the recreated member partitions with the
+    /// recorded metadata version, level, array UUID, name and member roles (`members[role]`,
+    /// "missing" for a leg not recreated), then let md copy leg 0 onto the others (a full
+    /// sync, not `--assume-clean`: blank disks are not zeroed, and legs that differ in blocks
+    /// never written would show as mismatches in md's next check).
+    CreateMdArray {
+        array_uuid: String,
+        name: Option<String>,
+        level: String,
+        metadata: String,
+        members: Vec<String>,
+    },
 }
 
 impl Action {
@@ -152,6 +174,8 @@ impl Action {
             Action::SetFinalIdentity { .. } => "set-final-identity",
             Action::SetUefiBootEntry { .. } => "set-uefi-boot-entry",
             Action::SetBootNext { .. } => "set-boot-next",
+            Action::StartMdArray { .. } => "start-md-array",
+            Action::CreateMdArray { .. } => "create-md-array",
         }
     }
 }

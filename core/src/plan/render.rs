@@ -94,6 +94,34 @@ pub fn describe_action(a: &Action) -> String {
             number,
             description,
         } => format!("boot Boot{number:04X} \"{description}\" next (BootNext)"),
+        Action::StartMdArray {
+            array_uuid,
+            legs,
+            raid_disks,
+            degraded,
+        } => format!(
+            "make the md array {array_uuid} writable (legs {}){}",
+            legs.join(", "),
+            if *degraded {
+                format!(
+                    ": DEGRADED, {} of its {raid_disks} legs found; the missing leg must be added back with mdadm --add after the restore",
+                    legs.len()
+                )
+            } else {
+                String::new()
+            }
+        ),
+        Action::CreateMdArray {
+            array_uuid,
+            name,
+            level,
+            metadata,
+            members,
+        } => format!(
+            "create the md {level} array {array_uuid} (metadata {metadata}, name {}) on {} by role, then sync the legs",
+            name.as_deref().unwrap_or("(none)"),
+            members.join(", ")
+        ),
     }
 }
 

@@ -1022,3 +1022,251 @@ fn facts_from_a_scan_know_the_boot_medium_and_blank_disks() {
     assert!(by("sdb").blank && by("sdd").blank);
     assert!(!by("sda").blank && !by("sdc").blank && !by("sr0").blank && !by("sda2").blank);
 }
+
+// md RAID1 (issue 9 item 5): the root on an array of two legs, metadata 1.0, one leg on
+// each of two disks; the backup on a third disk.
+
+const MD_UUID: &str = "a1b2c3d4:11111111:22222222:33333333";
+
+fn md_manifest() -> Manifest {
+    let mut m = manifest();
+    m.source.partition = PartitionIdentity::default();
+    m.source.esp = None;
+    m.source.esp_partition = None;
+    let mib = 1u64 << 20;
+    let leg = |disk: &str, table: &str, role: u32| DiskLayout {
+        kernel_name: Some(disk.into()),
+        size_bytes: 20 * GIB,
+        sector_size: 512,
+        table_type: "gpt".into(),
+        table_id: table.into(),
+        partitions: vec![
+            PartitionLayout {
+                number: 1,
+                start_bytes: mib,
+                size_bytes: mib,
+                type_id: crate::identity::gpt::types::BIOS_BOOT.into(),
+                partuuid: format!("{table}-1"),
+                content: PartitionContent::BiosBoot {
+                    data: "KLUv".into(),
+                    b3: "ab".repeat(32),
+                },
+                ..Default::default()
+            },
+            PartitionLayout {
+                number: 2,
+                start_bytes: 2 * mib,
+                size_bytes: 19 * GIB,
+                type_id: "a19d880f-05fc-4d3b-a006-743f0f84911e".into(),
+                partuuid: format!("{table}-2"),
+                content: PartitionContent::MdMember(crate::archive::disk_layout::MdMember {
+                    array_uuid: MD_UUID.into(),
+                    name: Some("xs1:root".into()),
+                    level: "raid1".into(),
+                    metadata: "1.0".into(),
+                    raid_disks: 2,
+                    role: Some(role),
+                    filesystem: Some(root_fs()),
+                }),
+                mountpoint: Some("/".into()),
+                ..Default::default()
+            },
+        ],
+        boot: BootChain {
+            mbr_boot_code: Some("eb63".into()),
+            uefi_entries: vec![],
+        },
+        ..Default::default()
+    };
+    m.source.disks = vec![
+        leg("vda", "aaaaaaaa-0000-0000-0000-00000000000a", 0),
+        leg("vdb", "bbbbbbbb-0000-0000-0000-00000000000b", 1),
+    ];
+    m
+}
+
+fn md_backup() -> BackupFacts {
+    BackupFacts {
+        device: "vdc1".into(),
+        ..backup(md_manifest())
+    }
+}
+
+/// vda2 + vdb2: the legs (each shows the root's ext4 too: metadata 1.0 keeps the data at
+/// offset 0), md0: the assembled array, vdc1: the store holding the backup.
+fn md_devices(legs: &[&str], assembled: bool) -> Vec<DeviceFacts> {
+    let mut out = Vec::new();
+    for name in ["vda", "vdb"] {
+        let d = disk(name, &format!("S-{name}"), 20 * GIB);
+        if legs.contains(&name) {
+            let mut p = part(
+                &d,
+                2,
+                19 * GIB,
+                &format!("pu-{name}2"),
+                fs("ext4", Some("root-abc"), Some(ROOT_UUID)),
+            );
+            p.md_array = Some(format!("{MD_UUID} (metadata 1.0)"));
+            out.push(d);
+            out.push(p);
+        } else {
+            out.push(d);
+        }
+    }
+    if assembled {
+        let mut md0 = disk("md0", "", 19 * GIB);
+        md0.dev.serial = None;
+        md0.dev.model = None;
+        md0.dev.fs = fs("ext4", Some("root-abc"), Some(ROOT_UUID));
+        out.push(md0);
+    }
+    let vdc = disk("vdc", "S-vdc", 10 * GIB);
+    let mut store = part(
+        &vdc,
+        1,
+        10 * GIB,
+        "pu-c1",
+        fs("ext4", Some("lifeboat"), Some("uc1")),
+    );
+    store.holds = Some(Holds::LifeboatStore);
+    out.push(vdc);
+    out.push(store);
+    out
+}
+
+#[test]
+fn md_root_is_restored_through_the_array_never_a_leg() {
+    let p = run(
+        &md_backup(),
+        &md_devices(&["vda", "vdb"], true),
+        TargetRequest::Automatic,
+    )
+    .unwrap();
+    assert_eq!(p.mode, Mode::RecordedDisk);
+    assert_eq!(p.root_device, "/dev/md0");
+    assert_eq!(
+        ids(&p),
+        [
+            "start-md-array",
+            "make-filesystem-md0",
+            "restore-root",
+            "set-final-identity"
+        ]
+    );
+    match &p.steps[0].action {
+        Action::StartMdArray {
+            array_uuid,
+            legs,
+            degraded,
+            raid_disks,
+        } => {
+            assert_eq!(array_uuid, MD_UUID);
+            assert_eq!(legs, &["/dev/vda2", "/dev/vdb2"]);
+            assert_eq!((*degraded, *raid_disks), (false, 2));
+        }
+        a => panic!("{a:?}"),
+    }
+    assert!(p.steps.iter().all(|s| !s.device.starts_with("/dev/vd")));
+    // Naming a leg by hand is refused as a leg.
+    let e = run(
+        &md_backup(),
+        &md_devices(&["vda", "vdb"], true),
+        target("vdb2"),
+    )
+    .unwrap_err();
+    assert!(matches!(e, PlanError::MdLeg { .. }), "{e}");
+}
+
+#[test]
+fn md_root_with_one_leg_is_degraded_and_said_so() {
+    let p = run(
+        &md_backup(),
+        &md_devices(&["vdb"], true),
+        TargetRequest::Automatic,
+    )
+    .unwrap();
+    assert_eq!(p.root_device, "/dev/md0");
+    assert!(matches!(
+        &p.steps[0].action,
+        Action::StartMdArray { degraded: true, legs, .. } if legs == &["/dev/vdb2"]
+    ));
+    assert!(
+        p.notes.iter().any(|n| n.contains("DEGRADED")),
+        "{:?}",
+        p.notes
+    );
+    assert!(render(&p).iter().any(|l| l.contains("DEGRADED")));
+}
+
+#[test]
+fn md_root_not_assembled_is_refused_not_written_through_a_leg() {
+    let e = run(
+        &md_backup(),
+        &md_devices(&["vda", "vdb"], false),
+        TargetRequest::Automatic,
+    )
+    .unwrap_err();
+    assert!(matches!(e, PlanError::MdNotAssembled { .. }), "{e}");
+    assert!(e.to_string().contains("/dev/vda2, /dev/vdb2"), "{e}");
+}
+
+#[test]
+fn md_root_on_two_blank_disks_recreates_the_array() {
+    let mut devs = md_devices(&[], false);
+    for name in ["vdd", "vde"] {
+        let mut d = disk(name, &format!("S-{name}"), 25 * GIB);
+        d.blank = true;
+        devs.push(d);
+    }
+    let p = run(&md_backup(), &devs, TargetRequest::Disk("vdd,vde".into())).unwrap();
+    assert_eq!(p.mode, Mode::BlankDisk);
+    assert_eq!(p.root_device, "/dev/md0");
+    assert_eq!(
+        ids(&p),
+        [
+            "create-table",
+            "create-partition-p1",
+            "create-partition-p2",
+            "create-table-d2",
+            "create-partition-d2-p1",
+            "create-partition-d2-p2",
+            "create-md-array",
+            "make-filesystem-md",
+            "write-bios-boot-p1",
+            "write-bios-boot-d2-p1",
+            "write-mbr-boot-code",
+            "write-mbr-boot-code-d2",
+            "restore-root",
+            "set-final-identity"
+        ]
+    );
+    let s = p.step("create-md-array").unwrap();
+    assert_eq!(s.device, "/dev/md0");
+    assert_eq!(
+        s.action,
+        Action::CreateMdArray {
+            array_uuid: MD_UUID.into(),
+            name: Some("xs1:root".into()),
+            level: "raid1".into(),
+            metadata: "1.0".into(),
+            members: vec!["/dev/vdd2".into(), "/dev/vde2".into()],
+        }
+    );
+    // The second recorded disk goes to the second disk named.
+    assert_eq!(p.step("create-table-d2").unwrap().device, "/dev/vde");
+    // The legs get no filesystem of their own.
+    assert!(p
+        .steps
+        .iter()
+        .all(|s| !matches!(s.action, Action::MakeFilesystem { .. }) || s.device == "/dev/md0"));
+    // One disk for two recorded ones: refused, saying how to name both.
+    let e = run(&md_backup(), &devs, TargetRequest::Disk("vdd".into())).unwrap_err();
+    assert_eq!(
+        e,
+        PlanError::MdDiskCount {
+            needed: 2,
+            named: 1
+        }
+    );
+    assert!(e.to_string().contains("lifeboat.disk=DISK1,DISK2"));
+}
