@@ -142,6 +142,7 @@ pub fn lset_at(dir: BorrowedFd<'_>, name: &[u8], xname: &CStr, value: &[u8]) -> 
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use std::os::fd::AsFd;
 
