@@ -300,13 +300,13 @@ if [ -n "$SCALE" ]; then
   # its kind, at most 1.5x.
   for kind in files bytes; do
     for c in "lifeboat backup" "lifeboat verify" "lifeboat restore"; do
+      lo="" hi=""
       read -r lo hi < <(awk -F'\t' -v k="$kind" -v c="$c" \
         'NR > 1 && $2 == k && $4 == c { r = $5 / $3; if (!n++ || $3 < xl) { xl = $3; lo = r }
-           if ($3 > xh) { xh = $3; hi = r } } END { if (n > 1) print lo, hi }' "$TSV")
+           if ($3 > xh) { xh = $3; hi = r } } END { if (n > 1) print lo, hi }' "$TSV") || true
       [ -n "${lo:-}" ] || continue
       line "scale ($kind): $c time per unit, largest vs smallest tree" \
         "$(ratio "$hi" "$lo")" "<= 1.50"
-      lo=""
     done
   done
 fi
