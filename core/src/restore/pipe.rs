@@ -1,9 +1,10 @@
 //! The two threads of [`super::extract`]: one reads the archive (headers, content, every
 //! checksum: the decompression has a thread of its own behind it), the other creates the files
-//! and writes them. They meet in a bounded channel of [`Piece`]s: an entry with its first chunk
-//! of content (a small file's whole content), then the further chunks of a large one, at most
-//! [`CHUNK`] each, so the writer writes in large pieces and at most [`IN_FLIGHT`] chunks are
-//! held between the two.
+//! and writes them. They meet in a bounded channel of batches of [`Piece`]s (one hand-over
+//! per batch, not per small file): an entry with its first chunk of content (a small file's
+//! whole content), then the further chunks of a large one, at most [`CHUNK`] each, so the
+//! writer writes in large pieces; at most [`IN_FLIGHT`] batches (each about [`CHUNK`] bytes at
+//! most) are held between the two.
 //!
 //! A chunk marked `last` was read to the end of its entry's content, so its checksum was
 //! checked before the writer sees the mark (a mismatch reaches the writer as the error of the
@@ -17,8 +18,9 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 
 /// The largest chunk of content sent at once (and written with one call).
 pub const CHUNK: usize = 1 << 20;
-/// Pieces waiting between the threads (so at most this many chunks of memory).
-const IN_FLIGHT: usize = 16;
+/// Batches waiting between the threads (each of at most [`BATCH`] pieces or about
+/// [`CHUNK`] bytes, a little more with its last piece).
+const IN_FLIGHT: usize = 8;
 
 pub enum Piece {
     /// The next entry, with the start of its content.
@@ -35,12 +37,62 @@ pub enum Piece {
     Stop(RestoreError),
 }
 
+/// Pieces go in batches (one hand-over per batch, not per small file): a batch is sent when
+/// it holds this many pieces or [`CHUNK`] bytes.
+const BATCH: usize = 64;
+
+/// The reader's end of the channel: pieces are gathered into batches.
+struct Outbox {
+    tx: SyncSender<Vec<Piece>>,
+    batch: Vec<Piece>,
+    bytes: usize,
+}
+
+impl Outbox {
+    /// Queues a piece; false when the writer has gone.
+    fn send(&mut self, piece: Piece) -> bool {
+        self.bytes += match &piece {
+            Piece::Entry { data, .. } | Piece::Data { data, .. } => data.len(),
+            _ => 0,
+        };
+        self.batch.push(piece);
+        if self.batch.len() >= BATCH || self.bytes >= CHUNK {
+            return self.flush();
+        }
+        true
+    }
+
+    fn flush(&mut self) -> bool {
+        self.bytes = 0;
+        if self.batch.is_empty() {
+            return true;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.tx.send(batch).is_ok()
+    }
+}
+
 /// The reading side: sends every entry and its content, then returns (dropping the sender
 /// tells the writer the archive ended). Returns early when the writer has gone.
 pub fn read_side<R: Read>(
     reader: &mut ArchiveReader<R>,
-    tx: SyncSender<Piece>,
+    tx: SyncSender<Vec<Piece>>,
     spent: Receiver<Vec<u8>>,
+    progress: &dyn crate::progress::Progress,
+) {
+    let mut out = Outbox {
+        tx,
+        batch: Vec::with_capacity(BATCH),
+        bytes: 0,
+    };
+    send_all(reader, &mut out, &spent, progress);
+    out.flush();
+}
+
+fn send_all<R: Read>(
+    reader: &mut ArchiveReader<R>,
+    tx: &mut Outbox,
+    spent: &Receiver<Vec<u8>>,
     progress: &dyn crate::progress::Progress,
 ) {
     // The raw path of the last entry read (made printable only for an error).
@@ -50,7 +102,7 @@ pub fn read_side<R: Read>(
             Ok(Some(item)) => item,
             Ok(None) => return,
             Err(e) => {
-                let _ = tx.send(Piece::Stop(locate(e, last_path.as_deref())));
+                tx.send(Piece::Stop(locate(e, last_path.as_deref())));
                 return;
             }
         };
@@ -68,7 +120,7 @@ pub fn read_side<R: Read>(
                 data: Vec::new(),
                 last: true,
             };
-            if tx.send(piece).is_err() {
+            if !tx.send(piece) {
                 return;
             }
             continue;
@@ -91,16 +143,15 @@ pub fn read_side<R: Read>(
             let (n, last) = match fill(&mut item, &mut data) {
                 Ok(r) => r,
                 Err(e) => {
-                    let _ = match first.take() {
+                    if let Some(entry) = first.take() {
                         // The writer needs the entry to name it in the error.
-                        Some(entry) => tx.send(Piece::Entry {
+                        tx.send(Piece::Entry {
                             entry,
                             data: Vec::new(),
                             last: false,
-                        }),
-                        None => Ok(()),
-                    };
-                    let _ = tx.send(Piece::ReadFailed(e));
+                        });
+                    }
+                    tx.send(Piece::ReadFailed(e));
                     return;
                 }
             };
@@ -109,7 +160,7 @@ pub fn read_side<R: Read>(
                 Some(entry) => Piece::Entry { entry, data, last },
                 None => Piece::Data { data, last },
             };
-            if tx.send(piece).is_err() {
+            if !tx.send(piece) {
                 return;
             }
             if last {
@@ -137,11 +188,15 @@ fn fill(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<(usize, bool)> {
 /// The writing side: applies every entry the reader sends, then finishes the restore.
 pub fn write_side(
     ex: &mut Extractor,
-    rx: Receiver<Piece>,
+    rx: Receiver<Vec<Piece>>,
     spent: Sender<Vec<u8>>,
 ) -> Result<(), RestoreError> {
     let mut last_path: Option<Vec<u8>> = None;
-    while let Ok(piece) = rx.recv() {
+    let mut inbox = Inbox {
+        rx,
+        queue: std::collections::VecDeque::new(),
+    };
+    while let Some(piece) = inbox.next() {
         let (entry, data, last) = match piece {
             Piece::Entry { entry, data, last } => (entry, data, last),
             Piece::Stop(e) => return Err(e),
@@ -153,7 +208,7 @@ pub fn write_side(
         l.clear();
         l.extend_from_slice(&entry.path);
         let mut content = Chunks {
-            rx: &rx,
+            inbox: &mut inbox,
             spent: &spent,
             data,
             pos: 0,
@@ -180,9 +235,25 @@ fn internal(after: Option<&[u8]>) -> RestoreError {
     }
 }
 
+/// The writer's end of the channel: the pieces of the batches, in order.
+struct Inbox {
+    rx: Receiver<Vec<Piece>>,
+    queue: std::collections::VecDeque<Piece>,
+}
+
+impl Inbox {
+    /// The next piece; None when the reader has finished (or gone).
+    fn next(&mut self) -> Option<Piece> {
+        if self.queue.is_empty() {
+            self.queue.extend(self.rx.recv().ok()?);
+        }
+        self.queue.pop_front()
+    }
+}
+
 /// One entry's content on the writer's side, as the reader sends it.
 struct Chunks<'a> {
-    rx: &'a Receiver<Piece>,
+    inbox: &'a mut Inbox,
     spent: &'a Sender<Vec<u8>>,
     data: Vec<u8>,
     pos: usize,
@@ -201,7 +272,7 @@ impl Read for Chunks<'_> {
             if self.last {
                 return Ok(0);
             }
-            let next = self.rx.recv().map_err(|_| {
+            let next = self.inbox.next().ok_or_else(|| {
                 io::Error::other("the archive reading thread stopped in the middle of an entry")
             })?;
             match next {
@@ -227,7 +298,7 @@ impl Read for Chunks<'_> {
 
 /// The channels between the two sides: the pieces, and the spent chunks going back.
 pub type Channels = (
-    (SyncSender<Piece>, Receiver<Piece>),
+    (SyncSender<Vec<Piece>>, Receiver<Vec<Piece>>),
     (Sender<Vec<u8>>, Receiver<Vec<u8>>),
 );
 
