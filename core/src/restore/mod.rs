@@ -10,8 +10,9 @@
 //! - [`validate`]: the checks every entry passes before anything is written for it, shared
 //!   with [`crate::archive::verify`] so that verify refuses whatever the restore would refuse.
 //!
-//! Decompression runs on its own thread ([`crate::codec::decoder`]); extraction writes with
-//! 1 MiB buffers and no per-file fsync (one `syncfs` at the end).
+//! Decompression runs on its own thread ([`crate::codec::decoder`]), reading and checking the
+//! archive on a second, creating and writing files on a third ([`pipe`]); writes are of up to
+//! 1 MiB and there is no per-file fsync (one `syncfs` at the end).
 //!
 //! Use [`Extractor`] directly (`apply(entry, content)` per entry, then `finish()`), or
 //! [`extract`] on an [`ArchiveReader`](crate::archive::reader::ArchiveReader).
@@ -20,6 +21,7 @@ mod apply;
 pub mod beneath;
 mod finish;
 pub mod metadata;
+mod pipe;
 use crate::sys;
 pub mod validate;
 
@@ -250,32 +252,33 @@ impl Extractor {
 /// Restores every entry of `reader` beneath `opts.target`, then applies the deferred
 /// directory metadata and syncs. A checksum mismatch or any damage stops it with an error
 /// naming the entry.
-pub fn extract<R: std::io::Read>(
+///
+/// Two threads ([`pipe`]): this one reads the archive and checks every checksum, a second one
+/// creates and writes the files, so that neither waits for the other's work.
+pub fn extract<R: std::io::Read + Send>(
     reader: &mut crate::archive::reader::ArchiveReader<R>,
     opts: &RestoreOptions,
     progress: &dyn crate::progress::Progress,
 ) -> Result<RestoreReport, RestoreError> {
     let mut ex = Extractor::new(opts)?;
-    // The raw path of the last entry read (made printable only for an error).
-    let mut last: Option<Vec<u8>> = None;
-    loop {
-        let mut item = match reader.next_entry() {
-            Ok(Some(item)) => item,
-            Ok(None) => break,
-            Err(e) => return Err(locate(e, last.as_deref())),
+    let ((tx, rx), (spent_tx, spent_rx)) = pipe::channels();
+    let written = std::thread::scope(|s| {
+        let writer = s.spawn(move || pipe::write_side(&mut ex, rx, spent_tx).map(|()| ex));
+        pipe::read_side(reader, tx, spent_rx, progress);
+        writer.join()
+    });
+    let ex =
+        match written {
+            Ok(r) => r?,
+            Err(_) => return Err(RestoreError::Write {
+                op: "write",
+                path: String::new(),
+                target: opts.target.clone(),
+                source: std::io::Error::other(
+                    "the writing thread stopped unexpectedly (a bug in lifeboat; please report it)",
+                ),
+            }),
         };
-        let entry = item.entry.clone();
-        let l = last.get_or_insert_with(Vec::new);
-        l.clear();
-        l.extend_from_slice(&entry.path);
-        if entry.size >= 1 << 20 {
-            progress.set_message(&entry.display_path());
-        }
-        ex.apply(&entry, &mut item).map_err(|e| match e {
-            RestoreError::Archive(a) => locate(a, last.as_deref()),
-            other => other,
-        })?;
-    }
     progress.set_message("setting directory metadata and syncing");
     ex.finish()
 }
