@@ -1234,8 +1234,6 @@ fn md_root_on_two_blank_disks_recreates_the_array() {
             "make-filesystem-md",
             "write-bios-boot-p1",
             "write-bios-boot-d2-p1",
-            "write-mbr-boot-code",
-            "write-mbr-boot-code-d2",
             "restore-root",
             "set-final-identity"
         ]
