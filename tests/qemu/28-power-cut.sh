@@ -127,12 +127,12 @@ expect_resume() { # LOG WHAT
   # Steps run (made again or not): the boot got past the point where it decides to resume.
   steps=$(console "$1" | grep -a -c -E '^Step [0-9]+/[0-9]+' || true)
   if [ "$pending" = yes ] && [ "$steps" -gt 0 ]; then
-    console "$1" | grep -a -q -E '^Resuming at step [0-9]+/' || { tail -n 30 "$1"; fail "$2: the journal held an unfinished plan, but the boot did not resume it"; }
+    console "$1" | grep -a -E '^Resuming at step [0-9]+/' >/dev/null || { tail -n 30 "$1"; fail "$2: the journal held an unfinished plan, but the boot did not resume it"; }
     lb_log "$2: $(console "$1" | grep -a -m1 -o -E '^Resuming at step [0-9]+/[0-9]+ \([^)]*\)')"
     RESUMED=$((RESUMED + 1))
   elif [ "$pending" = no ] && [ "$steps" -gt 0 ]; then
-    console "$1" | grep -a -q '^Resuming at step ' && fail "$2: no unfinished plan in the journal, yet the boot resumed one"
-    console "$1" | grep -a -q -E '^Step 1/' || fail "$2: no unfinished plan in the journal, yet the plan did not start at step 1"
+    console "$1" | grep -a '^Resuming at step ' >/dev/null && fail "$2: no unfinished plan in the journal, yet the boot resumed one"
+    console "$1" | grep -a -E '^Step 1/' >/dev/null || fail "$2: no unfinished plan in the journal, yet the plan did not start at step 1"
   fi
   return 0
 }
@@ -173,7 +173,7 @@ for m in "${MOMENTS[@]}"; do
   fi
   lb_keep_log "$log"
   # A resumed plan skips the phases of the steps done: their marker is not shown.
-  grep -a -q -F -- "$marker" "$log" || console "$log" | grep -a -q '^Resuming at step ' ||
+  grep -a -q -F -- "$marker" "$log" || console "$log" | grep -a '^Resuming at step ' >/dev/null ||
     { tail -n 30 "$log"; fail "boot $cut: the console never showed \"$marker\""; }
   if [ "$before" = restore-started ]; then
     lb_expect_log "$log" "ATTENTION: a restore from the store on /dev/vda2 started and did not finish"

@@ -210,7 +210,9 @@ qemu_run() {
   say "${dim}($name: QEMU ran ${QEMU_RUN_SECS}s)${reset}"
   [ "$rc" = 0 ] || fail "QEMU exited with status $rc (serial log: $log)"
 }
-log_has() { tr -d '\r' < "$LOGS/$1.log" | grep -a -q -E "$2"; }
+# grep reads the whole log (no -q): with pipefail, tr killed by SIGPIPE after an early match
+# would turn a match into a failure on logs larger than a pipe buffer.
+log_has() { tr -d '\r' < "$LOGS/$1.log" | grep -a -E "$2" >/dev/null; }
 log_line() { tr -d '\r' < "$LOGS/$1.log" | grep -a -E "$2" | tail -n1; }
 
 # A boot of the host from the disks in HOST_DISKS, with a one-shot script (handed over through
