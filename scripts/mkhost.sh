@@ -130,6 +130,8 @@ subst() {
 # --- the userland: busybox and its applet links ---------------------------------------------
 mkdir -p "$R"/{bin,sbin,usr/bin,usr/sbin,lib,etc/init.d,dev,proc,sys,run,tmp,root,home,mnt,boot/efi}
 mkdir -p "$R"/var/{log,lib,tmp,spool,backup,crash,xapi,xsconfig} "$R"/opt/xensource/{bin,libexec}
+# Lifeboat's state directory, as its packages install it (state.json is written after each run).
+mkdir -p "$R/var/lib/lifeboat"
 chmod 1777 "$R/tmp" "$R/var/tmp"
 chmod 0700 "$R/root"
 cp "$BUSYBOX" "$R/bin/busybox"
