@@ -305,7 +305,7 @@ compare_roots() {
   uuid_file=var/xapi/$(sed -n "s/^INSTALLATION_UUID='\(.*\)'/\1/p" "$ref/etc/xensource-inventory")
   # var/lib/lifeboat: lifeboat writes state.json there after the backup it describes.
   local ignored=(lost+found boot/efi var/crash var/xsconfig var/lib/lifeboat "$uuid_file")
-  local ignore="^\./(lost\+found(/|\$)|boot/efi\$|tmp/.|var/crash/.|var/xsconfig/.|var/lib/lifeboat/.|$uuid_file\$)"
+  local ignore="^\./(lost\+found(/|\$)|boot/efi\$|tmp/.|var/crash/.|var/xsconfig/.|var/lib/lifeboat(/|\$)|$uuid_file\$)"
   cargo build -q --locked -p lifeboat-tests --bin lbtest-compare 2>"$LOGS/lbtest-compare-build.log" ||
     fail "cannot build the tree comparer: $(tail -n3 "$LOGS/lbtest-compare-build.log")"
   local ignore_args=()
