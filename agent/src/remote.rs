@@ -20,12 +20,15 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdout, ExitCode, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 /// The status ssh exits with when it failed itself (no connection, host key, authentication).
 const SSH_FAILED: i32 = 255;
 /// The status a POSIX shell gives for a command it cannot find.
 const NOT_FOUND: i32 = 127;
 const BUFFER: usize = 1 << 20;
+/// How long the sender of an upload may take to finish after ssh has ended.
+const SENDER_GRACE: Duration = Duration::from_secs(2);
 
 /// Which way the archive goes.
 enum Stream {
@@ -89,10 +92,10 @@ pub fn run(command: &Command, remote: &RemoteArgs, quiet: bool) -> anyhow::Resul
     };
     check_version(ssh_cmd("lifeboat --version"), host)?;
     let mut cmd = ssh_cmd(&line);
-    let bar = Bar::new(quiet);
+    let bar = Bar::leaked(quiet, None);
     let status = match (stream, dest) {
-        (Stream::Download(_), Some(dest)) => download(cmd, dest, &bar, host)?,
-        (Stream::Upload(from), _) => upload(cmd, &from, &bar, host)?,
+        (Stream::Download(_), Some(dest)) => download(cmd, dest, bar, host)?,
+        (Stream::Upload(from), _) => upload(cmd, &from, bar, host)?,
         _ => cmd
             .stdin(Stdio::null())
             .status()
@@ -157,7 +160,7 @@ fn check_version(mut cmd: std::process::Command, host: &str) -> anyhow::Result<(
     let far = theirs.strip_prefix("lifeboat ").unwrap_or(&theirs);
     if major_minor(far).is_none() || major_minor(far) != major_minor(ours) {
         bail!(
-            "{host} runs Lifeboat {theirs:?} and this is Lifeboat {ours}: the major.minor \
+            "{host} runs Lifeboat {far:?} and this is Lifeboat {ours}: the major.minor \
              versions must match (the archive and arguments may differ); install Lifeboat \
              {ours} on {host} or run this command with the version {host} has"
         );
@@ -262,7 +265,7 @@ fn download(
 fn upload(
     mut cmd: std::process::Command,
     from: &Path,
-    bar: &Bar,
+    bar: &'static Bar,
     host: &str,
 ) -> anyhow::Result<ExitStatus> {
     let input: Box<dyn Read + Send> = if from.as_os_str() == "-" {
@@ -279,13 +282,25 @@ fn upload(
         .spawn()
         .context("cannot run ssh")?;
     let stdin = child.stdin.take().context("ssh has no stdin pipe")?;
-    let (copied, status) = std::thread::scope(|s| {
-        let sender = s.spawn(move || pump(input, stdin, bar));
-        let status = child.wait();
-        (sender.join(), status)
-    });
-    let status = status.context("waiting for ssh")?;
-    match copied {
+    let sender = std::thread::spawn(move || pump(input, stdin, bar));
+    let status = child.wait().context("waiting for ssh")?;
+    // Once ssh has ended, the sender may still wait for input that is no longer wanted (a
+    // FIFO whose writer stalls): it is left behind, and the upload counts as incomplete.
+    let deadline = Instant::now() + SENDER_GRACE;
+    while !sender.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !sender.is_finished() {
+        if status.success() {
+            bail!(
+                "{host} finished before '{}' was sent in full: the far side's verdict does not \
+                 cover all of it",
+                from.display()
+            );
+        }
+        return Ok(status);
+    }
+    match sender.join() {
         Ok(Ok(_)) => {}
         // The far side stopped reading: its status and message say why.
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
