@@ -4,6 +4,8 @@ set -euo pipefail
 
 PACKAGES=(
   musl-tools build-essential pkg-config
+  # tests/root/62-remote-ssh.sh: a real sshd on 127.0.0.1 (host=H runs ssh)
+  openssh-server openssh-client
   e2fsprogs dosfstools mtools gdisk fdisk parted util-linux kmod cpio file attr acl
   zstd pigz xz-utils gzip tar libarchive-tools time
   qemu-system-x86 qemu-utils ovmf ipxe-qemu

@@ -18,6 +18,21 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Command {
+    /// The far host and ssh options when the command was given `host=H` (host-backup,
+    /// host-restore, list and verify take it; no other command has the option).
+    pub fn remote(&self) -> Option<&RemoteArgs> {
+        let remote = match self {
+            Command::HostBackup(a) => &a.remote,
+            Command::HostRestore(a) => &a.remote,
+            Command::List(a) => &a.remote,
+            Command::Verify(a) => &a.remote,
+            _ => return None,
+        };
+        remote.host.as_ref().map(|_| remote)
+    }
+}
+
 impl Cli {
     /// Checks what clap cannot see alone (values that depend on each other). The message is
     /// for the user; the caller exits with status 2 as for any usage error.
@@ -300,6 +315,20 @@ pub struct PushArgs {
     pub json: bool,
 }
 
+/// `host=H`: run the command on H over ssh (the administrator's OpenSSH access), the archive
+/// streaming to or from this machine's file.
+#[derive(Debug, Args, Clone)]
+pub struct RemoteArgs {
+    /// Run the command on this host over ssh (`[user@]host`; ssh's config, keys and
+    /// known_hosts apply); its `lifeboat` must have the same major.minor version.
+    #[arg(long = "host", id = "remote_host", value_name = "H")]
+    pub host: Option<String>,
+    /// An ssh option, passed as `ssh -o OPT` (e.g. `Port=2222`, `IdentityFile=~/.ssh/dom0`);
+    /// repeatable; only with host=.
+    #[arg(long = "ssh-option", value_name = "OPT", requires = "remote_host")]
+    pub ssh_options: Vec<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     #[command(flatten)]
@@ -320,6 +349,8 @@ pub struct BackupArgs {
 
 #[derive(Debug, Args)]
 pub struct HostBackupArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// Where to write the archive (`-` for stdout; a character device or FIFO is written
     /// directly; a directory or block device is refused).
     #[arg(long)]
@@ -332,6 +363,8 @@ pub struct HostBackupArgs {
 
 #[derive(Debug, Args)]
 pub struct HostRestoreArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// The archive to stage (`-` for stdin).
     #[arg(long)]
     pub file_name: PathBuf,
@@ -356,6 +389,8 @@ pub struct InitStoreArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
     /// List a repository's generations instead.
@@ -382,6 +417,8 @@ pub struct ArchiveArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     #[command(flatten)]
     pub archive: ArchiveArgs,
     #[arg(long)]

@@ -8,6 +8,7 @@ mod cmd;
 mod config;
 mod exit;
 mod metrics;
+mod remote;
 mod rescue;
 mod ui;
 

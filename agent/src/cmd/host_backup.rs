@@ -21,8 +21,8 @@ use std::process::ExitCode;
 
 const OUT_BUFFER: usize = 1 << 20;
 
-/// Where the archive goes.
-enum Destination {
+/// Where the archive goes (also where `host-backup host=H` puts what the far side sends).
+pub(crate) enum Destination {
     Stdout,
     /// A regular file, written as `partial` and renamed to `dest` when complete.
     File {
@@ -34,7 +34,7 @@ enum Destination {
 }
 
 /// Decides where the archive goes, refusing at once what cannot take it.
-fn destination(file_name: &Path) -> anyhow::Result<Destination> {
+pub(crate) fn destination(file_name: &Path) -> anyhow::Result<Destination> {
     if file_name.as_os_str() == "-" {
         if std::io::stdout().is_terminal() {
             bail!(
@@ -100,6 +100,7 @@ pub fn run(args: HostBackupArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         file_name,
         source,
         json,
+        remote: _,
     } = args;
     let dest = destination(&file_name)?;
     let to_stdout = matches!(dest, Destination::Stdout);
@@ -201,7 +202,7 @@ fn write_file(
     Ok((report, size))
 }
 
-fn partial_path(dest: &Path) -> PathBuf {
+pub(crate) fn partial_path(dest: &Path) -> PathBuf {
     let mut p = dest.as_os_str().to_os_string();
     p.push(".partial");
     PathBuf::from(p)

@@ -32,6 +32,7 @@ pub fn run(args: HostRestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         device,
         root,
         force,
+        remote: _,
     } = args;
     let from_stdin = file_name == Path::new("-");
     let shown_input = if from_stdin {

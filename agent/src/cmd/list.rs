@@ -18,7 +18,12 @@ struct Listing<'a> {
 }
 
 pub fn run(args: ListArgs, _quiet: bool) -> anyhow::Result<ExitCode> {
-    let ListArgs { device, json, repo } = args;
+    let ListArgs {
+        device,
+        json,
+        repo,
+        remote: _,
+    } = args;
     if repo.repo.is_some() {
         return super::repo::list(&repo, json);
     }

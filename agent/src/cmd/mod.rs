@@ -8,7 +8,7 @@ use std::time::Instant;
 mod backup;
 mod common;
 mod copy;
-mod host_backup;
+pub(crate) mod host_backup;
 mod host_restore;
 mod init_store;
 mod list;
@@ -23,6 +23,10 @@ mod verify;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let quiet = cli.quiet;
+    if let Some(remote) = cli.command.remote() {
+        // `host=H`: the command runs on H over ssh, the archive streams to or from here.
+        return crate::remote::run(&cli.command, remote, quiet);
+    }
     match cli.command {
         Command::Backup(args) => {
             // Every run is recorded, whatever its outcome (lifeboat status, Prometheus).

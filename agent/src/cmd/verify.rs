@@ -25,6 +25,7 @@ pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
                 repo,
             },
         json,
+        remote: _,
     } = args;
     // The store stays mounted (read-only) while its generations are read.
     let store;
