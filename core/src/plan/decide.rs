@@ -582,29 +582,29 @@ fn root_md(backup: &BackupFacts) -> Option<&MdMember> {
 }
 
 /// The devices found whose md superblock names this array (`DeviceFacts::md_array` is
-/// "UUID (metadata V)"), as paths.
+/// "UUID (metadata V)").
+fn md_leg_facts<'a>(
+    devices: &'a [DeviceFacts],
+    array_uuid: &'a str,
+) -> impl Iterator<Item = &'a DeviceFacts> + 'a {
+    devices.iter().filter(move |d| {
+        d.md_array
+            .as_deref()
+            .and_then(|a| a.split_whitespace().next())
+            .is_some_and(|a| a.eq_ignore_ascii_case(array_uuid))
+    })
+}
+
+/// The legs of this array found, as paths.
 fn md_legs(devices: &[DeviceFacts], array_uuid: &str) -> Vec<String> {
-    devices
-        .iter()
-        .filter(|d| {
-            d.md_array
-                .as_deref()
-                .and_then(|a| a.split_whitespace().next())
-                .is_some_and(|a| a.eq_ignore_ascii_case(array_uuid))
-        })
+    md_leg_facts(devices, array_uuid)
         .map(|d| d.dev.dev_path())
         .collect()
 }
 
+/// The disks holding the legs of this array.
 fn md_leg_disks(devices: &[DeviceFacts], array_uuid: &str) -> Vec<String> {
-    devices
-        .iter()
-        .filter(|d| {
-            d.md_array
-                .as_deref()
-                .and_then(|a| a.split_whitespace().next())
-                .is_some_and(|a| a.eq_ignore_ascii_case(array_uuid))
-        })
+    md_leg_facts(devices, array_uuid)
         .map(|d| d.dev.disk.clone())
         .collect()
 }
