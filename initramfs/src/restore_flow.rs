@@ -305,7 +305,7 @@ pub fn restore(b: &Backup, d: &Discovery, opts: &Options, confirm: Confirm) -> R
 /// The plan as one line of JSON (what `lifeboat plan --json` prints for it), for a test or a
 /// log reader to compare with the dry run.
 fn plan_json(plan: &Plan) -> String {
-    serde_json::to_string(plan).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    plan.public_json().to_string()
 }
 
 #[cfg(test)]

@@ -41,7 +41,9 @@ pub fn run(args: PlanArgs, _quiet: bool) -> Result<ExitCode> {
             if args.json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "ok": true, "plan": p }))?
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "ok": true, "plan": p.public_json() })
+                    )?
                 );
             } else {
                 for l in plan::render(&p) {

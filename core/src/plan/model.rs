@@ -236,6 +236,23 @@ pub struct PlanChanged {
 }
 
 impl Plan {
+    /// The plan as printed for a person or a script (`lifeboat plan --json`, the image's
+    /// `LIFEBOAT-PLAN` line): everything the plan says, but the recorded BIOS boot partition
+    /// bytes (tens of KiB of base64 that nobody reads) replaced by their size; their BLAKE3
+    /// stays, so two printed plans still differ when the bytes do.
+    pub fn public_json(&self) -> serde_json::Value {
+        let mut printed = self.clone();
+        for step in &mut printed.steps {
+            if let Action::WriteBiosBoot { data, .. } = &mut step.action {
+                *data = format!("({} bytes of base64, not printed)", data.len());
+            }
+        }
+        serde_json::to_value(&printed)
+            .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))
+    }
+}
+
+impl Plan {
     /// The steps as a journal records them: ids and devices, in order.
     pub fn step_refs(&self) -> Vec<StepRef> {
         self.steps

@@ -1268,3 +1268,23 @@ fn md_root_on_two_blank_disks_recreates_the_array() {
     );
     assert!(e.to_string().contains("lifeboat.disk=DISK1,DISK2"));
 }
+
+#[test]
+fn the_printed_plan_names_recorded_bytes_but_never_prints_them() {
+    let mut b = backup(manifest());
+    b.manifest.as_mut().unwrap().source.disks = vec![layout()];
+    let p = run(&b, &devices(), TargetRequest::Disk("sdb".into())).unwrap();
+    let printed = p.public_json();
+    let step = printed["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "write-bios-boot-p1")
+        .unwrap();
+    assert_eq!(step["action"]["b3"], "ab".repeat(32));
+    assert!(!printed.to_string().contains("\"KLUv\""));
+    assert_eq!(step["action"]["data"], "(4 bytes of base64, not printed)");
+    // The plan itself (what the journal and the executor use) keeps the bytes.
+    assert!(matches!(&p.step("write-bios-boot-p1").unwrap().action,
+        Action::WriteBiosBoot { data, .. } if data == "KLUv"));
+}
