@@ -55,6 +55,9 @@ pub struct Summary {
     pub block_devices: BTreeSet<String>,
     pub settled: bool,
     pub elapsed: Duration,
+    /// From the start until the last new device or module: the rest of `elapsed` was the
+    /// quiet wait.
+    pub busy: Duration,
 }
 
 /// Whether every device in `need` (kernel names) is in `blocks`.
@@ -134,6 +137,7 @@ pub fn run(
                 block_devices: blocks,
                 settled: true,
                 elapsed: start.elapsed(),
+                busy: last_change.saturating_duration_since(start),
             };
         }
         if start.elapsed() >= max {
@@ -142,6 +146,7 @@ pub fn run(
                 block_devices: blocks,
                 settled: false,
                 elapsed: start.elapsed(),
+                busy: last_change.saturating_duration_since(start),
             };
         }
         if last_report.elapsed() >= Duration::from_secs(3) {

@@ -6,6 +6,7 @@
 //! (`lifeboat.restore=...`). It never exits and never panics out: every failure is shown with
 //! what to do next, and the menu, the shell and reboot stay available.
 
+mod boot_time;
 mod cmdline;
 mod coldplug;
 mod console;
@@ -45,10 +46,31 @@ fn kernel_release() -> String {
         .unwrap_or_default()
 }
 
-/// Boot: pseudo filesystems, consoles, coldplug. Returns the options of the command line and
-/// when waiting for disks must end (`lifeboat.settle` after coldplug started).
-fn boot() -> (Options, Instant) {
+/// How long no new device may appear before the first look for backups: short, because the
+/// disks a restore needs are usually there at once. The full quiet wait (`FULL_QUIET`) follows
+/// only when that first look is not enough (`enough`).
+const QUICK_QUIET: Duration = Duration::from_millis(300);
+const FULL_QUIET: Duration = Duration::from_millis(1500);
+
+/// What booting leaves for the rest: the options, the drivers' state for a second round of
+/// coldplug, and the times so far.
+struct Booted {
+    opts: Options,
+    /// When waiting for disks must end (`lifeboat.settle` after coldplug started).
+    settle_until: Instant,
+    db: kmod::ModuleDb,
+    sock: Option<uevent::UeventSocket>,
+    /// Kernel names that `lifeboat.target` names: waited for, not only for quiet.
+    need: Vec<String>,
+    /// Modules whose failure was already said (a second round says only new ones).
+    failures_said: std::collections::BTreeSet<String>,
+    times: boot_time::BootTimes,
+}
+
+/// Boot: pseudo filesystems, consoles, a first round of coldplug (until `QUICK_QUIET`).
+fn boot() -> Booted {
     let mount_errors = early::mount_pseudo_filesystems();
+    let kernel_secs = uptime();
     let raw_cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let opts = cmdline::parse(&raw_cmdline);
     if !raw_cmdline
@@ -93,7 +115,7 @@ fn boot() -> (Options, Instant) {
         }
     };
     let moddir = PathBuf::from("/lib/modules").join(kernel_release());
-    let mut db = kmod::ModuleDb::open(&moddir);
+    let db = kmod::ModuleDb::open(&moddir);
     if db.module_count() == 0 {
         say(&format!(
             "Warning: no modules.dep in {}: only the drivers built into the kernel are available. Rebuild the image with `lifeboat mkrescue` for this kernel.",
@@ -110,13 +132,30 @@ fn boot() -> (Options, Instant) {
         .filter(|t| !lifeboat_core::identity::devices::is_tag(t) && !t.starts_with("/dev/disk/"))
         .map(|t| t.trim_start_matches("/dev/").replace('/', "!"))
         .collect();
-    let s = coldplug::run(
-        &mut db,
-        sock.as_ref(),
-        Duration::from_millis(1500),
-        &need,
-        max,
-    );
+    let mut b = Booted {
+        opts,
+        settle_until: Instant::now() + max,
+        db,
+        sock,
+        need,
+        failures_said: Default::default(),
+        times: boot_time::BootTimes {
+            kernel_secs,
+            kernel_log: boot_time::read_kernel_log(),
+            ..Default::default()
+        },
+    };
+    coldplug_round(&mut b, QUICK_QUIET);
+    b
+}
+
+/// One round of coldplug until no device or module has come for `quiet` (and the devices
+/// `lifeboat.target` names are there), at most until `settle_until`; says what it found.
+fn coldplug_round(b: &mut Booted, quiet: Duration) {
+    let max = b.settle_until.saturating_duration_since(Instant::now());
+    let s = coldplug::run(&mut b.db, b.sock.as_ref(), quiet, &b.need, max);
+    b.times.coldplug += s.busy;
+    b.times.settle += s.elapsed.saturating_sub(s.busy);
     let disks: Vec<&str> = s.block_devices.iter().map(String::as_str).collect();
     say(&format!(
         "{} after {:.1} s: {} modules loaded; block devices: {}",
@@ -136,18 +175,52 @@ fn boot() -> (Options, Instant) {
     if !s.loaded.is_empty() {
         say(&format!("Modules loaded: {}", s.loaded.join(" ")));
     }
-    let mut failed: Vec<(&String, &String)> = db.failed.iter().collect();
+    let mut failed: Vec<(&String, &String)> =
+        b.db.failed
+            .iter()
+            .filter(|(m, _)| !b.failures_said.contains(*m))
+            .collect();
     failed.sort();
     for (m, why) in failed {
         say(&format!("Module {m} failed to load: {why}"));
+        b.failures_said.insert(m.clone());
     }
-    for n in need.iter().filter(|n| !s.block_devices.contains(*n)) {
-        say(&format!(
-            "Warning: lifeboat.target names {n}, which did not appear within lifeboat.settle={} s",
-            max.as_secs()
-        ));
+    if !s.settled {
+        for n in b.need.iter().filter(|n| !s.block_devices.contains(*n)) {
+            say(&format!(
+                "Warning: lifeboat.target names {n}, which did not appear within lifeboat.settle={} s",
+                b.opts.settle_max_secs.unwrap_or(20)
+            ));
+        }
     }
-    (opts, Instant::now() + max.saturating_sub(s.elapsed))
+}
+
+/// Whether the first look for backups, after the short quiet wait, found what this boot is
+/// for, so that the full quiet wait is not needed: the menu has a backup of this machine whose
+/// plan is ready (its disks are here, nothing needs consent). An unattended restore always
+/// waits the full time: a newer backup on a disk that comes late must not lose to an older one.
+fn enough(d: &discover::Discovery, opts: &Options) -> bool {
+    opts.restore.is_none()
+        && d.backups
+            .iter()
+            .any(|b| matches!(&b.plan, Ok(p) if !p.needs_consent))
+}
+
+/// The first look for backups: after the short quiet wait, and again after the full one when
+/// the first was not enough.
+fn first_discovery(b: &mut Booted) -> discover::Discovery {
+    say("Looking for backups ...");
+    let t = Instant::now();
+    let mut d = discover::discover(&b.opts);
+    b.times.discovery += t.elapsed();
+    if !enough(&d, &b.opts) {
+        console::log_only("boot: waiting the full quiet time for more disks");
+        coldplug_round(b, FULL_QUIET);
+        let t = Instant::now();
+        d = discover::discover(&b.opts);
+        b.times.discovery += t.elapsed();
+    }
+    d
 }
 
 /// For an unattended restore: until `settle_until`, waits for the backup named by
@@ -279,36 +352,42 @@ fn local_root<'a>(
 }
 
 fn run() {
-    let (opts, settle_until) = boot();
-    let mut first = true;
+    let mut b = boot();
+    let opts = b.opts.clone();
+    let mut first = Some(first_discovery(&mut b));
     loop {
-        say("Looking for backups ...");
-        let mut d = discover::discover(&opts);
-        if first {
+        let is_first = first.is_some();
+        let mut d = match first.take() {
+            Some(d) => d,
+            None => {
+                say("Looking for backups ...");
+                discover::discover(&opts)
+            }
+        };
+        if is_first {
             if let Some(which) = &opts.restore {
-                d = wait_for_backup(d, &opts, which, settle_until);
+                d = wait_for_backup(d, &opts, which, b.settle_until);
             }
         }
         for n in &d.notes {
             console::log_only(&format!("discovery: {n}"));
         }
         if !d.boot_disks.is_empty() {
-            let b: Vec<&str> = d.boot_disks.iter().map(String::as_str).collect();
-            say(&format!("Boot medium (never restored to): {}", b.join(" ")));
+            let bd: Vec<&str> = d.boot_disks.iter().map(String::as_str).collect();
+            say(&format!(
+                "Boot medium (never restored to): {}",
+                bd.join(" ")
+            ));
         }
-        if let Some(b) = d.backups.iter().find(|b| b.interrupted) {
+        if let Some(bk) = d.backups.iter().find(|bk| bk.interrupted) {
             say("");
             say(&format!(
                 "ATTENTION: a restore from the store on {} started and did not finish. The root partition is incomplete and must not be booted: restore it again.",
-                b.device.dev_path()
+                bk.device.dev_path()
             ));
         }
-        if first {
-            first = false;
-            say(&format!(
-                "Menu ready {:.1} s after the kernel started.",
-                uptime()
-            ));
+        if is_first {
+            say(&boot_time::line(uptime(), &b.times));
             if let Some(which) = opts.restore.clone() {
                 unattended(&d, &opts, &which);
             }
