@@ -65,6 +65,13 @@ pub fn index_key(host_id: &str, generation: &str) -> String {
 }
 
 /// (host id, generation) of an index key.
+/// `hosts/<host id>/<GEN>.pooldb`: the generation's pool database dump, age-encrypted to the
+/// writing host and the recovery recipients (like the index's secret part). Written before
+/// the index, deleted after it.
+pub fn pool_database_key(host_id: &str, generation: &str) -> String {
+    format!("{HOSTS}{host_id}/{generation}.pooldb")
+}
+
 pub fn parse_index_key(key: &str) -> Option<(&str, &str)> {
     let rest = key.strip_prefix(HOSTS)?;
     let (host, file) = rest.split_once('/')?;

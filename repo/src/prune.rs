@@ -112,6 +112,8 @@ pub fn prune(
         let kept = select_keep(gens, keep);
         for g in gens.iter().filter(|g| !kept.contains(*g)) {
             repo.backend.delete(&layout::index_key(h, g))?;
+            // After the index: a generation never lacks its pool database.
+            repo.backend.delete(&layout::pool_database_key(h, g))?;
             report.forgotten.push(format!("hosts/{h}/{g}"));
         }
     }

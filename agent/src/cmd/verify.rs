@@ -75,7 +75,16 @@ pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
     for input in inputs {
         let (name, verdict) = match input? {
             Item::Local(input) => (input.name.clone(), verify_one(input, quiet || json)),
-            Item::Repo(gen) => verify_repo_one(&repo, &gen, quiet || json),
+            Item::Repo(gen) => {
+                let (name, verdict) = verify_repo_one(&repo, &gen, quiet || json);
+                // The pool database member, checked against the index's record.
+                let verdict = verdict.and_then(|r| {
+                    super::repo::check_pool_database(&repo, &gen)
+                        .map(|()| r)
+                        .map_err(|e| Verdict::Damaged(format!("{e:#}")))
+                });
+                (name, verdict)
+            }
         };
         match &verdict {
             Ok(r) if !json && !quiet => {
@@ -155,7 +164,7 @@ fn verify_repo_one(
     match super::repo::open_decoded(repo, gen, quiet) {
         Ok((d, bar)) => {
             let name = d.name.clone();
-            let r = check(d);
+            let r = check(d, false);
             bar.finish();
             (name, r)
         }
@@ -183,7 +192,7 @@ fn verify_one(input: Input, quiet: bool) -> Result<VerifyReport, Verdict> {
     let bar = Bar::leaked(quiet, input.size);
     bar.set_message(&input.name);
     let result = match decode(input, bar) {
-        Ok(d) => check(d),
+        Ok(d) => check(d, true),
         Err(e) => Err(match e.downcast::<NotAnArchive>() {
             Ok(n) => Verdict::NotAnArchive(n),
             // A generation that does not open as its meta.json records (no archive at all,
@@ -200,11 +209,16 @@ fn verify_one(input: Input, quiet: bool) -> Result<VerifyReport, Verdict> {
 
 /// Core's one verify loop over an opened archive; a generation is also checked against its
 /// meta.json at the end (counts, trailer digest), as at its start by [`decode`].
-fn check(mut d: Decoded) -> Result<VerifyReport, Verdict> {
+fn check(mut d: Decoded, local: bool) -> Result<VerifyReport, Verdict> {
     let damaged = |e: &dyn std::fmt::Display| Verdict::Damaged(e.to_string());
     let report = verify_reader(&mut d.reader, d.codec, &mut |_| {}).map_err(|e| damaged(&e))?;
     if let Some(g) = &d.generation {
         g.check_end(&(&report).into()).map_err(|e| damaged(&e))?;
+        // A local generation's pool database member (a repository's is checked by the
+        // caller: its Generation has no directory here).
+        if local {
+            g.read_pool_database().map_err(|e| damaged(&e))?;
+        }
     }
     Ok(report)
 }

@@ -21,6 +21,7 @@ fn meta(host: &str) -> GenerationMeta {
         changed_files: Vec::new(),
         manifest: None,
         entries_digest: None,
+        pool_database: None,
     }
 }
 
