@@ -72,6 +72,22 @@ pub fn pool_database_key(host_id: &str, generation: &str) -> String {
     format!("{HOSTS}{host_id}/{generation}.pooldb")
 }
 
+/// `hosts/<host id>/status`: the last `verify --repo` of that host's generations, sealed with
+/// the fleet key (so `repo hosts` shows it for every host), replaced by every verify.
+pub fn status_key(host_id: &str) -> String {
+    format!("{HOSTS}{host_id}/status")
+}
+
+/// What the last `verify --repo` of a host found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyStatus {
+    /// RFC 3339 UTC time of the verification.
+    pub time: String,
+    /// Generations read, and those found damaged.
+    pub checked: Vec<String>,
+    pub damaged: Vec<String>,
+}
+
 pub fn parse_index_key(key: &str) -> Option<(&str, &str)> {
     let rest = key.strip_prefix(HOSTS)?;
     let (host, file) = rest.split_once('/')?;

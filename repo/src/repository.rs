@@ -185,6 +185,33 @@ impl Repository {
         Ok(Some(data))
     }
 
+    /// Records a host's last verification ([`layout::status_key`]).
+    pub fn write_status(
+        &self,
+        fleet: &FleetKey,
+        host_id: &str,
+        status: &layout::VerifyStatus,
+    ) -> Result<(), RepoError> {
+        let key = layout::status_key(host_id);
+        let sealed = fleet.seal(&layout::pack(status)?, &key)?;
+        self.backend.put(&key, &sealed, None)?;
+        Ok(())
+    }
+
+    /// A host's last verification, if one was recorded.
+    pub fn read_status(
+        &self,
+        fleet: &FleetKey,
+        host_id: &str,
+    ) -> Result<Option<layout::VerifyStatus>, RepoError> {
+        let key = layout::status_key(host_id);
+        match self.backend.get(&key) {
+            Ok(d) => Ok(Some(layout::unpack(&fleet.open(&d, &key)?, &key)?)),
+            Err(BackendError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub fn read_refs(&self, fleet: &FleetKey, host_id: &str, gen: &str) -> Result<Refs, RepoError> {
         let key = layout::index_key(host_id, gen);
         let data = self.backend.get(&key)?;

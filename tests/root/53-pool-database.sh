@@ -169,4 +169,21 @@ flip_middle_byte "$chunk"
   && fail "host-restore --repo staged a generation with a flipped chunk"
 grep -q "$(basename "$chunk")" "$W/hr.out" || fail "host-restore --repo does not name the chunk: $(cat "$W/hr.out")"
 [ "$(generations "${U}p2")" = 0 ] || fail "a damaged repository generation was committed"
+
+note "11. repo hosts: latest generation, its age and size, the last verify --repo (recorded, sealed)"
+"$LIFEBOAT" repo hosts "${K[@]}" --json >"$W/h.json" || fail "repo hosts"
+python3 - "$g1" "$W/h.json" <<'PY' || fail "repo hosts after a damaged verify: $(cat "$W/h.json")"
+import json, sys
+h = json.load(open(sys.argv[2]))[0]
+assert h["latest"] == sys.argv[1] and 0 <= h["latest_age_seconds"] < 3600 and h["latest_bytes"] > 0, h
+# The last verify --repo (step 9) found the flipped pool database.
+assert h["last_verify_ok"] is False and h["last_verify_damaged"] == [sys.argv[1]], h
+PY
+flip_middle_byte "$chunk"   # sound again
+"$LIFEBOAT" verify "${K[@]}" >"$W/v.out" 2>&1 || fail "verify --repo of the sound repository: $(cat "$W/v.out")"
+"$LIFEBOAT" repo hosts "${K[@]}" >"$W/h.out" || fail "repo hosts"
+head -1 "$W/h.out" | grep -q "AGE.*SIZE.*LAST VERIFIED" || fail "repo hosts columns: $(cat "$W/h.out")"
+sed -n 2p "$W/h.out" | grep -q "$g1 .* ok$" || fail "repo hosts does not show the sound verify: $(cat "$W/h.out")"
+grep -aq "checked\|$g1" < <(find "$REPO/hosts" -name status -exec cat {} +) \
+  && fail "the status object is not sealed"
 echo "53-pool-database: ok"

@@ -282,14 +282,28 @@ fn hosts(args: &RepoArgs, json: bool) -> Result<ExitCode> {
             .ok()
             .flatten()
             .map(|i| i.secret.host);
+        let age = lifeboat_repo::prune::unix_of_id(&latest)
+            .map(|t| (lifeboat_core::clock::unix_now() - t).max(0));
+        let status = o.repo.read_status(&o.keys.fleet, &h);
+        let error = refs
+            .as_ref()
+            .err()
+            .map(|e| e.to_string())
+            .or(status.as_ref().err().map(|e| e.to_string()));
+        let status = status.ok().flatten();
         rows.push(serde_json::json!({
             "host_id": h,
             "this_host": h == mine,
             "name": name,
             "generations": gens.len(),
             "latest": latest,
+            "latest_age_seconds": age,
             "latest_bytes": refs.as_ref().ok().map(|r| r.stream_len),
-            "error": refs.err().map(|e| e.to_string()),
+            "last_verified": status.as_ref().map(|s| s.time.clone()),
+            "last_verify_ok": status.as_ref().map(|s| s.damaged.is_empty()),
+            "last_verify_checked": status.as_ref().map(|s| s.checked.len()),
+            "last_verify_damaged": status.as_ref().map(|s| s.damaged.clone()),
+            "error": error,
         }));
     }
     if json {
@@ -297,12 +311,27 @@ fn hosts(args: &RepoArgs, json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<34} {:<16} {:>5} {:<20} {:>10}",
-        "HOST ID", "NAME", "GENS", "LATEST", "SIZE"
+        "{:<34} {:<16} {:>5} {:<20} {:>7} {:>10} LAST VERIFIED",
+        "HOST ID", "NAME", "GENS", "LATEST", "AGE", "SIZE"
     );
     for r in &rows {
+        let verified = match (r["last_verified"].as_str(), r["last_verify_ok"].as_bool()) {
+            (Some(t), Some(true)) => format!("{t} ok"),
+            (Some(t), _) => format!(
+                "{t} DAMAGED: {}",
+                r["last_verify_damaged"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            ),
+            _ => "never".to_string(),
+        };
         println!(
-            "{:<34} {:<16} {:>5} {:<20} {:>10}",
+            "{:<34} {:<16} {:>5} {:<20} {:>7} {:>10} {verified}",
             format!(
                 "{}{}",
                 r["host_id"].as_str().unwrap_or("?"),
@@ -311,6 +340,10 @@ fn hosts(args: &RepoArgs, json: bool) -> Result<ExitCode> {
             r["name"].as_str().unwrap_or("-"),
             r["generations"],
             r["latest"].as_str().unwrap_or("-"),
+            r["latest_age_seconds"]
+                .as_i64()
+                .map(age_text)
+                .unwrap_or_else(|| "?".into()),
             r["latest_bytes"]
                 .as_u64()
                 .map(human_bytes)
@@ -481,6 +514,34 @@ pub(crate) fn open_stream(args: &RepoArgs, gen: &str) -> Result<RepoStream> {
         stream_len: idx.refs.stream_len,
         pool_database,
     })
+}
+
+/// "3d", "5h", "12m", "40s".
+fn age_text(s: i64) -> String {
+    match s {
+        s if s >= 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3600 => format!("{}h", s / 3600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Records what `verify --repo` found for the host whose generations it read (read by
+/// `repo hosts` for every host).
+pub(crate) fn record_verification(
+    args: &RepoArgs,
+    checked: Vec<String>,
+    damaged: Vec<String>,
+) -> Result<()> {
+    let o = open(args)?;
+    let status = lifeboat_repo::layout::VerifyStatus {
+        time: lifeboat_core::clock::now_rfc3339(),
+        checked,
+        damaged,
+    };
+    o.repo
+        .write_status(&o.keys.fleet, &o.host_id, &status)
+        .with_context(|| format!("cannot record the verification in {}", o.url))
 }
 
 /// Checks a repository generation's pool database (for `verify --repo`); Ok when it has none.

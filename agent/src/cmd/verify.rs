@@ -71,18 +71,24 @@ pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
     };
     let mut damaged = 0;
     let mut not_archives = 0;
+    // For the repository's record of this verification (`repo hosts`).
+    let (mut checked_ids, mut damaged_ids) = (Vec::new(), Vec::new());
     let mut results = Vec::new();
     for input in inputs {
         let (name, verdict) = match input? {
             Item::Local(input) => (input.name.clone(), verify_one(input, quiet || json)),
             Item::Repo(gen) => {
                 let (name, verdict) = verify_repo_one(&repo, &gen, quiet || json);
+                checked_ids.push(gen.clone());
                 // The pool database member, checked against the index's record.
                 let verdict = verdict.and_then(|r| {
                     super::repo::check_pool_database(&repo, &gen)
                         .map(|()| r)
                         .map_err(|e| Verdict::Damaged(format!("{e:#}")))
                 });
+                if verdict.is_err() {
+                    damaged_ids.push(gen.clone());
+                }
                 (name, verdict)
             }
         };
@@ -130,6 +136,12 @@ pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
                     serde_json::json!({ "archive": name, "ok": false, "error": e })
                 }
             });
+        }
+    }
+    if repo.repo.is_some() && !checked_ids.is_empty() {
+        // The verdict stands without the record (a read-only key, say): said, not fatal.
+        if let Err(e) = super::repo::record_verification(&repo, checked_ids, damaged_ids) {
+            eprintln!("lifeboat: warning: {e:#}");
         }
     }
     if json {
