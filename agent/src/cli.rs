@@ -169,6 +169,23 @@ pub enum Command {
     Repo(RepoCommand),
     /// Copy committed generations of the backup partition that the repository lacks (or GEN).
     Push(PushArgs),
+    /// Write a generation's pool database dump to a file, checked, for
+    /// `xe pool-restore-database file-name=F`.
+    PoolDatabase(PoolDatabaseArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PoolDatabaseArgs {
+    /// Generation id, or `latest`.
+    pub generation: String,
+    /// The file to write (0600; an existing file is refused).
+    #[arg(long, value_name = "F")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Read the generation from a repository instead.
+    #[command(flatten)]
+    pub repo: RepoArgs,
 }
 
 #[derive(Debug, Args)]
@@ -345,6 +362,10 @@ pub struct BackupArgs {
     /// Also push the new generation to this repository (after the local commit).
     #[command(flatten)]
     pub repo: RepoArgs,
+    /// Do not dump the pool database (by default, where `xe` is on PATH, `xe
+    /// pool-dump-database` runs and its dump is kept as a member of the generation).
+    #[arg(long)]
+    pub no_pool_database: bool,
 }
 
 #[derive(Debug, Args)]
@@ -366,10 +387,16 @@ pub struct HostRestoreArgs {
     #[command(flatten)]
     pub remote: RemoteArgs,
     /// The archive to stage (`-` for stdin).
-    #[arg(long)]
-    pub file_name: PathBuf,
+    #[arg(long, required_unless_present = "repo")]
+    pub file_name: Option<PathBuf>,
+    /// With --repo: the repository's generation to stage (id or `latest`).
+    #[arg(requires = "repo", conflicts_with = "file_name")]
+    pub generation: Option<String>,
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// Stage a generation of this repository instead of a file (verified while staged).
+    #[command(flatten)]
+    pub repo: RepoArgs,
     /// Root whose /etc/xensource-inventory gives this host's product version.
     #[arg(long, default_value = "/")]
     pub root: PathBuf,

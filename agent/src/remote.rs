@@ -43,7 +43,7 @@ enum Stream {
 fn stream_of(command: &Command) -> Stream {
     match command {
         Command::HostBackup(a) => Stream::Download(a.file_name.clone()),
-        Command::HostRestore(a) => Stream::Upload(a.file_name.clone()),
+        Command::HostRestore(a) => a.file_name.clone().map_or(Stream::None, Stream::Upload),
         Command::Verify(a) => a
             .archive
             .file_name

@@ -65,6 +65,29 @@ pub fn index_key(host_id: &str, generation: &str) -> String {
 }
 
 /// (host id, generation) of an index key.
+/// `hosts/<host id>/<GEN>.pooldb`: the generation's pool database dump, age-encrypted to the
+/// writing host and the recovery recipients (like the index's secret part). Written before
+/// the index, deleted after it.
+pub fn pool_database_key(host_id: &str, generation: &str) -> String {
+    format!("{HOSTS}{host_id}/{generation}.pooldb")
+}
+
+/// `hosts/<host id>/status`: the last `verify --repo` of that host's generations, sealed with
+/// the fleet key (so `repo hosts` shows it for every host), replaced by every verify.
+pub fn status_key(host_id: &str) -> String {
+    format!("{HOSTS}{host_id}/status")
+}
+
+/// What the last `verify --repo` of a host found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyStatus {
+    /// RFC 3339 UTC time of the verification.
+    pub time: String,
+    /// Generations read, and those found damaged.
+    pub checked: Vec<String>,
+    pub damaged: Vec<String>,
+}
+
 pub fn parse_index_key(key: &str) -> Option<(&str, &str)> {
     let rest = key.strip_prefix(HOSTS)?;
     let (host, file) = rest.split_once('/')?;

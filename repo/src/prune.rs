@@ -61,6 +61,17 @@ fn day_of(id: &str) -> Option<i64> {
     Some(era * 146097 + doe - 719468)
 }
 
+/// Seconds since 1970 (UTC) of a generation id (`YYYYMMDDTHHMMSSZ[-n]`), for ages.
+pub fn unix_of_id(id: &str) -> Option<i64> {
+    if id.get(8..9)? != "T" {
+        return None;
+    }
+    let h: i64 = id.get(9..11)?.parse().ok()?;
+    let mi: i64 = id.get(11..13)?.parse().ok()?;
+    let s: i64 = id.get(13..15)?.parse().ok()?;
+    Some(day_of(id)? * 86_400 + h * 3600 + mi * 60 + s)
+}
+
 /// The generations of one host to keep, from their ids (oldest first in, a set out).
 pub fn select_keep(ids: &[String], keep: Keep) -> HashSet<String> {
     let mut sorted: Vec<&String> = ids.iter().collect();
@@ -112,6 +123,8 @@ pub fn prune(
         let kept = select_keep(gens, keep);
         for g in gens.iter().filter(|g| !kept.contains(*g)) {
             repo.backend.delete(&layout::index_key(h, g))?;
+            // After the index: a generation never lacks its pool database.
+            repo.backend.delete(&layout::pool_database_key(h, g))?;
             report.forgotten.push(format!("hosts/{h}/{g}"));
         }
     }

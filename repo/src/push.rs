@@ -80,29 +80,40 @@ where
     g.check_codec(codec).map_err(store)?;
     let mut meta = g.meta.clone();
     let local_codec = std::mem::replace(&mut meta.codec, "none".into());
-    push_with(repo, keys, &g.id, &mut meta, local_codec, opts, |sink| {
-        let archive = |source| {
-            RepoError::Local(Box::new(lifeboat_core::store::StoreError::Archive {
-                generation: g.id.clone(),
-                source,
-            }))
-        };
-        let mut reader = ArchiveReader::new(Tee { inner: tar, sink });
-        let manifest = reader.read_manifest().map_err(archive)?.cloned();
-        g.check_start(codec, reader.is_lifeboat(), manifest.as_ref())
-            .map_err(store)?;
-        let report = verify_reader(&mut reader, codec, &mut |_| {}).map_err(|e| {
-            RepoError::Local(Box::new(io::Error::other(format!(
-                "generation {}: {e}",
-                g.id
-            ))))
-        })?;
-        g.check_end(&(&report).into()).map_err(store)?;
-        // The end-of-archive blocks and padding after the trailer belong to the stream too.
-        let mut rest = reader.into_inner();
-        io::copy(&mut rest, &mut io::sink()).map_err(RepoError::Read)?;
-        Ok(())
-    })
+    // The pool database, checked against its record before it leaves the host.
+    let pool = g.read_pool_database().map_err(store)?;
+    push_with(
+        repo,
+        keys,
+        &g.id,
+        &mut meta,
+        local_codec,
+        pool,
+        opts,
+        |sink| {
+            let archive = |source| {
+                RepoError::Local(Box::new(lifeboat_core::store::StoreError::Archive {
+                    generation: g.id.clone(),
+                    source,
+                }))
+            };
+            let mut reader = ArchiveReader::new(Tee { inner: tar, sink });
+            let manifest = reader.read_manifest().map_err(archive)?.cloned();
+            g.check_start(codec, reader.is_lifeboat(), manifest.as_ref())
+                .map_err(store)?;
+            let report = verify_reader(&mut reader, codec, &mut |_| {}).map_err(|e| {
+                RepoError::Local(Box::new(io::Error::other(format!(
+                    "generation {}: {e}",
+                    g.id
+                ))))
+            })?;
+            g.check_end(&(&report).into()).map_err(store)?;
+            // The end-of-archive blocks and padding after the trailer belong to the stream too.
+            let mut rest = reader.into_inner();
+            io::copy(&mut rest, &mut io::sink()).map_err(RepoError::Read)?;
+            Ok(())
+        },
+    )
 }
 
 /// Pushes a tar stream as generation `meta.id` (tests, and streams checked elsewhere).
@@ -115,14 +126,25 @@ pub fn push_stream<R: Read>(
 ) -> Result<PushReport, RepoError> {
     let local_codec = std::mem::replace(&mut meta.codec, "none".into());
     let id = meta.id.clone();
-    push_with(repo, keys, &id, &mut meta, local_codec, opts, |sink| {
-        let mut tee = Tee {
-            inner: &mut stream,
-            sink,
-        };
-        io::copy(&mut tee, &mut io::sink()).map_err(RepoError::Read)?;
-        Ok(())
-    })
+    // A bare stream has no pool database member.
+    meta.pool_database = None;
+    push_with(
+        repo,
+        keys,
+        &id,
+        &mut meta,
+        local_codec,
+        None,
+        opts,
+        |sink| {
+            let mut tee = Tee {
+                inner: &mut stream,
+                sink,
+            };
+            io::copy(&mut tee, &mut io::sink()).map_err(RepoError::Read)?;
+            Ok(())
+        },
+    )
 }
 
 /// Copies what is read from `inner` into the chunker's queue.
@@ -188,6 +210,7 @@ fn push_with(
     gen: &str,
     meta: &mut GenerationMeta,
     local_codec: String,
+    pool_database: Option<Vec<u8>>,
     opts: PushOptions,
     feed: impl FnOnce(&Sender<Vec<u8>>) -> Result<(), RepoError>,
 ) -> Result<PushReport, RepoError> {
@@ -325,6 +348,12 @@ fn push_with(
     let refs_sealed = keys.fleet.seal(&layout::pack(&refs)?, &key)?;
     let secret_age = crypto::age_encrypt(&recipients, &layout::pack(&secret)?)?;
     let index = layout::encode_index(&refs_sealed, &secret_age);
+    // The pool database before the index (commit = the index exists).
+    if let Some(data) = &pool_database {
+        let sealed = crypto::age_encrypt(&recipients, data)?;
+        repo.backend
+            .put(&layout::pool_database_key(&host_id, gen), &sealed, None)?;
+    }
     repo.backend.put(&key, &index, None)?;
     Ok(PushReport {
         generation: gen.to_string(),

@@ -152,6 +152,66 @@ impl Repository {
     }
 
     /// Reads the refs part of an index (any holder of the fleet key can).
+    /// The pool database dump of a generation whose meta (from its index) records one,
+    /// decrypted and checked against the record (size, BLAKE3); None when it has none.
+    pub fn read_pool_database(
+        &self,
+        keys: &Keys,
+        host_id: &str,
+        gen: &str,
+        meta: &lifeboat_core::store::GenerationMeta,
+    ) -> Result<Option<Vec<u8>>, RepoError> {
+        let Some(rec) = &meta.pool_database else {
+            return Ok(None);
+        };
+        let key = layout::pool_database_key(host_id, gen);
+        let sealed = match self.backend.get(&key) {
+            Ok(d) => d,
+            Err(BackendError::NotFound { .. }) => {
+                return Err(RepoError::Damaged(format!(
+                    "{key}: missing, but the index of generation {gen} records a pool database"
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let data = crypto::age_decrypt(&keys.identity, &sealed, &key)?.ok_or_else(|| {
+            RepoError::Key(format!(
+                "{key} is not encrypted to this identity: give this host's key or the recovery key"
+            ))
+        })?;
+        if let Some(why) = rec.mismatch(&data) {
+            return Err(RepoError::Damaged(format!("{key}: {why}")));
+        }
+        Ok(Some(data))
+    }
+
+    /// Records a host's last verification ([`layout::status_key`]).
+    pub fn write_status(
+        &self,
+        fleet: &FleetKey,
+        host_id: &str,
+        status: &layout::VerifyStatus,
+    ) -> Result<(), RepoError> {
+        let key = layout::status_key(host_id);
+        let sealed = fleet.seal(&layout::pack(status)?, &key)?;
+        self.backend.put(&key, &sealed, None)?;
+        Ok(())
+    }
+
+    /// A host's last verification, if one was recorded.
+    pub fn read_status(
+        &self,
+        fleet: &FleetKey,
+        host_id: &str,
+    ) -> Result<Option<layout::VerifyStatus>, RepoError> {
+        let key = layout::status_key(host_id);
+        match self.backend.get(&key) {
+            Ok(d) => Ok(Some(layout::unpack(&fleet.open(&d, &key)?, &key)?)),
+            Err(BackendError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub fn read_refs(&self, fleet: &FleetKey, host_id: &str, gen: &str) -> Result<Refs, RepoError> {
         let key = layout::index_key(host_id, gen);
         let data = self.backend.get(&key)?;

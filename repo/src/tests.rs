@@ -49,6 +49,7 @@ fn meta(id: &str, host: &str) -> GenerationMeta {
         changed_files: vec![],
         manifest: None,
         entries_digest: None,
+        pool_database: None,
     }
 }
 

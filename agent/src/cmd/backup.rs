@@ -4,7 +4,10 @@
 //! the space, write the archive into `staging/`, fsync, read it back from disk through the
 //! archive reader (every checksum, the trailer), commit by rename, prune beyond `--keep`.
 
-use super::common::{drop_cache, is_no_space, open_for_writing, run_pre_hook, source_options};
+use super::common::{
+    drop_cache, dump_pool_database, find_xe, is_no_space, open_for_writing, run_pre_hook,
+    source_options,
+};
 use crate::cli::BackupArgs;
 use crate::config;
 use crate::metrics;
@@ -43,6 +46,8 @@ struct Summary {
     sockets_skipped: u64,
     warnings: Vec<String>,
     free_bytes: u64,
+    /// Bytes of the pool database dump kept with the generation (None: none was taken).
+    pool_database: Option<u64>,
     /// The push to the repository, when one is given or configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pushed: Option<lifeboat_repo::push::PushReport>,
@@ -61,6 +66,7 @@ pub fn run(
         keep,
         json,
         repo,
+        no_pool_database,
     } = args;
     let push_to_repo = super::repo::configured(&repo)?;
     let started = Instant::now();
@@ -217,6 +223,23 @@ pub fn run(
         break (staging, size, report, verified);
     };
 
+    // The pool database: its own member of the generation, beside the archive.
+    let xe = if no_pool_database { None } else { find_xe() };
+    let pool_database = match &xe {
+        Some(xe) => {
+            let dumped = dump_pool_database(xe, &staging.pool_database_path())
+                .and_then(|()| Ok(staging.seal_pool_database()?));
+            match dumped {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    staging.discard();
+                    return Err(e.context(format!("the pool database was not dumped; {keep_msg}")));
+                }
+            }
+        }
+        None => None,
+    };
+
     let manifest = verified.manifest.clone();
     let counts = &report.trailer.counts;
     let meta = GenerationMeta {
@@ -248,6 +271,7 @@ pub fn run(
         changed_files: report.changed_files.clone(),
         manifest,
         entries_digest: Some(report.trailer.entries_digest.clone()),
+        pool_database,
     };
     let generation = w.store.commit(&w.lock, staging, meta)?;
     let pruned = w.store.prune(&w.lock, keep, &generation.id)?;
@@ -282,6 +306,7 @@ pub fn run(
         sockets_skipped: report.sockets_skipped,
         warnings: report.warnings.clone(),
         free_bytes: free,
+        pool_database: generation.meta.pool_database.as_ref().map(|p| p.size),
         pushed: None,
     };
     // The local commit stands whatever happens next; the push reads it back, verified,
@@ -321,6 +346,12 @@ fn print_summary(s: &Summary) {
         s.codec,
         s.seconds
     );
+    if let Some(n) = s.pool_database {
+        println!(
+            "  pool database: {} (xe pool-dump-database)",
+            human_bytes(n)
+        );
+    }
     for m in &s.skipped_mounts {
         println!("  not included (another filesystem): /{m}");
     }

@@ -16,7 +16,7 @@ use lifeboat_core::store::{self, Mounted, Store, StoreError, StoreLock};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A store opened for writing: lock held, leftovers removed. Fields drop in order: the
 /// lock is released before the filesystem is unmounted.
@@ -312,6 +312,45 @@ pub(crate) fn run_pre_hook(hook: &str) -> Result<()> {
         .with_context(|| format!("cannot run the pre-hook '{hook}' with /bin/sh"))?;
     if !status.success() {
         bail!("the pre-hook '{hook}' failed ({status}); no backup was written");
+    }
+    Ok(())
+}
+
+/// `xe` on PATH (a XenServer/XCP-ng host), if any.
+pub(crate) fn find_xe() -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("xe"))
+        .find(|p| {
+            std::fs::metadata(p)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
+/// Runs `xe pool-dump-database file-name=DEST`; xe's output goes to stderr. A failure stops
+/// the backup before anything is committed.
+pub(crate) fn dump_pool_database(xe: &Path, dest: &Path) -> Result<()> {
+    let status = std::process::Command::new(xe)
+        .arg("pool-dump-database")
+        .arg(format!("file-name={}", dest.display()))
+        .stdout(io::stderr())
+        .status()
+        .with_context(|| format!("cannot run {} pool-dump-database", xe.display()))?;
+    if !status.success() {
+        bail!(
+            "`{} pool-dump-database` failed ({status}); no backup was committed. Check that xapi \
+             runs (`xe host-list`), or back up without the pool database: --no-pool-database",
+            xe.display()
+        );
+    }
+    if !dest.is_file() {
+        bail!(
+            "`{} pool-dump-database` succeeded but wrote no file {}; no backup was committed",
+            xe.display(),
+            dest.display()
+        );
     }
     Ok(())
 }

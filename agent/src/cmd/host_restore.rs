@@ -29,25 +29,39 @@ const LAYOUT_MESSAGE: &str = "Cannot restore backup created with a different par
 pub fn run(args: HostRestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let HostRestoreArgs {
         file_name,
+        generation: repo_generation,
         device,
+        repo,
         root,
         force,
         remote: _,
     } = args;
-    let from_stdin = file_name == Path::new("-");
-    let shown_input = if from_stdin {
-        "standard input".to_string()
+    // Open the input first: a wrong file name or generation must not touch the store at all.
+    let mut pool_database = None;
+    let (shown_input, input, input_len): (String, Box<dyn Read + Send>, Option<u64>) = if repo
+        .repo
+        .is_some()
+    {
+        let s = super::repo::open_stream(&repo, repo_generation.as_deref().unwrap_or("latest"))?;
+        pool_database = s.pool_database;
+        (
+            format!("generation {} of {}", s.generation, s.url),
+            s.reader,
+            Some(s.stream_len),
+        )
     } else {
-        file_name.display().to_string()
-    };
-    // Open the input first: a wrong file name must not touch the store at all.
-    let (input, input_len): (Box<dyn Read + Send>, Option<u64>) = if from_stdin {
-        (Box::new(io::stdin()), None)
-    } else {
-        let f = File::open(&file_name)
-            .with_context(|| format!("cannot open the backup file {shown_input}"))?;
-        let len = f.metadata().ok().map(|m| m.len());
-        (Box::new(f), len)
+        let Some(file_name) = file_name else {
+            bail!("give the backup file to stage (file-name=F) or a repository generation (--repo URL GEN)");
+        };
+        if file_name == Path::new("-") {
+            ("standard input".to_string(), Box::new(io::stdin()), None)
+        } else {
+            let shown = file_name.display().to_string();
+            let f = File::open(&file_name)
+                .with_context(|| format!("cannot open the backup file {shown}"))?;
+            let len = f.metadata().ok().map(|m| m.len());
+            (shown, Box::new(f), len)
+        }
     };
     let host_inventory = inventory::read_inventory(&root).with_context(|| {
         format!(
@@ -197,7 +211,20 @@ pub fn run(args: HostRestoreArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         changed_files: changed,
         manifest: staged.manifest.clone(),
         entries_digest: staged.trailer.as_ref().map(|t| t.entries_digest.clone()),
+        pool_database: None,
     };
+    // A repository generation's pool database comes along, checked as it is written.
+    let mut meta = meta;
+    if let Some((data, rec)) = &pool_database {
+        match staging.write_pool_database(data, rec) {
+            Ok(r) => meta.pool_database = Some(r),
+            Err(e) => {
+                staging.discard();
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot stage the pool database; {keep_msg}")));
+            }
+        }
+    }
     let generation = w.store.commit(&w.lock, staging, meta)?;
     if !quiet {
         println!(

@@ -68,12 +68,12 @@ pub fn run(args: ListArgs, _quiet: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<20} {:<20} {:<16} {:<8} {:>10} {:>8} {:<5} {:<12} ORIGIN",
-        "ID", "CREATED", "HOST", "VERSION", "SIZE", "FILES", "CODEC", "STATE"
+        "{:<20} {:<20} {:<16} {:<8} {:>10} {:>8} {:<5} {:<12} {:<13} {:>8}",
+        "ID", "CREATED", "HOST", "VERSION", "SIZE", "FILES", "CODEC", "STATE", "ORIGIN", "POOL-DB"
     );
     for r in &rows {
         println!(
-            "{:<20} {:<20} {:<16} {:<8} {:>10} {:>8} {:<5} {:<12} {}",
+            "{:<20} {:<20} {:<16} {:<8} {:>10} {:>8} {:<5} {:<12} {:<13} {:>8}",
             r.id,
             r.created,
             r.host,
@@ -82,7 +82,10 @@ pub fn run(args: ListArgs, _quiet: bool) -> anyhow::Result<ExitCode> {
             r.files.map(|f| f.to_string()).unwrap_or_else(|| "-".into()),
             r.codec,
             r.state,
-            r.origin
+            r.origin,
+            r.pool_database
+                .map(human_bytes)
+                .unwrap_or_else(|| "-".into())
         );
     }
     if let Some(rec) = last_restore {

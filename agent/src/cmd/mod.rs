@@ -15,6 +15,7 @@ mod list;
 mod man;
 mod mkrescue;
 mod plan;
+mod pool_database;
 mod repo;
 mod restore;
 mod status;
@@ -69,6 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Completions(args) => man::run_completions(args),
         Command::Repo(cmd) => repo::run(cmd, quiet),
         Command::Push(args) => repo::push(args, quiet),
+        Command::PoolDatabase(args) => pool_database::run(args, quiet),
     }
 }
 

@@ -282,14 +282,28 @@ fn hosts(args: &RepoArgs, json: bool) -> Result<ExitCode> {
             .ok()
             .flatten()
             .map(|i| i.secret.host);
+        let age = lifeboat_repo::prune::unix_of_id(&latest)
+            .map(|t| (lifeboat_core::clock::unix_now() - t).max(0));
+        let status = o.repo.read_status(&o.keys.fleet, &h);
+        let error = refs
+            .as_ref()
+            .err()
+            .map(|e| e.to_string())
+            .or(status.as_ref().err().map(|e| e.to_string()));
+        let status = status.ok().flatten();
         rows.push(serde_json::json!({
             "host_id": h,
             "this_host": h == mine,
             "name": name,
             "generations": gens.len(),
             "latest": latest,
+            "latest_age_seconds": age,
             "latest_bytes": refs.as_ref().ok().map(|r| r.stream_len),
-            "error": refs.err().map(|e| e.to_string()),
+            "last_verified": status.as_ref().map(|s| s.time.clone()),
+            "last_verify_ok": status.as_ref().map(|s| s.damaged.is_empty()),
+            "last_verify_checked": status.as_ref().map(|s| s.checked.len()),
+            "last_verify_damaged": status.as_ref().map(|s| s.damaged.clone()),
+            "error": error,
         }));
     }
     if json {
@@ -297,12 +311,27 @@ fn hosts(args: &RepoArgs, json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<34} {:<16} {:>5} {:<20} {:>10}",
-        "HOST ID", "NAME", "GENS", "LATEST", "SIZE"
+        "{:<34} {:<16} {:>5} {:<20} {:>7} {:>10} LAST VERIFIED",
+        "HOST ID", "NAME", "GENS", "LATEST", "AGE", "SIZE"
     );
     for r in &rows {
+        let verified = match (r["last_verified"].as_str(), r["last_verify_ok"].as_bool()) {
+            (Some(t), Some(true)) => format!("{t} ok"),
+            (Some(t), _) => format!(
+                "{t} DAMAGED: {}",
+                r["last_verify_damaged"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            ),
+            _ => "never".to_string(),
+        };
         println!(
-            "{:<34} {:<16} {:>5} {:<20} {:>10}",
+            "{:<34} {:<16} {:>5} {:<20} {:>7} {:>10} {verified}",
             format!(
                 "{}{}",
                 r["host_id"].as_str().unwrap_or("?"),
@@ -311,6 +340,10 @@ fn hosts(args: &RepoArgs, json: bool) -> Result<ExitCode> {
             r["name"].as_str().unwrap_or("-"),
             r["generations"],
             r["latest"].as_str().unwrap_or("-"),
+            r["latest_age_seconds"]
+                .as_i64()
+                .map(age_text)
+                .unwrap_or_else(|| "?".into()),
             r["latest_bytes"]
                 .as_u64()
                 .map(human_bytes)
@@ -415,6 +448,109 @@ fn open_decoded_in(o: &Opened, gen: &str, quiet: bool) -> Result<(Decoded, &'sta
     ))
 }
 
+/// A generation's pool database from the repository (None: it has none), checked against
+/// the record in its index: (generation id, dump, where it came from).
+pub(crate) fn pool_database(
+    args: &RepoArgs,
+    gen: &str,
+) -> Result<(String, Option<Vec<u8>>, String)> {
+    let o = open(args)?;
+    let gen = resolve(&o, gen)?;
+    let data = read_pool_database(&o, &gen)?;
+    Ok((gen, data, o.url.clone()))
+}
+
+fn read_pool_database(o: &Opened, gen: &str) -> Result<Option<Vec<u8>>> {
+    let idx = o
+        .repo
+        .read_index(&o.keys, &o.host_id, gen)
+        .with_context(|| format!("cannot read generation {gen} from {}", o.url))?
+        .with_context(|| {
+            format!(
+                "generation {gen} of host {} in {} is not encrypted to this identity: give the recovery key with --identity FILE",
+                o.host_id, o.url
+            )
+        })?;
+    o.repo
+        .read_pool_database(&o.keys, &o.host_id, gen, &idx.secret.meta)
+        .with_context(|| format!("the pool database of generation {gen} in {}", o.url))
+}
+
+/// A repository generation's tar stream for `host-restore --repo` (reassembled from its
+/// chunks, every chunk checked as it is read) with what the index records.
+pub(crate) struct RepoStream {
+    pub generation: String,
+    pub url: String,
+    pub reader: Box<dyn Read + Send>,
+    pub stream_len: u64,
+    /// The pool database, checked against its record.
+    pub pool_database: Option<(Vec<u8>, store::PoolDatabase)>,
+}
+
+pub(crate) fn open_stream(args: &RepoArgs, gen: &str) -> Result<RepoStream> {
+    let o = open(args)?;
+    let gen = resolve(&o, gen)?;
+    let idx = o
+        .repo
+        .read_index(&o.keys, &o.host_id, &gen)
+        .with_context(|| format!("cannot read generation {gen} from {}", o.url))?
+        .with_context(|| {
+            format!(
+                "generation {gen} of host {} in {} is not encrypted to this identity: give the recovery key with --identity FILE",
+                o.host_id, o.url
+            )
+        })?;
+    let pool = o
+        .repo
+        .read_pool_database(&o.keys, &o.host_id, &gen, &idx.secret.meta)
+        .with_context(|| format!("the pool database of generation {gen} in {}", o.url))?;
+    let pool_database = pool.zip(idx.secret.meta.pool_database.clone());
+    let reader: Box<dyn Read + Send> =
+        Box::new(RepoReader::new(&o.repo, &o.keys.fleet, &idx, THREADS));
+    Ok(RepoStream {
+        generation: gen,
+        url: o.url.clone(),
+        reader,
+        stream_len: idx.refs.stream_len,
+        pool_database,
+    })
+}
+
+/// "3d", "5h", "12m", "40s".
+fn age_text(s: i64) -> String {
+    match s {
+        s if s >= 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3600 => format!("{}h", s / 3600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Records what `verify --repo` found for the host whose generations it read (read by
+/// `repo hosts` for every host).
+pub(crate) fn record_verification(
+    args: &RepoArgs,
+    checked: Vec<String>,
+    damaged: Vec<String>,
+) -> Result<()> {
+    let o = open(args)?;
+    let status = lifeboat_repo::layout::VerifyStatus {
+        time: lifeboat_core::clock::now_rfc3339(),
+        checked,
+        damaged,
+    };
+    o.repo
+        .write_status(&o.keys.fleet, &o.host_id, &status)
+        .with_context(|| format!("cannot record the verification in {}", o.url))
+}
+
+/// Checks a repository generation's pool database (for `verify --repo`); Ok when it has none.
+pub(crate) fn check_pool_database(args: &RepoArgs, gen: &str) -> Result<()> {
+    let o = open(args)?;
+    let gen = resolve(&o, gen)?;
+    read_pool_database(&o, &gen).map(|_| ())
+}
+
 /// Every generation `verify --repo` reads when none is named, opened one at a time.
 pub(crate) fn all_generations(args: &RepoArgs) -> Result<Vec<String>> {
     let o = open(args)?;
@@ -441,6 +577,7 @@ pub(crate) fn list(args: &RepoArgs, json: bool) -> Result<ExitCode> {
                 "pushed": i.secret.pushed, "bytes": i.secret.meta.bytes,
                 "stream_bytes": i.refs.stream_len, "files": i.secret.meta.files,
                 "state": i.secret.meta.state.name(), "chunks": i.chunks.len(),
+                "pool_database": i.secret.meta.pool_database.as_ref().map(|p| p.size),
             }),
             None => serde_json::json!({ "id": g }),
         });
@@ -460,13 +597,13 @@ pub(crate) fn list(args: &RepoArgs, json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<20} {:<20} {:<16} {:>10} {:>8} {:<12}",
-        "ID", "CREATED", "HOST", "SIZE", "FILES", "STATE"
+        "{:<20} {:<20} {:<16} {:>10} {:>8} {:<12} {:>8}",
+        "ID", "CREATED", "HOST", "SIZE", "FILES", "STATE", "POOL-DB"
     );
     for r in &rows {
         let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
         println!(
-            "{:<20} {:<20} {:<16} {:>10} {:>8} {:<12}",
+            "{:<20} {:<20} {:<16} {:>10} {:>8} {:<12} {:>8}",
             s("id"),
             s("created"),
             s("host"),
@@ -478,7 +615,11 @@ pub(crate) fn list(args: &RepoArgs, json: bool) -> Result<ExitCode> {
                 .as_u64()
                 .map(|f| f.to_string())
                 .unwrap_or_default(),
-            s("state")
+            s("state"),
+            r["pool_database"]
+                .as_u64()
+                .map(human_bytes)
+                .unwrap_or_else(|| "-".into())
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -71,11 +71,26 @@ pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
     };
     let mut damaged = 0;
     let mut not_archives = 0;
+    // For the repository's record of this verification (`repo hosts`).
+    let (mut checked_ids, mut damaged_ids) = (Vec::new(), Vec::new());
     let mut results = Vec::new();
     for input in inputs {
         let (name, verdict) = match input? {
             Item::Local(input) => (input.name.clone(), verify_one(input, quiet || json)),
-            Item::Repo(gen) => verify_repo_one(&repo, &gen, quiet || json),
+            Item::Repo(gen) => {
+                let (name, verdict) = verify_repo_one(&repo, &gen, quiet || json);
+                checked_ids.push(gen.clone());
+                // The pool database member, checked against the index's record.
+                let verdict = verdict.and_then(|r| {
+                    super::repo::check_pool_database(&repo, &gen)
+                        .map(|()| r)
+                        .map_err(|e| Verdict::Damaged(format!("{e:#}")))
+                });
+                if verdict.is_err() {
+                    damaged_ids.push(gen.clone());
+                }
+                (name, verdict)
+            }
         };
         match &verdict {
             Ok(r) if !json && !quiet => {
@@ -123,6 +138,12 @@ pub fn run(args: VerifyArgs, quiet: bool) -> Result<ExitCode> {
             });
         }
     }
+    if repo.repo.is_some() && !checked_ids.is_empty() {
+        // The verdict stands without the record (a read-only key, say): said, not fatal.
+        if let Err(e) = super::repo::record_verification(&repo, checked_ids, damaged_ids) {
+            eprintln!("lifeboat: warning: {e:#}");
+        }
+    }
     if json {
         println!(
             "{}",
@@ -155,7 +176,7 @@ fn verify_repo_one(
     match super::repo::open_decoded(repo, gen, quiet) {
         Ok((d, bar)) => {
             let name = d.name.clone();
-            let r = check(d);
+            let r = check(d, false);
             bar.finish();
             (name, r)
         }
@@ -183,7 +204,7 @@ fn verify_one(input: Input, quiet: bool) -> Result<VerifyReport, Verdict> {
     let bar = Bar::leaked(quiet, input.size);
     bar.set_message(&input.name);
     let result = match decode(input, bar) {
-        Ok(d) => check(d),
+        Ok(d) => check(d, true),
         Err(e) => Err(match e.downcast::<NotAnArchive>() {
             Ok(n) => Verdict::NotAnArchive(n),
             // A generation that does not open as its meta.json records (no archive at all,
@@ -200,11 +221,16 @@ fn verify_one(input: Input, quiet: bool) -> Result<VerifyReport, Verdict> {
 
 /// Core's one verify loop over an opened archive; a generation is also checked against its
 /// meta.json at the end (counts, trailer digest), as at its start by [`decode`].
-fn check(mut d: Decoded) -> Result<VerifyReport, Verdict> {
+fn check(mut d: Decoded, local: bool) -> Result<VerifyReport, Verdict> {
     let damaged = |e: &dyn std::fmt::Display| Verdict::Damaged(e.to_string());
     let report = verify_reader(&mut d.reader, d.codec, &mut |_| {}).map_err(|e| damaged(&e))?;
     if let Some(g) = &d.generation {
         g.check_end(&(&report).into()).map_err(|e| damaged(&e))?;
+        // A local generation's pool database member (a repository's is checked by the
+        // caller: its Generation has no directory here).
+        if local {
+            g.read_pool_database().map_err(|e| damaged(&e))?;
+        }
     }
     Ok(report)
 }

@@ -200,6 +200,20 @@ pub fn to_store(
     };
     let mut meta = generation.meta.clone();
     meta.archive = staging.archive_name();
+    // The pool database goes along, checked against its record on both sides.
+    if let Some(rec) = &generation.meta.pool_database {
+        let copied = generation.read_pool_database().and_then(|d| match d {
+            Some(d) => staging.write_pool_database(&d, rec),
+            None => Ok(rec.clone()),
+        });
+        match copied {
+            Ok(r) => meta.pool_database = Some(r),
+            Err(e) => {
+                staging.discard();
+                return Err(no_space_in(e.into(), generation, target.root()));
+            }
+        }
+    }
     let record = JournalRecord::new(COPIED)
         .generation(staging.id())
         .detail(&format!(
@@ -565,6 +579,7 @@ mod tests {
             changed_files: Vec::new(),
             manifest: read.manifest,
             entries_digest: Some(report.trailer.entries_digest.clone()),
+            pool_database: None,
         };
         store.commit(lock, staging, meta).unwrap()
     }

@@ -85,6 +85,51 @@ pub struct GenerationMeta {
     /// The trailer's `entries_digest` (Lifeboat archives; absent in older meta.json files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entries_digest: Option<String>,
+    /// The pool database dump (`xe pool-dump-database`) kept beside the archive, when the
+    /// backup took one (absent in older meta.json files and on hosts without `xe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_database: Option<PoolDatabase>,
+}
+
+/// The pool database member of a generation: `generations/<id>/pool-database`, 0600. Every
+/// reader checks its size and BLAKE3 against this record ([`Generation::read_pool_database`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolDatabase {
+    /// File name inside the generation directory ([`super::layout::POOL_DATABASE`]).
+    pub file: String,
+    /// Bytes of the dump.
+    pub size: u64,
+    /// BLAKE3 of the dump, hex.
+    pub blake3: String,
+}
+
+impl PoolDatabase {
+    /// The record of a dump's bytes.
+    pub fn of(data: &[u8]) -> Self {
+        PoolDatabase {
+            file: super::layout::POOL_DATABASE.to_string(),
+            size: data.len() as u64,
+            blake3: blake3::hash(data).to_hex().to_string(),
+        }
+    }
+
+    /// Why `data` is not the dump this records, if it is not.
+    pub fn mismatch(&self, data: &[u8]) -> Option<String> {
+        if data.len() as u64 != self.size {
+            return Some(format!(
+                "the pool database holds {} bytes, meta.json records {}",
+                data.len(),
+                self.size
+            ));
+        }
+        let hash = blake3::hash(data).to_hex().to_string();
+        (hash != self.blake3).then(|| {
+            format!(
+                "the pool database's BLAKE3 is {hash}, meta.json records {} (its content changed)",
+                self.blake3
+            )
+        })
+    }
 }
 
 /// A committed generation.
@@ -270,6 +315,20 @@ impl Generation {
             trailer: reader.trailer(),
             counts: reader.counts(),
         })
+    }
+
+    /// The pool database dump of this generation, checked against its record (size and
+    /// BLAKE3); None when the generation has none.
+    pub fn read_pool_database(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(rec) = &self.meta.pool_database else {
+            return Ok(None);
+        };
+        let path = self.dir.join(&rec.file);
+        let data = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+        if let Some(why) = rec.mismatch(&data) {
+            return Err(self.mismatch(format!("{why}: {} is damaged", path.display())));
+        }
+        Ok(Some(data))
     }
 
     fn mismatch(&self, what: String) -> StoreError {

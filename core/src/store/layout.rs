@@ -8,6 +8,8 @@
 //!                            entries, bytes, codec, state, the archive's manifest and its
 //!                            trailer's entries digest; every reader checks the archive
 //!                            against it (Generation::open_verified_reader, check_end)
+//!     pool-database          `xe pool-dump-database` output (0600), when meta.json records
+//!                            one (pool_database: size, BLAKE3)
 //! staging/<id>/              a generation being written (same content); anything here is
 //!                            work in progress or debris of an interrupted run, removed by
 //!                            the next writer
@@ -30,6 +32,8 @@ pub const STAGING: &str = "staging";
 pub const JOURNAL: &str = "journal";
 pub const LOCK: &str = "lock";
 pub const META: &str = "meta.json";
+/// The pool database dump beside the archive (`xe pool-dump-database`), when there is one.
+pub const POOL_DATABASE: &str = "pool-database";
 /// Archive file name without the codec extension.
 pub const ARCHIVE_STEM: &str = "backup.tar";
 /// Version of this layout.

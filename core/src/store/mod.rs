@@ -40,7 +40,9 @@ pub mod space;
 pub mod xentree;
 
 pub use copy::{Copied, CopyError};
-pub use generation::{Generation, GenerationMeta, GenerationState, Origin, ReadSummary};
+pub use generation::{
+    Generation, GenerationMeta, GenerationState, Origin, PoolDatabase, ReadSummary,
+};
 pub use journal::{events, Journal, JournalRecord};
 pub use layout::Marker;
 pub use lock::StoreLock;
@@ -140,6 +142,8 @@ pub struct BackupSummary {
     pub state: String,
     /// "backup", "host-restore", "xe-host-restore".
     pub origin: String,
+    /// Bytes of the pool database dump kept with it (None: no dump).
+    pub pool_database: Option<u64>,
 }
 
 impl Generation {
@@ -156,6 +160,7 @@ impl Generation {
             codec: self.meta.codec.clone(),
             state: self.meta.state.name().into(),
             origin: self.meta.origin.name().into(),
+            pool_database: self.meta.pool_database.as_ref().map(|p| p.size),
         }
     }
 }
@@ -198,6 +203,48 @@ impl Staging {
     /// Creates the archive file (0600). The caller writes it and calls `sync_all`.
     pub fn create_archive(&self) -> Result<std::fs::File, StoreError> {
         fsync::create_private(&self.archive).map_err(|e| StoreError::io(&self.archive, e))
+    }
+    /// Where the pool database dump goes (`xe pool-dump-database file-name=` this).
+    pub fn pool_database_path(&self) -> PathBuf {
+        self.dir.join(layout::POOL_DATABASE)
+    }
+    /// Seals the pool database dump at [`Self::pool_database_path`] (written by `xe` or by
+    /// [`Self::write_pool_database`]): mode 0600, fsynced, read back and recorded (size and
+    /// BLAKE3 of what is on the disk) for meta.json.
+    pub fn seal_pool_database(&self) -> Result<PoolDatabase, StoreError> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.pool_database_path();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| StoreError::io(&path, e))?;
+        fsync::fsync_file(&path).map_err(|e| StoreError::io(&path, e))?;
+        let data = std::fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+        if data.is_empty() {
+            return Err(StoreError::Invalid(format!(
+                "the pool database dump {} is empty",
+                path.display()
+            )));
+        }
+        Ok(PoolDatabase::of(&data))
+    }
+    /// Writes a pool database dump (a copy of another generation's), sealed as by
+    /// [`Self::seal_pool_database`]; it must read back as `expected`.
+    pub fn write_pool_database(
+        &self,
+        data: &[u8],
+        expected: &PoolDatabase,
+    ) -> Result<PoolDatabase, StoreError> {
+        let path = self.pool_database_path();
+        fsync::write_private(&path, data).map_err(|e| StoreError::io(&path, e))?;
+        let sealed = self.seal_pool_database()?;
+        if sealed.size != expected.size || sealed.blake3 != expected.blake3 {
+            return Err(StoreError::Invalid(format!(
+                "the pool database written to {} reads back as another ({} bytes, BLAKE3 {})",
+                path.display(),
+                sealed.size,
+                sealed.blake3
+            )));
+        }
+        Ok(sealed)
     }
     /// Removes the staging directory now (also done on drop).
     pub fn discard(mut self) {

@@ -21,6 +21,7 @@ fn meta(host: &str) -> GenerationMeta {
         changed_files: Vec::new(),
         manifest: None,
         entries_digest: None,
+        pool_database: None,
     }
 }
 
@@ -523,4 +524,54 @@ fn no_space_is_a_typed_error_wherever_it_comes_from() {
     let other = std::io::Error::from_raw_os_error(libc::EIO);
     assert!(!space::is_no_space(&other));
     assert!(!space::is_no_space(&StoreError::io(tmp.path(), other)));
+}
+
+#[test]
+fn the_pool_database_is_a_checked_member_of_its_generation() {
+    let (_tmp, store, lock) = new_store();
+    let staging = store.begin(&lock, "zst").unwrap();
+    staging.create_archive().unwrap();
+    let dump = b"<?xml version=\"1.0\"?><database>pool</database>".to_vec();
+    // As `xe pool-dump-database file-name=` writes it: then sealed (0600, fsynced, recorded).
+    std::fs::write(staging.pool_database_path(), &dump).unwrap();
+    let rec = staging.seal_pool_database().unwrap();
+    assert_eq!(rec.size, dump.len() as u64);
+    assert_eq!(rec.blake3, blake3::hash(&dump).to_hex().to_string());
+    let g = store
+        .commit(
+            &lock,
+            staging,
+            GenerationMeta {
+                pool_database: Some(rec.clone()),
+                ..meta("h1")
+            },
+        )
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let path = g.dir.join(layout::POOL_DATABASE);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // meta.json keeps the record; the dump reads back checked.
+    let loaded = store.find(&g.id).unwrap();
+    assert_eq!(loaded.meta.pool_database, Some(rec));
+    assert_eq!(loaded.read_pool_database().unwrap(), Some(dump.clone()));
+    assert_eq!(loaded.summary().pool_database, Some(dump.len() as u64));
+    // One flipped byte (same size): damage, named.
+    let mut bad = dump.clone();
+    bad[10] ^= 1;
+    std::fs::write(&path, &bad).unwrap();
+    let e = loaded.read_pool_database().unwrap_err().to_string();
+    assert!(e.contains("pool database's BLAKE3"), "{e}");
+    // Cut short: damage too.
+    std::fs::write(&path, &dump[..5]).unwrap();
+    let e = loaded.read_pool_database().unwrap_err().to_string();
+    assert!(e.contains("holds 5 bytes"), "{e}");
+    // A generation without one has none, and an empty dump is refused when sealed.
+    let plain = write_generation(&store, &lock, b"x");
+    assert_eq!(plain.read_pool_database().unwrap(), None);
+    let staging = store.begin(&lock, "zst").unwrap();
+    std::fs::write(staging.pool_database_path(), b"").unwrap();
+    assert!(staging.seal_pool_database().is_err());
 }

@@ -55,6 +55,7 @@ impl XenTreeBackup {
             codec: "tree".into(),
             state: "unchecked".into(),
             origin: "xe-host-restore".into(),
+            pool_database: None,
         }
     }
 }
