@@ -221,12 +221,11 @@ fn unattended(d: &discover::Discovery, opts: &Options, which: &str) {
 /// impossible, the machine powers off with the reason; booting this image again would only
 /// come back here. Returns true when the request was done (and the machine did not stop).
 fn already_done(b: &discover::Backup, devs: &[probe::BlockDev], request: &str) -> bool {
-    let discover::BackupKind::Lifeboat { .. } = &b.kind else {
-        return false;
-    };
-    let rec = match store_view::request_done_in(&b.mount, request) {
-        Ok(Some(rec)) => rec,
-        Ok(None) => return false,
+    let rec = match b.journal_records() {
+        Ok(r) => match lifeboat_core::store::journal::request_done(&r, request) {
+            Some(rec) => rec.clone(),
+            None => return false,
+        },
         Err(e) => {
             say(&format!(
                 "Warning: cannot tell whether lifeboat.request={request} was done already ({e:#}); restoring."
@@ -236,7 +235,7 @@ fn already_done(b: &discover::Backup, devs: &[probe::BlockDev], request: &str) -
     };
     say("");
     say(&format!(
-        "lifeboat.request={request} is done: the store on {} recorded restore-done {} (generation {}, onto {}). Not restoring again.",
+        "lifeboat.request={request} is done: the journal on {} recorded restore-done {} (of {}, onto {}). Not restoring again.",
         b.device.dev_path(),
         rec.time,
         rec.generation.as_deref().unwrap_or("?"),
@@ -299,7 +298,11 @@ fn run() {
         if let Some(b) = d.backups.iter().find(|b| b.interrupted) {
             say("");
             say(&format!(
-                "ATTENTION: a restore from the store on {} started and did not finish. The root partition is incomplete and must not be booted: restore it again.",
+                "ATTENTION: a restore from the {} on {} started and did not finish. The root partition is incomplete and must not be booted: restore it again.",
+                match b.kind {
+                    discover::BackupKind::Lifeboat { .. } => "store",
+                    discover::BackupKind::XenTree { .. } => "XenServer backup partition",
+                },
                 b.device.dev_path()
             ));
         }
