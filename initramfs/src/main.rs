@@ -216,10 +216,11 @@ fn unattended(d: &discover::Discovery, opts: &Options, which: &str) {
     }
 }
 
-/// An unattended request runs once: when the store's journal records it as done, the local
-/// disk boots instead (kexec of the restored root's default GRUB entry), or, when that is
-/// impossible, the machine powers off with the reason; booting this image again would only
-/// come back here. Returns true when the request was done (and the machine did not stop).
+/// An unattended request runs once: when the journal of the partition holding the backup (a
+/// store's, a XenServer backup partition's) records it as done, the local disk boots instead
+/// (kexec of the restored root's default GRUB entry), or, when that is impossible, the machine
+/// powers off with the reason; booting this image again would only come back here. Returns
+/// true when the request was done (and the machine did not stop).
 fn already_done(b: &discover::Backup, devs: &[probe::BlockDev], request: &str) -> bool {
     let rec = match b.journal_records() {
         Ok(r) => match lifeboat_core::store::journal::request_done(&r, request) {
