@@ -8,12 +8,14 @@ use crate::console::log_only;
 use crate::mounts;
 use crate::probe::{self, BlockDev};
 use crate::store_view;
+use anyhow::{Context, Result};
 use lifeboat_core::archive::Manifest;
 use lifeboat_core::identity::{machine, read_partition_table};
 use lifeboat_core::plan::{
     self, BackupFacts, Dated, DeviceFacts, Holds, Plan, PlanError, SystemFiles, TargetRequest,
 };
-use lifeboat_core::store::Store;
+use lifeboat_core::store::journal::last_restore;
+use lifeboat_core::store::{events, xentree, JournalRecord, Store};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -47,7 +49,9 @@ pub struct Backup<P = Result<Plan, PlanError>> {
     pub facts: BackupFacts,
     /// Core's restore plan for it on this machine, or the refusal that explains itself.
     pub plan: P,
-    /// The store's journal shows a restore that started and never finished.
+    /// The journal of the partition holding the backup (a store's, or a XenServer backup
+    /// partition's `lost+found/lifeboat-journal`) shows a restore that started and never
+    /// finished.
     pub interrupted: bool,
 }
 
@@ -65,6 +69,57 @@ impl Backup<()> {
             facts: self.facts,
             plan,
             interrupted: self.interrupted,
+        }
+    }
+}
+
+impl<P> Backup<P> {
+    /// The id the restores of this backup are journalled under: the generation of a Lifeboat
+    /// store, `xenserver-tree@<time of its marker>` for a XenServer backup partition.
+    pub fn journal_id(&self) -> String {
+        match &self.kind {
+            BackupKind::Lifeboat { generation, .. } => generation.clone(),
+            BackupKind::XenTree { .. } => xentree::journal_id(&self.time),
+        }
+    }
+
+    /// Where that journal is, for the console ("the store's journal").
+    pub fn journal_place(&self) -> &'static str {
+        match &self.kind {
+            BackupKind::Lifeboat { .. } => "the store's journal",
+            BackupKind::XenTree { .. } => {
+                "the backup partition's journal (lost+found/lifeboat-journal)"
+            }
+        }
+    }
+
+    /// The records of the restore journal of the partition holding this backup.
+    pub fn journal_records(&self) -> Result<Vec<JournalRecord>> {
+        match &self.kind {
+            BackupKind::Lifeboat { .. } => store_view::journal_records(&self.mount),
+            BackupKind::XenTree { .. } => xentree::read_journal(&self.mount).with_context(|| {
+                format!(
+                    "cannot read the restore journal {} of the XenServer backup partition {}",
+                    xentree::JOURNAL,
+                    self.device.dev_path()
+                )
+            }),
+        }
+    }
+
+    /// Appends `rec` to that journal (the partition must be mounted read-write).
+    pub fn append_journal(&self, rec: &JournalRecord) -> Result<()> {
+        match &self.kind {
+            BackupKind::Lifeboat { .. } => store_view::journal(&self.mount, rec),
+            BackupKind::XenTree { .. } => {
+                xentree::append_journal(&self.mount, rec).with_context(|| {
+                    format!(
+                        "cannot append to the restore journal {} of the XenServer backup partition {}",
+                        xentree::JOURNAL,
+                        self.device.dev_path()
+                    )
+                })
+            }
         }
     }
 }
@@ -149,6 +204,11 @@ fn mtime_string(path: &Path) -> String {
     std::fs::metadata(path)
         .map(|m| lifeboat_core::clock::UtcTime::from_unix(m.mtime()).rfc3339())
         .unwrap_or_else(|_| "unknown time".into())
+}
+
+/// A XenServer backup partition is mounted at `dir`: its marker and inventory at the top.
+fn is_xen_tree(dir: &Path) -> bool {
+    dir.join(".xen-backup-partition").exists() && dir.join("etc/xensource-inventory").exists()
 }
 
 /// What the kernel command line asks a restore to write: `lifeboat.disk=` (a blank disk for
@@ -248,10 +308,11 @@ pub fn discover(opts: &Options) -> Discovery {
                     notes.push(format!("{e:#}"));
                     continue;
                 }
-                // A Lifeboat store is ours (the restore writes its journal): it is mounted
+                // A Lifeboat store or a XenServer backup partition holds the journal of the
+                // restores from it (the restore writes it): it is mounted
                 // with its ext journal loaded, so that a journal record written just before a
                 // power cut is read, not an older state.
-                if Store::is_store(&dir) {
+                if Store::is_store(&dir) || is_xen_tree(&dir) {
                     let again = mounts::unmount(&dir)
                         .and_then(|()| mounts::mount_fs(&d.dev_path(), &dir, d.fstype(), true));
                     if let Err(e) = again {
@@ -263,9 +324,7 @@ pub fn discover(opts: &Options) -> Discovery {
             }
         };
         let mut keep = false;
-        if dir.join(".xen-backup-partition").exists()
-            && dir.join("etc/xensource-inventory").exists()
-        {
+        if is_xen_tree(&dir) {
             holds.insert(d.name.clone(), Holds::XenServerBackup);
             let inv = parse_inventory(
                 &std::fs::read_to_string(dir.join("etc/xensource-inventory")).unwrap_or_default(),
@@ -299,7 +358,7 @@ pub fn discover(opts: &Options) -> Discovery {
                 content_bytes: size,
                 entries: 0,
             };
-            backups.push(Backup {
+            let mut b = Backup {
                 kind: BackupKind::XenTree { inventory: inv },
                 device: d.clone(),
                 mount: dir.clone(),
@@ -310,7 +369,15 @@ pub fn discover(opts: &Options) -> Discovery {
                 facts,
                 plan: (),
                 interrupted: false,
-            });
+            };
+            b.interrupted = match b.journal_records() {
+                Ok(r) => last_restore(&r).is_some_and(|r| r.event == events::RESTORE_STARTED),
+                Err(e) => {
+                    notes.push(format!("{e:#}"));
+                    false
+                }
+            };
+            backups.push(b);
             keep = true;
         } else {
             match store_view::list(&dir) {

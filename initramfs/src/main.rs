@@ -289,17 +289,17 @@ fn unattended(d: &discover::Discovery, opts: &Options, which: &str) {
     }
 }
 
-/// An unattended request runs once: when the store's journal records it as done, the local
-/// disk boots instead (kexec of the restored root's default GRUB entry), or, when that is
-/// impossible, the machine powers off with the reason; booting this image again would only
-/// come back here. Returns true when the request was done (and the machine did not stop).
+/// An unattended request runs once: when the journal of the partition holding the backup (a
+/// store's, a XenServer backup partition's) records it as done, the local disk boots instead
+/// (kexec of the restored root's default GRUB entry), or, when that is impossible, the machine
+/// powers off with the reason; booting this image again would only come back here. Returns
+/// true when the request was done (and the machine did not stop).
 fn already_done(b: &discover::Backup, devs: &[probe::BlockDev], request: &str) -> bool {
-    let discover::BackupKind::Lifeboat { .. } = &b.kind else {
-        return false;
-    };
-    let rec = match store_view::request_done_in(&b.mount, request) {
-        Ok(Some(rec)) => rec,
-        Ok(None) => return false,
+    let rec = match b.journal_records() {
+        Ok(r) => match lifeboat_core::store::journal::request_done(&r, request) {
+            Some(rec) => rec.clone(),
+            None => return false,
+        },
         Err(e) => {
             say(&format!(
                 "Warning: cannot tell whether lifeboat.request={request} was done already ({e:#}); restoring."
@@ -309,7 +309,7 @@ fn already_done(b: &discover::Backup, devs: &[probe::BlockDev], request: &str) -
     };
     say("");
     say(&format!(
-        "lifeboat.request={request} is done: the store on {} recorded restore-done {} (generation {}, onto {}). Not restoring again.",
+        "lifeboat.request={request} is done: the journal on {} recorded restore-done {} (of {}, onto {}). Not restoring again.",
         b.device.dev_path(),
         rec.time,
         rec.generation.as_deref().unwrap_or("?"),
@@ -382,7 +382,11 @@ fn run() {
         if let Some(bk) = d.backups.iter().find(|bk| bk.interrupted) {
             say("");
             say(&format!(
-                "ATTENTION: a restore from the store on {} started and did not finish. The root partition is incomplete and must not be booted: restore it again.",
+                "ATTENTION: a restore from the {} on {} started and did not finish. The root partition is incomplete and must not be booted: restore it again.",
+                match bk.kind {
+                    discover::BackupKind::Lifeboat { .. } => "store",
+                    discover::BackupKind::XenTree { .. } => "XenServer backup partition",
+                },
                 bk.device.dev_path()
             ));
         }

@@ -47,7 +47,7 @@ fn show_backup_line(i: usize, b: &Backup, d: &Discovery) {
     }
     if b.interrupted {
         say(
-            "      !! a restore from this store started and did not finish: the root is incomplete",
+            "      !! a restore from this backup started and did not finish: the root is incomplete",
         );
     }
 }

@@ -17,6 +17,7 @@ use lifeboat_core::archive::verify::SmallFiles;
 use lifeboat_core::plan::{self, BackupKind as PlanKind, Plan, SystemFiles};
 use lifeboat_core::progress::human_bytes;
 use lifeboat_core::progress::Progress;
+use lifeboat_core::store::journal::unfinished_plan;
 use lifeboat_core::store::{events, JournalRecord};
 
 pub fn describe_dev(d: &BlockDev) -> String {
@@ -104,20 +105,18 @@ pub fn verify(b: &Backup, files: &mut SmallFiles) -> Result<String> {
     }
 }
 
-/// Appends `rec` (with the generation) to the journal of the store holding `b` (a XenServer
-/// backup partition has none), remounting the store read-write for the write.
+/// Appends `rec` (with the backup's journal id: the generation, or `xenserver-tree@<time>`)
+/// to the journal of the partition holding `b` (the store's; a XenServer backup partition's
+/// `lost+found/lifeboat-journal`), remounting it read-write for the write.
 fn journal(b: &Backup, rec: JournalRecord) {
-    let BackupKind::Lifeboat { generation, .. } = &b.kind else {
-        return;
-    };
     let event = rec.event.clone();
-    let rec = rec.generation(generation);
-    let r = mounts::remount(&b.mount, false).and_then(|()| store_view::journal(&b.mount, &rec));
+    let rec = rec.generation(&b.journal_id());
+    let r = mounts::remount(&b.mount, false).and_then(|()| b.append_journal(&rec));
     let _ = mounts::syncfs(&b.mount);
     let _ = mounts::remount(&b.mount, true);
     if let Err(e) = r {
         say(&format!(
-            "Warning: could not write \"{event}\" to the store's journal on {}: {e:#}",
+            "Warning: could not write \"{event}\" to the restore journal on {}: {e:#}",
             b.device.dev_path()
         ));
     }
@@ -133,26 +132,26 @@ fn record(event: &str, target: &str, opts: &Options) -> JournalRecord {
 }
 
 /// Where the run of `plan` starts: after the steps an unfinished run of the same plan recorded
-/// as done in the store's journal (None: from the first step, recording the plan first).
-/// An unfinished plan of the same generation that differs from this one is refused, unless
-/// `lifeboat.restart-plan` is set.
+/// as done in the restore journal of the partition holding `b` (None: from the first step,
+/// recording the plan first). An unfinished plan of the same backup that differs from this one
+/// is refused, unless `lifeboat.restart-plan` is set.
 fn resume_point(b: &Backup, plan: &Plan, opts: &Options, nothing: &str) -> Result<Option<usize>> {
-    let BackupKind::Lifeboat { generation, .. } = &b.kind else {
-        return Ok(None);
-    };
-    let recorded = match store_view::unfinished_plan_in(&b.mount) {
-        Ok(Some(p)) => p,
-        Ok(None) => return Ok(None),
+    let generation = b.journal_id();
+    let recorded = match b.journal_records() {
+        Ok(r) => match unfinished_plan(&r) {
+            Some(p) => p,
+            None => return Ok(None),
+        },
         Err(e) => {
             say(&format!(
-                "Warning: the store's journal cannot be read ({e:#}): the plan runs from its first step"
+                "Warning: the restore journal cannot be read ({e:#}): the plan runs from its first step"
             ));
             return Ok(None);
         }
     };
     if recorded.generation.as_deref() != Some(generation.as_str()) {
         say(&format!(
-            "The unfinished restore in the store's journal was of generation {}: this restore of {generation} runs from its first step.",
+            "The unfinished restore in the journal was of {}: this restore of {generation} runs from its first step.",
             recorded.generation.as_deref().unwrap_or("(unknown)")
         ));
         return Ok(None);
@@ -162,15 +161,17 @@ fn resume_point(b: &Backup, plan: &Plan, opts: &Options, nothing: &str) -> Resul
             let n = plan.steps.len();
             match plan.steps.get(k) {
                 Some(s) => say(&format!(
-                    "Resuming at step {}/{n} ({} on {}): the store's journal records step{} before it as done.",
+                    "Resuming at step {}/{n} ({} on {}): {} records step{} before it as done.",
                     k + 1,
                     s.id,
                     s.device,
+                    b.journal_place(),
                     if k == 1 { "" } else { "s" }
                 )),
                 None => say(&format!(
-                    "Resuming at step {}/{n}: the store's journal records every step as done; only the end is recorded.",
-                    n
+                    "Resuming at step {}/{n}: {} records every step as done; only the end is recorded.",
+                    n,
+                    b.journal_place()
                 )),
             }
             Ok(Some(k))
@@ -292,7 +293,10 @@ pub fn restore(b: &Backup, d: &Discovery, opts: &Options, confirm: Confirm) -> R
     run.run_from(resume.unwrap_or(0), |s| {
         journal(b, JournalRecord::new(events::STEP_DONE).step(&s.id))
     })?;
-    say("Recording restore-done in the store's journal ...");
+    say(&format!(
+        "Recording restore-done in {} ...",
+        b.journal_place()
+    ));
     journal(b, record(events::RESTORE_DONE, &plan.root_device, opts));
     Ok(format!(
         "Restored {} onto {}: {}",

@@ -11,11 +11,7 @@ use lifeboat_core::codec::Codec;
 use lifeboat_core::io::CountingReader;
 use lifeboat_core::progress::Progress;
 use lifeboat_core::restore::{Extractor, RestoreOptions, RestoreReport};
-use lifeboat_core::store::{
-    events,
-    journal::{request_done, unfinished_plan, PlanProgress},
-    Generation as StoreGeneration, JournalRecord, Store,
-};
+use lifeboat_core::store::{events, Generation as StoreGeneration, JournalRecord, Store};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,25 +104,13 @@ pub fn journal(dir: &Path, rec: &JournalRecord) -> Result<()> {
     })
 }
 
-/// The plan of a restore recorded in the journal of the store at `dir` and not finished.
-pub fn unfinished_plan_in(dir: &Path) -> Result<Option<PlanProgress>> {
+/// The records of the journal of the store at `dir`.
+pub fn journal_records(dir: &Path) -> Result<Vec<JournalRecord>> {
     let store = Store::open_read_only(dir)
         .with_context(|| format!("cannot open the Lifeboat store at {}", dir.display()))?;
-    let records = store
+    store
         .journal()
-        .with_context(|| format!("cannot read the journal of the store at {}", dir.display()))?;
-    Ok(unfinished_plan(&records))
-}
-
-/// The journal's restore-done record of the unattended request `request`, when the store at
-/// `dir` holds one: that request was done already and must not run again.
-pub fn request_done_in(dir: &Path, request: &str) -> Result<Option<JournalRecord>> {
-    let store = Store::open_read_only(dir)
-        .with_context(|| format!("cannot open the Lifeboat store at {}", dir.display()))?;
-    let records = store
-        .journal()
-        .with_context(|| format!("cannot read the journal of the store at {}", dir.display()))?;
-    Ok(request_done(&records, request).cloned())
+        .with_context(|| format!("cannot read the journal of the store at {}", dir.display()))
 }
 
 /// A generation with its archive open: the reader, its codec, and the compressed bytes read.

@@ -1,6 +1,6 @@
 #!/bin/bash
 # A XenServer-style backup partition (unpacked tree, .xen-backup-partition,
-# etc/xensource-inventory) is found and restored onto a wiped root: partition 1 of its disk
+# etc/xensource-inventory) is found and restored onto a zeroed root: partition 1 of its disk
 # (XenServer's layout), with the label its own fstab and grub.cfg name (decided from the backup,
 # as XenServer's installer does; the root's UUID is not recorded there, so it is a new one).
 source "$(dirname "$0")/lib/restore.bash"
@@ -34,8 +34,9 @@ PARTITION_LAYOUT='ROOT,BACKUP'
 INV
 touch "$mnt/.xen-backup-partition"
 umount "$mnt"
-# The old root is gone: no filesystem, no label.
-wipefs -q -a "$LB_P1"
+# The old root is gone: zeroed, no filesystem, no label, nothing to take an identity from.
+dd if=/dev/zero of="$LB_P1" bs=1M count=$(( $(blockdev --getsize64 "$LB_P1") / 1048576 )) status=none conv=fsync
+[ -z "$(blkid -p -o value -s TYPE "$LB_P1" 2>/dev/null)" ] || fail "$LB_P1 still holds a filesystem after zeroing"
 lb_detach
 
 lb_boot "$LB_WORK/serial.log" "lifeboat.restore=latest lifeboat.yes lifeboat.after=poweroff"
