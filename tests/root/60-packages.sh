@@ -24,6 +24,7 @@ check_root() {
   "$root/usr/sbin/lifeboat" --version | grep -qx "lifeboat $version" ||
     fail "$root: lifeboat --version says '$("$root/usr/sbin/lifeboat" --version)', not $version"
   for u in lifeboat-backup.service lifeboat-backup.timer lifeboat-verify.service lifeboat-verify.timer \
+    lifeboat-serve.service \
     lifeboat.8.gz lifeboat-backup.8.gz lifeboat-status.8.gz lifeboat.toml.example lifeboat-init \
     bash-completion/completions/lifeboat; do
     grep -q "/$u\$" "$listing" || fail "the package does not list $u: $(cat "$listing")"
@@ -36,7 +37,8 @@ check_root() {
   # The units as current systemd reads them; Documentation=man:... looked up in the package's
   # man pages. Unit names need the .service beside the .timer: verify the installed directory.
   MANPATH=$root/usr/share/man systemd-analyze verify \
-    "$root"/usr/lib/systemd/system/lifeboat-{backup,verify}.{timer,service} >"$W/analyze" 2>&1 ||
+    "$root"/usr/lib/systemd/system/lifeboat-{backup,verify}.{timer,service} \
+    "$root"/usr/lib/systemd/system/lifeboat-serve.service >"$W/analyze" 2>&1 ||
     fail "systemd-analyze verify: $(cat "$W/analyze")"
   [ ! -s "$W/analyze" ] || fail "systemd-analyze verify warns: $(cat "$W/analyze")"
   # `help backup` and the installed man page name the same long options.
