@@ -41,6 +41,7 @@ client_ca = "$C/ca.pem"
 tokens = "$T"
 max_concurrent = 3
 CONF
+: >"$W/serve.log"
 "$LIFEBOAT" serve --config "$W/serve.toml" 2>"$W/serve.log" &
 SERVE=$!
 on_exit "kill $SERVE 2>/dev/null; wait $SERVE 2>/dev/null"
@@ -57,8 +58,9 @@ for how in ADMIN OPS; do
   declare -n A=$how
   note "$how: host-backup, list, verify, host-restore"
   "$LIFEBOAT" host-backup "${A[@]}" file-name="$W/$how.xbk" --root "$R" >"$W/out" 2>&1 || fail "$how host-backup: $(cat "$W/out")"
-  [ -e "$W/$how.xbk.partial" ] && fail "partial left"
-  zstd -q -dc "$W/$how.xbk" | tar -tf - | grep -q 'var/lib/f50$' || fail "$how: the archive lacks var/lib/f50"
+  [ ! -e "$W/$how.xbk.partial" ] || fail "partial left"
+  zstd -q -dc "$W/$how.xbk" | tar -tf - >"$W/members" || fail "$how: GNU tar cannot read the archive"
+  grep -q 'var/lib/f50$' "$W/members" || fail "$how: the archive lacks var/lib/f50"
   "$LIFEBOAT" verify --file-name "$W/$how.xbk" >"$W/out" 2>&1 || fail "$how: local verify: $(cat "$W/out")"
   "$LIFEBOAT" list "${A[@]}" --backup-device "$B" --json >"$W/list.json" 2>"$W/err" || fail "$how list: $(cat "$W/err")"
   json "j['backups'][-1]['id']" <"$W/list.json" | grep -qx "$(latest)" || fail "$how list: $(cat "$W/list.json")"
@@ -141,7 +143,8 @@ for n in "${!pids[@]}"; do
   case $rc in
     0) done_n=$((done_n + 1))
        if (( i % 3 == 0 )); then
-         zstd -q -dc "$W/c$i.xbk" | tar -tf - | grep -q 'var/lib/f50$' || fail "client $i: a broken archive"
+         zstd -q -dc "$W/c$i.xbk" | tar -tf - >"$W/members" || fail "client $i: a broken archive"
+         grep -q 'var/lib/f50$' "$W/members" || fail "client $i: the archive lacks var/lib/f50"
        fi ;;
     12) busy_n=$((busy_n + 1)); grep -q 'busy' "$W/c$i.out" || fail "client $i: status 12 without saying busy: $(cat "$W/c$i.out")"
         [ -e "$W/c$i.xbk" ] && fail "client $i: refused, yet a file was written" ;;

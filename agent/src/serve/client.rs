@@ -189,9 +189,19 @@ async fn talk(
         .await
         .map_err(|e| anyhow::anyhow!(explain(&e, host)))?;
     let (mut rd, mut wr) = tokio::io::split(conn);
-    write_frame(&mut wr, proto::REQUEST, &proto::to_json(&request))
-        .await
-        .map_err(|e| anyhow::anyhow!(explain(&e, host)))?;
+    let sent = match write_frame(&mut wr, proto::REQUEST, &proto::to_json(&request)).await {
+        Ok(()) => wr.flush().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = sent {
+        // Under TLS 1.3 the server judges our certificate after the handshake: its alert
+        // (expired, unknown CA) is what there is to read, not our broken pipe.
+        let why = match read_frame(&mut rd).await {
+            Err(proto::ProtoError::Io(alert)) => alert,
+            _ => e,
+        };
+        bail!(explain(&why, host));
+    }
     let mut out: Box<dyn Write> = match dest {
         Some(Destination::Stdout) | None => Box::new(std::io::stdout().lock()),
         Some(Destination::Node(_, f)) => {
@@ -241,10 +251,7 @@ async fn talk(
                 anyhow::Ok(wr)
             }))
         }
-        None => {
-            wr.flush().await?;
-            None
-        }
+        None => None,
     };
     let what = match dest {
         Some(Destination::File { partial, .. }) => format!("'{}'", partial.display()),
