@@ -39,7 +39,7 @@ cert = "$C/127.0.0.1.pem"
 key = "$C/127.0.0.1.key"
 client_ca = "$C/ca.pem"
 tokens = "$T"
-max_concurrent = 3
+max_concurrent = 6
 CONF
 : >"$W/serve.log"
 "$LIFEBOAT" serve --config "$W/serve.toml" 2>"$W/serve.log" &
@@ -126,7 +126,7 @@ mount -o ro "$B" "$M"
 verify_archive "$(latest_archive "$M")" || { umount "$M"; fail "the previous generation no longer verifies"; }
 umount "$M"
 
-note "20 clients at once (max_concurrent = 3)"
+note "20 clients at once (max_concurrent = 6)"
 pids=()
 for i in $(seq 20); do
   case $((i % 3)) in
