@@ -136,7 +136,7 @@ mod tests {
             let out = render(text, Path::new("/opt/lb/lifeboat"));
             if name.ends_with(".service") {
                 assert!(text.contains(&format!("{PACKAGED_PROGRAM} ")), "{name}");
-                assert!(out.contains(" /opt/lb/lifeboat "), "{name}: {out}");
+                assert!(out.contains("/opt/lb/lifeboat "), "{name}: {out}");
                 assert!(!out.contains(PACKAGED_PROGRAM), "{name}");
             }
             assert_eq!(render(text, Path::new(PACKAGED_PROGRAM)), text, "{name}");
