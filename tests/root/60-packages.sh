@@ -37,10 +37,16 @@ check_root() {
   # The units as current systemd reads them; Documentation=man:... looked up in the package's
   # man pages. Unit names need the .service beside the .timer: verify the installed directory.
   MANPATH=$root/usr/share/man systemd-analyze verify \
-    "$root"/usr/lib/systemd/system/lifeboat-{backup,verify}.{timer,service} \
-    "$root"/usr/lib/systemd/system/lifeboat-serve.service >"$W/analyze" 2>&1 ||
+    "$root"/usr/lib/systemd/system/lifeboat-{backup,verify}.{timer,service} >"$W/analyze" 2>&1 ||
     fail "systemd-analyze verify: $(cat "$W/analyze")"
   [ ! -s "$W/analyze" ] || fail "systemd-analyze verify warns: $(cat "$W/analyze")"
+  # The serve unit runs /usr/sbin/lifeboat itself, which is in the scratch root, not here:
+  # that is the only thing systemd-analyze may say of it.
+  MANPATH=$root/usr/share/man systemd-analyze verify "$root/usr/lib/systemd/system/lifeboat-serve.service" \
+    >"$W/analyze" 2>&1 || true
+  if grep -v "/usr/sbin/lifeboat is not executable" "$W/analyze" | grep -q .; then
+    fail "systemd-analyze verify lifeboat-serve.service: $(cat "$W/analyze")"
+  fi
   # `help backup` and the installed man page name the same long options.
   "$root/usr/sbin/lifeboat" help backup | grep -o -- '--[a-z][a-z-]*' | sort -u >"$W/help.opts"
   MANWIDTH=200 man -l "$root/usr/share/man/man8/lifeboat-backup.8.gz" 2>/dev/null >"$W/man.txt"
