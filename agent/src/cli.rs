@@ -172,6 +172,15 @@ pub enum Command {
     /// Write a generation's pool database dump to a file, checked, for
     /// `xe pool-restore-database file-name=F`.
     PoolDatabase(PoolDatabaseArgs),
+    /// Answer host-backup/host-restore/list/verify from other machines over TLS (mutual TLS
+    /// with certificates of `lifeboat ca`, or tokens of `lifeboat token`): `transport=tls`.
+    Serve(ServeArgs),
+    /// The small certificate authority of `lifeboat serve`: init, issue.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// The tokens `lifeboat serve` accepts (stored hashed): add, list, remove.
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +195,83 @@ pub struct PoolDatabaseArgs {
     /// Read the generation from a repository instead.
     #[command(flatten)]
     pub repo: RepoArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (default: `listen` of [serve] in lifeboat.toml, else
+    /// 0.0.0.0:7443).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// The configuration file (default $LIFEBOAT_CONFIG, else /etc/lifeboat/lifeboat.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// What a credential of `lifeboat serve` may do.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Role {
+    /// host-backup, list, verify; never host-restore.
+    Backup,
+    /// Also host-restore.
+    Restore,
+    /// Everything `lifeboat serve` answers.
+    Admin,
+    /// The server's own certificate (not a client role).
+    Server,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Make a new CA (ca.pem, ca.key) in DIR.
+    Init {
+        dir: PathBuf,
+        /// The CA's name.
+        #[arg(long, default_value = "Lifeboat CA")]
+        name: String,
+        /// Validity in days.
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+    },
+    /// Issue a certificate (NAME.pem, NAME.key in DIR) signed by DIR's CA; the role is the
+    /// certificate's OU. `--role server`: NAME is the server's host name or IP address.
+    Issue {
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Start the validity this many days ago (tests make expired certificates with it).
+        #[arg(long, default_value_t = 0, hide = true)]
+        backdate_days: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token for NAME with ROLE; it is printed once, only its BLAKE3 hash is kept.
+    Add {
+        name: String,
+        #[arg(long, value_enum)]
+        role: Role,
+        /// The tokens file (default: `tokens` of [serve], else /etc/lifeboat/serve-tokens).
+        #[arg(long, value_name = "FILE")]
+        tokens_file: Option<PathBuf>,
+    },
+    /// The names and roles of the tokens (never the tokens).
+    List {
+        #[arg(long, value_name = "FILE")]
+        tokens_file: Option<PathBuf>,
+    },
+    /// Remove NAME's token.
+    Remove {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        tokens_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -344,6 +430,30 @@ pub struct RemoteArgs {
     /// repeatable; only with host=.
     #[arg(long = "ssh-option", value_name = "OPT", requires = "remote_host")]
     pub ssh_options: Vec<String>,
+    /// How to reach H: `ssh` (default) or `tls` (a `lifeboat serve` there, H[:PORT], port
+    /// 7443 by default); only with host=.
+    #[arg(long, value_enum, default_value = "ssh", requires = "remote_host")]
+    pub transport: Transport,
+    /// transport=tls: the CA certificate the server's certificate must chain to.
+    #[arg(long, value_name = "FILE", requires = "remote_host")]
+    pub ca: Option<PathBuf>,
+    /// transport=tls: this client's certificate (mutual TLS), with key=.
+    #[arg(long, value_name = "FILE", requires = "remote_host")]
+    pub cert: Option<PathBuf>,
+    /// transport=tls: the key of cert=.
+    #[arg(long, value_name = "FILE", requires = "remote_host")]
+    pub key: Option<PathBuf>,
+    /// transport=tls: a file holding a token of `lifeboat token add` (instead of cert=).
+    #[arg(long, value_name = "FILE", requires = "remote_host")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// The transports of `host=H`.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq, Default)]
+pub enum Transport {
+    #[default]
+    Ssh,
+    Tls,
 }
 
 #[derive(Debug, Args)]

@@ -48,6 +48,25 @@ pub struct Config {
     pub crit_age: Option<String>,
     /// The off-host repository.
     pub repository: Option<RepositoryConfig>,
+    /// `lifeboat serve`.
+    pub serve: Option<ServeConfig>,
+}
+
+/// The `[serve]` table (`lifeboat serve`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// ADDR:PORT (default 0.0.0.0:7443).
+    pub listen: Option<String>,
+    /// The server's certificate and key (`lifeboat ca issue DIR --name HOST --role server`).
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// The CA whose certificates clients may present (mutual TLS); none: tokens only.
+    pub client_ca: Option<PathBuf>,
+    /// The tokens file (default /etc/lifeboat/serve-tokens).
+    pub tokens: Option<PathBuf>,
+    /// Requests served at once; more are refused as busy (default 4).
+    pub max_concurrent: Option<usize>,
 }
 
 /// Default fleet key file.

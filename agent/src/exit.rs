@@ -6,6 +6,7 @@
 //! | 1 | complete but not consistent (a file kept changing while read), or damage found by `verify` |
 //! | 2 | error: bad arguments, refused, not a Lifeboat or tar archive, anything else |
 //! | 11 | the store is locked by another Lifeboat run (the message names it); try again later |
+//! | 12 | `lifeboat serve` is busy (max_concurrent requests running); try again later |
 //!
 //! `status --check` has its own four, the monitoring plugins' (see `cmd::status`).
 
@@ -16,6 +17,8 @@ use std::process::ExitCode;
 pub const ERROR: u8 = 2;
 /// The backup store is locked by another run (restic uses 11 for "failed to lock" too).
 pub const LOCKED: u8 = 11;
+/// `lifeboat serve` refused a request because it already runs as many as it may.
+pub const BUSY: u8 = 12;
 
 /// The status a command that failed with `err` exits with.
 pub fn of_error(err: &anyhow::Error) -> u8 {
@@ -63,7 +66,7 @@ mod tests {
 
     #[test]
     fn exit_codes_read_back() {
-        for n in [0, 1, 2, 3, 11, 255] {
+        for n in [0, 1, 2, 3, 11, 12, 255] {
             assert_eq!(number(ExitCode::from(n)), n);
         }
         assert_eq!(number(ExitCode::SUCCESS), 0);

@@ -10,6 +10,7 @@ mod exit;
 mod metrics;
 mod remote;
 mod rescue;
+mod serve;
 mod ui;
 
 use clap::{CommandFactory, Parser};

@@ -31,7 +31,7 @@ const BUFFER: usize = 1 << 20;
 const SENDER_GRACE: Duration = Duration::from_secs(2);
 
 /// Which way the archive goes.
-enum Stream {
+pub(crate) enum Stream {
     /// Nothing but messages (list, verify of the far store).
     None,
     /// From this file to the far side's stdin (`-`: our stdin).
@@ -40,7 +40,7 @@ enum Stream {
     Download(PathBuf),
 }
 
-fn stream_of(command: &Command) -> Stream {
+pub(crate) fn stream_of(command: &Command) -> Stream {
     match command {
         Command::HostBackup(a) => Stream::Download(a.file_name.clone()),
         Command::HostRestore(a) => a.file_name.clone().map_or(Stream::None, Stream::Upload),
@@ -107,8 +107,17 @@ pub fn run(command: &Command, remote: &RemoteArgs, quiet: bool) -> anyhow::Resul
 
 /// The words the far side runs: ours without host=, ssh-option= and file-name= (the archive
 /// streams through ssh: `--file-name=-` when `stream`).
-fn far_words(local: &[String], stream: bool) -> Vec<String> {
-    const LOCAL_ONLY: [&str; 3] = ["--host", "--ssh-option", "--file-name"];
+pub(crate) fn far_words(local: &[String], stream: bool) -> Vec<String> {
+    const LOCAL_ONLY: [&str; 8] = [
+        "--host",
+        "--ssh-option",
+        "--file-name",
+        "--transport",
+        "--ca",
+        "--cert",
+        "--key",
+        "--token-file",
+    ];
     let mut out = Vec::new();
     let mut skip_next = false;
     for w in local {
@@ -168,7 +177,7 @@ fn check_version(mut cmd: std::process::Command, host: &str) -> anyhow::Result<(
     Ok(())
 }
 
-fn major_minor(version: &str) -> Option<(u64, u64)> {
+pub(crate) fn major_minor(version: &str) -> Option<(u64, u64)> {
     let mut parts = version.split('.');
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;
@@ -194,7 +203,7 @@ fn exit_of(status: ExitStatus, host: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// Copies `from` to `to`, counting on `bar`.
-fn pump(mut from: impl Read, mut to: impl Write, bar: &Bar) -> std::io::Result<u64> {
+pub(crate) fn pump(mut from: impl Read, mut to: impl Write, bar: &Bar) -> std::io::Result<u64> {
     let mut buf = vec![0u8; BUFFER];
     let mut total = 0u64;
     loop {

@@ -24,6 +24,7 @@ check_root() {
   "$root/usr/sbin/lifeboat" --version | grep -qx "lifeboat $version" ||
     fail "$root: lifeboat --version says '$("$root/usr/sbin/lifeboat" --version)', not $version"
   for u in lifeboat-backup.service lifeboat-backup.timer lifeboat-verify.service lifeboat-verify.timer \
+    lifeboat-serve.service \
     lifeboat.8.gz lifeboat-backup.8.gz lifeboat-status.8.gz lifeboat.toml.example lifeboat-init \
     bash-completion/completions/lifeboat; do
     grep -q "/$u\$" "$listing" || fail "the package does not list $u: $(cat "$listing")"
@@ -39,6 +40,13 @@ check_root() {
     "$root"/usr/lib/systemd/system/lifeboat-{backup,verify}.{timer,service} >"$W/analyze" 2>&1 ||
     fail "systemd-analyze verify: $(cat "$W/analyze")"
   [ ! -s "$W/analyze" ] || fail "systemd-analyze verify warns: $(cat "$W/analyze")"
+  # The serve unit runs /usr/sbin/lifeboat itself, which is in the scratch root, not here:
+  # that is the only thing systemd-analyze may say of it.
+  MANPATH=$root/usr/share/man systemd-analyze verify "$root/usr/lib/systemd/system/lifeboat-serve.service" \
+    >"$W/analyze" 2>&1 || true
+  if grep -v "/usr/sbin/lifeboat is not executable" "$W/analyze" | grep -q .; then
+    fail "systemd-analyze verify lifeboat-serve.service: $(cat "$W/analyze")"
+  fi
   # `help backup` and the installed man page name the same long options.
   "$root/usr/sbin/lifeboat" help backup | grep -o -- '--[a-z][a-z-]*' | sort -u >"$W/help.opts"
   MANWIDTH=200 man -l "$root/usr/share/man/man8/lifeboat-backup.8.gz" 2>/dev/null >"$W/man.txt"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Running as a service: install-units writes the four units (the files of dist/systemd, with
+# Running as a service: install-units writes the five units (the files of dist/systemd, with
 # this program in ExecStart) and --dry-run writes nothing; a backup on a real store takes
 # `keep` from lifeboat.toml and leaves the state file and the Prometheus textfile (no
 # timestamps, no temporary file left); `status`, `status --json` and `status --check` report
@@ -14,18 +14,20 @@ U=$W/units-root
 [ ! -e "$U" ] || fail "--dry-run wrote $(find "$U")"
 grep -q "^# $U/etc/systemd/system/lifeboat-verify.timer" "$W/dry" || fail "dry run: $(cat "$W/dry")"
 "$LIFEBOAT" install-units --root "$U" --program /opt/lb/lifeboat >"$W/units.out" || fail "install-units"
-for u in lifeboat-backup.service lifeboat-backup.timer lifeboat-verify.service lifeboat-verify.timer; do
+for u in lifeboat-backup.service lifeboat-backup.timer lifeboat-verify.service lifeboat-verify.timer lifeboat-serve.service; do
   [ -f "$U/etc/systemd/system/$u" ] || fail "no $u: $(cat "$W/units.out")"
 done
 grep -q '^ExecStart=/usr/bin/systemd-inhibit .* /opt/lb/lifeboat backup --quiet$' "$U/etc/systemd/system/lifeboat-backup.service" ||
   fail "ExecStart: $(grep ExecStart "$U/etc/systemd/system/lifeboat-backup.service")"
 diff <(sed 's|/opt/lb/lifeboat|/usr/sbin/lifeboat|' "$U/etc/systemd/system/lifeboat-verify.service") dist/systemd/lifeboat-verify.service ||
   fail "the written unit is not dist/systemd's"
+grep -qx 'ExecStart=/opt/lb/lifeboat serve' "$U/etc/systemd/system/lifeboat-serve.service" ||
+  fail "serve ExecStart: $(grep ExecStart "$U/etc/systemd/system/lifeboat-serve.service")"
 command -v systemd-analyze >/dev/null || fail "systemd-analyze is missing"
 systemd-analyze verify --man=no "$U"/etc/systemd/system/lifeboat-*.{timer,service} >"$W/analyze" 2>&1 || true
 # /opt/lb/lifeboat does not exist here: that is the only thing systemd-analyze may say.
 if grep -v "/opt/lb/lifeboat" "$W/analyze" | grep -q .; then fail "systemd-analyze: $(cat "$W/analyze")"; fi
-"$LIFEBOAT" install-units --root "$U" --program /opt/lb/lifeboat | grep -c '^unchanged' | grep -qx 4 ||
+"$LIFEBOAT" install-units --root "$U" --program /opt/lb/lifeboat | grep -c '^unchanged' | grep -qx 5 ||
   fail "a second install-units rewrote the units"
 
 note "2. a backup leaves the state and the textfile"

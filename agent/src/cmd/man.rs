@@ -24,6 +24,9 @@ Error: bad arguments, a refusal, a file that is not a Lifeboat or tar archive, a
 .TP
 11
 The backup store is locked by another Lifeboat run (named in the message); run again later.
+.TP
+12
+\fBlifeboat serve\fR is busy (max_concurrent requests running); run again later.
 .PP
 \fBstatus \-\-check\fR exits as monitoring plugins do: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 "#;

@@ -26,7 +26,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let quiet = cli.quiet;
     if let Some(remote) = cli.command.remote() {
         // `host=H`: the command runs on H over ssh, the archive streams to or from here.
-        return crate::remote::run(&cli.command, remote, quiet);
+        return match remote.transport {
+            crate::cli::Transport::Ssh => crate::remote::run(&cli.command, remote, quiet),
+            crate::cli::Transport::Tls => crate::serve::client::run(&cli.command, remote, quiet),
+        };
     }
     match cli.command {
         Command::Backup(args) => {
@@ -71,6 +74,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Repo(cmd) => repo::run(cmd, quiet),
         Command::Push(args) => repo::push(args, quiet),
         Command::PoolDatabase(args) => pool_database::run(args, quiet),
+        Command::Serve(args) => crate::serve::run(args),
+        Command::Ca(cmd) => crate::serve::ca::run(cmd),
+        Command::Token(cmd) => crate::serve::auth::run(cmd),
     }
 }
 

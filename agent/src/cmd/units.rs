@@ -11,7 +11,7 @@ use std::process::ExitCode;
 pub const PACKAGED_PROGRAM: &str = "/usr/sbin/lifeboat";
 
 /// Every unit, by file name.
-pub const UNITS: [(&str, &str); 4] = [
+pub const UNITS: [(&str, &str); 5] = [
     (
         "lifeboat-backup.service",
         include_str!("../../../dist/systemd/lifeboat-backup.service"),
@@ -28,6 +28,10 @@ pub const UNITS: [(&str, &str); 4] = [
         "lifeboat-verify.timer",
         include_str!("../../../dist/systemd/lifeboat-verify.timer"),
     ),
+    (
+        "lifeboat-serve.service",
+        include_str!("../../../dist/systemd/lifeboat-serve.service"),
+    ),
 ];
 
 /// The unit's text with `program` in place of the packaged path in its `ExecStart=`.
@@ -38,6 +42,10 @@ pub fn render(text: &str, program: &Path) -> String {
                 l.replace(
                     &format!(" {PACKAGED_PROGRAM} "),
                     &format!(" {} ", program.display()),
+                )
+                .replace(
+                    &format!("ExecStart={PACKAGED_PROGRAM} "),
+                    &format!("ExecStart={} ", program.display()),
                 )
             } else {
                 l.to_string()
@@ -127,8 +135,8 @@ mod tests {
         for (name, text) in UNITS {
             let out = render(text, Path::new("/opt/lb/lifeboat"));
             if name.ends_with(".service") {
-                assert!(text.contains(&format!(" {PACKAGED_PROGRAM} ")), "{name}");
-                assert!(out.contains(" /opt/lb/lifeboat "), "{name}: {out}");
+                assert!(text.contains(&format!("{PACKAGED_PROGRAM} ")), "{name}");
+                assert!(out.contains("/opt/lb/lifeboat "), "{name}: {out}");
                 assert!(!out.contains(PACKAGED_PROGRAM), "{name}");
             }
             assert_eq!(render(text, Path::new(PACKAGED_PROGRAM)), text, "{name}");

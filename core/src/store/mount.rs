@@ -1,5 +1,12 @@
-//! Mounting the backup partition: reuse the mount point when the device is already mounted,
-//! else mount it at a private temporary directory and unmount it when dropped.
+//! Mounting the backup partition: reuse the mount point when the administrator has the device
+//! mounted, else mount it at a private directory of our own (`/run/lifeboat/store-PID-N`)
+//! and unmount it when dropped.
+//!
+//! Every Lifeboat process has its own mount: when other Lifeboat processes have the device
+//! mounted (concurrent list, verify, backup, or the requests of `lifeboat serve`), ours is a
+//! bind mount of theirs (the same filesystem), so none of them can unmount the store from
+//! under another. A read-write request beside read-only mounts makes the filesystem writable
+//! through its own mount only (the others stay read-only mounts).
 
 use super::StoreError;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -172,10 +179,127 @@ fn private_dir() -> Result<PathBuf, StoreError> {
     Ok(dir)
 }
 
-/// Mounts the backup device (ext2/3/4), or reuses its existing mount. A read-write request
-/// on a device mounted read-only is refused.
+/// True for a private mount directory of some Lifeboat process (`<base>/store-...`).
+fn is_private(dir: &Path) -> bool {
+    dir.parent() == Some(private_base().as_path())
+        && dir
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("store-"))
+}
+
+/// How often a mount is tried again when other processes mount and unmount the device
+/// meanwhile.
+const ATTEMPTS: u32 = 50;
+
+/// Mounts the backup device (ext2/3/4), or reuses the administrator's mount of it. A
+/// read-write request on a device the administrator mounted read-only is refused.
 pub fn mount_device(dev: &Path, read_only: bool) -> Result<Mounted, StoreError> {
-    if let Some((dir, ro)) = find_mount(dev)? {
+    for _ in 0..ATTEMPTS {
+        if let Some(m) = try_mount(dev, read_only)? {
+            return Ok(m);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Err(StoreError::Mount {
+        device: dev.to_path_buf(),
+        reason: format!(
+            "other processes kept mounting and unmounting it ({ATTEMPTS} attempts); try again"
+        ),
+    })
+}
+
+/// Our own bind mount of `other` (another Lifeboat process's private mount of `dev`); None
+/// when that mount went away meanwhile (try again).
+fn bind_private(
+    dev: &Path,
+    other: &MountEntry,
+    read_only: bool,
+) -> Result<Option<Mounted>, StoreError> {
+    let dir = private_dir()?;
+    let give_up = |dir: &Path, mounted: bool| {
+        if mounted {
+            let _ = umount2(dir, MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir(dir);
+    };
+    let flags = MsFlags::MS_NOATIME | MsFlags::MS_NODEV | MsFlags::MS_NOSUID;
+    if mount(
+        Some(&other.mount_point),
+        &dir,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .is_err()
+    {
+        give_up(&dir, false);
+        return Ok(None);
+    }
+    // The other process may have unmounted between our look and the bind: then we bound the
+    // empty directory, not the store.
+    let ours = mounts_of(dev)?
+        .into_iter()
+        .any(|m| m.mount_point == dir && m.fs_root == "/");
+    if !ours {
+        give_up(&dir, true);
+        return Ok(None);
+    }
+    let result = if read_only {
+        // This mount only: the others keep theirs.
+        mount(
+            None::<&str>,
+            &dir,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | flags,
+            None::<&str>,
+        )
+    } else if other.read_only {
+        // The filesystem becomes writable, through this mount only (the bind copied the
+        // other's read-only flag; a remount of the filesystem through ours clears it here).
+        mount(
+            None::<&str>,
+            &dir,
+            None::<&str>,
+            MsFlags::MS_REMOUNT | flags,
+            None::<&str>,
+        )
+    } else {
+        Ok(())
+    };
+    if let Err(e) = result {
+        give_up(&dir, true);
+        return Err(StoreError::Mount {
+            device: dev.to_path_buf(),
+            reason: format!(
+                "cannot make our mount of it {} beside another Lifeboat run's: {e}",
+                if read_only { "read-only" } else { "writable" }
+            ),
+        });
+    }
+    Ok(Some(Mounted {
+        dir,
+        device: dev.to_path_buf(),
+        owned: true,
+        read_only,
+    }))
+}
+
+fn try_mount(dev: &Path, read_only: bool) -> Result<Option<Mounted>, StoreError> {
+    let whole: Vec<MountEntry> = mounts_of(dev)?
+        .into_iter()
+        .filter(|m| m.fs_root == "/")
+        .collect();
+    let theirs = whole
+        .iter()
+        .find(|m| !is_private(&m.mount_point))
+        .or_else(|| whole.iter().find(|m| orphaned(&m.mount_point)))
+        .map(|m| (m.mount_point.clone(), m.read_only));
+    if theirs.is_none() {
+        if let Some(other) = whole.iter().find(|m| is_private(&m.mount_point)) {
+            return bind_private(dev, other, read_only);
+        }
+    }
+    if let Some((dir, ro)) = theirs {
         if ro && !read_only {
             return Err(StoreError::Mount {
                 device: dev.to_path_buf(),
@@ -189,12 +313,12 @@ pub fn mount_device(dev: &Path, read_only: bool) -> Result<Mounted, StoreError> 
         // A private mount left by a lifeboat that was killed is taken over, so it is
         // unmounted when we are done.
         let owned = orphaned(&dir);
-        return Ok(Mounted {
+        return Ok(Some(Mounted {
             dir,
             device: dev.to_path_buf(),
             owned,
             read_only: ro,
-        });
+        }));
     }
     let fstype = match crate::identity::probe(dev) {
         Ok(Some(fs)) if fs.fstype.starts_with("ext") => fs.fstype,
@@ -232,15 +356,20 @@ pub fn mount_device(dev: &Path, read_only: bool) -> Result<Mounted, StoreError> 
     }
     if let Err(e) = result {
         let _ = std::fs::remove_dir(&dir);
+        if e == nix::errno::Errno::EBUSY && !mounts_of(dev)?.is_empty() {
+            // Another process mounted it meanwhile (read-only against our read-write or the
+            // other way round): join its mount.
+            return Ok(None);
+        }
         return Err(StoreError::Mount {
             device: dev.to_path_buf(),
             reason: format!("mount as {fstype} failed: {e}"),
         });
     }
-    Ok(Mounted {
+    Ok(Some(Mounted {
         dir,
         device: dev.to_path_buf(),
         owned: true,
         read_only,
-    })
+    }))
 }
