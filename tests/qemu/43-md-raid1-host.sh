@@ -183,11 +183,31 @@ DISKS=()
 virtio_disk "$NA" disk0 "$NEW_A"
 virtio_disk "$NB" disk1 "$NEW_B"
 virtio_disk "$STORE" disk2 "$STORE_SERIAL"
-QEMU_GIVE_UP='Choose a backup' qemu_run restore-b "$RESTORE_TIMEOUT" "${DISKS[@]}" "${rescue[@]}" \
-  -append "console=ttyS0 panic=-1 lifeboat.restore=latest lifeboat.yes lifeboat.disk=$NEW_A,$NEW_B lifeboat.after=poweroff"
+restore_b=("${DISKS[@]}" "${rescue[@]}"
+  -append "console=ttyS0 panic=-1 lifeboat.restore=latest lifeboat.yes lifeboat.disk=$NEW_A,$NEW_B lifeboat.after=poweroff")
+if [ "${CUT_RESTORE:-1}" = 1 ]; then
+  # A power cut during the root's extraction (after the tables and the array were made); the
+  # same boot again resumes at the step the cut stopped, with the array as the cut left it.
+  QEMU_CUT_AT='^Step [0-9]+/[0-9]+: restore the backup into the root' QEMU_CUT_DELAY=2 \
+    QEMU_GIVE_UP='Choose a backup' qemu_run restore-b-cut "$RESTORE_TIMEOUT" "${restore_b[@]}"
+  [ "$QEMU_CUT" = 1 ] || fail "the restore ended before the power cut (serial log: $LOGS/restore-b-cut.log)"
+  log_has restore-b-cut '^RESTORE COMPLETE' && fail "the cut boot completed the restore: no power cut in the middle"
+  cut_step=$(log_line restore-b-cut '^Step [0-9]+/[0-9]+: ' | grep -o -E '^Step [0-9]+' | cut -d' ' -f2)
+  ok "power cut at step $cut_step: '$(log_line restore-b-cut '^Step [0-9]+/' | cut -c1-90)'"
+fi
+QEMU_GIVE_UP='Choose a backup' qemu_run restore-b "$RESTORE_TIMEOUT" "${restore_b[@]}"
 log_has restore-b '^RESTORE COMPLETE' || fail "the recovery image ended without 'RESTORE COMPLETE' (serial log: $LOGS/restore-b.log)"
-log_has restore-b 'Running mdadm --create' || fail "the array was not created (serial log: $LOGS/restore-b.log)"
-ok "mode (b): $(log_line restore-b 'Running mdadm --create' | cut -c1-140)"
+if [ "${CUT_RESTORE:-1}" = 1 ]; then
+  resumed=$(log_line restore-b '^Resuming at step ')
+  [[ $resumed == "Resuming at step $cut_step/"* ]] ||
+    fail "after the cut at step $cut_step the restore did not resume there: '${resumed:-no Resuming line}' (serial log: $LOGS/restore-b.log)"
+  log_has restore-b '^Step 1/' && fail "the resumed boot ran the plan's first step again"
+  ok "the next boot: '$(echo "$resumed" | cut -c1-100)'"
+fi
+first_b=restore-b
+[ "${CUT_RESTORE:-1}" = 1 ] && first_b=restore-b-cut
+log_has "$first_b" 'Running mdadm --create' || fail "the array was not created (serial log: $LOGS/$first_b.log)"
+ok "mode (b): $(log_line "$first_b" 'Running mdadm --create' | cut -c1-140)"
 say "$(log_line restore-b '^Restored ')"
 DISKS=()
 virtio_disk "$NA" disk0 "$NEW_A" 1
