@@ -1,10 +1,21 @@
 #!/bin/bash
 # Builds the disk of a virtual XenServer 8-style host (UEFI, GPT) for the end-to-end story:
 #   scripts/mkhost.sh [--print-key] [--bios] OUT.img
+#   scripts/mkhost.sh [--print-key] --raid1 OUT_A.img OUT_B.img
 # --bios: the same host for BIOS firmware: partition 4 is a BIOS boot partition holding GRUB's
 # core.img, GRUB's boot.img is in the MBR, grub.cfg is /boot/grub/grub.cfg on the root, no ESP.
 # The image is cached by content under build/cache/ (key: these scripts, the kernel version,
 # the lifeboat and busybox binaries, the GRUB version); a cached image is copied (sparse) to OUT.
+# --raid1: the --bios host whose ROOT is an md RAID1 array (metadata 1.0, as XenServer's
+# installer mirrors; array lbdemo:root, UUID $MD_UUID below) over two partition legs: p1 of
+# disk A (the layout below, p1 typed Linux RAID) and p1 of disk B (a disk with that partition
+# only, at sector 2048, same size). The rest of the layout stays on disk A only: the BIOS boots
+# disk A, and a second copy of logs, swap and SR would only make the images and the restore
+# larger without exercising anything more of the array. GRUB reads the root from one leg
+# (hd0,gpt1): metadata 1.0 sits at the end of the leg, the ext4 starts at its sector 0. The host's
+# initramfs assembles /dev/md0 with mdadm (with its libraries) and mounts it. This machine's
+# kernel has no md driver: the legs' superblocks are written by tests/qemu/lib/mdleg.py around
+# the ext4 (which fills the array's data area), as mdadm --create --metadata=1.0 puts them.
 #
 # Layout, in XenServer's physical order and partition numbers, sizes scaled down:
 #   p5 logs   64 MiB  ext4 `logs-lbdemo`   (/var/log)
@@ -20,15 +31,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 here=scripts/host
 
-print_key=0 firmware=uefi
+print_key=0 firmware=uefi raid1=0
 while [ $# -gt 1 ]; do
   case $1 in
     --print-key) print_key=1; shift ;;
     --bios) firmware=bios; shift ;;
+    --raid1) firmware=bios raid1=1; shift ;;
     *) break ;;
   esac
 done
-out=${1:?usage: scripts/mkhost.sh [--print-key] [--bios] OUT.img}
+usage='usage: scripts/mkhost.sh [--print-key] [--bios] OUT.img | [--print-key] --raid1 OUT_A.img OUT_B.img'
+out=${1:?$usage}
+out_b=
+if [ "$raid1" = 1 ]; then out_b=${2:?$usage}; fi
 
 KERNEL_DIR=${KERNEL_DIR:-build/kernel}
 LIFEBOAT_BIN=${LIFEBOAT_BIN:-target/x86_64-unknown-linux-musl/release/lifeboat}
@@ -46,6 +61,9 @@ LOGS_UUID=0e9d8c7b-6a5f-4e3d-8c2b-1a0f9e8d7c6b
 DISK_SERIAL=LBDEMO0001
 INSTALLATION_UUID=3f6e1c52-9b0a-4d7e-8f21-5a4c3b2d1e0f
 CONTROL_DOMAIN_UUID=a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d
+# --raid1: the array's UUID (mdadm's form: 4 groups of 8 hex digits) and name.
+MD_UUID=6d5a1b2c:3d4e5f60:71829304:a5b6c7d8
+MD_NAME=lbdemo:root
 
 die() { echo "mkhost: $*" >&2; exit 1; }
 [ -s "$KERNEL_DIR/version" ] || die "no kernel in $KERNEL_DIR: run 'bash scripts/fetch-kernel.sh $KERNEL_DIR' (or make kernel)"
@@ -56,27 +74,40 @@ grub_version=$(dpkg-query -W -f='${Version} ' grub-efi-amd64-bin grub-pc-bin e2f
 
 key=$( {
   cat scripts/mkhost.sh "$here"/*
-  echo "$KVER" "$grub_version" "$firmware"
+  echo "$KVER" "$grub_version" "$firmware" "$raid1"
+  if [ "$raid1" = 1 ]; then
+    cat tests/qemu/lib/mdleg.py
+    sha256sum "$(command -v mdadm)" | cut -d' ' -f1
+  fi
   sha256sum "$LIFEBOAT_BIN" "$BUSYBOX" | cut -d' ' -f1
 } | sha256sum | cut -c1-16)
 if [ "$print_key" = 1 ]; then echo "$key"; exit 0; fi
-cached=$CACHE_DIR/host-$firmware-$key.img
+variant=$firmware
+[ "$raid1" = 1 ] && variant=raid1
+cached=$CACHE_DIR/host-$variant-$key.img
+cached_b=$CACHE_DIR/host-$variant-$key.b.img
 mkdir -p "$CACHE_DIR" "$(dirname "$out")"
-if [ -s "$cached" ]; then
+if [ -s "$cached" ] && { [ "$raid1" = 0 ] || [ -s "$cached_b" ]; }; then
   cp --sparse=always "$cached" "$out"
-  echo "mkhost: $out from cache ($cached)"
+  [ "$raid1" = 0 ] || cp --sparse=always "$cached_b" "$out_b"
+  echo "mkhost: $out${out_b:+ $out_b} from cache ($cached)"
   exit 0
+fi
+if [ "$raid1" = 1 ]; then
+  command -v mdadm >/dev/null || die "no mdadm on this machine (make setup): the RAID1 host's initramfs needs it"
+  [ -r tests/qemu/lib/mdleg.py ] || die "tests/qemu/lib/mdleg.py is missing: it writes the md legs' superblocks"
 fi
 
 MiB=$((1024 * 1024))
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mkhost.XXXXXX")
 img=$cached.$$.part
+img_b=$cached_b.$$.part
 # shellcheck source=scripts/host/disk.sh
 . "$here/disk.sh"
 cleanup() {
   set +e
   mountpoint -q "$tmp/mnt/root" && umount "$tmp/mnt/root"
-  rm -rf "$tmp" "$img"
+  rm -rf "$tmp" "$img" "$img_b"
 }
 trap cleanup EXIT
 
@@ -86,10 +117,12 @@ truncate -s $((1216 * MiB)) "$img"
 sgdisk -Z "$img" >/dev/null
 boot_part=(-n 4:0:+64M -t 4:ef00)
 [ "$firmware" = bios ] && boot_part=(-n 4:0:+1M -t 4:ef02)
+root_type=8300
+[ "$raid1" = 1 ] && root_type=fd00
 sgdisk -a 2048 \
   -n 5:2048:+64M -t 5:8300 \
   -n 2:0:+512M -t 2:8300 \
-  -n 1:0:+512M -t 1:8300 \
+  -n 1:0:+512M -t 1:$root_type \
   "${boot_part[@]}" \
   -n 6:0:+32M -t 6:8200 \
   -n 3:0:0 -t 3:8e00 \
@@ -109,7 +142,16 @@ part_write() { # N: writes $tmp/pN into partition N of the image
 }
 for i in 1 3 5 6; do part_file $i; done
 [ "$firmware" = uefi ] && part_file 4
-mkfs.ext4 -q -F -L "$ROOT_LABEL" -U "$ROOT_UUID" "$tmp/p1"
+if [ "$raid1" = 1 ]; then
+  # The ext4 fills the array's data area: the leg less mdadm's 1.0 superblock space (8 KiB
+  # before the end, rounded down to 4 KiB, as mdleg.py computes it).
+  read -r _ p1_size < <(part_range "$img" 1)
+  md_bytes=$(((p1_size / 512 - 16) / 8 * 8 * 512))
+  # (-b, -i: the geometry mke2fs picks for the 512 MiB root of the other hosts, not "small".)
+  mkfs.ext4 -q -F -b 4096 -i 16384 -L "$ROOT_LABEL" -U "$ROOT_UUID" "$tmp/p1" $((md_bytes / 4096))
+else
+  mkfs.ext4 -q -F -L "$ROOT_LABEL" -U "$ROOT_UUID" "$tmp/p1"
+fi
 [ "$firmware" = uefi ] && mkfs.vfat -n "$BOOT_LABEL" "$tmp/p4" >/dev/null
 mkswap -L "$SWAP_LABEL" "$tmp/p6" >/dev/null 2>&1
 # The local SR: a recognisable pattern the story checks after the restore.
@@ -155,6 +197,12 @@ add_program /sbin/e2fsck fsck.ext4 fsck.ext3
 add_program /sbin/tune2fs e2label
 add_program /sbin/dumpe2fs
 add_program /sbin/blkid
+# mdadm: the RAID1 host assembles and inspects its root array with it, as a dom0 does.
+if [ "$raid1" = 1 ]; then
+  add_program "$(command -v mdadm)"
+  mkdir -p "$R/etc/mdadm"
+  printf 'DEVICE partitions\nARRAY /dev/md0 metadata=1.0 UUID=%s name=%s\n' "$MD_UUID" "$MD_NAME" > "$R/etc/mdadm/mdadm.conf"
+fi
 # efibootmgr: a test makes the host's own UEFI boot entry with it, as an installer does.
 add_program /usr/bin/efibootmgr
 cp /etc/mke2fs.conf "$R/etc/mke2fs.conf"
@@ -209,7 +257,19 @@ add_module() {
   cp "$R/lib/modules/$KVER/$path" "$ird/lib/modules/$name.ko"
   order+=("$name")
 }
-for m in virtio_pci virtio_blk; do add_module "$m"; done
+md_modules=()
+[ "$raid1" = 1 ] && md_modules=(md_mod raid1)
+for m in virtio_pci virtio_blk "${md_modules[@]}"; do add_module "$m"; done
+if [ "$raid1" = 1 ]; then
+  # mdadm with the shared libraries it loads, and the array it assembles (/dev/md0).
+  mdadm_bin=$(command -v mdadm)
+  mkdir -p "$ird/sbin" "$ird/etc/mdadm" "$ird/run"
+  cp -L "$mdadm_bin" "$ird/sbin/mdadm"
+  for lib in $(ldd "$mdadm_bin" | grep -o '/[^ ]*'); do
+    mkdir -p "$ird${lib%/*}" && cp -L "$lib" "$ird$lib"
+  done
+  cp "$R/etc/mdadm/mdadm.conf" "$ird/etc/mdadm/mdadm.conf"
+fi
 printf '%s\n' "${order[@]}" > "$ird/lib/modules/load-order"
 (cd "$ird" && find . | sort | cpio -o -H newc --quiet | gzip -9) > "$R/boot/initrd-$KVER.img"
 ln -s "vmlinuz-$KVER" "$R/boot/vmlinuz"
@@ -297,11 +357,34 @@ mkfs.ext4 -q -F -L "$LOGS_LABEL" -U "$LOGS_UUID" -d "$tmp/logs" "$tmp/p5"
 
 sync
 umount "$R"
+if [ "$raid1" = 1 ]; then
+  # The two legs: the same ext4 in both data areas, each with its own 1.0 superblock (roles 0
+  # and 1 of 2); disk B holds partition 1 only, of the same size.
+  read -r _ p1_size < <(part_range "$img" 1)
+  rm -f "$img_b"
+  truncate -s $((p1_size + 2 * MiB)) "$img_b"
+  sgdisk -Z "$img_b" >/dev/null
+  sgdisk -a 2048 -n 1:2048:$((2048 + p1_size / 512 - 1)) -t 1:fd00 "$img_b" >/dev/null
+  read -r b_off b_size < <(part_range "$img_b" 1)
+  [ "$b_size" = "$p1_size" ] || die "disk B's partition 1 is $b_size bytes, disk A's $p1_size: the legs must be equal"
+  cp --sparse=always "$tmp/p1" "$tmp/p1b"
+  md_hex=${MD_UUID//:/}
+  got_a=$(python3 tests/qemu/lib/mdleg.py "$tmp/p1" 0 2 "$md_hex" "$MD_NAME")
+  got_b=$(python3 tests/qemu/lib/mdleg.py "$tmp/p1b" 1 2 "$md_hex" "$MD_NAME")
+  [ "$got_a" = "$md_bytes" ] && [ "$got_b" = "$md_bytes" ] ||
+    die "mdleg.py made a data area of $got_a / $got_b bytes, the ext4 is $md_bytes"
+  mdadm --examine "$tmp/p1b" >/dev/null 2>&1 || die "mdadm --examine refuses the leg written for disk B"
+  dd if="$tmp/p1b" of="$img_b" bs=1M seek=$((b_off / MiB)) conv=notrunc,sparse status=none
+  rm -f "$tmp/p1b"
+fi
 for i in 1 3 5 6; do part_write $i; done
 [ "$firmware" = uefi ] && part_write 4
+if [ "$raid1" = 1 ]; then mv "$img_b" "$cached_b"; fi
 mv "$img" "$cached"
 # Keep only the newest few cached host images.
-# shellcheck disable=SC2012 # newest first by mtime; the names are ours (host-<hash>.img)
-ls -1t "$CACHE_DIR"/host-"$firmware"-*.img 2>/dev/null | tail -n +4 | xargs -r rm -f
+# shellcheck disable=SC2012,SC2010 # newest first by mtime; the names are ours (host-<hash>[.b].img)
+ls -1t "$CACHE_DIR"/host-"$variant"-*.img 2>/dev/null | grep -v '\.b\.img$' | tail -n +4 | sed 's/\.img$//' |
+  while read -r old; do rm -f "$old.img" "$old.b.img"; done
 cp --sparse=always "$cached" "$out"
-echo "mkhost: built $out (cached as $cached)"
+[ "$raid1" = 0 ] || cp --sparse=always "$cached_b" "$out_b"
+echo "mkhost: built $out${out_b:+ $out_b} (cached as $cached)"

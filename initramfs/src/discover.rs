@@ -255,8 +255,60 @@ pub fn plan_for(
                 f.blank = true;
             }
         }
+        let holders: BTreeMap<String, String> = facts
+            .iter()
+            .filter(|f| f.md_array.is_some())
+            .filter_map(|f| md_holder(&f.dev.name).map(|h| (f.dev.name.clone(), h)))
+            .collect();
+        facts = forget_own_arrays(facts, &holders);
     }
     plan::plan(b, &facts, &request(opts), &machine::machine_identity())
+}
+
+/// The md array (`md0`) that holds a leg now, from sysfs (`holders/`).
+fn md_holder(leg: &str) -> Option<String> {
+    std::fs::read_dir(Path::new("/sys/class/block").join(leg).join("holders"))
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("md"))
+}
+
+/// After an interrupted whole-disk restore, the md arrays it created on the disks it
+/// recreated (now counted blank again) are its own work, not a RAID to protect: an array
+/// whose every leg is on such a disk is forgotten, its legs no longer count as legs and the
+/// array's device (which discovery assembled read-only) as a device, so that the plan is
+/// computed again as it was first (the same /dev/mdN) and resumes. `holders`: leg -> the
+/// assembled array holding it. An array with a leg elsewhere stays, and so does the refusal.
+fn forget_own_arrays(
+    mut facts: Vec<DeviceFacts>,
+    holders: &BTreeMap<String, String>,
+) -> Vec<DeviceFacts> {
+    let recreated: BTreeSet<String> = facts
+        .iter()
+        .filter(|f| !f.dev.is_partition() && f.blank)
+        .map(|f| f.dev.name.clone())
+        .collect();
+    let arrays: BTreeSet<String> = facts.iter().filter_map(|f| f.md_array.clone()).collect();
+    for array in arrays {
+        let legs: Vec<&DeviceFacts> = facts
+            .iter()
+            .filter(|f| f.md_array.as_deref() == Some(array.as_str()))
+            .collect();
+        if !legs.iter().all(|l| recreated.contains(&l.dev.disk)) {
+            continue;
+        }
+        let leg_names: BTreeSet<String> = legs.iter().map(|l| l.dev.name.clone()).collect();
+        let devices: BTreeSet<String> = leg_names
+            .iter()
+            .filter_map(|l| holders.get(l).cloned())
+            .collect();
+        facts.retain(|f| !devices.contains(&f.dev.name));
+        for f in facts.iter_mut().filter(|f| leg_names.contains(&f.dev.name)) {
+            f.md_array = None;
+        }
+    }
+    facts
 }
 
 /// Facts for every device: core's [`plan::facts::from_devices`] (the boot medium, blank disks,
@@ -450,5 +502,75 @@ pub fn discover(opts: &Options) -> Discovery {
         boot_disks: boot,
         backups,
         notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(name: &str, disk: &str, partno: Option<u32>) -> DeviceFacts {
+        DeviceFacts::new(BlockDev {
+            name: name.into(),
+            disk: disk.into(),
+            partno,
+            size: 1 << 30,
+            ..Default::default()
+        })
+    }
+
+    fn leg(name: &str, disk: &str, array: &str) -> DeviceFacts {
+        let mut f = dev(name, disk, Some(1));
+        f.md_array = Some(array.into());
+        f
+    }
+
+    #[test]
+    fn an_array_made_by_the_interrupted_restore_on_its_own_disks_is_forgotten() {
+        let mut a = dev("vda", "vda", None);
+        a.blank = true;
+        let mut b = dev("vdb", "vdb", None);
+        b.blank = true;
+        let facts = vec![
+            a,
+            leg("vda1", "vda", "U1"),
+            b,
+            leg("vdb1", "vdb", "U1"),
+            dev("md0", "md0", None),
+            dev("vdc", "vdc", None),
+        ];
+        let holders: BTreeMap<String, String> = [("vda1", "md0"), ("vdb1", "md0")]
+            .into_iter()
+            .map(|(l, h)| (l.to_string(), h.to_string()))
+            .collect();
+        let out = forget_own_arrays(facts, &holders);
+        assert!(out.iter().all(|f| f.md_array.is_none()));
+        assert!(!out.iter().any(|f| f.dev.name == "md0"));
+        assert_eq!(out.len(), 5);
+    }
+
+    #[test]
+    fn an_array_with_a_leg_on_another_disk_stays() {
+        let mut a = dev("vda", "vda", None);
+        a.blank = true;
+        let facts = vec![
+            a,
+            leg("vda1", "vda", "U1"),
+            dev("vdb", "vdb", None),
+            leg("vdb1", "vdb", "U1"),
+            dev("md0", "md0", None),
+        ];
+        let holders: BTreeMap<String, String> = [("vda1", "md0"), ("vdb1", "md0")]
+            .into_iter()
+            .map(|(l, h)| (l.to_string(), h.to_string()))
+            .collect();
+        let out = forget_own_arrays(facts, &holders);
+        assert_eq!(
+            out.iter()
+                .filter(|f| f.md_array.as_deref() == Some("U1"))
+                .count(),
+            2
+        );
+        assert!(out.iter().any(|f| f.dev.name == "md0"));
     }
 }

@@ -66,6 +66,20 @@ impl<'a> Executor<'a> {
             .iter()
             .skip(start)
             .any(|s| matches!(s.action, Action::RestoreRoot));
+        // An md array a skipped step created was assembled read-only by discovery: writable
+        // again before the steps that write through it.
+        for (i, step) in steps.iter().enumerate().take(start) {
+            if matches!(step.action, Action::CreateMdArray { .. }) {
+                say(&format!(
+                    "Step {}/{n} done before: the md array {} it created becomes writable again",
+                    i + 1,
+                    step.device
+                ));
+                crate::md::start_array(&step.device, &[], false).with_context(|| {
+                    format!("step {}/{n} \"{}\" on {}", i + 1, step.id, step.device)
+                })?;
+            }
+        }
         if restores_root {
             for (i, step) in steps.iter().enumerate().take(start) {
                 if matches!(&step.action, Action::MakeFilesystem { role, .. } if role == "root" || role == "esp")
