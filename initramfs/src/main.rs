@@ -39,6 +39,19 @@ fn uptime() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// "Firmware: UEFI, Secure boot enabled" (or disabled, or BIOS): the SecureBoot variable.
+pub fn firmware_line() -> String {
+    match execute::efivars_dir() {
+        Ok(None) => "Firmware: BIOS (no UEFI)".to_string(),
+        Ok(Some(dir)) => match lifeboat_core::identity::efivars::secure_boot(&dir) {
+            Some(true) => "Firmware: UEFI, Secure boot enabled (the kernel is locked down: only signed modules load)".to_string(),
+            Some(false) => "Firmware: UEFI, Secure boot disabled".to_string(),
+            None => "Firmware: UEFI, Secure Boot state unknown (no SecureBoot variable)".to_string(),
+        },
+        Err(e) => format!("Firmware: UEFI, Secure Boot state unknown ({e:#})"),
+    }
+}
+
 fn kernel_release() -> String {
     nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
@@ -66,6 +79,7 @@ fn boot() -> (Options, Instant) {
         kernel_release(),
         console::names().join(", ")
     ));
+    say(&firmware_line());
     if std::process::id() == 1 {
         if let Err(e) = power::take_over_ctrl_alt_del() {
             say(&format!("Warning: {e:#}; Ctrl-Alt-Del reboots at once"));
