@@ -79,7 +79,6 @@ fn boot() -> (Options, Instant) {
         kernel_release(),
         console::names().join(", ")
     ));
-    say(&firmware_line());
     if std::process::id() == 1 {
         if let Err(e) = power::take_over_ctrl_alt_del() {
             say(&format!("Warning: {e:#}; Ctrl-Alt-Del reboots at once"));
@@ -150,6 +149,8 @@ fn boot() -> (Options, Instant) {
     if !s.loaded.is_empty() {
         say(&format!("Modules loaded: {}", s.loaded.join(" ")));
     }
+    // After coldplug: efivarfs is a module in Debian's kernels.
+    say(&firmware_line());
     let mut failed: Vec<(&String, &String)> = db.failed.iter().collect();
     failed.sort();
     for (m, why) in failed {

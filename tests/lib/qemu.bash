@@ -83,7 +83,7 @@ lb_qemu_cmd() {
       if [ -z "$vars" ]; then vars=$(mktemp "${LB_QEMU_TMP:-/tmp}/ovmf-vars.XXXXXX"); fi
       [ -s "$vars" ] || cp "$OVMF_SECURE_VARS" "$vars"
       LB_QEMU_CMD=("${LB_QEMU_CMD[@]/#q35/q35,smm=on}")
-      LB_QEMU_CMD+=(-global driver=cfi.pflash01,property=secure,value=on
+      LB_QEMU_CMD+=(-global "driver=cfi.pflash01,property=secure,value=on"
         -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_SECURE_CODE"
         -drive "if=pflash,format=raw,unit=1,file=$vars") ;;
     *) echo "lb_qemu: --firmware bios, uefi or uefi-secure, not $firmware" >&2; return 2 ;;
