@@ -362,6 +362,42 @@ mod tests {
     }
 
     #[test]
+    fn secure_tree_uses_the_signed_loaders_byte_for_byte() {
+        if !lifeboat_core::testing::require(
+            have_boot_files(),
+            "pxelinux or grub-efi-amd64-bin not installed",
+        ) {
+            return;
+        }
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let file = |name: &str| {
+            let p = src.path().join(name);
+            fs::write(&p, format!("signed {name}")).unwrap();
+            p
+        };
+        let mut o = opts(src.path(), &["52:54:00:AB:cd:01"], true);
+        o.secure = Some(super::super::secureboot::SignedLoaders {
+            shim: file("shimx64.efi"),
+            mokmanager: file("mmx64.efi"),
+            grub_cd: file("gcdx64.efi"),
+            grub_net: file("grubnetx64.efi"),
+        });
+        write_tree(&o, out.path()).unwrap();
+        let read = |f: &str| fs::read_to_string(out.path().join(f)).unwrap();
+        assert_eq!(read("bootx64.efi"), "signed shimx64.efi");
+        assert_eq!(read("grubx64.efi"), "signed grubnetx64.efi");
+        assert_eq!(read("mmx64.efi"), "signed mmx64.efi");
+        let stub = read(GRUB_SIGNED_NET_CONFIG);
+        assert!(stub.contains("set prefix=$cmdpath"), "{stub}");
+        assert!(stub.contains(
+            "if [ \"$net_default_mac\" = \"52:54:00:ab:cd:01\" ]; then\n  configfile $prefix/grub.cfg-01-52-54-00-ab-cd-01\nfi"
+        ), "{stub}");
+        assert!(stub.trim_end().ends_with("configfile $prefix/grub.cfg"));
+        assert!(read("grub.cfg").contains("linux $prefix/vmlinuz"));
+    }
+
+    #[test]
     fn unattended_default_menu_is_refused() {
         let src = tempfile::tempdir().unwrap();
         let out = tempfile::tempdir().unwrap();
