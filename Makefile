@@ -6,7 +6,7 @@ RELEASE := target/$(TARGET)/release
 BUILD := build
 export CC_x86_64_unknown_linux_musl := musl-gcc
 
-.PHONY: all setup build kernel test unit-test root-test qemu-test lint fmt bench demo dist clean
+.PHONY: all setup build kernel signed test unit-test root-test qemu-test lint fmt bench demo dist clean
 
 all: build
 
@@ -23,6 +23,11 @@ build: setup
 kernel: setup
 	@bash scripts/fetch-kernel.sh $(BUILD)/kernel
 
+# Debian's signed shim, MokManager and GRUB (gcdx64, grubnetx64), unpacked (never installed)
+# under build/signed for `mkrescue --secure-boot` and its tests.
+signed: setup
+	@bash scripts/fetch-signed.sh $(BUILD)/signed
+
 # Every shell file: the tests, their libraries, the scripts, CI's entry point.
 SHELL_FILES = $(shell find tests scripts dist -name '*.sh' -o -name '*.bash' | LC_ALL=C sort) \
 	scripts/host/initramfs-init .ci/run
@@ -32,16 +37,16 @@ lint: setup
 	cargo clippy --locked --all-targets -- -D warnings
 	shellcheck -x $(SHELL_FILES)
 
-# The kernel too: the module-tree and whole-image tests need it (under CI=true a test whose
-# tool or kernel is missing fails instead of skipping).
-unit-test: setup kernel
+# The kernel and the signed boot loaders too: the module-tree, whole-image and Secure Boot tests
+# need them (under CI=true a test whose tool or kernel is missing fails instead of skipping).
+unit-test: setup kernel signed
 	cargo test --locked --workspace
 
 # Root tests on loop devices and images; QEMU boots under TCG.
 root-test: build
 	bash tests/run-root-tests.sh
 
-qemu-test: build kernel
+qemu-test: build kernel signed
 	bash tests/run-qemu-tests.sh
 
 test: lint unit-test root-test qemu-test

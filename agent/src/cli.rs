@@ -661,6 +661,15 @@ pub struct MkrescueArgs {
     /// Also write a hybrid ISO (BIOS and UEFI, CD and USB).
     #[arg(long)]
     pub iso: Option<PathBuf>,
+    /// Secure Boot media: the ISO and the PXE tree boot through Debian's signed shim and GRUB;
+    /// the kernel and its modules must be signed (Debian's linux-image-*-amd64).
+    #[arg(long)]
+    pub secure_boot: bool,
+    /// Directory with shimx64.efi mmx64.efi gcdx64.efi grubnetx64.efi (scripts/fetch-signed.sh);
+    /// default $LIFEBOAT_SIGNED_DIR, else where Debian's shim-signed and
+    /// grub-efi-amd64-signed install them.
+    #[arg(long, value_name = "DIR", requires = "secure_boot")]
+    pub signed_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

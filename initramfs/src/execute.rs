@@ -482,7 +482,7 @@ fn wait_for_node(dev: &str, number: u32) -> Result<()> {
 }
 
 /// The efivarfs directory, mounted when the machine booted by UEFI; None on BIOS.
-fn efivars_dir() -> Result<Option<PathBuf>> {
+pub fn efivars_dir() -> Result<Option<PathBuf>> {
     if !Path::new("/sys/firmware/efi").exists() {
         return Ok(None);
     }

@@ -40,6 +40,19 @@ fn uptime() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// "Firmware: UEFI, Secure boot enabled" (or disabled, or BIOS): the SecureBoot variable.
+pub fn firmware_line() -> String {
+    match execute::efivars_dir() {
+        Ok(None) => "Firmware: BIOS (no UEFI)".to_string(),
+        Ok(Some(dir)) => match lifeboat_core::identity::efivars::secure_boot(&dir) {
+            Some(true) => "Firmware: UEFI, Secure boot enabled (the kernel is locked down: only signed modules load)".to_string(),
+            Some(false) => "Firmware: UEFI, Secure boot disabled".to_string(),
+            None => "Firmware: UEFI, Secure Boot state unknown (no SecureBoot variable)".to_string(),
+        },
+        Err(e) => format!("Firmware: UEFI, Secure Boot state unknown ({e:#})"),
+    }
+}
+
 fn kernel_release() -> String {
     nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
@@ -146,6 +159,8 @@ fn boot() -> Booted {
         },
     };
     coldplug_round(&mut b, QUICK_QUIET);
+    // After coldplug: efivarfs is a module in Debian's kernels.
+    say(&firmware_line());
     b
 }
 

@@ -9,8 +9,11 @@
 # Options:
 #   --mem MB                  memory (default 512)
 #   --machine pc|q35          machine type (default QEMU's)
-#   --firmware bios|uefi      uefi: OVMF with a private copy of its variables (--vars FILE, or
-#                             one in $LB_QEMU_TMP); default bios (SeaBIOS)
+#   --firmware bios|uefi|uefi-secure
+#                             uefi: OVMF with a private copy of its variables (--vars FILE, or
+#                             one in $LB_QEMU_TMP); default bios (SeaBIOS); uefi-secure: OVMF
+#                             with SMM and a copy of the ovmf package's variable store that
+#                             enrolls Microsoft's keys with Secure Boot on (q35 only)
 #   --vars FILE               the UEFI variables file to use (kept across runs when it exists)
 #   --kernel FILE --initrd FILE --append TEXT   direct kernel boot
 #   --disk FILE               raw virtio disk; its serial: --disk-serial S (before --disk)
@@ -26,6 +29,8 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 fi
 OVMF_CODE=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE.fd}
 OVMF_VARS=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS.fd}
+OVMF_SECURE_CODE=${OVMF_SECURE_CODE:-/usr/share/OVMF/OVMF_CODE_4M.ms.fd}
+OVMF_SECURE_VARS=${OVMF_SECURE_VARS:-/usr/share/OVMF/OVMF_VARS_4M.ms.fd}
 
 lb_qemu_cmd() {
   local mem=512 machine="" firmware=bios vars="" disk_serial="" nic=e1000 mac="" uuid="" serial=""
@@ -71,7 +76,17 @@ lb_qemu_cmd() {
       [ -s "$vars" ] || cp "$OVMF_VARS" "$vars"
       LB_QEMU_CMD+=(-drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_CODE"
         -drive "if=pflash,format=raw,unit=1,file=$vars") ;;
-    *) echo "lb_qemu: --firmware bios or uefi, not $firmware" >&2; return 2 ;;
+    uefi-secure)
+      [ "$machine" = q35 ] || { echo "lb_qemu: --firmware uefi-secure needs --machine q35 (SMM)" >&2; return 2; }
+      [ -r "$OVMF_SECURE_CODE" ] && [ -r "$OVMF_SECURE_VARS" ] \
+        || { echo "lb_qemu: no Secure Boot OVMF at $OVMF_SECURE_CODE / $OVMF_SECURE_VARS (make setup: ovmf)" >&2; return 2; }
+      if [ -z "$vars" ]; then vars=$(mktemp "${LB_QEMU_TMP:-/tmp}/ovmf-vars.XXXXXX"); fi
+      [ -s "$vars" ] || cp "$OVMF_SECURE_VARS" "$vars"
+      LB_QEMU_CMD=("${LB_QEMU_CMD[@]/#q35/q35,smm=on}")
+      LB_QEMU_CMD+=(-global "driver=cfi.pflash01,property=secure,value=on"
+        -drive "if=pflash,format=raw,unit=0,readonly=on,file=$OVMF_SECURE_CODE"
+        -drive "if=pflash,format=raw,unit=1,file=$vars") ;;
+    *) echo "lb_qemu: --firmware bios, uefi or uefi-secure, not $firmware" >&2; return 2 ;;
   esac
   LB_QEMU_CMD+=("${boot_args[@]}" "${drive_args[@]}")
   if [ ${#net_args[@]} -gt 0 ]; then

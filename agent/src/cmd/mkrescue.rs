@@ -3,7 +3,7 @@
 
 use crate::cli::{InitrdCompress, MkrescueArgs};
 use crate::rescue::image::Compression;
-use crate::rescue::{self, iso, pxe, RescueOptions, Selection};
+use crate::rescue::{self, iso, pxe, secureboot, RescueOptions, Selection};
 use anyhow::{bail, Context, Result};
 use lifeboat_core::progress::human_bytes;
 use std::path::PathBuf;
@@ -37,6 +37,13 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
             modules.display()
         );
     }
+    // Found before the long build, so that a missing package fails at once.
+    let secure = match args.secure_boot {
+        true => Some(secureboot::SignedLoaders::locate(
+            args.signed_dir.as_deref(),
+        )?),
+        false => None,
+    };
     let init = match &args.init {
         Some(p) => p.clone(),
         None => default_init()?,
@@ -60,6 +67,7 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
         },
         output: args.output.clone(),
         sysfs: PathBuf::from("/sys"),
+        secure_boot: args.secure_boot,
     };
     let report = rescue::build(&opts)?;
     if !quiet {
@@ -91,6 +99,7 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
             append: args.append.clone(),
             hosts: args.pxe_hosts.clone(),
             unattended: args.unattended,
+            secure: secure.clone(),
         };
         pxe::write_tree(&pxe_opts, dir)
             .with_context(|| format!("cannot write the PXE tree into {}", dir.display()))?;
@@ -103,12 +112,21 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
             kernel: report.vmlinuz.clone(),
             initrd: report.initrd.clone(),
             append: args.append.clone(),
+            secure: secure.clone(),
         };
         iso::write_iso(&iso_opts, file)
             .with_context(|| format!("cannot write the ISO {}", file.display()))?;
         if !quiet {
             println!("  ISO: {}", file.display());
         }
+    }
+    if let (Some(s), false) = (&secure, quiet) {
+        println!(
+            "  Secure Boot: shim {}, GRUB {} / {}",
+            s.shim.display(),
+            s.grub_cd.display(),
+            s.grub_net.display()
+        );
     }
     if !quiet {
         println!("built in {:.1} s", started.elapsed().as_secs_f64());

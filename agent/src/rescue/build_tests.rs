@@ -38,6 +38,7 @@ fn options(kernel: &Path, init: &Path, output: &Path) -> RescueOptions {
         shell: false,
         compression: Compression::Zstd,
         output: output.to_path_buf(),
+        secure_boot: false,
         sysfs: PathBuf::from("/sys"),
     }
 }

@@ -11,6 +11,12 @@
 //! GPT/MBR partition entry for efi.img (UEFI boot from a USB stick). The GRUB image finds the
 //! ISO by the id file, whose name is unique to this kernel + initrd + command line, so another
 //! Lifeboat stick or CD in the same machine is not picked by mistake.
+//!
+//! With `secure` (Secure Boot media, [`super::secureboot`]): `EFI/BOOT/BOOTX64.EFI` is Debian's
+//! signed shim, `EFI/BOOT/grubx64.efi` Debian's signed `gcdx64.efi`, `EFI/BOOT/mmx64.efi`
+//! MokManager, in efi.img and in the ISO tree. `gcdx64.efi`'s built-in prefix is /boot/grub on
+//! the device it came from: efi.img gets a /boot/grub/grub.cfg with the search above, the ISO's
+//! /boot/grub/grub.cfg is the menu.
 
 use super::pxe::bootfiles::{self, Menu, MenuDefault, GRUB_TEMPLATE, SYSLINUX_TEMPLATE};
 use anyhow::Context;
@@ -24,6 +30,8 @@ pub struct IsoOptions {
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     pub append: Option<String>,
+    /// Secure Boot: Debian's signed shim and GRUB instead of a GRUB image made here.
+    pub secure: Option<super::secureboot::SignedLoaders>,
 }
 
 /// The ISO 9660 volume label.
@@ -132,15 +140,40 @@ pub fn write_iso(opts: &IsoOptions, file: &Path) -> anyhow::Result<()> {
             &[("GENERATED", bootfiles::GENERATED), ("MARKER", &marker)],
         )?,
     )?;
-    let efi_binary = root.join("EFI/BOOT/BOOTX64.EFI");
-    bootfiles::grub_mkimage(&efi_binary, "/boot/grub", Some(&early), GRUB_ISO_MODULES)?;
+    // The files of EFI/BOOT (in efi.img and in the ISO tree), and what efi.img holds besides.
+    let mut efi_files: Vec<(PathBuf, &str)> = Vec::new();
+    let mut efi_extra: Vec<(PathBuf, &str)> = Vec::new();
+    match &opts.secure {
+        None => {
+            let efi_binary = root.join("EFI/BOOT/BOOTX64.EFI");
+            bootfiles::grub_mkimage(&efi_binary, "/boot/grub", Some(&early), GRUB_ISO_MODULES)?;
+            efi_files.push((efi_binary, "BOOTX64.EFI"));
+        }
+        Some(signed) => {
+            use super::secureboot::{GRUB_NAME, MOKMANAGER_NAME, SHIM_MEDIA_NAME};
+            for (from, name) in [
+                (&signed.shim, SHIM_MEDIA_NAME),
+                (&signed.grub_cd, GRUB_NAME),
+                (&signed.mokmanager, MOKMANAGER_NAME),
+            ] {
+                let to = root.join("EFI/BOOT").join(name);
+                bootfiles::copy_file(from, &to)?;
+                efi_files.push((to, name));
+            }
+            // gcdx64.efi reads /boot/grub/grub.cfg from efi.img: the search for this ISO.
+            efi_extra.push((early.clone(), "boot/grub/grub.cfg"));
+        }
+    }
 
-    // The EFI System Partition image: FAT, sized for the GRUB image plus slack.
+    // The EFI System Partition image: FAT, sized for the EFI files plus slack.
     let efi_img = root.join("boot/grub/efi.img");
-    let grub_len = fs::metadata(&efi_binary)
-        .with_context(|| format!("cannot read {}", efi_binary.display()))?
-        .len();
-    let kib = (grub_len / 1024 + 1024).max(2048);
+    let mut efi_len = 0;
+    for (f, _) in &efi_files {
+        efi_len += fs::metadata(f)
+            .with_context(|| format!("cannot read {}", f.display()))?
+            .len();
+    }
+    let kib = (efi_len / 1024 + 1024).max(2048);
     bootfiles::run(
         Command::new(&mkfs_vfat)
             .arg("-C")
@@ -149,20 +182,24 @@ pub fn write_iso(opts: &IsoOptions, file: &Path) -> anyhow::Result<()> {
             .arg(&efi_img)
             .arg(kib.to_string()),
     )?;
-    bootfiles::run(
-        Command::new(&mmd)
-            .arg("-i")
-            .arg(&efi_img)
-            .arg("::/EFI")
-            .arg("::/EFI/BOOT"),
-    )?;
-    bootfiles::run(
-        Command::new(&mcopy)
-            .arg("-i")
-            .arg(&efi_img)
-            .arg(&efi_binary)
-            .arg("::/EFI/BOOT/BOOTX64.EFI"),
-    )?;
+    let mut dirs = vec!["::/EFI", "::/EFI/BOOT"];
+    if !efi_extra.is_empty() {
+        dirs.extend(["::/boot", "::/boot/grub"]);
+    }
+    bootfiles::run(Command::new(&mmd).arg("-i").arg(&efi_img).args(&dirs))?;
+    let in_img = efi_files
+        .iter()
+        .map(|(f, name)| (f, format!("::/EFI/BOOT/{name}")))
+        .chain(efi_extra.iter().map(|(f, at)| (f, format!("::/{at}"))));
+    for (from, at) in in_img {
+        bootfiles::run(
+            Command::new(&mcopy)
+                .arg("-i")
+                .arg(&efi_img)
+                .arg(from)
+                .arg(at),
+        )?;
+    }
 
     // The ISO, written beside the target and renamed into place when complete.
     let partial = staging.scratch("lifeboat.iso");
@@ -279,6 +316,7 @@ mod tests {
             kernel: dir.path().join("k"),
             initrd: dir.path().join("i"),
             append: None,
+            secure: None,
         };
         let iso = dir.path().join("out.iso");
         write_iso(&o, &iso).unwrap();

@@ -20,6 +20,7 @@ pub mod image;
 pub mod iso;
 pub mod modules;
 pub mod pxe;
+pub mod secureboot;
 
 use anyhow::{bail, Context, Result};
 use image::{Compression, Image};
@@ -51,6 +52,9 @@ pub struct RescueOptions {
     pub output: PathBuf,
     /// Where host-only mode reads devices (normally /sys).
     pub sysfs: PathBuf,
+    /// For Secure Boot media: the kernel must carry a signature and every module its appended
+    /// signature, else the build fails.
+    pub secure_boot: bool,
 }
 
 /// What a build produced.
@@ -100,6 +104,10 @@ pub fn build(opts: &RescueOptions) -> Result<RescueReport> {
         }
     }
 
+    if opts.secure_boot {
+        secureboot::require_authenticode(&opts.kernel)?;
+    }
+
     let mut image = Image::new();
     for d in ["proc", "sys", "dev", "run", "mnt", "etc", "bin", "sbin"] {
         image.dir(d);
@@ -136,6 +144,14 @@ pub fn build(opts: &RescueOptions) -> Result<RescueReport> {
     requests.dedup();
     let report = modules::add_modules(&mut image, &mut tree, &requests)?;
     let closure = &report.closure;
+    if opts.secure_boot && !report.unsigned.is_empty() {
+        bail!(
+            "--secure-boot: these modules of {} carry no signature, and the kernel in Secure Boot \
+             lockdown would refuse them: {} (use the module tree of Debian's signed kernel)",
+            opts.modules.display(),
+            report.unsigned.join(" ")
+        );
+    }
     if !closure.missing.is_empty() {
         let list: Vec<&str> = closure.missing.iter().map(String::as_str).collect();
         notes.push(format!("not in this kernel, skipped: {}", list.join(" ")));
@@ -217,6 +233,7 @@ pub fn build(opts: &RescueOptions) -> Result<RescueReport> {
     );
     let _ = writeln!(facts, "MODULES={}", closure.modules.len());
     let _ = writeln!(facts, "SHELL={}", if opts.shell { "/bin/sh" } else { "" });
+    let _ = writeln!(facts, "SECURE_BOOT={}", u8::from(opts.secure_boot));
     image.file_bytes(
         "etc/lifeboat-rescue",
         0o644,

@@ -122,6 +122,8 @@ pub struct ModuleReport {
     pub firmware_missing: Vec<(String, String)>,
     /// Bytes of decompressed modules.
     pub module_bytes: u64,
+    /// Modules without an appended signature (a kernel in Secure Boot lockdown refuses them).
+    pub unsigned: Vec<String>,
 }
 
 /// Firmware directories, most specific first: the one beside the module tree
@@ -166,6 +168,10 @@ pub fn add_modules(
             .read_module(module)
             .with_context(|| format!("cannot read the module {}", source.display()))?;
         report.module_bytes += bytes.len() as u64;
+        // Decompressed, never stripped: the appended signature is still the last thing.
+        if !super::secureboot::module_signed(&bytes) {
+            report.unsigned.push(module.clone());
+        }
         image.file_bytes(
             &format!("{base}/{}", plain.display()),
             0o644,

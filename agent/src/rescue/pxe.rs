@@ -14,6 +14,11 @@
 //! DIR/vmlinuz, DIR/initrd.img                        the recovery image
 //! DIR/README.md                                      how to serve the tree
 //! ```
+//! With `secure` (Secure Boot, [`super::secureboot`]): `bootx64.efi` is Debian's signed shim,
+//! `grubx64.efi` Debian's signed `grubnetx64.efi`, `mmx64.efi` beside them, and
+//! `grub/grub.cfg` (from `pxe/grub-signed-net.cfg`) sends that GRUB, whose prefix is fixed at
+//! /grub on the TFTP server, to the menus above: such a tree must be the TFTP root (or its
+//! `grub/` directory copied there).
 
 pub(crate) mod bootfiles;
 
@@ -34,6 +39,8 @@ pub struct PxeOptions {
     pub hosts: Vec<String>,
     /// Per-host configs restore the latest backup without asking, then reboot.
     pub unattended: bool,
+    /// Secure Boot: Debian's signed shim and network GRUB instead of a GRUB image made here.
+    pub secure: Option<super::secureboot::SignedLoaders>,
 }
 
 /// The file names inside the tree.
@@ -43,6 +50,9 @@ pub const GRUB_NET_IMAGE: &str = "bootx64.efi";
 pub const IPXE_SCRIPT: &str = "boot.ipxe";
 
 const IPXE_TEMPLATE: &str = include_str!("../../../pxe/boot.ipxe");
+const GRUB_SIGNED_NET_TEMPLATE: &str = include_str!("../../../pxe/grub-signed-net.cfg");
+/// Where Debian's signed network GRUB reads its first config (its built-in prefix is /grub).
+pub const GRUB_SIGNED_NET_CONFIG: &str = "grub/grub.cfg";
 const README: &str = include_str!("../../../pxe/README.md");
 
 /// GRUB modules the network image adds to the common ones (no module directory is served).
@@ -80,7 +90,21 @@ pub fn write_tree(opts: &PxeOptions, dir: &Path) -> anyhow::Result<()> {
     }
     // UEFI: a GRUB network image with an empty prefix, so that GRUB takes the directory it
     // was loaded from (e.g. `(tftp,10.0.0.1)/lifeboat`) as $prefix and reads grub.cfg there.
-    bootfiles::grub_mkimage(&dir.join(GRUB_NET_IMAGE), "", None, GRUB_NET_MODULES)?;
+    match &opts.secure {
+        None => bootfiles::grub_mkimage(&dir.join(GRUB_NET_IMAGE), "", None, GRUB_NET_MODULES)?,
+        Some(signed) => {
+            use super::secureboot::{GRUB_NAME, MOKMANAGER_NAME};
+            bootfiles::copy_file(&signed.shim, &dir.join(GRUB_NET_IMAGE))?;
+            bootfiles::copy_file(&signed.grub_net, &dir.join(GRUB_NAME))?;
+            bootfiles::copy_file(&signed.mokmanager, &dir.join(MOKMANAGER_NAME))?;
+            let config = dir.join(GRUB_SIGNED_NET_CONFIG);
+            if let Some(parent) = config.parent() {
+                fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            write(&config, &signed_net_stub(&hosts)?)?;
+        }
+    }
 
     // One request for every unattended entry of this tree: it restores once, and a later boot
     // through the same entry starts the local disk.
@@ -175,6 +199,25 @@ fn menu(opts: &PxeOptions, default: MenuDefault, request: &str) -> Menu {
     }
 }
 
+/// The /grub/grub.cfg of a Secure Boot tree: per-host menus by MAC, then the default menu.
+fn signed_net_stub(hosts: &[String]) -> anyhow::Result<String> {
+    let mut lines = String::new();
+    for mac in hosts {
+        // GRUB names the MAC with colons ($net_default_mac); the files use hyphens.
+        let colons = mac.replace('-', ":");
+        lines.push_str(&format!(
+            "if [ \"$net_default_mac\" = \"{colons}\" ]; then\n  configfile $prefix/grub.cfg-01-{mac}\nfi\n"
+        ));
+    }
+    bootfiles::fill_template(
+        GRUB_SIGNED_NET_TEMPLATE,
+        &[
+            ("GENERATED", bootfiles::GENERATED),
+            ("HOSTS", lines.trim_end()),
+        ],
+    )
+}
+
 fn syslinux_cfg(menu: &Menu) -> anyhow::Result<String> {
     // pxelinux resolves relative names against the directory pxelinux.0 came from.
     menu.fill(
@@ -227,6 +270,7 @@ mod tests {
             append: Some("lifeboat.debug".into()),
             hosts: hosts.iter().map(|s| s.to_string()).collect(),
             unattended,
+            secure: None,
         }
     }
 
@@ -318,6 +362,42 @@ mod tests {
     }
 
     #[test]
+    fn secure_tree_uses_the_signed_loaders_byte_for_byte() {
+        if !lifeboat_core::testing::require(
+            have_boot_files(),
+            "pxelinux or grub-efi-amd64-bin not installed",
+        ) {
+            return;
+        }
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let file = |name: &str| {
+            let p = src.path().join(name);
+            fs::write(&p, format!("signed {name}")).unwrap();
+            p
+        };
+        let mut o = opts(src.path(), &["52:54:00:AB:cd:01"], true);
+        o.secure = Some(super::super::secureboot::SignedLoaders {
+            shim: file("shimx64.efi"),
+            mokmanager: file("mmx64.efi"),
+            grub_cd: file("gcdx64.efi"),
+            grub_net: file("grubnetx64.efi"),
+        });
+        write_tree(&o, out.path()).unwrap();
+        let read = |f: &str| fs::read_to_string(out.path().join(f)).unwrap();
+        assert_eq!(read("bootx64.efi"), "signed shimx64.efi");
+        assert_eq!(read("grubx64.efi"), "signed grubnetx64.efi");
+        assert_eq!(read("mmx64.efi"), "signed mmx64.efi");
+        let stub = read(GRUB_SIGNED_NET_CONFIG);
+        assert!(stub.contains("set prefix=$cmdpath"), "{stub}");
+        assert!(stub.contains(
+            "if [ \"$net_default_mac\" = \"52:54:00:ab:cd:01\" ]; then\n  configfile $prefix/grub.cfg-01-52-54-00-ab-cd-01\nfi"
+        ), "{stub}");
+        assert!(stub.trim_end().ends_with("configfile $prefix/grub.cfg"));
+        assert!(read("grub.cfg").contains("linux $prefix/vmlinuz"));
+    }
+
+    #[test]
     fn unattended_default_menu_is_refused() {
         let src = tempfile::tempdir().unwrap();
         let out = tempfile::tempdir().unwrap();
@@ -352,6 +432,7 @@ mod tests {
                 append: append.clone(),
                 hosts: var("LIFEBOAT_MEDIA_HOST").into_iter().collect(),
                 unattended: var("LIFEBOAT_MEDIA_UNATTENDED").is_some(),
+                secure: None,
             };
             write_tree(&o, Path::new(&dir)).unwrap();
         }
@@ -360,6 +441,7 @@ mod tests {
                 kernel,
                 initrd,
                 append,
+                secure: None,
             };
             super::super::iso::write_iso(&o, Path::new(&file)).unwrap();
         }

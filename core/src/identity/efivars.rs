@@ -109,6 +109,12 @@ fn read_var(dir: &Path, name: &str) -> Option<Vec<u8>> {
     raw.get(4..).map(<[u8]>::to_vec)
 }
 
+/// The `SecureBoot` variable: Some(true) when the firmware enforces Secure Boot, Some(false)
+/// when it does not, None when the variable is absent (no UEFI, or firmware without it).
+pub fn secure_boot(dir: &Path) -> Option<bool> {
+    read_var(dir, "SecureBoot").and_then(|d| d.first().map(|&b| b == 1))
+}
+
 /// `BootOrder` as numbers (empty when absent).
 pub fn boot_order(dir: &Path) -> Vec<u16> {
     read_var(dir, "BootOrder")
@@ -288,5 +294,16 @@ mod tests {
             sample(g, "\\EFI\\b.efi")
         );
         assert!(write_boot_entry(d.path(), 4, &[1, 2]).is_err());
+    }
+
+    #[test]
+    fn secure_boot_variable() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(secure_boot(d.path()), None);
+        let p = d.path().join(format!("SecureBoot-{GLOBAL_GUID}"));
+        std::fs::write(&p, [6, 0, 0, 0, 1]).unwrap();
+        assert_eq!(secure_boot(d.path()), Some(true));
+        std::fs::write(&p, [6, 0, 0, 0, 0]).unwrap();
+        assert_eq!(secure_boot(d.path()), Some(false));
     }
 }

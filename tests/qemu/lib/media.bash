@@ -4,12 +4,17 @@
 # the serial console. Sourced, never run.
 #
 #   source tests/qemu/lib/media.bash
-#   media_build [--host MAC --unattended] [--append TEXT]  -> $MEDIA/pxe (PXE tree), $MEDIA/lifeboat.iso
+#   media_build [--host MAC --unattended] [--append TEXT] [--secure-boot]
+#                               -> $MEDIA/pxe (PXE tree), $MEDIA/lifeboat.iso (--secure-boot:
+#                                  Debian's signed shim and GRUB from $SIGNED, build/signed)
 #   boot_watch NAME DEADLINE_S [lb_qemu OPTION...] -- [QEMU ARG...]
 #                               -> waits for lifeboat-init and its menu on the serial console;
 #                                  sets $LOG, prints the times
 #   boot_until_exit NAME DEADLINE_S [lb_qemu OPTION...] -- [QEMU ARG...]
 #                               -> waits until the machine powers off or reboots
+#   boot_refused NAME DEADLINE_S PATTERN [lb_qemu OPTION...] -- [QEMU ARG...]
+#                               -> waits for PATTERN (extended regexp) on the serial console;
+#                                  fails if the kernel starts instead, or on timeout
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   echo "${BASH_SOURCE[0]} is a library: source it from a test" >&2
   exit 2
@@ -43,13 +48,15 @@ on_exit media_cleanup
 
 [ -e "$KERNEL" ] || bash scripts/fetch-kernel.sh build/kernel
 [ -e "$KERNEL" ] || fail "no kernel at $KERNEL (bash scripts/fetch-kernel.sh build/kernel)"
+SIGNED=${LIFEBOAT_SIGNED_DIR:-$ROOT/build/signed}
 
 # The image and the boot media, from `lifeboat mkrescue` (the thing under test: a failure fails
 # the test).
 media_build() {
-  local host="" unattended="" append=""
+  local host="" unattended="" append="" secure=""
   while [ $# -gt 0 ]; do
     case $1 in
+      --secure-boot) secure=1; shift ;;
       --host) host=$2; shift 2 ;;
       --append) append=$2; shift 2 ;;
       --unattended) unattended=1; shift ;;
@@ -63,6 +70,10 @@ media_build() {
   [ -n "$host" ] && args+=(--pxe-host "$host")
   [ -n "$unattended" ] && args+=(--unattended)
   [ -n "$append" ] && args+=(--append "$append")
+  if [ -n "$secure" ]; then
+    [ -s "$SIGNED/shimx64.efi" ] || bash scripts/fetch-signed.sh "$SIGNED"
+    args+=(--secure-boot --signed-dir "$SIGNED")
+  fi
   local err
   err=$("$LIFEBOAT" "${args[@]}" 2>&1 >/dev/null) || fail "lifeboat mkrescue failed: $err"
   [ -f "$MEDIA/pxe/pxelinux.0" ] || fail "no PXE tree written"
@@ -160,4 +171,38 @@ boot_until_exit() {
   done
   wait "$pid" || { strip_log "$LOG" | tail -n 20; fail "$name: QEMU failed"; }
   echo "TIME $name: power-on to reboot $(since "$t0")s"
+}
+
+# boot_refused NAME DEADLINE PATTERN -- QEMU ARGS: boots and waits until the serial console shows
+# PATTERN (the boot loader refusing something); fails if the kernel starts ("Linux version",
+# "EFI stub") or PATTERN does not appear in time. Sets $LOG, prints the time.
+boot_refused() {
+  local name=$1 deadline=$2 pattern=$3; shift 3
+  LOG="$MEDIA/$name.log"
+  : > "$LOG"
+  local t0 pid why=""
+  t0=$(now)
+  lb_qemu --mem 1024 --log "$LOG" --background "$@"
+  pid=$LB_QEMU_PID
+  QEMU_PIDS+=("$pid")
+  while :; do
+    if grep -aqE -- "$pattern" "$LOG"; then break; fi
+    if grep -aqE 'Linux version|EFI stub' "$LOG"; then
+      why="the kernel started: it was not refused"
+    elif ! kill -0 "$pid" 2>/dev/null; then
+      why="QEMU left before the console showed /$pattern/"
+    elif awk -v e="$(since "$t0")" -v d="$deadline" 'BEGIN { exit !(e > d) }'; then
+      why="/$pattern/ did not appear within ${deadline}s"
+    fi
+    [ -n "$why" ] && break
+    sleep 0.5
+  done
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  if [ -n "$why" ]; then
+    echo "--- serial console of $name (last 40 lines, escapes stripped):"
+    strip_log "$LOG" | tail -n 40
+    fail "$name: $why"
+  fi
+  echo "TIME $name: refused $(since "$t0")s after power-on: $(strip_log "$LOG" | grep -aoE -m1 -- "$pattern")"
 }
