@@ -20,6 +20,7 @@ mod md;
 mod menu;
 mod mkfs;
 mod mounts;
+mod net;
 mod power;
 mod probe;
 mod progress_line;

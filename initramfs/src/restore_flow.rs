@@ -81,7 +81,24 @@ pub fn verify(b: &Backup, files: &mut SmallFiles) -> Result<String> {
             ));
             let p = LineProgress::new("verify");
             p.set_total(Some(b.size));
-            let r = store_view::verify(archive, &p, files);
+            let r = store_view::verify(store_view::Source::File(archive), &p, files);
+            p.finish();
+            r
+        }
+        BackupKind::Repo {
+            session, remote, ..
+        } => {
+            say(&format!(
+                "Verifying generation {} from {} (every chunk fetched and checked, every checksum, the trailer; nothing is written) ...",
+                remote.id, session.url
+            ));
+            let p = LineProgress::new("verify");
+            p.set_total(Some(b.size));
+            let src = store_view::Source::Repo {
+                session,
+                generation: remote,
+            };
+            let r = store_view::verify(src, &p, files);
             p.finish();
             r
         }
@@ -200,7 +217,10 @@ pub fn restore(b: &Backup, d: &Discovery, opts: &Options, confirm: Confirm) -> R
         b.host,
         b.time
     ));
-    say(&format!("  from {}", describe_dev(&b.device)));
+    match &b.kind {
+        BackupKind::Repo { session, .. } => say(&format!("  from the repository {}", session.url)),
+        _ => say(&format!("  from {}", describe_dev(&b.device))),
+    }
 
     // 1. Verify: nothing destructive before this succeeds.
     // A backup without a recorded identity takes it from its own fstab and grub.cfg (as
