@@ -163,6 +163,17 @@ mod tests {
     }
 
     #[test]
+    fn repository_and_address() {
+        let o = parse("lifeboat.repo=s3://lb/fleet lifeboat.ip=192.0.2.10/24:192.0.2.1:");
+        assert_eq!(o.repo.as_deref(), Some("s3://lb/fleet"));
+        assert_eq!(o.ip.as_deref(), Some("192.0.2.10/24:192.0.2.1:"));
+        assert!(o.unknown.is_empty());
+        let o = parse("lifeboat.repo= lifeboat.ip");
+        assert_eq!((o.repo, o.ip), (None, None));
+        assert_eq!(o.unknown.len(), 2);
+    }
+
+    #[test]
     fn defaults_to_the_menu() {
         let o = parse("console=ttyS0 lifeboat.after=explode");
         assert_eq!(o.restore, None);

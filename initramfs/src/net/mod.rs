@@ -121,7 +121,13 @@ pub fn bring_up(ip: Option<&str>) -> Result<Configured> {
     if let Err(e) = iface::loopback_up() {
         say(&format!("Warning: {e:#}"));
     }
-    let all = iface::ethernet();
+    // A driver loaded by coldplug may register its interface a moment later.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let mut all = iface::ethernet();
+    while all.is_empty() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(250));
+        all = iface::ethernet();
+    }
     if all.is_empty() {
         bail!("no Ethernet interface: the image has no driver for this machine's network card (rebuild it with `lifeboat mkrescue --generic` on the generic kernel)");
     }
