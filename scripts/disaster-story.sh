@@ -35,6 +35,7 @@ STORE=$WORK/store-disk.img
 LOGS=$WORK/logs
 REPORT=$WORK/report.txt
 S3DIR=$WORK/s3
+VARS=$WORK/unused-vars.fd  # qemu_run names it; a BIOS host has none
 [ "$(id -u)" = 0 ] || { echo "FAIL: $0 needs root (loop devices, mounts)" >&2; exit 1; }
 rm -rf "$LOGS" "$WORK/keys" "$WORK/rescue"
 mkdir -p "$WORK" "$LOGS" "$WORK/keys"
@@ -124,14 +125,18 @@ sed "s|^endpoint = .*|endpoint = \"http://10.0.2.2:$PORT\"|" "$CFG" > "$WORK/key
 [ "$(stat -c %a "$WORK/rescue/repo.img")" = 600 ] || fail "repo.img is mode $(stat -c %a "$WORK/rescue/repo.img"), not 600"
 grep -q 'virtio_net' "$WORK/rescue/initrd.list" ||
   fail "the image has no virtio_net module ($WORK/rescue/initrd.list)"
-cat "$WORK/rescue/initrd.img" "$WORK/rescue/repo.img" > "$WORK/rescue/initrd+repo.img"
+# Two initrds in one file, as a boot loader loads them: the kernel finds the second cpio only at
+# a 4-byte boundary after the first (zero bytes between them are skipped).
+cp "$WORK/rescue/initrd.img" "$WORK/rescue/initrd+repo.img"
+truncate -s $((($(stat -c %s "$WORK/rescue/initrd.img") + 3) / 4 * 4)) "$WORK/rescue/initrd+repo.img"
+cat "$WORK/rescue/repo.img" >> "$WORK/rescue/initrd+repo.img"
 size_of "recovery initrd / repo.img" "$(human "$(stat -c %s "$WORK/rescue/initrd.img")") / $(stat -c %s "$WORK/rescue/repo.img") bytes"
 append="console=ttyS0 panic=-1 lifeboat.restore=latest lifeboat.yes lifeboat.disk=$NEW_SERIAL lifeboat.after=poweroff"
 SECRET=$(sed -n 's/^aws_secret_access_key *= *//p' "$AWS_SHARED_CREDENTIALS_FILE")
 [[ $append != *"$SECRET"* ]] || fail "the secret is on the kernel command line"
 DISKS=()
 virtio_disk "$NEW" disk0 "$NEW_SERIAL"
-QEMU_GIVE_UP='Choose a backup|REPOSITORY NOT READ|NETWORK NOT UP' qemu_run restore "$RESTORE_TIMEOUT" "${DISKS[@]}" \
+QEMU_GIVE_UP='Choose a backup|REPOSITORY NOT READ|NETWORK NOT UP|Initramfs unpacking failed|No backups were found' qemu_run restore "$RESTORE_TIMEOUT" "${DISKS[@]}" \
   -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
   -kernel "$WORK/rescue/vmlinuz" -initrd "$WORK/rescue/initrd+repo.img" -append "$append"
 net=$(log_line restore '^Network: ')
