@@ -114,7 +114,12 @@ impl Dated for Backup {
         self.facts.manifest.as_ref().map(|m| &m.machine)
     }
     fn label(&self) -> String {
-        if let BackupKind::Repo { generation, session, .. } = &self.kind {
+        if let BackupKind::Repo {
+            generation,
+            session,
+            ..
+        } = &self.kind
+        {
             return format!(
                 "generation {generation} of host '{}' taken {} in {}",
                 self.host, self.time, session.url

@@ -30,11 +30,7 @@ fn show_backup_line(i: usize, b: &Backup, d: &Discovery) {
         human_bytes(b.size),
         gen
     ));
-    say(&format!(
-        "      {} on {}",
-        b.kind_name(),
-        b.place()
-    ));
+    say(&format!("      {} on {}", b.kind_name(), b.place()));
     match &b.plan {
         Ok(p) => {
             say(&format!("      will overwrite {}", execute::summary(p)));
@@ -316,7 +312,12 @@ pub fn pick<'a>(d: &'a Discovery, which: &str) -> anyhow::Result<&'a Backup> {
             let lifeboat: Vec<&Backup> = d
                 .backups
                 .iter()
-                .filter(|b| matches!(b.kind, BackupKind::Lifeboat { .. } | BackupKind::Repo { .. }))
+                .filter(|b| {
+                    matches!(
+                        b.kind,
+                        BackupKind::Lifeboat { .. } | BackupKind::Repo { .. }
+                    )
+                })
                 .collect();
             if lifeboat.is_empty() {
                 return d.backups.first().ok_or_else(|| anyhow!(LatestError::None));

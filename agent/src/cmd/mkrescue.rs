@@ -181,8 +181,8 @@ fn write_repo_img(args: &MkrescueArgs, cfg: &std::path::Path, out: &std::path::P
         w.dir("etc/lifeboat", 0o755)?;
         w.dir(dir, 0o700)?;
         for (name, src) in &files {
-            let data = std::fs::read(src)
-                .with_context(|| format!("cannot read {}", src.display()))?;
+            let data =
+                std::fs::read(src).with_context(|| format!("cannot read {}", src.display()))?;
             w.file(&format!("{dir}/{name}"), 0o600, &data)?;
         }
         Ok(())

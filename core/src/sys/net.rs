@@ -18,7 +18,8 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
 
 fn control_socket() -> io::Result<OwnedFd> {
     // SAFETY: socket(2) takes no pointers; the descriptor is owned at once.
-    let fd = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    let fd =
+        check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -181,7 +181,10 @@ pub fn obtain(iface: &str, mac: [u8; 6], total: Duration) -> Result<Lease> {
         let round = (Instant::now() + Duration::from_secs(4)).min(end);
         if let Some(ack) = receive(&s, xid, mac, &[ACK], round)? {
             if ack.address.is_unspecified() {
-                return Err(anyhow!("the DHCP server {} acknowledged no address", ack.server));
+                return Err(anyhow!(
+                    "the DHCP server {} acknowledged no address",
+                    ack.server
+                ));
             }
             return Ok(ack);
         }
@@ -240,7 +243,10 @@ mod tests {
         assert_eq!(l.address, Ipv4Addr::new(10, 0, 2, 15));
         assert_eq!(l.prefix, 24);
         assert_eq!(l.router, Some(Ipv4Addr::new(10, 0, 2, 2)));
-        assert_eq!(l.dns, vec![Ipv4Addr::new(10, 0, 2, 3), Ipv4Addr::new(1, 1, 1, 1)]);
+        assert_eq!(
+            l.dns,
+            vec![Ipv4Addr::new(10, 0, 2, 3), Ipv4Addr::new(1, 1, 1, 1)]
+        );
         assert_eq!(l.server, Ipv4Addr::new(10, 0, 2, 2));
         assert_eq!(l.lease_secs, Some(86400));
     }

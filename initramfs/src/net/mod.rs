@@ -93,12 +93,18 @@ pub fn ensure_up(ip: Option<&str>) -> std::result::Result<&'static Configured, S
                     c.iface,
                     c.address,
                     c.prefix,
-                    c.gateway.map(|g| g.to_string()).unwrap_or_else(|| "-".into()),
+                    c.gateway
+                        .map(|g| g.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     c.how,
                     if c.dns.is_empty() {
                         "-".to_string()
                     } else {
-                        c.dns.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" ")
+                        c.dns
+                            .iter()
+                            .map(|d| d.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" ")
                     }
                 ));
                 Ok(c)

@@ -106,19 +106,17 @@ pub fn open(s: &Source) -> Result<Session> {
     let identity = Identity::from_text(&text).with_context(|| s.identity.display().to_string())?;
     let fleet = match std::fs::read_to_string(&s.fleet_key) {
         Ok(t) => FleetKey::from_text(&t).with_context(|| s.fleet_key.display().to_string())?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => repo
-            .fleet_from_recovery(&identity)
-            .with_context(|| {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            repo.fleet_from_recovery(&identity).with_context(|| {
                 format!(
                     "no fleet key in the image ({}), and {} is not a recovery key of {}",
                     s.fleet_key.display(),
                     s.identity.display(),
                     s.url
                 )
-            })?,
-        Err(e) => {
-            return Err(e).with_context(|| format!("cannot read {}", s.fleet_key.display()))
+            })?
         }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", s.fleet_key.display())),
     };
     repo.check_fleet(&fleet)
         .with_context(|| s.fleet_key.display().to_string())?;
@@ -194,6 +192,9 @@ mod tests {
         assert_eq!(s.url, "s3://other/p");
         let empty = tempfile::tempdir().unwrap();
         assert!(source(empty.path(), None).is_err());
-        assert_eq!(source(empty.path(), Some("/srv/repo")).unwrap().url, "/srv/repo");
+        assert_eq!(
+            source(empty.path(), Some("/srv/repo")).unwrap().url,
+            "/srv/repo"
+        );
     }
 }
