@@ -312,7 +312,9 @@ pub fn restore(b: &Backup, d: &Discovery, opts: &Options, confirm: Confirm) -> R
     run.run_from(resume.unwrap_or(0), |s| {
         journal(b, JournalRecord::new(events::STEP_DONE).step(&s.id))
     })?;
-    say("Recording restore-done in the store's journal ...");
+    if matches!(b.kind, BackupKind::Lifeboat { .. }) {
+        say("Recording restore-done in the store's journal ...");
+    }
     journal(b, record(events::RESTORE_DONE, &plan.root_device, opts));
     Ok(format!(
         "Restored {} onto {}: {}",
