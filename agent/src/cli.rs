@@ -670,6 +670,24 @@ pub struct MkrescueArgs {
     /// grub-efi-amd64-signed install them.
     #[arg(long, value_name = "DIR", requires = "secure_boot")]
     pub signed_dir: Option<PathBuf>,
+    /// A lifeboat.toml whose [repository] table (url, s3) the image restores from over the
+    /// network: writes OUTPUT/repo.img, a second initrd with the repository's files.
+    #[arg(long, value_name = "FILE")]
+    pub repo_config: Option<PathBuf>,
+    /// The AWS-style credentials file for the repository (goes into repo.img, never on the
+    /// kernel command line).
+    #[arg(long, value_name = "FILE", requires = "repo_config")]
+    pub repo_credentials: Option<PathBuf>,
+    /// The age identity that reads the host's generations (the host's own, or the recovery key).
+    #[arg(long, value_name = "FILE", requires = "repo_config")]
+    pub repo_identity: Option<PathBuf>,
+    /// The fleet key file (without it, a recovery key given as --repo-identity unwraps the
+    /// repository's copy).
+    #[arg(long, value_name = "FILE", requires = "repo_config")]
+    pub repo_fleet_key: Option<PathBuf>,
+    /// A PEM file of CA certificates for an HTTPS endpoint with a private CA.
+    #[arg(long, value_name = "FILE", requires = "repo_config")]
+    pub repo_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

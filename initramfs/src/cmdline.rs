@@ -48,6 +48,11 @@ pub struct Options {
     pub restart_plan: bool,
     /// `lifeboat.settle=SECONDS`: longest wait for disks (default 20).
     pub settle_max_secs: Option<u64>,
+    /// `lifeboat.repo=URL`: restore from this repository (network brought up first); its keys
+    /// come from the image (`mkrescue --repo-*`).
+    pub repo: Option<String>,
+    /// `lifeboat.ip=ADDR/PREFIX:GATEWAY:DNS` (or `dhcp`, the default) for the network.
+    pub ip: Option<String>,
     /// Unknown `lifeboat.*` words, reported once at boot.
     pub unknown: Vec<String>,
 }
@@ -117,6 +122,8 @@ pub fn parse(cmdline: &str) -> Options {
             }
             ("lifeboat.restart-plan", None) => o.restart_plan = true,
             ("lifeboat.request", Some(v)) if is_request_id(v) => o.request = Some(v.to_string()),
+            ("lifeboat.repo", Some(v)) if !v.is_empty() => o.repo = Some(v.to_string()),
+            ("lifeboat.ip", Some(v)) if !v.is_empty() => o.ip = Some(v.to_string()),
             ("lifeboat.settle", Some(v)) => match v.parse() {
                 Ok(s) => o.settle_max_secs = Some(s),
                 Err(_) => o.unknown.push(w.clone()),
@@ -153,6 +160,17 @@ mod tests {
         let o = parse("lifeboat.request= lifeboat.request=a/b");
         assert_eq!(o.request, None);
         assert_eq!(o.unknown.len(), 2, "{:?}", o.unknown);
+    }
+
+    #[test]
+    fn repository_and_address() {
+        let o = parse("lifeboat.repo=s3://lb/fleet lifeboat.ip=192.0.2.10/24:192.0.2.1:");
+        assert_eq!(o.repo.as_deref(), Some("s3://lb/fleet"));
+        assert_eq!(o.ip.as_deref(), Some("192.0.2.10/24:192.0.2.1:"));
+        assert!(o.unknown.is_empty());
+        let o = parse("lifeboat.repo= lifeboat.ip");
+        assert_eq!((o.repo, o.ip), (None, None));
+        assert_eq!(o.unknown.len(), 2);
     }
 
     #[test]

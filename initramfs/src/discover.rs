@@ -27,6 +27,14 @@ pub enum BackupKind {
         archive: PathBuf,
         manifest: Box<Manifest>,
     },
+    /// A generation of this host in the repository (`lifeboat.repo=`, or the image's
+    /// repository configuration), read over the network.
+    Repo {
+        generation: String,
+        session: std::sync::Arc<crate::net::repo::Session>,
+        remote: std::sync::Arc<crate::net::repo::RemoteGeneration>,
+        manifest: Box<Manifest>,
+    },
     /// An unpacked XenServer backup partition (what `xe host-restore` leaves).
     XenTree { inventory: BTreeMap<String, String> },
 }
@@ -78,7 +86,9 @@ impl<P> Backup<P> {
     /// store, `xenserver-tree@<time of its marker>` for a XenServer backup partition.
     pub fn journal_id(&self) -> String {
         match &self.kind {
-            BackupKind::Lifeboat { generation, .. } => generation.clone(),
+            BackupKind::Lifeboat { generation, .. } | BackupKind::Repo { generation, .. } => {
+                generation.clone()
+            }
             BackupKind::XenTree { .. } => xentree::journal_id(&self.time),
         }
     }
@@ -90,12 +100,16 @@ impl<P> Backup<P> {
             BackupKind::XenTree { .. } => {
                 "the backup partition's journal (lost+found/lifeboat-journal)"
             }
+            BackupKind::Repo { .. } => "no journal (a restore from the repository)",
         }
     }
 
     /// The records of the restore journal of the partition holding this backup.
     pub fn journal_records(&self) -> Result<Vec<JournalRecord>> {
         match &self.kind {
+            // A repository restore keeps no journal (nothing on a disk is ours to write to):
+            // an interrupted one starts again from its first step.
+            BackupKind::Repo { .. } => Ok(Vec::new()),
             BackupKind::Lifeboat { .. } => store_view::journal_records(&self.mount),
             BackupKind::XenTree { .. } => xentree::read_journal(&self.mount).with_context(|| {
                 format!(
@@ -110,6 +124,7 @@ impl<P> Backup<P> {
     /// Appends `rec` to that journal (the partition must be mounted read-write).
     pub fn append_journal(&self, rec: &JournalRecord) -> Result<()> {
         match &self.kind {
+            BackupKind::Repo { .. } => Ok(()),
             BackupKind::Lifeboat { .. } => store_view::journal(&self.mount, rec),
             BackupKind::XenTree { .. } => {
                 xentree::append_journal(&self.mount, rec).with_context(|| {
@@ -125,15 +140,25 @@ impl<P> Backup<P> {
 }
 
 impl Backup {
+    /// Where the backup is: its partition, or the repository's URL.
+    pub fn place(&self) -> String {
+        match &self.kind {
+            BackupKind::Repo { session, .. } => session.url.clone(),
+            _ => self.device.dev_path(),
+        }
+    }
     pub fn generation(&self) -> Option<&str> {
         match &self.kind {
-            BackupKind::Lifeboat { generation, .. } => Some(generation),
+            BackupKind::Lifeboat { generation, .. } | BackupKind::Repo { generation, .. } => {
+                Some(generation)
+            }
             BackupKind::XenTree { .. } => None,
         }
     }
     pub fn kind_name(&self) -> &'static str {
         match (&self.kind, self.facts.kind) {
             (BackupKind::XenTree { .. }, _) => "XenServer backup partition",
+            (BackupKind::Repo { .. }, _) => "Lifeboat repository",
             (_, plan::BackupKind::PlainTar) => "Lifeboat (staged xe host-backup)",
             _ => "Lifeboat",
         }
@@ -151,6 +176,17 @@ impl Dated for Backup {
         self.facts.manifest.as_ref().map(|m| &m.machine)
     }
     fn label(&self) -> String {
+        if let BackupKind::Repo {
+            generation,
+            session,
+            ..
+        } = &self.kind
+        {
+            return format!(
+                "generation {generation} of host '{}' taken {} in {}",
+                self.host, self.time, session.url
+            );
+        }
         match self.generation() {
             Some(g) => format!(
                 "generation {g} of host '{}' taken {} on {}",
@@ -486,6 +522,9 @@ pub fn discover(opts: &Options) -> Discovery {
             let _ = mounts::unmount(&dir);
         }
     }
+    if crate::net::repo::wanted(opts.repo.as_deref()) {
+        backups.extend(repo_backups(opts, &mut notes));
+    }
     let facts = device_facts(&devs, &holds);
     let mut backups: Vec<Backup> = backups
         .into_iter()
@@ -503,6 +542,77 @@ pub fn discover(opts: &Options) -> Discovery {
         backups,
         notes,
     }
+}
+
+/// This host's generations in the repository, after bringing the network up (once). What
+/// fails is said on the consoles and discovery goes on with the disks.
+fn repo_backups(opts: &Options, notes: &mut Vec<String>) -> Vec<Backup<()>> {
+    use crate::console::say;
+    use crate::net::{self, repo};
+    if net::ensure_up(opts.ip.as_deref()).is_err() {
+        return Vec::new();
+    }
+    let found = repo::source(Path::new(repo::DIR), opts.repo.as_deref()).and_then(|src| {
+        let session = repo::open(&src)?;
+        let gens = repo::generations(&session)?;
+        Ok((std::sync::Arc::new(session), gens))
+    });
+    let (session, gens) = match found {
+        Ok(x) => x,
+        Err(e) => {
+            let m = format!("REPOSITORY NOT READ: {e:#}");
+            say(&m);
+            notes.push(m);
+            return Vec::new();
+        }
+    };
+    say(&format!(
+        "Repository {}: {} generation{} of this host (id {})",
+        session.url,
+        gens.len(),
+        if gens.len() == 1 { "" } else { "s" },
+        session.host_id
+    ));
+    gens.into_iter()
+        .filter_map(|g| {
+            let Some(m) = g.meta.manifest.clone() else {
+                notes.push(format!(
+                    "{}: generation {} is a plain tar without a manifest: not restorable from the repository by this image",
+                    session.url, g.id
+                ));
+                return None;
+            };
+            let facts = BackupFacts {
+                kind: plan::BackupKind::Lifeboat,
+                generation: Some(g.id.clone()),
+                host: m.hostname.clone(),
+                created: m.created.clone(),
+                product_version: m.inventory.get("PRODUCT_VERSION").cloned(),
+                device: String::new(),
+                manifest: Some(m.clone()),
+                system_files: None,
+                content_bytes: g.meta.bytes,
+                entries: g.meta.entries,
+            };
+            Some(Backup {
+                device: BlockDev::default(),
+                mount: PathBuf::new(),
+                host: m.hostname.clone(),
+                time: m.created.clone(),
+                product_version: facts.product_version.clone().unwrap_or_else(|| "-".into()),
+                size: g.index.refs.stream_len,
+                facts,
+                plan: (),
+                interrupted: false,
+                kind: BackupKind::Repo {
+                    generation: g.id.clone(),
+                    session: session.clone(),
+                    remote: std::sync::Arc::new(g),
+                    manifest: Box::new(m),
+                },
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -254,7 +254,9 @@ impl<'a> Executor<'a> {
 
     fn plan_layouts(&self) -> &'a [DiskLayout] {
         match &self.backup.kind {
-            BackupKind::Lifeboat { manifest, .. } => &manifest.source.disks,
+            BackupKind::Lifeboat { manifest, .. } | BackupKind::Repo { manifest, .. } => {
+                &manifest.source.disks
+            }
             BackupKind::XenTree { .. } => &[],
         }
     }
@@ -277,7 +279,24 @@ impl<'a> Executor<'a> {
                 say("Extracting ...");
                 let p = LineProgress::new("extract");
                 p.set_total(Some(b.size));
-                let r = store_view::extract(archive, &target, &p);
+                let r = store_view::extract(store_view::Source::File(archive), &target, &p);
+                p.finish();
+                r
+            }
+            BackupKind::Repo {
+                session, remote, ..
+            } => {
+                say(&format!(
+                    "Extracting from {} (streamed again, every chunk checked) ...",
+                    session.url
+                ));
+                let p = LineProgress::new("extract");
+                p.set_total(Some(b.size));
+                let src = store_view::Source::Repo {
+                    session,
+                    generation: remote,
+                };
+                let r = store_view::extract(src, &target, &p);
                 p.finish();
                 r
             }

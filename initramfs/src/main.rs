@@ -21,6 +21,7 @@ mod md;
 mod menu;
 mod mkfs;
 mod mounts;
+mod net;
 mod power;
 mod probe;
 mod progress_line;
@@ -401,6 +402,7 @@ fn run() {
                 match bk.kind {
                     discover::BackupKind::Lifeboat { .. } => "store",
                     discover::BackupKind::XenTree { .. } => "XenServer backup partition",
+                    discover::BackupKind::Repo { .. } => "repository",
                 },
                 bk.device.dev_path()
             ));

@@ -30,11 +30,7 @@ fn show_backup_line(i: usize, b: &Backup, d: &Discovery) {
         human_bytes(b.size),
         gen
     ));
-    say(&format!(
-        "      {} on {}",
-        b.kind_name(),
-        b.device.dev_path()
-    ));
+    say(&format!("      {} on {}", b.kind_name(), b.place()));
     match &b.plan {
         Ok(p) => {
             say(&format!("      will overwrite {}", execute::summary(p)));
@@ -65,7 +61,7 @@ fn details(b: &Backup, d: &Discovery) {
     say(&format!(
         "Details of the {} backup on {}",
         b.kind_name(),
-        b.device.dev_path()
+        b.place()
     ));
     say(&format!(
         "  host: {}   taken: {}   size: {}",
@@ -74,15 +70,26 @@ fn details(b: &Backup, d: &Discovery) {
         human_bytes(b.size)
     ));
     match &b.kind {
-        BackupKind::Lifeboat {
-            generation,
-            archive,
-            manifest,
-        } => {
-            say(&format!(
-                "  generation: {generation}   archive: {}",
-                archive.display()
-            ));
+        BackupKind::Lifeboat { manifest, .. } | BackupKind::Repo { manifest, .. } => {
+            match &b.kind {
+                BackupKind::Lifeboat {
+                    generation,
+                    archive,
+                    ..
+                } => say(&format!(
+                    "  generation: {generation}   archive: {}",
+                    archive.display()
+                )),
+                BackupKind::Repo {
+                    generation,
+                    session,
+                    ..
+                } => say(&format!(
+                    "  generation: {generation}   repository: {} (host id {})",
+                    session.url, session.host_id
+                )),
+                BackupKind::XenTree { .. } => {}
+            }
             say(&format!(
                 "  tool version: {}   codec: {}",
                 manifest.tool_version, manifest.codec
@@ -305,7 +312,12 @@ pub fn pick<'a>(d: &'a Discovery, which: &str) -> anyhow::Result<&'a Backup> {
             let lifeboat: Vec<&Backup> = d
                 .backups
                 .iter()
-                .filter(|b| matches!(b.kind, BackupKind::Lifeboat { .. }))
+                .filter(|b| {
+                    matches!(
+                        b.kind,
+                        BackupKind::Lifeboat { .. } | BackupKind::Repo { .. }
+                    )
+                })
                 .collect();
             if lifeboat.is_empty() {
                 return d.backups.first().ok_or_else(|| anyhow!(LatestError::None));

@@ -82,7 +82,24 @@ pub fn verify(b: &Backup, files: &mut SmallFiles) -> Result<String> {
             ));
             let p = LineProgress::new("verify");
             p.set_total(Some(b.size));
-            let r = store_view::verify(archive, &p, files);
+            let r = store_view::verify(store_view::Source::File(archive), &p, files);
+            p.finish();
+            r
+        }
+        BackupKind::Repo {
+            session, remote, ..
+        } => {
+            say(&format!(
+                "Verifying generation {} from {} (every chunk fetched and checked, every checksum, the trailer; nothing is written) ...",
+                remote.id, session.url
+            ));
+            let p = LineProgress::new("verify");
+            p.set_total(Some(b.size));
+            let src = store_view::Source::Repo {
+                session,
+                generation: remote,
+            };
+            let r = store_view::verify(src, &p, files);
             p.finish();
             r
         }
@@ -109,6 +126,9 @@ pub fn verify(b: &Backup, files: &mut SmallFiles) -> Result<String> {
 /// to the journal of the partition holding `b` (the store's; a XenServer backup partition's
 /// `lost+found/lifeboat-journal`), remounting it read-write for the write.
 fn journal(b: &Backup, rec: JournalRecord) {
+    if matches!(b.kind, BackupKind::Repo { .. }) {
+        return;
+    }
     let event = rec.event.clone();
     let rec = rec.generation(&b.journal_id());
     let r = mounts::remount(&b.mount, false).and_then(|()| b.append_journal(&rec));
@@ -201,7 +221,10 @@ pub fn restore(b: &Backup, d: &Discovery, opts: &Options, confirm: Confirm) -> R
         b.host,
         b.time
     ));
-    say(&format!("  from {}", describe_dev(&b.device)));
+    match &b.kind {
+        BackupKind::Repo { session, .. } => say(&format!("  from the repository {}", session.url)),
+        _ => say(&format!("  from {}", describe_dev(&b.device))),
+    }
 
     // 1. Verify: nothing destructive before this succeeds.
     // A backup without a recorded identity takes it from its own fstab and grub.cfg (as
@@ -293,10 +316,12 @@ pub fn restore(b: &Backup, d: &Discovery, opts: &Options, confirm: Confirm) -> R
     run.run_from(resume.unwrap_or(0), |s| {
         journal(b, JournalRecord::new(events::STEP_DONE).step(&s.id))
     })?;
-    say(&format!(
-        "Recording restore-done in {} ...",
-        b.journal_place()
-    ));
+    if !matches!(b.kind, BackupKind::Repo { .. }) {
+        say(&format!(
+            "Recording restore-done in {} ...",
+            b.journal_place()
+        ));
+    }
     journal(b, record(events::RESTORE_DONE, &plan.root_device, opts));
     Ok(format!(
         "Restored {} onto {}: {}",

@@ -121,10 +121,59 @@ type Opened = (
     Arc<AtomicU64>,
 );
 
+/// Where a generation's archive is read from: a file of a store, or a repository's chunks.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    File(&'a Path),
+    Repo {
+        session: &'a crate::net::repo::Session,
+        generation: &'a crate::net::repo::RemoteGeneration,
+    },
+}
+
+impl Source<'_> {
+    /// How errors name it.
+    pub fn name(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Repo {
+                session,
+                generation,
+            } => format!("generation {} in {}", generation.id, session.url),
+        }
+    }
+}
+
 /// Opens a generation's archive, checked against its meta.json up to the first entry
 /// (lifeboat_core::store::Generation::open_verified_reader); the generation is returned for
-/// the check after the last entry.
-fn open_counted(archive: &Path) -> Result<Opened> {
+/// the check after the last entry. A repository's generation is read the same way from its
+/// chunks (fetched in parallel, each checked), against the meta.json its index carries.
+fn open_counted(src: Source) -> Result<Opened> {
+    let archive = match src {
+        Source::File(a) => a,
+        Source::Repo {
+            session,
+            generation,
+        } => {
+            let g = StoreGeneration {
+                id: generation.id.clone(),
+                dir: PathBuf::from(&session.url),
+                meta: generation.meta.clone(),
+            };
+            let reader = lifeboat_repo::reader::RepoReader::new(
+                &session.repo,
+                &session.keys.fleet,
+                &generation.index,
+                crate::net::repo::THREADS,
+            );
+            let counted = CountingReader::new(reader);
+            let count = counted.counter();
+            let (codec, reader) = g
+                .open_verified_stream(counted, Path::new(&src.name()))
+                .with_context(|| format!("cannot open {}", src.name()))?;
+            return Ok((g, codec, reader, count));
+        }
+    };
     let dir = archive
         .parent()
         .ok_or_else(|| anyhow!("{} is not in a generation directory", archive.display()))?;
@@ -164,19 +213,20 @@ impl Ticker<'_> {
 /// entry against the restore's own rules), and the whole against the generation's meta.json.
 /// The files named in `files` are kept as they are read (a plain generation's fstab and
 /// grub.cfg, for the plan).
-pub fn verify(archive: &Path, progress: &dyn Progress, files: &mut SmallFiles) -> Result<String> {
-    let (generation, codec, mut reader, count) = open_counted(archive)?;
+pub fn verify(src: Source, progress: &dyn Progress, files: &mut SmallFiles) -> Result<String> {
+    let name = src.name();
+    let (generation, codec, mut reader, count) = open_counted(src)?;
     let mut ticker = Ticker {
         count,
         seen: 0,
         progress,
     };
     let report = verify_reader_collecting(&mut reader, codec, &mut |_| ticker.tick(), files)
-        .with_context(|| format!("{} does not verify", archive.display()))?;
+        .with_context(|| format!("{} does not verify", name))?;
     ticker.tick();
     generation
         .check_end(&(&report).into())
-        .with_context(|| format!("{} does not match its meta.json", archive.display()))?;
+        .with_context(|| format!("{} does not match its meta.json", name))?;
     let c = report.counts;
     if report.is_lifeboat {
         Ok(format!(
@@ -192,8 +242,9 @@ pub fn verify(archive: &Path, progress: &dyn Progress, files: &mut SmallFiles) -
 }
 
 /// Extracts the archive beneath `target` (checking every checksum again while it reads).
-pub fn extract(archive: &Path, target: &Path, progress: &dyn Progress) -> Result<String> {
-    let (generation, codec, mut reader, count) = open_counted(archive)?;
+pub fn extract(src: Source, target: &Path, progress: &dyn Progress) -> Result<String> {
+    let name = src.name();
+    let (generation, codec, mut reader, count) = open_counted(src)?;
     let mut ticker = Ticker {
         count,
         seen: 0,
@@ -208,7 +259,7 @@ pub fn extract(archive: &Path, target: &Path, progress: &dyn Progress) -> Result
     loop {
         let next = reader
             .next_entry()
-            .with_context(|| format!("cannot read {} after {n} entries", archive.display()))?;
+            .with_context(|| format!("cannot read {} after {n} entries", name))?;
         let Some(mut e) = next else { break };
         let entry = e.entry.clone();
         ex.apply(&entry, &mut e)
@@ -221,7 +272,7 @@ pub fn extract(archive: &Path, target: &Path, progress: &dyn Progress) -> Result
     ticker.tick();
     generation
         .check_reader_end(codec, &reader)
-        .with_context(|| format!("{} does not match its meta.json", archive.display()))?;
+        .with_context(|| format!("{} does not match its meta.json", name))?;
     // What the archive says it holds: its trailer (a Lifeboat archive), else what was read.
     let recorded = reader
         .trailer()

@@ -92,6 +92,16 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
         println!("  {}", report.vmlinuz.display());
         println!("  {} (what went in)", report.listing.display());
     }
+    if let Some(cfg) = &args.repo_config {
+        let out = args.output.join(REPO_IMG);
+        write_repo_img(&args, cfg, &out)?;
+        if !quiet {
+            println!(
+                "  {} (the repository's files: a second initrd, root-only; load it after initrd.img)",
+                out.display()
+            );
+        }
+    }
     if let Some(dir) = &args.pxe {
         let pxe_opts = pxe::PxeOptions {
             kernel: report.vmlinuz.clone(),
@@ -132,6 +142,78 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
         println!("built in {:.1} s", started.elapsed().as_secs_f64());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The second initrd with the repository's configuration and keys.
+pub const REPO_IMG: &str = "repo.img";
+
+/// Writes `out`: an uncompressed newc cpio (the kernel unpacks it over the first initrd) with
+/// the files lifeboat-init reads in /etc/lifeboat/repo (initramfs/src/net/repo.rs), mode 0600
+/// inside and outside, written to a temporary name and renamed.
+fn write_repo_img(args: &MkrescueArgs, cfg: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    use crate::rescue::cpio::NewcWriter;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let text = std::fs::read_to_string(cfg)
+        .with_context(|| format!("cannot read the repository configuration {}", cfg.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("{} is not a TOML file", cfg.display()))?;
+    let has_url = table
+        .get("repository")
+        .and_then(|r| r.get("url"))
+        .and_then(|u| u.as_str())
+        .is_some();
+    if !has_url {
+        bail!(
+            "{} has no [repository] url: the image would not know where to restore from",
+            cfg.display()
+        );
+    }
+    if args.repo_identity.is_none() {
+        bail!("--repo-config needs --repo-identity FILE: the age identity that reads this host's generations (its own, or the recovery key)");
+    }
+    let dir = "etc/lifeboat/repo";
+    let mut files: Vec<(&str, &std::path::Path)> = vec![("lifeboat.toml", cfg)];
+    for (name, f) in [
+        ("credentials", &args.repo_credentials),
+        ("identity.txt", &args.repo_identity),
+        ("fleet.key", &args.repo_fleet_key),
+        ("ca.pem", &args.repo_ca),
+    ] {
+        if let Some(f) = f {
+            files.push((name, f.as_path()));
+        }
+    }
+    let tmp = out.with_extension("img.tmp");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut w = NewcWriter::new(std::io::BufWriter::new(f));
+    let write = |w: &mut NewcWriter<std::io::BufWriter<std::fs::File>>| -> Result<()> {
+        w.dir("etc", 0o755)?;
+        w.dir("etc/lifeboat", 0o755)?;
+        w.dir(dir, 0o700)?;
+        for (name, src) in &files {
+            let data =
+                std::fs::read(src).with_context(|| format!("cannot read {}", src.display()))?;
+            w.file(&format!("{dir}/{name}"), 0o600, &data)?;
+        }
+        Ok(())
+    };
+    write(&mut w).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut buf = w
+        .finish()
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    buf.flush()
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, out)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), out.display()))?;
+    Ok(())
 }
 
 fn running_release() -> Result<String> {

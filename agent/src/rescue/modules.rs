@@ -35,6 +35,25 @@ pub const GENERIC: &[&str] = &[
     // software RAID, device-mapper
     "raid1",
     "dm_mod",
+    // network cards, for a restore from the repository (the generic Debian kernel has them;
+    // the cloud kernel only virtio_net)
+    "virtio_net",
+    "e1000",
+    "e1000e",
+    "igb",
+    "igc",
+    "ixgbe",
+    "i40e",
+    "ice",
+    "bnxt_en",
+    "tg3",
+    "bnx2",
+    "bnx2x",
+    "mlx4_en",
+    "mlx5_core",
+    "r8169",
+    "xen_netfront",
+    "vmxnet3",
     // keyboards
     "usbhid",
     "hid_generic",

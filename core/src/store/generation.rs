@@ -176,13 +176,22 @@ impl Generation {
         W: Read + Send + 'static,
         F: FnOnce(File) -> W,
     {
-        let path = self.archive_path();
         let f = self.open_archive()?;
+        self.open_verified_stream(wrap(f), &self.archive_path())
+    }
+
+    /// [`Self::open_verified_reader`] over the archive's bytes from elsewhere (a repository's
+    /// chunks, reassembled): `path` names the source in errors.
+    pub fn open_verified_stream<R: Read + Send + 'static>(
+        &self,
+        src: R,
+        path: &Path,
+    ) -> Result<(Codec, ArchiveReader<Box<dyn Read + Send>>), StoreError> {
         // The decoder refuses a stream that is no archive at all, compressed or not (its
         // start erased, say): damage at rest. Reading the file can fail too.
         let (codec, tar) =
-            codec::decoder(wrap(f)).map_err(|e| match crate::archive::ArchiveError::from(e) {
-                crate::archive::ArchiveError::Io(io) => StoreError::io(&path, io),
+            codec::decoder(src).map_err(|e| match crate::archive::ArchiveError::from(e) {
+                crate::archive::ArchiveError::Io(io) => StoreError::io(path, io),
                 source => StoreError::Archive {
                     generation: self.id.clone(),
                     source,

@@ -13,6 +13,7 @@
 //! (tests/src) deliberately does not use this module, so it does not check the code with
 //! the code.
 
+pub mod net;
 pub mod xattr;
 
 use nix::fcntl::AtFlags;

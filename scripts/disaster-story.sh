@@ -1,0 +1,179 @@
+#!/bin/bash
+# `DAMAGE=disk make demo` and tests/qemu/46-disaster-repo.sh. Issue 10, the disaster story: backups that outlive the host. The virtual host (scripts/mkhost.sh,
+# BIOS) backs up to its second disk; the generation is pushed to the repository on a real S3
+# server (radosgw, scripts/s3-server.sh, on 127.0.0.1, which QEMU's user network shows the guest
+# as 10.0.2.2); then BOTH disks are lost and a blank one replaces them. The recovery image
+# (`lifeboat mkrescue --repo-config ... --repo-credentials ... --repo-identity ...
+# --repo-fleet-key ...`: kernel, initrd.img and repo.img given to QEMU directly, the second
+# initrd concatenated to the first) gets an address by DHCP from QEMU's user network, finds this
+# host's latest generation in the repository, verifies it by streaming it whole (nothing written),
+# streams it again onto the blank disk through the restore plan (the whole recorded layout,
+# lifeboat.disk=), and the host boots again through its own GRUB to its service line. Its root
+# is compared entry by entry with the old one. No credential is on the kernel command line.
+# One boot per scenario: host backup, restore, host again. QEMU under TCG only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FIRMWARE=bios
+WORK=${WORK:-build/test-disaster-repo}
+KERNEL_DIR=${KERNEL_DIR:-build/kernel}
+RELEASE_DIR=${RELEASE_DIR:-target/x86_64-unknown-linux-musl/release}
+BOOT_TIMEOUT=${BOOT_TIMEOUT:-400}
+RESTORE_TIMEOUT=${RESTORE_TIMEOUT:-1500}
+STORY_VERBOSE=${STORY_VERBOSE:-0}
+PHASES=7
+OLD_SERIAL=LBDEMO0001
+NEW_SERIAL=LBNEWDISK0009
+STORE_SERIAL=LBSTORE0003
+MACHINE_UUID=7a0c51e2-9d3b-4c8e-b1f6-2e4d8a9c0b17
+MACHINE_SERIAL=LBDISASTER-HOST-1
+ROOT_PART=1
+LIFEBOAT=$RELEASE_DIR/lifeboat
+LIFEBOAT_INIT=$RELEASE_DIR/lifeboat-init
+OLD=$WORK/old-disk.img
+NEW=$WORK/new-disk.img
+STORE=$WORK/store-disk.img
+LOGS=$WORK/logs
+REPORT=$WORK/report.txt
+S3DIR=$WORK/s3
+VARS=$WORK/unused-vars.fd  # qemu_run names it; a BIOS host has none
+[ "$(id -u)" = 0 ] || { echo "FAIL: $0 needs root (loop devices, mounts)" >&2; exit 1; }
+rm -rf "$LOGS" "$WORK/keys" "$WORK/rescue"
+mkdir -p "$WORK" "$LOGS" "$WORK/keys"
+# shellcheck source=tests/qemu/lib/host.bash
+. tests/qemu/lib/host.bash
+story_leftovers "$OLD" "$NEW" "$STORE" "$WORK/reference-root.img"
+on_exit "bash scripts/s3-server.sh stop '$S3DIR' >/dev/null 2>&1"
+for f in "$LIFEBOAT" "$LIFEBOAT_INIT"; do [ -x "$f" ] || fail "$f is missing: run 'make build'"; done
+[ -s "$KERNEL_DIR/version" ] || fail "no kernel in $KERNEL_DIR: run 'make kernel'"
+command -v radosgw >/dev/null || fail "radosgw is not installed (make setup)"
+
+phase 1 "Build the host disk (BIOS), a blank store disk; start radosgw"
+LIFEBOAT_BIN=$LIFEBOAT KERNEL_DIR=$KERNEL_DIR bash scripts/mkhost.sh --bios "$OLD" | sed 's/^/      /'
+rm -f "$STORE" "$NEW"
+truncate -s 1G "$STORE"
+bash scripts/s3-server.sh start "$S3DIR" > "$LOGS/s3-start.log" 2>&1 ||
+  fail "the S3 server did not start: $(tail -n 5 "$LOGS/s3-start.log") (logs: $S3DIR/log)"
+eval "$(bash scripts/s3-server.sh env "$S3DIR")"
+EP=$LIFEBOAT_TEST_S3_ENDPOINT
+PORT=${EP##*:}
+URL="s3://$LIFEBOAT_TEST_S3_BUCKET/disaster-$$"
+ok "radosgw at $EP (the guest reaches it as http://10.0.2.2:$PORT)"
+
+phase 2 "Boot the host, back up to its second disk"
+DISKS=()
+virtio_disk "$OLD" disk0 "$OLD_SERIAL" 1
+virtio_disk "$STORE" disk1 "$STORE_SERIAL"
+HOST_DISKS=("${DISKS[@]}")
+HOST_CHECK='var-log=ok boot-efi=none swap=ok backup-partition=ok lifeboat=ok'
+# shellcheck disable=SC2016 # the script runs in the guest: its variables are the guest's
+boot_host boot1-backup "first boot" '
+store=$(readlink -f /dev/disk/by-id/virtio-'"$STORE_SERIAL"')
+run lifeboat init-store --backup-device "$store"
+run lifeboat backup --backup-device "$store"
+run lifeboat list --backup-device "$store"
+'
+generation=$(log_line boot1-backup '^[0-9]{8}T[0-9]{6}Z ' | tr -s ' ')
+[ -n "$generation" ] || fail "lifeboat list shows no generation after the backup (serial log: $LOGS/boot1-backup.log)"
+gen_id=${generation%% *}
+ok "generation $gen_id on the second disk"
+
+phase 3 "Push the generation to the repository; capture the old root"
+export AWS_SHARED_CREDENTIALS_FILE
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
+CFG=$WORK/keys/lifeboat.toml
+cat > "$CFG" <<TOML
+[repository]
+url = "$URL"
+[repository.s3]
+endpoint = "$EP"
+path_style = true
+TOML
+export LIFEBOAT_CONFIG=$CFG
+K=(--fleet-key "$WORK/keys/fleet.key" --identity "$WORK/keys/host.key")
+"$LIFEBOAT" repo init "${K[@]}" > "$LOGS/repo-init.log" 2>&1 || fail "repo init: $(cat "$LOGS/repo-init.log")"
+loop_attach "$STORE"; store_loop=$REPLY
+t0=$SECONDS
+"$LIFEBOAT" push "$gen_id" --backup-device "$store_loop" "${K[@]}" > "$LOGS/push.log" 2>&1 ||
+  fail "lifeboat push: $(cat "$LOGS/push.log")"
+detach_all
+size_of "push to radosgw" "$((SECONDS - t0)) s: $(tail -n1 "$LOGS/push.log")"
+"$LIFEBOAT" list "${K[@]}" --repo "$URL" > "$LOGS/list-repo.log" 2>&1 || fail "list --repo: $(cat "$LOGS/list-repo.log")"
+grep -q "$gen_id" "$LOGS/list-repo.log" || fail "list --repo does not show $gen_id: $(cat "$LOGS/list-repo.log")"
+ok "generation $gen_id is in $URL (lifeboat list --repo)"
+read -r root_off root_size < <(part_range "$OLD" $ROOT_PART)
+rm -f "$WORK/reference-root.img"
+dd if="$OLD" of="$WORK/reference-root.img" bs=1M skip=$((root_off / 1048576)) count=$((root_size / 1048576)) conv=sparse status=none
+sgdisk -p "$OLD" > "$WORK/old-table.txt"
+
+phase 4 "Disaster: both disks are gone; a blank disk, 25% larger, replaces them"
+old_size=$(stat -c %s "$OLD")
+new_size=$((old_size * 5 / 4 / 1048576 * 1048576))
+rm -f "$OLD" "$STORE"
+truncate -s "$new_size" "$NEW"
+[ -z "$(blkid -p "$NEW" 2>/dev/null)" ] || fail "the new disk is not blank"
+size_of "old disk / new disk" "$(human "$old_size") / $(human "$new_size")"
+
+phase 5 "Restore from the repository over the network (DHCP) onto the blank disk"
+# What the image reads: the endpoint as the guest sees the host's loopback.
+sed "s|^endpoint = .*|endpoint = \"http://10.0.2.2:$PORT\"|" "$CFG" > "$WORK/keys/image.toml"
+"$LIFEBOAT" mkrescue --kernel "$KERNEL_DIR/vmlinuz" --modules "$KERNEL_DIR/modules" \
+  --init "$LIFEBOAT_INIT" --output "$WORK/rescue" \
+  --repo-config "$WORK/keys/image.toml" --repo-credentials "$AWS_SHARED_CREDENTIALS_FILE" \
+  --repo-identity "$WORK/keys/host.key" --repo-fleet-key "$WORK/keys/fleet.key" > "$LOGS/mkrescue.log" 2>&1 ||
+  fail "lifeboat mkrescue failed: $(tail -n3 "$LOGS/mkrescue.log")"
+[ -s "$WORK/rescue/repo.img" ] || fail "mkrescue --repo-config wrote no $WORK/rescue/repo.img"
+[ "$(stat -c %a "$WORK/rescue/repo.img")" = 600 ] || fail "repo.img is mode $(stat -c %a "$WORK/rescue/repo.img"), not 600"
+grep -q 'virtio_net' "$WORK/rescue/initrd.list" ||
+  fail "the image has no virtio_net module ($WORK/rescue/initrd.list)"
+# Two initrds in one file, as a boot loader loads them: the kernel finds the second cpio only at
+# a 4-byte boundary after the first (zero bytes between them are skipped).
+cp "$WORK/rescue/initrd.img" "$WORK/rescue/initrd+repo.img"
+truncate -s $((($(stat -c %s "$WORK/rescue/initrd.img") + 3) / 4 * 4)) "$WORK/rescue/initrd+repo.img"
+cat "$WORK/rescue/repo.img" >> "$WORK/rescue/initrd+repo.img"
+size_of "recovery initrd / repo.img" "$(human "$(stat -c %s "$WORK/rescue/initrd.img")") / $(stat -c %s "$WORK/rescue/repo.img") bytes"
+append="console=ttyS0 panic=-1 lifeboat.restore=latest lifeboat.yes lifeboat.disk=$NEW_SERIAL lifeboat.after=poweroff"
+SECRET=$(sed -n 's/^aws_secret_access_key *= *//p' "$AWS_SHARED_CREDENTIALS_FILE")
+[[ $append != *"$SECRET"* ]] || fail "the secret is on the kernel command line"
+DISKS=()
+virtio_disk "$NEW" disk0 "$NEW_SERIAL"
+QEMU_GIVE_UP='Choose a backup|REPOSITORY NOT READ|NETWORK NOT UP|Initramfs unpacking failed|No backups were found' qemu_run restore "$RESTORE_TIMEOUT" "${DISKS[@]}" \
+  -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
+  -kernel "$WORK/rescue/vmlinuz" -initrd "$WORK/rescue/initrd+repo.img" -append "$append"
+net=$(log_line restore '^Network: ')
+[[ $net == *"(DHCP)"* ]] || fail "the image got no address by DHCP: '${net:-no Network line}' (serial log: $LOGS/restore.log)"
+ok "$net"
+log_has restore "^Repository $URL: [0-9]+ generation" || fail "the image did not list the repository (serial log: $LOGS/restore.log)"
+ok "$(log_line restore "^Repository $URL: ")"
+log_has restore "^Verifying generation $gen_id from $URL" || fail "the image did not verify $gen_id from the repository first"
+v=$(tr -d '\r' < "$LOGS/restore.log" | grep -a -n -E '^Verified: ' | head -n1 | cut -d: -f1)
+w=$(tr -d '\r' < "$LOGS/restore.log" | grep -a -n -E '^Step [0-9]+/' | head -n1 | cut -d: -f1)
+[ -n "$v" ] && [ -n "$w" ] && [ "$v" -lt "$w" ] || fail "no verify verdict before the first step (lines ${v:-none} / ${w:-none})"
+ok "verified before any write: $(log_line restore '^Verified: ' | cut -c1-110)"
+log_has restore '^RESTORE COMPLETE' || fail "the recovery image ended without 'RESTORE COMPLETE' (serial log: $LOGS/restore.log)"
+say "$(log_line restore '^Restored ')"
+ok "restored from the repository onto the blank disk, then powered off"
+
+phase 6 "Boot the host from the new disk, through its own GRUB"
+DISKS=()
+virtio_disk "$NEW" disk0 "$NEW_SERIAL"
+HOST_DISKS=("${DISKS[@]}")
+HOST_CHECK="var-log=ok boot-efi=none swap=ok backup-partition=(ok|missing) lifeboat=ok"
+QEMU_GIVE_UP='No bootable device' boot_host boot2-new-disk 'from the new disk' '
+run cat /proc/cmdline
+'
+log_has boot2-new-disk 'GNU GRUB|Welcome to GRUB|Booting .XenServer' || fail "GRUB never showed on the console (serial log: $LOGS/boot2-new-disk.log)"
+
+phase 7 "Compare the new disk with the old one"
+sgdisk -p "$NEW" > "$WORK/new-table.txt"
+table_norm() { grep -v -E '^Disk .*: [0-9]+ sectors|last usable sector|^Total free space' "$1"; }
+diff <(table_norm "$WORK/old-table.txt") <(table_norm "$WORK/new-table.txt") > "$LOGS/table.diff" ||
+  fail "the partition table differs (old -> new): $(cat "$LOGS/table.diff")"
+ok "partition table equal apart from the disk size: $(grep 'Disk identifier' "$WORK/new-table.txt")"
+mount_part_ro "$NEW" $ROOT_PART "$WORK/mnt/restored"
+mount_ro "$WORK/reference-root.img" "$WORK/mnt/reference"
+compare_roots "$WORK/mnt/reference" "$WORK/mnt/restored"
+detach_all
+end_phase
+
+story_summary "$REPORT" "${green}${bold}Both disks lost: the host came back from the repository on S3, over the network, onto a blank disk, and boots.${reset}"
+rm -f "$NEW" "$WORK/reference-root.img"
