@@ -64,17 +64,7 @@ pub fn run(command: &Command, remote: &RemoteArgs, quiet: bool) -> anyhow::Resul
          the command on the host itself",
     )?;
     let stream = stream_of(command);
-    let local = crate::args::normalize(&Cli::command(), std::env::args_os())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let local = local
-        .into_iter()
-        .skip(1)
-        .map(|w| {
-            w.into_string()
-                .map_err(|w| anyhow::anyhow!("argument {w:?} is not UTF-8: host= cannot pass it"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let words = far_words(&local, !matches!(stream, Stream::None));
+    let words = far_words_of_this_run(&stream)?;
     let line = shlex::try_join(std::iter::once("lifeboat").chain(words.iter().map(String::as_str)))
         .context("an argument cannot be passed through ssh (it holds a NUL byte)")?;
     // What cannot work is refused before anything is sent.
@@ -103,6 +93,22 @@ pub fn run(command: &Command, remote: &RemoteArgs, quiet: bool) -> anyhow::Resul
     };
     bar.finish();
     exit_of(status, host)
+}
+
+/// The words the far side runs for this invocation (whatever the transport): our own command
+/// line, normalised as the parser reads it, then `far_words`.
+pub(crate) fn far_words_of_this_run(stream: &Stream) -> anyhow::Result<Vec<String>> {
+    let local = crate::args::normalize(&Cli::command(), std::env::args_os())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let local = local
+        .into_iter()
+        .skip(1)
+        .map(|w| {
+            w.into_string()
+                .map_err(|w| anyhow::anyhow!("argument {w:?} is not UTF-8: host= cannot pass it"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(far_words(&local, !matches!(stream, Stream::None)))
 }
 
 /// The words the far side runs: ours without host=, ssh-option= and file-name= (the archive
@@ -253,19 +259,7 @@ fn download(
     };
     let status = child.wait().context("waiting for ssh")?;
     let complete = copied.is_ok() && matches!(status.code(), Some(0 | 1));
-    if let Destination::File { dest, partial } = &dest {
-        if complete {
-            std::fs::rename(partial, dest).with_context(|| {
-                format!(
-                    "cannot rename '{}' to '{}'",
-                    partial.display(),
-                    dest.display()
-                )
-            })?;
-        } else {
-            let _ = std::fs::remove_file(partial);
-        }
-    }
+    dest.finish(complete)?;
     copied?;
     Ok(status)
 }

@@ -139,6 +139,43 @@ impl Repository {
         Ok(fleet)
     }
 
+    /// The fleet key a host or a recovery image works with: the file `fleet_key_file` when it
+    /// exists, else the repository's copy unwrapped with `identity` (a recovery key); checked
+    /// against this repository either way.
+    pub fn load_fleet(
+        &self,
+        fleet_key_file: &std::path::Path,
+        identity: &Identity,
+    ) -> Result<FleetKey, RepoError> {
+        let fleet = match std::fs::read_to_string(fleet_key_file) {
+            Ok(t) => FleetKey::from_text(&t).map_err(|e| {
+                RepoError::Key(format!("the fleet key file {}: {e}", fleet_key_file.display()))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.fleet_from_recovery(identity).map_err(|e| {
+                    RepoError::Key(format!(
+                        "no fleet key file {}, and the identity given is not a recovery key of {}: {e}",
+                        fleet_key_file.display(),
+                        self.backend.describe()
+                    ))
+                })?
+            }
+            Err(e) => {
+                return Err(RepoError::Key(format!(
+                    "cannot read the fleet key file {}: {e}",
+                    fleet_key_file.display()
+                )))
+            }
+        };
+        self.check_fleet(&fleet).map_err(|e| {
+            RepoError::Key(format!(
+                "the fleet key file {}: {e}",
+                fleet_key_file.display()
+            ))
+        })?;
+        Ok(fleet)
+    }
+
     /// Every generation in the repository: (host id, generation id, index size), by key.
     pub fn indexes(&self) -> Result<Vec<(String, String, u64)>, RepoError> {
         Ok(self

@@ -33,6 +33,27 @@ pub(crate) enum Destination {
     Node(PathBuf, File),
 }
 
+impl Destination {
+    /// After a transfer into a file: renamed into place when `complete`, else removed (a
+    /// half-received archive never takes the name). Other destinations need nothing.
+    pub(crate) fn finish(&self, complete: bool) -> anyhow::Result<()> {
+        if let Destination::File { dest, partial } = self {
+            if complete {
+                std::fs::rename(partial, dest).with_context(|| {
+                    format!(
+                        "cannot rename '{}' to '{}'",
+                        partial.display(),
+                        dest.display()
+                    )
+                })?;
+            } else {
+                let _ = std::fs::remove_file(partial);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Decides where the archive goes, refusing at once what cannot take it.
 pub(crate) fn destination(file_name: &Path) -> anyhow::Result<Destination> {
     if file_name.as_os_str() == "-" {

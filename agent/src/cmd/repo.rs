@@ -88,22 +88,9 @@ fn open(args: &RepoArgs) -> Result<Opened> {
     let repo = Repository::open(be).with_context(|| format!("repository {}", s.url))?;
     let identity = read_identity(&s.identity)?;
     // The fleet key file; without one, a recovery key unwraps the repository's copy.
-    let fleet = match std::fs::read_to_string(&s.fleet_key) {
-        Ok(t) => FleetKey::from_text(&t).with_context(|| format!("{}", s.fleet_key.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            repo.fleet_from_recovery(&identity).with_context(|| {
-                format!(
-                    "no fleet key file {}, and {} is not a recovery key of {}",
-                    s.fleet_key.display(),
-                    s.identity.display(),
-                    s.url
-                )
-            })?
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", s.fleet_key.display())),
-    };
-    repo.check_fleet(&fleet)
-        .with_context(|| format!("{}", s.fleet_key.display()))?;
+    let fleet = repo
+        .load_fleet(&s.fleet_key, &identity)
+        .with_context(|| format!("identity {}", s.identity.display()))?;
     let keys = Keys { fleet, identity };
     let host_id = args.host.clone().unwrap_or_else(|| keys.host_id());
     Ok(Opened {
@@ -399,18 +386,22 @@ pub(crate) fn open_decoded(
     open_decoded_in(&o, gen, quiet)
 }
 
-fn open_decoded_in(o: &Opened, gen: &str, quiet: bool) -> Result<(Decoded, &'static Bar)> {
-    let gen = resolve(o, gen)?;
-    let idx = o
-        .repo
-        .read_index(&o.keys, &o.host_id, &gen)
+/// A generation's index, read with this host's (or the recovery) identity.
+fn read_index(o: &Opened, gen: &str) -> Result<lifeboat_repo::repository::Index> {
+    o.repo
+        .read_index(&o.keys, &o.host_id, gen)
         .with_context(|| format!("cannot read generation {gen} from {}", o.url))?
         .with_context(|| {
             format!(
                 "generation {gen} of host {} in {} is not encrypted to this identity: give the recovery key with --identity FILE",
                 o.host_id, o.url
             )
-        })?;
+        })
+}
+
+fn open_decoded_in(o: &Opened, gen: &str, quiet: bool) -> Result<(Decoded, &'static Bar)> {
+    let gen = resolve(o, gen)?;
+    let idx = read_index(o, &gen)?;
     let g = Generation {
         id: gen.clone(),
         dir: PathBuf::from(format!("{}/{}", o.url, layout::index_key(&o.host_id, &gen))),
@@ -490,16 +481,7 @@ pub(crate) struct RepoStream {
 pub(crate) fn open_stream(args: &RepoArgs, gen: &str) -> Result<RepoStream> {
     let o = open(args)?;
     let gen = resolve(&o, gen)?;
-    let idx = o
-        .repo
-        .read_index(&o.keys, &o.host_id, &gen)
-        .with_context(|| format!("cannot read generation {gen} from {}", o.url))?
-        .with_context(|| {
-            format!(
-                "generation {gen} of host {} in {} is not encrypted to this identity: give the recovery key with --identity FILE",
-                o.host_id, o.url
-            )
-        })?;
+    let idx = read_index(&o, &gen)?;
     let pool = o
         .repo
         .read_pool_database(&o.keys, &o.host_id, &gen, &idx.secret.meta)

@@ -4,12 +4,11 @@
 //! from it; the far messages are printed here and the far exit status is ours.
 
 use super::proto::{self, read_frame, write_frame, Request, Status};
-use crate::cli::{Cli, Command, RemoteArgs};
+use crate::cli::{Command, RemoteArgs};
 use crate::cmd::host_backup::{destination, Destination};
-use crate::remote::{far_words, stream_of, Stream};
+use crate::remote::{far_words_of_this_run, stream_of, Stream};
 use crate::ui::Bar;
 use anyhow::{bail, Context};
-use clap::CommandFactory;
 use lifeboat_core::progress::Progress;
 use rustls::pki_types::ServerName;
 use std::fs::File;
@@ -109,17 +108,7 @@ pub fn run(command: &Command, remote: &RemoteArgs, quiet: bool) -> anyhow::Resul
     let name = ServerName::try_from(host.clone())
         .with_context(|| format!("host={host:?} is no host name or address"))?;
     let stream = stream_of(command);
-    let local = crate::args::normalize(&Cli::command(), std::env::args_os())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let local = local
-        .into_iter()
-        .skip(1)
-        .map(|w| {
-            w.into_string()
-                .map_err(|w| anyhow::anyhow!("argument {w:?} is not UTF-8: host= cannot pass it"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let words = far_words(&local, !matches!(stream, Stream::None));
+    let words = far_words_of_this_run(&stream)?;
     let dest = match &stream {
         Stream::Download(f) => Some(destination(f)?),
         _ => None,
@@ -149,19 +138,8 @@ pub fn run(command: &Command, remote: &RemoteArgs, quiet: bool) -> anyhow::Resul
     ));
     bar.finish();
     // host-backup into a file: renamed into place only when complete.
-    if let Some(Destination::File { dest, partial }) = &dest {
-        let complete = matches!(&result, Ok(s) if s.code <= 1);
-        if complete {
-            std::fs::rename(partial, dest).with_context(|| {
-                format!(
-                    "cannot rename '{}' to '{}'",
-                    partial.display(),
-                    dest.display()
-                )
-            })?;
-        } else {
-            let _ = std::fs::remove_file(partial);
-        }
+    if let Some(d) = &dest {
+        d.finish(matches!(&result, Ok(s) if s.code <= 1))?;
     }
     let status = result?;
     if !status.message.is_empty() {

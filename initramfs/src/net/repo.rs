@@ -7,7 +7,7 @@
 use anyhow::{anyhow, Context, Result};
 use lifeboat_core::store::GenerationMeta;
 use lifeboat_repo::backend::{self, S3Settings};
-use lifeboat_repo::crypto::{FleetKey, Identity};
+use lifeboat_repo::crypto::Identity;
 use lifeboat_repo::repository::Index;
 use lifeboat_repo::{Keys, Repository};
 use std::path::{Path, PathBuf};
@@ -104,22 +104,13 @@ pub fn open(s: &Source) -> Result<Session> {
         )
     })?;
     let identity = Identity::from_text(&text).with_context(|| s.identity.display().to_string())?;
-    let fleet = match std::fs::read_to_string(&s.fleet_key) {
-        Ok(t) => FleetKey::from_text(&t).with_context(|| s.fleet_key.display().to_string())?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            repo.fleet_from_recovery(&identity).with_context(|| {
-                format!(
-                    "no fleet key in the image ({}), and {} is not a recovery key of {}",
-                    s.fleet_key.display(),
-                    s.identity.display(),
-                    s.url
-                )
-            })?
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", s.fleet_key.display())),
-    };
-    repo.check_fleet(&fleet)
-        .with_context(|| s.fleet_key.display().to_string())?;
+    let fleet = repo.load_fleet(&s.fleet_key, &identity).with_context(|| {
+        format!(
+            "the image's keys do not open {} (identity {})",
+            s.url,
+            s.identity.display()
+        )
+    })?;
     let keys = Keys { fleet, identity };
     let host_id = keys.host_id();
     Ok(Session {
