@@ -281,6 +281,10 @@ pub struct RepoInitArgs {
     /// Prune's grace period in seconds (a marked chunk is deleted only this much later).
     #[arg(long, default_value_t = 86400)]
     pub grace: u64,
+    /// S3 Object Lock: write every generation's objects with COMPLIANCE retention of this many
+    /// days (nobody can delete or shorten it; the bucket must have Object Lock enabled).
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub object_lock_days: Option<u32>,
     #[arg(long)]
     pub json: bool,
 }

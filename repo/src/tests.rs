@@ -65,7 +65,7 @@ fn fixture(grace: u64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("repo");
     let be = LocalBackend::create(&root).unwrap();
-    let init = Repository::init(Box::new(be), SMALL, vec![], None, grace).unwrap();
+    let init = Repository::init(Box::new(be), SMALL, vec![], None, grace, None).unwrap();
     Fixture {
         _dir: dir,
         root,
@@ -288,6 +288,9 @@ impl Backend for Faulty {
     }
     fn delete(&self, key: &str) -> Result<(), BackendError> {
         self.inner.delete(key)
+    }
+    fn extend_retention(&self, key: &str, r: Retention) -> Result<(), BackendError> {
+        self.inner.extend_retention(key, r)
     }
     fn supports_retention(&self) -> Result<bool, BackendError> {
         Ok(false)
