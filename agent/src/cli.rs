@@ -491,7 +491,7 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("to").required(true).args(["to_device", "to_file"])))]
+#[command(group(ArgGroup::new("to").required(true).args(["to_device", "to_file", "repo"])))]
 pub struct CopyArgs {
     /// Generation id, or `latest`.
     pub generation: String,
@@ -506,6 +506,10 @@ pub struct CopyArgs {
     /// file-name=F` writes; `host-restore file-name=F` stages it back).
     #[arg(long, value_name = "F")]
     pub to_file: Option<PathBuf>,
+    /// `--repo URL`: push the generation into the repository (the same as `lifeboat push GEN`;
+    /// the other way is `lifeboat host-restore --repo URL GEN`).
+    #[command(flatten)]
+    pub repo: RepoArgs,
     /// Machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,
