@@ -367,6 +367,10 @@ pub struct RepoInitArgs {
     /// Prune's grace period in seconds (a marked chunk is deleted only this much later).
     #[arg(long, default_value_t = 86400)]
     pub grace: u64,
+    /// S3 Object Lock: write every generation's objects with COMPLIANCE retention of this many
+    /// days (nobody can delete or shorten it; the bucket must have Object Lock enabled).
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub object_lock_days: Option<u32>,
     #[arg(long)]
     pub json: bool,
 }
@@ -597,7 +601,7 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("to").required(true).args(["to_device", "to_file"])))]
+#[command(group(ArgGroup::new("to").required(true).args(["to_device", "to_file", "repo"])))]
 pub struct CopyArgs {
     /// Generation id, or `latest`.
     pub generation: String,
@@ -612,6 +616,10 @@ pub struct CopyArgs {
     /// file-name=F` writes; `host-restore file-name=F` stages it back).
     #[arg(long, value_name = "F")]
     pub to_file: Option<PathBuf>,
+    /// `--repo URL`: push the generation into the repository (the same as `lifeboat push GEN`;
+    /// the other way is `lifeboat host-restore --repo URL GEN`).
+    #[command(flatten)]
+    pub repo: RepoArgs,
     /// Machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,

@@ -41,6 +41,21 @@ pub struct RepoConfig {
     /// A chunk marked unreferenced is deleted only by a prune run this long after the mark;
     /// a push that runs longer than this refuses to commit.
     pub grace_seconds: u64,
+    /// With S3 Object Lock: every object of a generation (index, pool database, the chunks it
+    /// uploads or reuses) is written or extended with COMPLIANCE retention of this many days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock_days: Option<u32>,
+}
+
+impl RepoConfig {
+    /// The retention a push asks for now, when the repository is locked.
+    pub fn retention(&self) -> Option<crate::backend::Retention> {
+        self.object_lock_days.map(|d| crate::backend::Retention {
+            until: std::time::SystemTime::now()
+                + std::time::Duration::from_secs(u64::from(d) * 86_400),
+            mode: crate::backend::RetentionMode::Compliance,
+        })
+    }
 }
 
 /// The key of a chunk object.

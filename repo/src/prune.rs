@@ -16,6 +16,7 @@
 //! reference. Clock skew between hosts only matters against the grace period (a day by
 //! default), not between objects: both times compared in phase two are the store's.
 
+use crate::backend::BackendError;
 use crate::crypto::FleetKey;
 use crate::layout::{self, parse_index_key};
 use crate::repository::Repository;
@@ -45,6 +46,10 @@ pub struct PruneReport {
     pub deleted: u64,
     /// Marked chunks kept because they were referenced again or uploaded after their mark.
     pub kept_again: u64,
+    /// Objects prune would delete but Object Lock still retains: (what, retained until).
+    /// They are left in place (a generation stays listed and restorable) and tried again by
+    /// a later run.
+    pub retained: Vec<(String, String)>,
 }
 
 /// Days since 1970-01-01 of a generation id (`YYYYMMDDTHHMMSSZ[-n]`).
@@ -122,9 +127,20 @@ pub fn prune(
     for (h, gens) in &by_host {
         let kept = select_keep(gens, keep);
         for g in gens.iter().filter(|g| !kept.contains(*g)) {
-            repo.backend.delete(&layout::index_key(h, g))?;
+            match repo.backend.delete(&layout::index_key(h, g)) {
+                Ok(()) => {}
+                Err(BackendError::Retained { until, .. }) => {
+                    report.retained.push((format!("hosts/{h}/{g}"), until));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
             // After the index: a generation never lacks its pool database.
-            repo.backend.delete(&layout::pool_database_key(h, g))?;
+            match repo.backend.delete(&layout::pool_database_key(h, g)) {
+                Ok(()) => {}
+                Err(BackendError::Retained { key, until }) => report.retained.push((key, until)),
+                Err(e) => return Err(e.into()),
+            }
             report.forgotten.push(format!("hosts/{h}/{g}"));
         }
     }
@@ -162,9 +178,17 @@ pub fn prune(
             match chunks.get(&id) {
                 None => {}
                 Some(Some(t)) if !referenced.contains(&id) && *t < marked_at => {
-                    repo.backend.delete(&layout::chunk_key(&id))?;
-                    report.deleted += 1;
-                    gone.insert(id);
+                    match repo.backend.delete(&layout::chunk_key(&id)) {
+                        Ok(()) => {
+                            report.deleted += 1;
+                            gone.insert(id);
+                        }
+                        // Left unreferenced: this run's new mark names it again.
+                        Err(BackendError::Retained { key, until }) => {
+                            report.retained.push((key, until))
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 Some(_) => report.kept_again += 1,
             }

@@ -41,6 +41,8 @@ pub struct PushReport {
     pub index_bytes: u64,
     /// Chunks uploaded again because a prune run had marked them.
     pub reuploaded_marked: u64,
+    /// Chunks already present whose Object Lock retention was extended (locked repositories).
+    pub retention_extended: u64,
 }
 
 /// Push options.
@@ -228,6 +230,10 @@ fn push_with(
         .collect();
     present.retain(|id| !marked.contains(id));
     let reuploaded_marked = AtomicU64::new(0);
+    // One retention for every object of the generation, chunks at least as long as the index.
+    let retention = repo.config.retention();
+    let mut extended: HashSet<String> = HashSet::new();
+    let retention_extended = AtomicU64::new(0);
     let threads = opts.threads.max(1);
     let params = repo.config.chunker;
     let failed = AtomicBool::new(false);
@@ -244,19 +250,31 @@ fn push_with(
     let mut entries: Vec<(String, ChunkEntry)> = Vec::new();
     let mut stream_len = 0u64;
     let fed = std::thread::scope(|s| {
-        let (wtx, wrx) = bounded::<(String, [u8; 32], Vec<u8>)>(threads);
+        // Data to upload, or None: a present chunk whose retention to extend.
+        let (wtx, wrx) = bounded::<(String, [u8; 32], Option<Vec<u8>>)>(threads);
         for _ in 0..threads {
             let wrx = wrx.clone();
             let (fail, failed) = (&fail, &failed);
             let (uploaded_chunks, uploaded_bytes) = (&uploaded_chunks, &uploaded_bytes);
+            let retention_extended = &retention_extended;
             s.spawn(move || {
                 for (id, key, data) in wrx {
                     if failed.load(Ordering::SeqCst) {
                         continue;
                     }
+                    let Some(data) = data else {
+                        let Some(r) = retention else { continue };
+                        match repo.backend.extend_retention(&layout::chunk_key(&id), r) {
+                            Ok(()) => {
+                                retention_extended.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e) => fail(e.into()),
+                        }
+                        continue;
+                    };
                     let put = crypto::encrypt_chunk(&key, &id, &data).and_then(|obj| {
                         repo.backend
-                            .put(&layout::chunk_key(&id), &obj, None)
+                            .put(&layout::chunk_key(&id), &obj, retention)
                             .map_err(RepoError::from)
                             .map(|()| obj.len())
                     });
@@ -271,8 +289,13 @@ fn push_with(
             });
         }
         drop(wrx);
-        let (entries, stream_len, present, marked) =
-            (&mut entries, &mut stream_len, &mut present, &marked);
+        let (entries, stream_len, present, marked, extended) = (
+            &mut entries,
+            &mut stream_len,
+            &mut present,
+            &marked,
+            &mut extended,
+        );
         let (fail, failed, reuploaded_marked) = (&fail, &failed, &reuploaded_marked);
         let chunker = s.spawn(move || {
             let mut input = Blocks {
@@ -298,7 +321,14 @@ fn push_with(
                     if marked.contains(&id) {
                         reuploaded_marked.fetch_add(1, Ordering::Relaxed);
                     }
-                    wtx.send((id, key, data)).map_err(|_| RepoError::Stopped)?;
+                    if retention.is_some() {
+                        extended.insert(id.clone());
+                    }
+                    wtx.send((id, key, Some(data)))
+                        .map_err(|_| RepoError::Stopped)?;
+                } else if retention.is_some() && extended.insert(id.clone()) {
+                    // Reused from an earlier generation: retained as long as this one.
+                    wtx.send((id, key, None)).map_err(|_| RepoError::Stopped)?;
                 }
                 Ok(())
             });
@@ -351,10 +381,13 @@ fn push_with(
     // The pool database before the index (commit = the index exists).
     if let Some(data) = &pool_database {
         let sealed = crypto::age_encrypt(&recipients, data)?;
-        repo.backend
-            .put(&layout::pool_database_key(&host_id, gen), &sealed, None)?;
+        repo.backend.put(
+            &layout::pool_database_key(&host_id, gen),
+            &sealed,
+            retention,
+        )?;
     }
-    repo.backend.put(&key, &index, None)?;
+    repo.backend.put(&key, &index, retention)?;
     Ok(PushReport {
         generation: gen.to_string(),
         host_id,
@@ -364,5 +397,6 @@ fn push_with(
         uploaded_bytes: uploaded_bytes.load(Ordering::Relaxed),
         index_bytes: index.len() as u64,
         reuploaded_marked: reuploaded_marked.load(Ordering::Relaxed),
+        retention_extended: retention_extended.load(Ordering::Relaxed),
     })
 }

@@ -43,8 +43,24 @@ impl Repository {
         recovery_recipients: Vec<String>,
         fleet: Option<FleetKey>,
         grace_seconds: u64,
+        object_lock_days: Option<u32>,
     ) -> Result<Initialized, RepoError> {
         chunker.check()?;
+        if let Some(days) = object_lock_days {
+            if days == 0 {
+                return Err(RepoError::Format(
+                    "--object-lock-days must be at least 1".to_string(),
+                ));
+            }
+            if !backend.supports_retention()? {
+                return Err(RepoError::Format(format!(
+                    "{} has no S3 Object Lock, so generations cannot be retained for {days} days: \
+                     create a bucket with Object Lock enabled (`aws s3api create-bucket \
+                     --object-lock-enabled-for-bucket`) or leave out --object-lock-days",
+                    backend.describe()
+                )));
+            }
+        }
         if backend.head(layout::CONFIG)?.is_some() {
             return Err(RepoError::Format(format!(
                 "{} already holds a repository (its config exists)",
@@ -67,6 +83,7 @@ impl Repository {
             fleet_key_check: fleet.check_value(),
             recovery_recipients: recipients.clone(),
             grace_seconds,
+            object_lock_days,
         };
         let wrapped = crypto::age_encrypt(&recipients, fleet.secret_bytes())?;
         backend.put(layout::FLEET_KEY, &wrapped, None)?;

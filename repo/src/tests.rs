@@ -65,7 +65,7 @@ fn fixture(grace: u64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("repo");
     let be = LocalBackend::create(&root).unwrap();
-    let init = Repository::init(Box::new(be), SMALL, vec![], None, grace).unwrap();
+    let init = Repository::init(Box::new(be), SMALL, vec![], None, grace, None).unwrap();
     Fixture {
         _dir: dir,
         root,
@@ -289,6 +289,9 @@ impl Backend for Faulty {
     fn delete(&self, key: &str) -> Result<(), BackendError> {
         self.inner.delete(key)
     }
+    fn extend_retention(&self, key: &str, r: Retention) -> Result<(), BackendError> {
+        self.inner.extend_retention(key, r)
+    }
     fn supports_retention(&self) -> Result<bool, BackendError> {
         Ok(false)
     }
@@ -493,4 +496,24 @@ fn keep_rules() {
     );
     assert!(k.contains("20261202T010000Z") && k.contains("20261115T010000Z") && k.len() == 2);
     assert_eq!(layout::chunk_id_of("chunks/ab/ab"), None);
+}
+
+#[test]
+fn object_lock_refused_where_the_store_has_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let be = LocalBackend::create(&dir.path().join("repo")).unwrap();
+    let err = Repository::init(Box::new(be), SMALL, vec![], None, 60, Some(7))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("has no S3 Object Lock"), "{err}");
+    assert!(!dir.path().join("repo/config").exists());
+}
+
+#[test]
+fn config_without_object_lock_reads_as_before() {
+    let f = fixture(60);
+    let raw = std::fs::read_to_string(f.root.join("config")).unwrap();
+    assert!(!raw.contains("object_lock_days"), "{raw}");
+    assert!(f.repo.config.retention().is_none());
 }

@@ -5,7 +5,8 @@
 # chunks, consumed by core's verify loop and restore engine), a second backup of the
 # unchanged root adds < 2% to the repository, `push` finds nothing left to push, the recovery
 # key alone reads the generation, a flipped chunk is named by `repo check --read-data` and by
-# `verify --repo`, and `repo prune` marks before it deletes.
+# `verify --repo`, `repo prune` marks before it deletes, and `copy GEN --repo` pushes a
+# generation committed only locally.
 # shellcheck source=tests/root/repo-lib.bash
 source "$(dirname "$0")/repo-lib.bash"
 repo_fixture
@@ -53,4 +54,14 @@ note "7. repo prune: generations forgotten, their chunks marked, none deleted be
 [ "$(json "len(j['forgotten'])" <"$W/pr.json")" = 1 ] && [ "$(json "j['deleted']" <"$W/pr.json")" = 0 ] \
   || fail "prune: $(cat "$W/pr.json")"
 [ "$(json "len(j['backups'])" < <("$LIFEBOAT" list "${K[@]}" --json))" = 1 ] || fail "prune kept both"
+
+note "8. copy GEN --repo: a generation committed only locally is pushed (an alias of push GEN)"
+sleep 1
+"$LIFEBOAT" backup --root "$R" --backup-device "$B" --keep 5 --json >"$W/b3.json" 2>"$W/err" || fail "local backup: $(cat "$W/err")"
+g3=$(json "j['generation']" <"$W/b3.json")
+json "j.get('pushed')" <"$W/b3.json" | grep -qx None || fail "a backup without --repo pushed: $(cat "$W/b3.json")"
+"$LIFEBOAT" copy "$g3" --backup-device "$B" "${K[@]}" --json >"$W/cp.json" 2>"$W/err" || fail "copy --repo: $(cat "$W/err")"
+[ "$(json "[p['generation'] for p in j['pushed']]" <"$W/cp.json")" = "['$g3']" ] || fail "copy --repo: $(cat "$W/cp.json")"
+json "[b['id'] for b in j['backups']]" < <("$LIFEBOAT" list "${K[@]}" --json) | grep -q "'$g3'" || fail "list --repo lacks $g3 after copy --repo"
+"$LIFEBOAT" copy "$g3" --backup-device "$B" "${K[@]}" --to-file "$W/x" >"$W/out" 2>&1 && fail "copy with two targets succeeded"
 echo "50-repo-local: ok"

@@ -43,8 +43,23 @@ pub fn run(args: CopyArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         device,
         to_device,
         to_file,
+        repo,
         json,
     } = args;
+    if repo.repo.is_some() {
+        if to_device.is_some() || to_file.is_some() {
+            bail!("give one target: --repo URL, --to-device DEV or --to-file F");
+        }
+        return super::repo::push(
+            crate::cli::PushArgs {
+                generation: Some(generation),
+                device,
+                repo,
+                json,
+            },
+            quiet,
+        );
+    }
     let started = Instant::now();
     let src = open_store(device.backup_device.as_deref())?;
     let g = src.store.find(&generation)?;

@@ -160,6 +160,9 @@ pub fn run(cmd: RepoCommand, quiet: bool) -> Result<ExitCode> {
                 for g in &r.forgotten {
                     println!("forgot {g}");
                 }
+                for (what, until) in &r.retained {
+                    println!("{what}: cannot delete yet (retained until {until})");
+                }
                 println!(
                     "{}: {} chunks deleted, {} newly marked unreferenced (deleted by a run after {} s), {} marked chunks in use again",
                     o.url, r.deleted, r.marked, o.repo.config.grace_seconds, r.kept_again
@@ -193,8 +196,15 @@ fn init(a: crate::cli::RepoInitArgs, quiet: bool) -> Result<ExitCode> {
     };
     let be = backend::create(&s.url, &s.s3)
         .with_context(|| format!("cannot create the repository {}", s.url))?;
-    let made = Repository::init(be, params, recipients, fleet.clone(), a.grace)
-        .with_context(|| format!("cannot create the repository {}", s.url))?;
+    let made = Repository::init(
+        be,
+        params,
+        recipients,
+        fleet.clone(),
+        a.grace,
+        a.object_lock_days,
+    )
+    .with_context(|| format!("cannot create the repository {}", s.url))?;
     let write_new = |path: &Path, text: &str| -> Result<()> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
@@ -228,6 +238,7 @@ fn init(a: crate::cli::RepoInitArgs, quiet: bool) -> Result<ExitCode> {
                 "identity_file": s.identity,
                 "host_id": host_id,
                 "recovery_recipients": made.repo.config.recovery_recipients,
+                "object_lock_days": made.repo.config.object_lock_days,
                 "recovery_key": made.new_recovery.as_ref().map(|k| k.to_text()),
             })
         );
@@ -238,6 +249,9 @@ fn init(a: crate::cli::RepoInitArgs, quiet: bool) -> Result<ExitCode> {
             println!("{}", k.to_text());
         }
         if !quiet {
+            if let Some(d) = made.repo.config.object_lock_days {
+                println!("Object Lock: every generation is retained for {d} days (COMPLIANCE).");
+            }
             println!(
                 "Repository created at {}; fleet key in {} (copy it to every host of the fleet, root-only), this host's identity in {} (host id {host_id}).",
                 s.url,

@@ -182,6 +182,12 @@ impl Backend for LocalBackend {
         }
     }
 
+    fn extend_retention(&self, _key: &str, _retention: Retention) -> Result<(), BackendError> {
+        Err(BackendError::Unsupported {
+            what: "retention (Object Lock) in a local directory".into(),
+        })
+    }
+
     fn supports_retention(&self) -> Result<bool, BackendError> {
         Ok(false)
     }

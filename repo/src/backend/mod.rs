@@ -124,6 +124,9 @@ pub trait Backend: Send + Sync {
     /// [`BackendError::Unsupported`].
     fn put(&self, key: &str, data: &[u8], retention: Option<Retention>)
         -> Result<(), BackendError>;
+    /// Extends the retention of an existing object to at least `retention.until` (a chunk a
+    /// new generation reuses); an object already retained longer is left as it is.
+    fn extend_retention(&self, key: &str, retention: Retention) -> Result<(), BackendError>;
     /// Reads the whole object.
     fn get(&self, key: &str) -> Result<Vec<u8>, BackendError>;
     /// The object's size, or `None` when it does not exist.

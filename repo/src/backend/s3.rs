@@ -757,6 +757,29 @@ impl Backend for S3Backend {
         }
     }
 
+    fn extend_retention(&self, key: &str, retention: Retention) -> Result<(), BackendError> {
+        let full = self.full_key(key);
+        match self.put_retention(&full, &retention) {
+            Ok(()) => Ok(()),
+            // COMPLIANCE retention cannot be shortened: refused when the object is already
+            // retained longer (another host's later push, or clocks apart), which is fine.
+            Err(e @ BackendError::Denied { .. }) => {
+                let (status, headers, _) =
+                    self.request(Method::Head, Some(&full), &[], &[], None)?;
+                let current = headers
+                    .get("x-amz-object-lock-retain-until-date")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<jiff::Timestamp>().ok())
+                    .map(SystemTime::from);
+                match current {
+                    Some(t) if (200..300).contains(&status) && t >= retention.until => Ok(()),
+                    _ => Err(relative(e, &self.prefix)),
+                }
+            }
+            Err(e) => Err(relative(e, &self.prefix)),
+        }
+    }
+
     fn supports_retention(&self) -> Result<bool, BackendError> {
         let (status, _, body) =
             self.request(Method::Get, None, &[("object-lock", "")], &[], None)?;
