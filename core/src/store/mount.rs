@@ -6,7 +6,8 @@
 //! mounted (concurrent list, verify, backup, or the requests of `lifeboat serve`), ours is a
 //! bind mount of theirs (the same filesystem), so none of them can unmount the store from
 //! under another. A read-write request beside read-only mounts makes the filesystem writable
-//! through its own mount only (the others stay read-only mounts).
+//! through its own mount only (the others stay read-only mounts). A mount left by a run that
+//! was killed is bound the same way and then detached.
 
 use super::StoreError;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -289,36 +290,38 @@ fn try_mount(dev: &Path, read_only: bool) -> Result<Option<Mounted>, StoreError>
         .into_iter()
         .filter(|m| m.fs_root == "/")
         .collect();
-    let theirs = whole
-        .iter()
-        .find(|m| !is_private(&m.mount_point))
-        .or_else(|| whole.iter().find(|m| orphaned(&m.mount_point)))
-        .map(|m| (m.mount_point.clone(), m.read_only));
-    if theirs.is_none() {
-        if let Some(other) = whole.iter().find(|m| is_private(&m.mount_point)) {
-            return bind_private(dev, other, read_only);
-        }
-    }
-    if let Some((dir, ro)) = theirs {
-        if ro && !read_only {
+    // The administrator's own mount is used as it is (and left mounted).
+    if let Some(theirs) = whole.iter().find(|m| !is_private(&m.mount_point)) {
+        if theirs.read_only && !read_only {
+            let dir = theirs.mount_point.display();
             return Err(StoreError::Mount {
                 device: dev.to_path_buf(),
                 reason: format!(
-                    "it is mounted read-only at {}; remount it read-write (mount -o remount,rw {}) or unmount it",
-                    dir.display(),
-                    dir.display()
+                    "it is mounted read-only at {dir}; remount it read-write (mount -o remount,rw {dir}) or unmount it"
                 ),
             });
         }
-        // A private mount left by a lifeboat that was killed is taken over, so it is
-        // unmounted when we are done.
-        let owned = orphaned(&dir);
         return Ok(Some(Mounted {
-            dir,
+            dir: theirs.mount_point.clone(),
             device: dev.to_path_buf(),
-            owned,
-            read_only: ro,
+            owned: false,
+            read_only: theirs.read_only,
         }));
+    }
+    // Another Lifeboat run's mount, live or left by a run that was killed: never used in
+    // place (its owner, or another run that found the same orphan, may unmount it at any
+    // moment, and whether its process is gone is known only after the look at the mount
+    // table), but bound to a mount of our own, checked to be the store.
+    if let Some(other) = whole.iter().find(|m| is_private(&m.mount_point)) {
+        let bound = bind_private(dev, other, read_only)?;
+        if bound.is_some() {
+            // Mounts whose process is gone: nobody else will unmount them.
+            for orphan in whole.iter().filter(|m| orphaned(&m.mount_point)) {
+                let _ = umount2(&orphan.mount_point, MntFlags::MNT_DETACH);
+                let _ = std::fs::remove_dir(&orphan.mount_point);
+            }
+        }
+        return Ok(bound);
     }
     let fstype = match crate::identity::probe(dev) {
         Ok(Some(fs)) if fs.fstype.starts_with("ext") => fs.fstype,
@@ -356,9 +359,18 @@ fn try_mount(dev: &Path, read_only: bool) -> Result<Option<Mounted>, StoreError>
     }
     if let Err(e) = result {
         let _ = std::fs::remove_dir(&dir);
-        if e == nix::errno::Errno::EBUSY && !mounts_of(dev)?.is_empty() {
+        if e == nix::errno::Errno::EBUSY {
             // Another process mounted it meanwhile (read-only against our read-write or the
-            // other way round): join its mount.
+            // other way round), and may have unmounted it again since: look again. Busy for
+            // another reason (RAID, LVM, swap) is said as such.
+            if mounts_of(dev)?.is_empty() {
+                if let Some(why) = in_use(dev)? {
+                    return Err(StoreError::Mount {
+                        device: dev.to_path_buf(),
+                        reason: format!("the kernel says it is busy: {why}"),
+                    });
+                }
+            }
             return Ok(None);
         }
         return Err(StoreError::Mount {
