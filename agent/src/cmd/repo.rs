@@ -466,16 +466,7 @@ pub(crate) fn pool_database(
 }
 
 fn read_pool_database(o: &Opened, gen: &str) -> Result<Option<Vec<u8>>> {
-    let idx = o
-        .repo
-        .read_index(&o.keys, &o.host_id, gen)
-        .with_context(|| format!("cannot read generation {gen} from {}", o.url))?
-        .with_context(|| {
-            format!(
-                "generation {gen} of host {} in {} is not encrypted to this identity: give the recovery key with --identity FILE",
-                o.host_id, o.url
-            )
-        })?;
+    let idx = read_index(o, gen)?;
     o.repo
         .read_pool_database(&o.keys, &o.host_id, gen, &idx.secret.meta)
         .with_context(|| format!("the pool database of generation {gen} in {}", o.url))
