@@ -108,9 +108,10 @@ lb_keep_log() {
   cp "$1" "$LB_ROOT/build/qemu-logs/$(basename "$0" .sh)-$(basename "$1")" 2>/dev/null || true
 }
 
-# The options of lb_qemu for the image and $LB_DISK.
+# The options of lb_qemu for the image and $LB_DISK. LB_EXTRA_APPEND adds kernel arguments
+# (for measuring, such as loglevel=1; the tests never set it).
 lb_image_opts() {
-  local append=$1
+  local append="$1 ${LB_EXTRA_APPEND:-}"
   LB_IMAGE_OPTS=(--mem "${LB_MEM:-512}" --kernel "$LB_IMG/vmlinuz" --initrd "$LB_IMG/initrd.img"
     --append "console=ttyS0 panic=-1 $append" --disk-serial "$LB_DISK_SERIAL" --disk "$LB_DISK"
     --smbios-uuid "${LB_UUID:-$LB_MACHINE_UUID}" --smbios-serial "${LB_SERIAL:-$LB_MACHINE_SERIAL}")
