@@ -175,5 +175,23 @@ compare_roots "$WORK/mnt/reference" "$WORK/mnt/restored"
 detach_all
 end_phase
 
+phase 8 "The same restore as a per-host PXE entry that runs once (lifeboat.request=): refused"
+# Run-once lives in the journal beside the backup; a repository restore has none yet, so such an
+# entry would restore at every boot. The image must say so and write nothing.
+before=$(sha256sum < "$NEW")
+DISKS=()
+virtio_disk "$NEW" disk0 "$NEW_SERIAL"
+QEMU_CUT_AT='Choose a backup' QEMU_GIVE_UP='REPOSITORY NOT READ|NETWORK NOT UP|RESTORE COMPLETE' qemu_run run-once "$RESTORE_TIMEOUT" "${DISKS[@]}" \
+  -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
+  -kernel "$WORK/rescue/vmlinuz" -initrd "$WORK/rescue/initrd+repo.img" \
+  -append "$append lifeboat.request=20261203-0900-d1s4"
+log_has run-once 'lifeboat.request=20261203-0900-d1s4: NOT RESTORING UNATTENDED' ||
+  fail "the image did not refuse the run-once request from the repository (serial log: $LOGS/run-once.log)"
+! log_has run-once '^Step [0-9]+/' || fail "a step ran for a refused request (serial log: $LOGS/run-once.log)"
+[ "$(sha256sum < "$NEW")" = "$before" ] || fail "the disk changed although the request was refused"
+ok "$(log_line run-once 'NOT RESTORING UNATTENDED')"
+ok "the disk is unchanged (sha256)"
+end_phase
+
 story_summary "$REPORT" "${green}${bold}Both disks lost: the host came back from the repository on S3, over the network, onto a blank disk, and boots.${reset}"
 rm -f "$NEW" "$WORK/reference-root.img"

@@ -82,6 +82,12 @@ impl Backup<()> {
 }
 
 impl<P> Backup<P> {
+    /// Whether its restores are journalled (resume after a cut, an unattended request that
+    /// runs once): not for a restore from the repository, which has no disk of ours to write to.
+    pub fn keeps_journal(&self) -> bool {
+        !matches!(self.kind, BackupKind::Repo { .. })
+    }
+
     /// The id the restores of this backup are journalled under: the generation of a Lifeboat
     /// store, `xenserver-tree@<time of its marker>` for a XenServer backup partition.
     pub fn journal_id(&self) -> String {

@@ -281,6 +281,15 @@ fn unattended(d: &discover::Discovery, opts: &Options, which: &str) {
         }
     };
     if let Some(request) = &opts.request {
+        if !b.keeps_journal() {
+            // Run-once is the journal's record of the request: without it, this entry (a
+            // per-host PXE entry, say) would restore again at every boot, rolling the host back.
+            say("");
+            for l in request_refused(request, &b.place()) {
+                say(&l);
+            }
+            return;
+        }
         if already_done(b, &d.devices, request) {
             return;
         }
@@ -303,6 +312,16 @@ fn unattended(d: &discover::Discovery, opts: &Options, which: &str) {
             say("The menu follows: choose the backup to try again, or the rescue shell to investigate.");
         }
     }
+}
+
+/// Why an unattended `lifeboat.request=` is not carried out from a backup that keeps no
+/// journal (a repository), and what to do instead.
+fn request_refused(request: &str, place: &str) -> [String; 3] {
+    [
+        format!("lifeboat.request={request}: NOT RESTORING UNATTENDED from {place}."),
+        "A request runs once because the journal beside the backup records it as done; a restore from the repository keeps no journal yet, so this boot entry would restore again at every boot and roll the host back each time.".into(),
+        "Restore from the menu below, or boot an entry without lifeboat.request= once and then remove it. Nothing was written.".into(),
+    ]
 }
 
 /// An unattended request runs once: when the journal of the partition holding the backup (a
