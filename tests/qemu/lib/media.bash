@@ -125,15 +125,21 @@ boot_watch() {
     if awk -v e="$(since "$t0")" -v d="$deadline" 'BEGIN { exit !(e > d) }'; then break; fi
     sleep 0.2
   done
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  if [ -z "$ok" ]; then
-    echo "--- serial console of $name (last 40 lines, escapes stripped):"
-    strip_log "$LOG" | tail -n 40
-    fail "$name: lifeboat-init and its menu did not appear within ${deadline}s"
-  fi
+  stop_qemu "$pid"
+  [ -n "$ok" ] || console_fail "$name" 40 "lifeboat-init and its menu did not appear within ${deadline}s"
   echo "TIME $name: boot loader menu ${t_loader:-?}s, lifeboat-init ${t_init}s, menu ${t_menu}s after power-on"
   printf '%s\t%s\t%s\t%s\n' "$name" "${t_loader:-?}" "$t_init" "$t_menu" >> "${MEDIA_TIMES:-/dev/null}"
+}
+
+# stop_qemu PID: power the machine off (it may have left already).
+stop_qemu() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# console_fail NAME LINES WHY...: the last LINES of the serial console ($LOG), then fail.
+console_fail() {
+  local name=$1 lines=$2; shift 2
+  echo "--- serial console of $name (last $lines lines, escapes stripped):"
+  strip_log "$LOG" | tail -n "$lines"
+  fail "$name: $*"
 }
 
 strip_log() { tr -d '\r' < "$1" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1b[()][0-9A-Za-z]//g' | grep -av '^\s*$' || true; }
@@ -161,11 +167,8 @@ boot_until_exit() {
     fi
     if [ -n "$why" ]; then
       sleep 1
-      kill "$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
-      echo "--- serial console of $name (last 60 lines, escapes stripped):"
-      strip_log "$LOG" | tail -n 60
-      fail "$name: $why"
+      stop_qemu "$pid"
+      console_fail "$name" 60 "$why"
     fi
     sleep 0.5
   done
@@ -197,12 +200,7 @@ boot_refused() {
     [ -n "$why" ] && break
     sleep 0.5
   done
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  if [ -n "$why" ]; then
-    echo "--- serial console of $name (last 40 lines, escapes stripped):"
-    strip_log "$LOG" | tail -n 40
-    fail "$name: $why"
-  fi
+  stop_qemu "$pid"
+  [ -z "$why" ] || console_fail "$name" 40 "$why"
   echo "TIME $name: refused $(since "$t0")s after power-on: $(strip_log "$LOG" | grep -aoE -m1 -- "$pattern")"
 }
