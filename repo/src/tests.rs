@@ -625,6 +625,11 @@ fn the_restore_journal_is_appended_sealed_and_survives_prune_and_check() {
     ] {
         assert!(!text.contains(plain), "{plain} in the stored journal");
     }
+    // (zstd alone hides those strings too: the bytes must not even decompress without the key.)
+    assert!(
+        layout::unpack::<serde_json::Value>(&raw, &key).is_err(),
+        "the stored journal is not encrypted"
+    );
 
     // Prune (forgetting the generation restored) and check leave it alone.
     let done = JournalRecord::new(events::RESTORE_DONE)
