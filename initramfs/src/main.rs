@@ -491,3 +491,28 @@ fn main() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_request_says_why_and_what_to_do() {
+        let why = anyhow::anyhow!("AccessDenied on PUT hosts/x/restores/y")
+            .context("s3://b/p refused to write the restore journal hosts/x/restores/y");
+        let l = request_refused("r-1", "s3://b/p", &why);
+        assert_eq!(
+            l[0],
+            "lifeboat.request=r-1: NOT RESTORING UNATTENDED from s3://b/p."
+        );
+        assert!(
+            l[1].contains("refused to write the restore journal") && l[1].contains("AccessDenied"),
+            "{l:?}"
+        );
+        assert!(
+            l[3].contains("no journal: an interrupted restore starts again")
+                && l[3].ends_with("Nothing was written."),
+            "{l:?}"
+        );
+    }
+}
