@@ -10,7 +10,9 @@
 # streams it again onto the blank disk through the restore plan (the whole recorded layout,
 # lifeboat.disk=), and the host boots again through its own GRUB to its service line. Its root
 # is compared entry by entry with the old one. No credential is on the kernel command line.
-# One boot per scenario: host backup, restore, host again. QEMU under TCG only.
+# The restore is a per-host unattended entry (lifeboat.request=): a power cut during its copy
+# step, then the same entry resumes at that step from the restore journal the image keeps in
+# the repository, and once more boots as done without restoring. QEMU under TCG only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FIRMWARE=bios
@@ -27,6 +29,7 @@ STORE_SERIAL=LBSTORE0003
 MACHINE_UUID=7a0c51e2-9d3b-4c8e-b1f6-2e4d8a9c0b17
 MACHINE_SERIAL=LBDISASTER-HOST-1
 ROOT_PART=1
+REQUEST=20261203-0900-d1s4
 LIFEBOAT=$RELEASE_DIR/lifeboat
 LIFEBOAT_INIT=$RELEASE_DIR/lifeboat-init
 OLD=$WORK/old-disk.img
@@ -131,25 +134,44 @@ cp "$WORK/rescue/initrd.img" "$WORK/rescue/initrd+repo.img"
 truncate -s $((($(stat -c %s "$WORK/rescue/initrd.img") + 3) / 4 * 4)) "$WORK/rescue/initrd+repo.img"
 cat "$WORK/rescue/repo.img" >> "$WORK/rescue/initrd+repo.img"
 size_of "recovery initrd / repo.img" "$(human "$(stat -c %s "$WORK/rescue/initrd.img")") / $(stat -c %s "$WORK/rescue/repo.img") bytes"
-append="console=ttyS0 panic=-1 lifeboat.restore=latest lifeboat.yes lifeboat.disk=$NEW_SERIAL lifeboat.after=poweroff"
+# The per-host unattended entry of this machine, as `mkrescue --request` writes it: it runs once.
+append="console=ttyS0 panic=-1 lifeboat.restore=latest lifeboat.yes lifeboat.disk=$NEW_SERIAL lifeboat.after=poweroff lifeboat.request=$REQUEST"
 SECRET=$(sed -n 's/^aws_secret_access_key *= *//p' "$AWS_SHARED_CREDENTIALS_FILE")
 [[ $append != *"$SECRET"* ]] || fail "the secret is on the kernel command line"
+image_args=(-netdev "user,id=n0" -device "virtio-net-pci,netdev=n0"
+  -kernel "$WORK/rescue/vmlinuz" -initrd "$WORK/rescue/initrd+repo.img" -append "$append")
+no_journal='REPOSITORY NOT READ|NETWORK NOT UP|Initramfs unpacking failed|No backups were found|NOT RESTORING UNATTENDED|RESTORE JOURNAL NOT WRITTEN'
+# A power cut while the root is streamed from the repository onto the new disk.
 DISKS=()
 virtio_disk "$NEW" disk0 "$NEW_SERIAL"
-QEMU_GIVE_UP='Choose a backup|REPOSITORY NOT READ|NETWORK NOT UP|Initramfs unpacking failed|No backups were found' qemu_run restore "$RESTORE_TIMEOUT" "${DISKS[@]}" \
-  -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
-  -kernel "$WORK/rescue/vmlinuz" -initrd "$WORK/rescue/initrd+repo.img" -append "$append"
-net=$(log_line restore '^Network: ')
-[[ $net == *"(DHCP)"* ]] || fail "the image got no address by DHCP: '${net:-no Network line}' (serial log: $LOGS/restore.log)"
+QEMU_CUT_AT='^Extracting from ' QEMU_CUT_DELAY=3 QEMU_GIVE_UP="Choose a backup|RESTORE COMPLETE|$no_journal" \
+  qemu_run restore-cut "$RESTORE_TIMEOUT" "${DISKS[@]}" "${image_args[@]}"
+[ "$QEMU_CUT" = 1 ] || fail "the restore ended before the power cut (serial log: $LOGS/restore-cut.log)"
+net=$(log_line restore-cut '^Network: ')
+[[ $net == *"(DHCP)"* ]] || fail "the image got no address by DHCP: '${net:-no Network line}' (serial log: $LOGS/restore-cut.log)"
 ok "$net"
-log_has restore "^Repository $URL: [0-9]+ generation" || fail "the image did not list the repository (serial log: $LOGS/restore.log)"
-ok "$(log_line restore "^Repository $URL: ")"
-log_has restore "^Verifying generation $gen_id from $URL" || fail "the image did not verify $gen_id from the repository first"
-v=$(tr -d '\r' < "$LOGS/restore.log" | grep -a -n -E '^Verified: ' | head -n1 | cut -d: -f1)
-w=$(tr -d '\r' < "$LOGS/restore.log" | grep -a -n -E '^Step [0-9]+/' | head -n1 | cut -d: -f1)
+log_has restore-cut "^Repository $URL: [0-9]+ generation" || fail "the image did not list the repository (serial log: $LOGS/restore-cut.log)"
+ok "$(log_line restore-cut "^Repository $URL: ")"
+log_has restore-cut "^Verifying generation $gen_id from $URL" || fail "the image did not verify $gen_id from the repository first"
+v=$(tr -d '\r' < "$LOGS/restore-cut.log" | grep -a -n -E '^Verified: ' | head -n1 | cut -d: -f1)
+w=$(tr -d '\r' < "$LOGS/restore-cut.log" | grep -a -n -E '^Step [0-9]+/' | head -n1 | cut -d: -f1)
 [ -n "$v" ] && [ -n "$w" ] && [ "$v" -lt "$w" ] || fail "no verify verdict before the first step (lines ${v:-none} / ${w:-none})"
-ok "verified before any write: $(log_line restore '^Verified: ' | cut -c1-110)"
+ok "verified before any write: $(log_line restore-cut '^Verified: ' | cut -c1-110)"
+cut_step=$(tr -d '\r' < "$LOGS/restore-cut.log" | grep -a -E '^Step [0-9]+/[0-9]+: ' | tail -n1 | grep -o -E '^Step [0-9]+/[0-9]+' | cut -d' ' -f2 | cut -d/ -f1)
+[ -n "$cut_step" ] || fail "the cut boot ran no step (serial log: $LOGS/restore-cut.log)"
+ok "power cut during step $cut_step, the copy: '$(log_line restore-cut '^Step [0-9]+/' | tail -n1 | cut -c1-80)'"
+# The same entry again: the restore journal in the repository says where to go on.
+DISKS=()
+virtio_disk "$NEW" disk0 "$NEW_SERIAL"
+QEMU_GIVE_UP="Choose a backup|$no_journal" qemu_run restore "$RESTORE_TIMEOUT" "${DISKS[@]}" "${image_args[@]}"
 log_has restore '^RESTORE COMPLETE' || fail "the recovery image ended without 'RESTORE COMPLETE' (serial log: $LOGS/restore.log)"
+resumed=$(log_line restore '^Resuming at step ')
+[[ $resumed == "Resuming at step $cut_step/"*"the repository's restore journal hosts/"* ]] ||
+  fail "after the cut at step $cut_step the restore did not resume there from the repository's journal: '${resumed:-no Resuming line}' (serial log: $LOGS/restore.log)"
+first_step=$(tr -d '\r' < "$LOGS/restore.log" | grep -a -E '^Step [0-9]+/[0-9]+: ' | head -n1 | grep -o -E '^Step [0-9]+/')
+[ "$first_step" = "Step $cut_step/" ] || fail "the resumed boot ran '$first_step' first, not step $cut_step"
+! log_has restore '^Step 1/' || fail "the resumed boot ran the plan's first step again"
+ok "the same entry again: '$(echo "$resumed" | cut -c1-110)'"
 say "$(log_line restore '^Restored ')"
 ok "restored from the repository onto the blank disk, then powered off"
 
@@ -175,21 +197,20 @@ compare_roots "$WORK/mnt/reference" "$WORK/mnt/restored"
 detach_all
 end_phase
 
-phase 8 "The same restore as a per-host PXE entry that runs once (lifeboat.request=): refused"
-# Run-once lives in the journal beside the backup; a repository restore has none yet, so such an
-# entry would restore at every boot. The image must say so and write nothing.
+phase 8 "The same per-host entry (lifeboat.request=) once more: done, not restored again"
+# Run-once lives in the restore journal: the repository's records the request done, so the image
+# says so and boots the local disk (stopped here as it says it) instead of restoring again.
 before=$(sha256sum < "$NEW")
 DISKS=()
 virtio_disk "$NEW" disk0 "$NEW_SERIAL"
-QEMU_CUT_AT='Choose a backup' QEMU_GIVE_UP='REPOSITORY NOT READ|NETWORK NOT UP|RESTORE COMPLETE' qemu_run run-once "$RESTORE_TIMEOUT" "${DISKS[@]}" \
-  -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
-  -kernel "$WORK/rescue/vmlinuz" -initrd "$WORK/rescue/initrd+repo.img" \
-  -append "$append lifeboat.request=20261203-0900-d1s4"
-log_has run-once 'lifeboat.request=20261203-0900-d1s4: NOT RESTORING UNATTENDED' ||
-  fail "the image did not refuse the run-once request from the repository (serial log: $LOGS/run-once.log)"
-! log_has run-once '^Step [0-9]+/' || fail "a step ran for a refused request (serial log: $LOGS/run-once.log)"
-[ "$(sha256sum < "$NEW")" = "$before" ] || fail "the disk changed although the request was refused"
-ok "$(log_line run-once 'NOT RESTORING UNATTENDED')"
+QEMU_CUT_AT="lifeboat.request=$REQUEST is done" QEMU_GIVE_UP="Choose a backup|RESTORE COMPLETE|CANNOT BOOT THE LOCAL DISK|$no_journal" \
+  qemu_run run-once "$RESTORE_TIMEOUT" "${DISKS[@]}" "${image_args[@]}"
+[ "$QEMU_CUT" = 1 ] || fail "the image did not say lifeboat.request=$REQUEST is done (serial log: $LOGS/run-once.log)"
+log_has run-once "lifeboat.request=$REQUEST is done: the repository's restore journal hosts/.* recorded restore-done .* \\(of $gen_id, " ||
+  fail "the request was not found done in the repository's journal (serial log: $LOGS/run-once.log)"
+! log_has run-once '^Step [0-9]+/' || fail "a step ran for a request already done (serial log: $LOGS/run-once.log)"
+[ "$(sha256sum < "$NEW")" = "$before" ] || fail "the disk changed although the request was done"
+ok "$(log_line run-once "is done: " | cut -c1-60) ... $(log_line run-once "is done: " | grep -o -E 'recorded restore-done.*')"
 ok "the disk is unchanged (sha256)"
 end_phase
 

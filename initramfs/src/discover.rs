@@ -58,8 +58,8 @@ pub struct Backup<P = Result<Plan, PlanError>> {
     /// Core's restore plan for it on this machine, or the refusal that explains itself.
     pub plan: P,
     /// The journal of the partition holding the backup (a store's, or a XenServer backup
-    /// partition's `lost+found/lifeboat-journal`) shows a restore that started and never
-    /// finished.
+    /// partition's `lost+found/lifeboat-journal`), or this machine's restore journal in the
+    /// repository, shows a restore that started and never finished.
     pub interrupted: bool,
 }
 
@@ -82,14 +82,20 @@ impl Backup<()> {
 }
 
 impl<P> Backup<P> {
-    /// Whether its restores are journalled (resume after a cut, an unattended request that
-    /// runs once): not for a restore from the repository, which has no disk of ours to write to.
-    pub fn keeps_journal(&self) -> bool {
-        !matches!(self.kind, BackupKind::Repo { .. })
+    /// Whether the journal of its restores can be written now (resume after a cut, an
+    /// unattended request that runs once): for a repository its journal object is written back
+    /// as it is (a read-only credential is refused here, before anything is restored). The
+    /// journal of a partition is written when the restore starts.
+    pub fn journal_ready(&self) -> Result<()> {
+        match &self.kind {
+            BackupKind::Repo { session, .. } => session.append_journal(&[]),
+            BackupKind::Lifeboat { .. } | BackupKind::XenTree { .. } => Ok(()),
+        }
     }
 
-    /// The id the restores of this backup are journalled under: the generation of a Lifeboat
-    /// store, `xenserver-tree@<time of its marker>` for a XenServer backup partition.
+    /// The id the restores of this backup are journalled under: the generation (of a Lifeboat
+    /// store or the repository), `xenserver-tree@<time of its marker>` for a XenServer backup
+    /// partition.
     pub fn journal_id(&self) -> String {
         match &self.kind {
             BackupKind::Lifeboat { generation, .. } | BackupKind::Repo { generation, .. } => {
@@ -99,23 +105,26 @@ impl<P> Backup<P> {
         }
     }
 
-    /// Where that journal is, for the console ("the store's journal").
-    pub fn journal_place(&self) -> &'static str {
+    /// Where that journal is, for the console ("the store's journal on /dev/vdb1").
+    pub fn journal_place(&self) -> String {
         match &self.kind {
-            BackupKind::Lifeboat { .. } => "the store's journal",
-            BackupKind::XenTree { .. } => {
-                "the backup partition's journal (lost+found/lifeboat-journal)"
+            BackupKind::Lifeboat { .. } => {
+                format!("the store's journal on {}", self.device.dev_path())
             }
-            BackupKind::Repo { .. } => "no journal (a restore from the repository)",
+            BackupKind::XenTree { .. } => format!(
+                "the backup partition's journal ({} on {})",
+                xentree::JOURNAL,
+                self.device.dev_path()
+            ),
+            BackupKind::Repo { session, .. } => session.journal_place(),
         }
     }
 
-    /// The records of the restore journal of the partition holding this backup.
+    /// The records of the restore journal of the partition holding this backup, or of this
+    /// machine's restores of this host in the repository.
     pub fn journal_records(&self) -> Result<Vec<JournalRecord>> {
         match &self.kind {
-            // A repository restore keeps no journal (nothing on a disk is ours to write to):
-            // an interrupted one starts again from its first step.
-            BackupKind::Repo { .. } => Ok(Vec::new()),
+            BackupKind::Repo { session, .. } => session.journal_records(),
             BackupKind::Lifeboat { .. } => store_view::journal_records(&self.mount),
             BackupKind::XenTree { .. } => xentree::read_journal(&self.mount).with_context(|| {
                 format!(
@@ -130,7 +139,7 @@ impl<P> Backup<P> {
     /// Appends `rec` to that journal (the partition must be mounted read-write).
     pub fn append_journal(&self, rec: &JournalRecord) -> Result<()> {
         match &self.kind {
-            BackupKind::Repo { .. } => Ok(()),
+            BackupKind::Repo { session, .. } => session.append_journal(std::slice::from_ref(rec)),
             BackupKind::Lifeboat { .. } => store_view::journal(&self.mount, rec),
             BackupKind::XenTree { .. } => {
                 xentree::append_journal(&self.mount, rec).with_context(|| {
@@ -555,11 +564,12 @@ pub fn discover(opts: &Options) -> Discovery {
 fn repo_backups(opts: &Options, notes: &mut Vec<String>) -> Vec<Backup<()>> {
     use crate::console::say;
     use crate::net::{self, repo};
-    if net::ensure_up(opts.ip.as_deref()).is_err() {
-        return Vec::new();
-    }
+    let iface = match net::ensure_up(opts.ip.as_deref()) {
+        Ok(c) => c.iface.clone(),
+        Err(_) => return Vec::new(),
+    };
     let found = repo::source(Path::new(repo::DIR), opts.repo.as_deref()).and_then(|src| {
-        let session = repo::open(&src)?;
+        let session = repo::open(&src)?.with_machine(Some(&iface));
         let gens = repo::generations(&session)?;
         Ok((std::sync::Arc::new(session), gens))
     });
@@ -579,6 +589,17 @@ fn repo_backups(opts: &Options, notes: &mut Vec<String>) -> Vec<Backup<()>> {
         if gens.len() == 1 { "" } else { "s" },
         session.host_id
     ));
+    // A restore of this host onto this machine that started and did not finish (the
+    // repository's restore journal), whichever generation it was of.
+    let interrupted = match session.journal_records() {
+        Ok(r) => last_restore(&r).is_some_and(|r| r.event == events::RESTORE_STARTED),
+        Err(e) => {
+            let m = format!("Warning: {e:#}: an interrupted restore cannot be resumed");
+            say(&m);
+            notes.push(m);
+            false
+        }
+    };
     gens.into_iter()
         .filter_map(|g| {
             let Some(m) = g.meta.manifest.clone() else {
@@ -609,7 +630,7 @@ fn repo_backups(opts: &Options, notes: &mut Vec<String>) -> Vec<Backup<()>> {
                 size: g.index.refs.stream_len,
                 facts,
                 plan: (),
-                interrupted: false,
+                interrupted,
                 kind: BackupKind::Repo {
                     generation: g.id.clone(),
                     session: session.clone(),

@@ -281,16 +281,16 @@ fn unattended(d: &discover::Discovery, opts: &Options, which: &str) {
         }
     };
     if let Some(request) = &opts.request {
-        if !b.keeps_journal() {
+        if already_done(b, &d.devices, request) {
+            return;
+        }
+        if let Err(e) = b.journal_ready() {
             // Run-once is the journal's record of the request: without it, this entry (a
             // per-host PXE entry, say) would restore again at every boot, rolling the host back.
             say("");
-            for l in request_refused(request, &b.place()) {
+            for l in request_refused(request, &b.place(), &e) {
                 say(&l);
             }
-            return;
-        }
-        if already_done(b, &d.devices, request) {
             return;
         }
     }
@@ -314,18 +314,20 @@ fn unattended(d: &discover::Discovery, opts: &Options, which: &str) {
     }
 }
 
-/// Why an unattended `lifeboat.request=` is not carried out from a backup that keeps no
-/// journal (a repository), and what to do instead.
-fn request_refused(request: &str, place: &str) -> [String; 3] {
+/// Why an unattended `lifeboat.request=` is not carried out from a backup whose restore
+/// journal cannot be written (`why`: a repository that refuses the write), and what to do
+/// instead.
+fn request_refused(request: &str, place: &str, why: &anyhow::Error) -> [String; 4] {
     [
         format!("lifeboat.request={request}: NOT RESTORING UNATTENDED from {place}."),
-        "A request runs once because the journal beside the backup records it as done; a restore from the repository keeps no journal yet, so this boot entry would restore again at every boot and roll the host back each time.".into(),
-        "Restore from the menu below, or boot an entry without lifeboat.request= once and then remove it. Nothing was written.".into(),
+        format!("The restore journal cannot be written: {why:#}."),
+        "A request runs once because the restore journal records it as done; without it this boot entry would restore again at every boot and roll the host back each time.".into(),
+        "Restore from the menu below (no journal: an interrupted restore starts again), or boot an entry without lifeboat.request= once and then remove it. Nothing was written.".into(),
     ]
 }
 
-/// An unattended request runs once: when the journal of the partition holding the backup (a
-/// store's, a XenServer backup partition's) records it as done, the local disk boots instead
+/// An unattended request runs once: when the restore journal (a store's, a XenServer backup
+/// partition's, or this machine's in the repository) records it as done, the local disk boots instead
 /// (kexec of the restored root's default GRUB entry), or, when that is impossible, the machine
 /// powers off with the reason; booting this image again would only come back here. Returns
 /// true when the request was done (and the machine did not stop).
@@ -344,8 +346,8 @@ fn already_done(b: &discover::Backup, devs: &[probe::BlockDev], request: &str) -
     };
     say("");
     say(&format!(
-        "lifeboat.request={request} is done: the journal on {} recorded restore-done {} (of {}, onto {}). Not restoring again.",
-        b.device.dev_path(),
+        "lifeboat.request={request} is done: {} recorded restore-done {} (of {}, onto {}). Not restoring again.",
+        b.journal_place(),
         rec.time,
         rec.generation.as_deref().unwrap_or("?"),
         rec.target.as_deref().unwrap_or("?")
@@ -417,13 +419,13 @@ fn run() {
         if let Some(bk) = d.backups.iter().find(|bk| bk.interrupted) {
             say("");
             say(&format!(
-                "ATTENTION: a restore from the {} on {} started and did not finish. The root partition is incomplete and must not be booted: restore it again.",
+                "ATTENTION: a restore from the {} {} started and did not finish. The root partition is incomplete and must not be booted: restore it again.",
                 match bk.kind {
-                    discover::BackupKind::Lifeboat { .. } => "store",
-                    discover::BackupKind::XenTree { .. } => "XenServer backup partition",
+                    discover::BackupKind::Lifeboat { .. } => "store on",
+                    discover::BackupKind::XenTree { .. } => "XenServer backup partition on",
                     discover::BackupKind::Repo { .. } => "repository",
                 },
-                bk.device.dev_path()
+                bk.place()
             ));
         }
         if is_first {
@@ -487,5 +489,30 @@ fn main() {
             // Not PID 1 (a developer running it by hand): do not loop forever.
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_request_says_why_and_what_to_do() {
+        let why = anyhow::anyhow!("AccessDenied on PUT hosts/x/restores/y")
+            .context("s3://b/p refused to write the restore journal hosts/x/restores/y");
+        let l = request_refused("r-1", "s3://b/p", &why);
+        assert_eq!(
+            l[0],
+            "lifeboat.request=r-1: NOT RESTORING UNATTENDED from s3://b/p."
+        );
+        assert!(
+            l[1].contains("refused to write the restore journal") && l[1].contains("AccessDenied"),
+            "{l:?}"
+        );
+        assert!(
+            l[3].contains("no journal: an interrupted restore starts again")
+                && l[3].ends_with("Nothing was written."),
+            "{l:?}"
+        );
     }
 }

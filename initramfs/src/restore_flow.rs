@@ -124,13 +124,29 @@ pub fn verify(b: &Backup, files: &mut SmallFiles) -> Result<String> {
 
 /// Appends `rec` (with the backup's journal id: the generation, or `xenserver-tree@<time>`)
 /// to the journal of the partition holding `b` (the store's; a XenServer backup partition's
-/// `lost+found/lifeboat-journal`), remounting it read-write for the write.
-fn journal(b: &Backup, rec: JournalRecord) {
-    if matches!(b.kind, BackupKind::Repo { .. }) {
-        return;
-    }
+/// `lost+found/lifeboat-journal`), remounting it read-write for the write, or to this machine's
+/// restore journal in the repository. Whether it was written: a partition's journal that fails
+/// is a warning; the repository's, once refused, is not tried again in this boot, and the
+/// restore goes on without resume.
+fn journal(b: &Backup, rec: JournalRecord) -> bool {
     let event = rec.event.clone();
     let rec = rec.generation(&b.journal_id());
+    if let BackupKind::Repo { session, .. } = &b.kind {
+        if session.journal_off().is_some() {
+            return false;
+        }
+        return match b.append_journal(&rec) {
+            Ok(()) => true,
+            Err(e) => {
+                say(&format!(
+                    "RESTORE JOURNAL NOT WRITTEN (\"{event}\"): {e:#}."
+                ));
+                say("No journal: an interrupted restore starts again from its first step.");
+                session.stop_journal(format!("{e:#}"));
+                false
+            }
+        };
+    }
     let r = mounts::remount(&b.mount, false).and_then(|()| b.append_journal(&rec));
     let _ = mounts::syncfs(&b.mount);
     let _ = mounts::remount(&b.mount, true);
@@ -139,7 +155,9 @@ fn journal(b: &Backup, rec: JournalRecord) {
             "Warning: could not write \"{event}\" to the restore journal on {}: {e:#}",
             b.device.dev_path()
         ));
+        return false;
     }
+    true
 }
 
 /// A journal record of `event` for the restore onto `target`, with the unattended request.
@@ -299,13 +317,20 @@ pub fn restore(b: &Backup, d: &Discovery, opts: &Options, confirm: Confirm) -> R
     // the plan's steps, each one as it is done: an interrupted plan resumes at the first step
     // not done. From here to "restore-done", Ctrl-Alt-Del is ignored.
     let _busy = crate::power::Busy::start();
-    journal(
+    let started = journal(
         b,
         record(events::RESTORE_STARTED, &plan.root_device, opts).detail(&match resume {
             Some(k) => format!("resuming at step {}", k + 1),
             None => "from the first step".into(),
         }),
     );
+    if let (false, BackupKind::Repo { .. }, Some(request)) = (started, &b.kind, &opts.request) {
+        // Run-once is the journal's record of the request: without it this entry would
+        // restore again at every boot.
+        return Err(anyhow!(
+            "refused: lifeboat.request={request} runs only with a restore journal, and the repository's could not be written. {nothing}"
+        ));
+    }
     if resume.is_none() {
         journal(
             b,
@@ -314,9 +339,9 @@ pub fn restore(b: &Backup, d: &Discovery, opts: &Options, confirm: Confirm) -> R
     }
     let mut run = Executor::new(&plan, b, &tools);
     run.run_from(resume.unwrap_or(0), |s| {
-        journal(b, JournalRecord::new(events::STEP_DONE).step(&s.id))
+        journal(b, JournalRecord::new(events::STEP_DONE).step(&s.id));
     })?;
-    if !matches!(b.kind, BackupKind::Repo { .. }) {
+    if started {
         say(&format!(
             "Recording restore-done in {} ...",
             b.journal_place()

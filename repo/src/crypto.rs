@@ -32,6 +32,7 @@ pub struct FleetKey {
     id: [u8; 32],
     refs: [u8; 32],
     host: [u8; 32],
+    machine: [u8; 32],
     check: [u8; 32],
     secret: [u8; 32],
 }
@@ -55,6 +56,7 @@ impl FleetKey {
             id: d("lifeboat repository 1 chunk id"),
             refs: d("lifeboat repository 1 index refs"),
             host: d("lifeboat repository 1 host id"),
+            machine: d("lifeboat repository 1 machine id"),
             check: d("lifeboat repository 1 fleet key check"),
             secret,
         }
@@ -99,6 +101,13 @@ impl FleetKey {
     /// A host's opaque id in the repository, from its age recipient.
     pub fn host_id(&self, recipient: &str) -> String {
         hex::encode(&blake3::keyed_hash(&self.host, recipient.as_bytes()).as_bytes()[..16])
+    }
+
+    /// A machine's opaque id in the repository (the name of its restore journal,
+    /// [`crate::layout::restore_journal_key`]), from what identifies it
+    /// ([`crate::restores::machine_key`]): the object store never sees a serial number.
+    pub fn machine_id(&self, machine_key: &str) -> String {
+        hex::encode(&blake3::keyed_hash(&self.machine, machine_key.as_bytes()).as_bytes()[..16])
     }
 
     /// Seals `plain` for every holder of the fleet key, bound to `context` (the object key).

@@ -7,6 +7,8 @@
 //! chunks/<2 hex>/<64 hex id>     one encrypted, compressed chunk (crypto.rs)
 //! hosts/<32 hex>/<GEN>.index     one generation; written LAST: the generation exists when
 //!                                its index does
+//! hosts/<32 hex>/restores/<32 hex>  the restore journal the recovery image keeps for one
+//!                                machine (restores.rs), sealed with the fleet key
 //! prune/<time>-<rand>.marks      chunk ids found unreferenced by a prune run (phase one)
 //! ```
 //!
@@ -91,6 +93,13 @@ pub fn pool_database_key(host_id: &str, generation: &str) -> String {
 /// the fleet key (so `repo hosts` shows it for every host), replaced by every verify.
 pub fn status_key(host_id: &str) -> String {
     format!("{HOSTS}{host_id}/status")
+}
+
+/// `hosts/<host id>/restores/<machine id>`: the journal of the restores of that host's
+/// generations onto one machine ([`crate::restores`]), sealed with the fleet key like the
+/// status, replaced whole by every append. Neither prune nor check reads or deletes it.
+pub fn restore_journal_key(host_id: &str, machine_id: &str) -> String {
+    format!("{HOSTS}{host_id}/restores/{machine_id}")
 }
 
 /// What the last `verify --repo` of a host found.

@@ -5,7 +5,7 @@
 //! Layering: [`backend`] moves whole objects (put/get/list/delete) and knows nothing of the
 //! format; the format modules above it decide what the objects are: [`layout`] (names and
 //! formats), [`chunking`], [`crypto`], [`repository`] (config and keys), [`push`],
-//! [`reader`], [`prune`], [`check`].
+//! [`reader`], [`prune`], [`check`], [`restores`] (the recovery image's restore journal).
 //!
 //! # Keys
 //!
@@ -47,6 +47,7 @@ pub mod prune;
 pub mod push;
 pub mod reader;
 pub mod repository;
+pub mod restores;
 
 #[cfg(test)]
 mod tests;

@@ -517,3 +517,173 @@ fn config_without_object_lock_reads_as_before() {
     assert!(!raw.contains("object_lock_days"), "{raw}");
     assert!(f.repo.config.retention().is_none());
 }
+
+/// The local backend with every write refused, as a read-only credential is on S3.
+struct ReadOnly(LocalBackend);
+
+impl Backend for ReadOnly {
+    fn put(&self, key: &str, _: &[u8], _: Option<Retention>) -> Result<(), BackendError> {
+        Err(BackendError::Denied {
+            detail: format!("AccessDenied on PUT {key}"),
+        })
+    }
+    fn get(&self, key: &str) -> Result<Vec<u8>, BackendError> {
+        self.0.get(key)
+    }
+    fn head(&self, key: &str) -> Result<Option<u64>, BackendError> {
+        self.0.head(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+        self.0.list(prefix)
+    }
+    fn delete(&self, key: &str) -> Result<(), BackendError> {
+        Err(BackendError::Denied {
+            detail: format!("AccessDenied on DELETE {key}"),
+        })
+    }
+    fn extend_retention(&self, key: &str, r: Retention) -> Result<(), BackendError> {
+        self.0.extend_retention(key, r)
+    }
+    fn supports_retention(&self) -> Result<bool, BackendError> {
+        Ok(false)
+    }
+    fn describe(&self) -> String {
+        "read-only".into()
+    }
+}
+
+#[test]
+fn the_restore_journal_is_appended_sealed_and_survives_prune_and_check() {
+    use crate::restores;
+    use lifeboat_core::store::journal::StepRef;
+    use lifeboat_core::store::journal::{request_done, unfinished_plan};
+    use lifeboat_core::store::{events, JournalRecord};
+    let f = fixture(60);
+    let a = host(&f);
+    let h = a.host_id();
+    let gen = "20261203T090000Z";
+    for (g, seed) in [(gen, 11), ("20261204T090000Z", 12)] {
+        push_stream(
+            &f.repo,
+            &a,
+            meta(g, "a"),
+            &data(seed, 1 << 20)[..],
+            PushOptions::default(),
+        )
+        .unwrap();
+    }
+    let machine =
+        restores::machine_key(Some("7A0C51E2-9D3B-4C8E-B1F6-2E4D8A9C0B17"), None, None).unwrap();
+    // Nothing yet: an empty journal; appending nothing writes it (the writability probe).
+    assert!(restores::read(&f.repo, &f.fleet, &h, &machine)
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        restores::append(&f.repo, &f.fleet, &h, &machine, &[]).unwrap(),
+        0
+    );
+    let steps = vec![StepRef {
+        id: "restore-root".into(),
+        device: "/dev/vda1".into(),
+    }];
+    let started = JournalRecord::new(events::RESTORE_STARTED)
+        .generation(gen)
+        .target("/dev/vda1")
+        .request("20261203-0900-d1s4");
+    let plan = JournalRecord::new(events::PLAN_RECORDED)
+        .generation(gen)
+        .target("/dev/vda")
+        .steps(steps.clone());
+    for (n, r) in [&started, &plan].into_iter().enumerate() {
+        assert_eq!(
+            restores::append(&f.repo, &f.fleet, &h, &machine, std::slice::from_ref(r)).unwrap(),
+            n + 1
+        );
+    }
+    let back = restores::read(&f.repo, &f.fleet, &h, &machine).unwrap();
+    assert_eq!(back, vec![started.clone(), plan.clone()]);
+    let p = unfinished_plan(&back).unwrap();
+    assert_eq!((p.first_not_done(), p.steps), (0, steps));
+    // Another machine has a journal of its own.
+    let other = restores::machine_key(None, Some("LB-OTHER"), None).unwrap();
+    assert!(restores::read(&f.repo, &f.fleet, &h, &other)
+        .unwrap()
+        .is_empty());
+
+    // Sealed: the object's name and bytes show no generation, device, request or machine.
+    let key = restores::key(&f.fleet, &h, &machine);
+    assert!(key.starts_with(&format!("hosts/{h}/restores/")), "{key}");
+    assert!(!key.to_ascii_lowercase().contains("7a0c51e2"), "{key}");
+    let raw = std::fs::read(f.root.join(&key)).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    for plain in [
+        gen,
+        "20261203-0900-d1s4",
+        "/dev/vda",
+        "restore-started",
+        "7a0c51e2",
+    ] {
+        assert!(!text.contains(plain), "{plain} in the stored journal");
+    }
+    // (zstd alone hides those strings too: the bytes must not even decompress without the key.)
+    assert!(
+        layout::unpack::<serde_json::Value>(&raw, &key).is_err(),
+        "the stored journal is not encrypted"
+    );
+
+    // Prune (forgetting the generation restored) and check leave it alone.
+    let done = JournalRecord::new(events::RESTORE_DONE)
+        .generation(gen)
+        .request("20261203-0900-d1s4");
+    restores::append(&f.repo, &f.fleet, &h, &machine, &[done]).unwrap();
+    let report = check(&f.repo, &a, true).unwrap();
+    assert!(report.ok(), "{:?}", report.damaged);
+    let keep = Keep {
+        last: 1,
+        ..Keep::default()
+    };
+    let p = prune(&f.repo, &f.fleet, keep, SystemTime::now()).unwrap();
+    assert_eq!(p.forgotten.len(), 1);
+    assert!(p.marked > 0);
+    assert_eq!(f.repo.indexes().unwrap().len(), 1);
+    let back = restores::read(&f.repo, &f.fleet, &h, &machine).unwrap();
+    assert!(request_done(&back, "20261203-0900-d1s4").is_some());
+    assert!(check(&f.repo, &a, false).unwrap().ok());
+
+    // A read-only credential: read works, the write is refused as Denied.
+    let ro = Repository {
+        backend: Arc::new(ReadOnly(LocalBackend::open(&f.root).unwrap())),
+        config: f.repo.config.clone(),
+    };
+    assert_eq!(
+        restores::read(&ro, &f.fleet, &h, &machine).unwrap().len(),
+        3
+    );
+    let e = restores::append(&ro, &f.fleet, &h, &machine, &[]).unwrap_err();
+    assert!(
+        matches!(e, crate::RepoError::Backend(BackendError::Denied { .. })),
+        "{e:?}"
+    );
+
+    // Damaged: one byte flipped, or another fleet key: named, with what to do.
+    let mut bad = raw.clone();
+    let n = bad.len() / 2;
+    bad[n] ^= 0x40;
+    std::fs::write(f.root.join(&key), &bad).unwrap();
+    for fleet in [&f.fleet, &FleetKey::generate()] {
+        let key = restores::key(fleet, &h, &machine);
+        if fleet.check_value() != f.fleet.check_value() {
+            std::fs::write(f.root.join(&key), &raw).unwrap();
+        }
+        let e = restores::read(&f.repo, fleet, &h, &machine).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, crate::RepoError::Damaged(_)), "{e:?}");
+        assert!(
+            msg.contains(&format!("the restore journal {key} is damaged"))
+                && msg.contains("remove that object"),
+            "{msg}"
+        );
+        // An append never replaces a journal it cannot read.
+        assert!(restores::append(&f.repo, fleet, &h, &machine, &[]).is_err());
+    }
+}

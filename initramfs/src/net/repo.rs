@@ -5,12 +5,13 @@
 //! are this host's: the host id of the identity in the image.
 
 use anyhow::{anyhow, Context, Result};
-use lifeboat_core::store::GenerationMeta;
-use lifeboat_repo::backend::{self, S3Settings};
+use lifeboat_core::store::{GenerationMeta, JournalRecord};
+use lifeboat_repo::backend::{self, BackendError, S3Settings};
 use lifeboat_repo::crypto::Identity;
 use lifeboat_repo::repository::Index;
-use lifeboat_repo::{Keys, Repository};
+use lifeboat_repo::{restores, Keys, RepoError, Repository};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// Where repo.img puts the repository's files in the image.
 pub const DIR: &str = "/etc/lifeboat/repo";
@@ -84,6 +85,85 @@ pub struct Session {
     pub repo: Repository,
     pub keys: Keys,
     pub host_id: String,
+    /// What names this machine in the repository's restore journal
+    /// (`lifeboat_repo::restores::machine_key`: the DMI product UUID, else the product serial,
+    /// else the MAC of the interface the repository is reached through); None: nothing does.
+    pub machine: Option<String>,
+    /// Set once a journal write was refused in this boot: why (no more writes are tried).
+    journal_off: OnceLock<String>,
+}
+
+impl Session {
+    /// Names this machine for the restore journal: DMI's product UUID or serial, else the
+    /// MAC of `iface` (the interface the network came up on).
+    pub fn with_machine(mut self, iface: Option<&str>) -> Self {
+        let id = lifeboat_core::identity::machine::machine_identity();
+        let mac = iface.and_then(|i| {
+            std::fs::read_to_string(Path::new("/sys/class/net").join(i).join("address")).ok()
+        });
+        self.machine = restores::machine_key(
+            id.product_uuid.as_deref(),
+            id.product_serial.as_deref(),
+            mac.as_deref(),
+        );
+        self
+    }
+
+    /// The object holding this machine's restore journal.
+    fn journal_key(&self) -> Result<(&str, String)> {
+        let m = self.machine.as_deref().ok_or_else(|| {
+            anyhow!(
+                "nothing names this machine (no DMI product UUID or serial number, no MAC address), so {} cannot keep its restore journal",
+                self.url
+            )
+        })?;
+        Ok((m, restores::key(&self.keys.fleet, &self.host_id, m)))
+    }
+
+    /// Where the journal is, for the console.
+    pub fn journal_place(&self) -> String {
+        match self.journal_key() {
+            Ok((_, key)) => format!("the repository's restore journal {key}"),
+            Err(_) => "no journal (nothing names this machine)".into(),
+        }
+    }
+
+    /// This machine's restore journal in the repository, oldest first.
+    pub fn journal_records(&self) -> Result<Vec<JournalRecord>> {
+        let (m, key) = self.journal_key()?;
+        restores::read(&self.repo, &self.keys.fleet, &self.host_id, m)
+            .with_context(|| format!("cannot read the restore journal {key} from {}", self.url))
+    }
+
+    /// Appends `recs` to the journal (none: writes it back as it is, to learn whether the
+    /// repository takes the journal's writes). A refused write says what to change.
+    pub fn append_journal(&self, recs: &[JournalRecord]) -> Result<()> {
+        if let Some(why) = self.journal_off.get() {
+            return Err(anyhow!("{why}"));
+        }
+        let (m, key) = self.journal_key()?;
+        match restores::append(&self.repo, &self.keys.fleet, &self.host_id, m, recs) {
+            Ok(_) => Ok(()),
+            Err(e @ RepoError::Backend(BackendError::Denied { .. })) => Err(anyhow!(e)).context(
+                format!(
+                    "{} refused to write the restore journal {key}: the image's credential may be read-only; give it write access to hosts/{}/restores/ for resume and run-once",
+                    self.url, self.host_id
+                ),
+            ),
+            Err(e) => Err(anyhow!(e))
+                .context(format!("cannot write the restore journal {key} to {}", self.url)),
+        }
+    }
+
+    /// Why the journal is not written in this boot, once a write failed.
+    pub fn journal_off(&self) -> Option<&str> {
+        self.journal_off.get().map(String::as_str)
+    }
+
+    /// No more journal writes in this boot, for `why`.
+    pub fn stop_journal(&self, why: String) {
+        let _ = self.journal_off.set(why);
+    }
 }
 
 impl std::fmt::Debug for Session {
@@ -118,6 +198,8 @@ pub fn open(s: &Source) -> Result<Session> {
         repo,
         keys,
         host_id,
+        machine: None,
+        journal_off: OnceLock::new(),
     })
 }
 
@@ -187,5 +269,120 @@ mod tests {
             source(empty.path(), Some("/srv/repo")).unwrap().url,
             "/srv/repo"
         );
+    }
+
+    /// A session on a new directory repository, `read_only`: every write refused as S3 refuses
+    /// a read-only credential's.
+    fn session(dir: &Path, read_only: bool) -> Session {
+        use lifeboat_repo::backend::local::LocalBackend;
+        use lifeboat_repo::backend::{Backend, ObjectInfo, Retention};
+        use lifeboat_repo::chunking::ChunkerParams;
+        struct ReadOnly(LocalBackend);
+        impl Backend for ReadOnly {
+            fn put(&self, key: &str, _: &[u8], _: Option<Retention>) -> Result<(), BackendError> {
+                Err(BackendError::Denied {
+                    detail: format!("AccessDenied on PUT {key}"),
+                })
+            }
+            fn get(&self, key: &str) -> Result<Vec<u8>, BackendError> {
+                self.0.get(key)
+            }
+            fn head(&self, key: &str) -> Result<Option<u64>, BackendError> {
+                self.0.head(key)
+            }
+            fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+                self.0.list(prefix)
+            }
+            fn delete(&self, key: &str) -> Result<(), BackendError> {
+                self.put(key, &[], None)
+            }
+            fn extend_retention(&self, key: &str, r: Retention) -> Result<(), BackendError> {
+                self.0.extend_retention(key, r)
+            }
+            fn supports_retention(&self) -> Result<bool, BackendError> {
+                Ok(false)
+            }
+            fn describe(&self) -> String {
+                "read-only".into()
+            }
+        }
+        let root = dir.join("repo");
+        let fleet_file = dir.join("fleet.key");
+        if !root.exists() {
+            let init = Repository::init(
+                Box::new(LocalBackend::create(&root).unwrap()),
+                ChunkerParams::default(),
+                vec![],
+                None,
+                60,
+                None,
+            )
+            .unwrap();
+            std::fs::write(&fleet_file, init.fleet.to_text()).unwrap();
+        }
+        let fleet = lifeboat_repo::crypto::FleetKey::from_text(
+            &std::fs::read_to_string(&fleet_file).unwrap(),
+        )
+        .unwrap();
+        let local = LocalBackend::open(&root).unwrap();
+        let backend: Box<dyn Backend> = if read_only {
+            Box::new(ReadOnly(local))
+        } else {
+            Box::new(local)
+        };
+        let keys = Keys {
+            fleet,
+            identity: Identity::generate(),
+        };
+        Session {
+            url: root.display().to_string(),
+            repo: Repository::open(backend).unwrap(),
+            host_id: "0123456789abcdef0123456789abcdef".into(),
+            keys,
+            machine: restores::machine_key(
+                Some("7a0c51e2-9d3b-4c8e-b1f6-2e4d8a9c0b17"),
+                None,
+                None,
+            ),
+            journal_off: OnceLock::new(),
+        }
+    }
+
+    #[test]
+    fn the_journal_of_a_repository_restore_is_read_back_and_a_refused_write_is_named() {
+        use lifeboat_core::store::events;
+        let d = tempfile::tempdir().unwrap();
+        let s = session(d.path(), false);
+        assert!(s.journal_records().unwrap().is_empty());
+        assert!(s.journal_place().starts_with(
+            "the repository's restore journal hosts/0123456789abcdef0123456789abcdef/restores/"
+        ));
+        s.append_journal(&[]).unwrap();
+        let rec = JournalRecord::new(events::RESTORE_STARTED)
+            .generation("20261203T090000Z")
+            .request("r-1");
+        s.append_journal(std::slice::from_ref(&rec)).unwrap();
+        assert_eq!(s.journal_records().unwrap(), vec![rec.clone()]);
+
+        // A read-only credential: the records still read; the write says what to change.
+        let ro = session(d.path(), true);
+        assert_eq!(ro.journal_records().unwrap(), vec![rec]);
+        let e = format!("{:#}", ro.append_journal(&[]).unwrap_err());
+        assert!(
+            e.contains("refused to write the restore journal hosts/")
+                && e.contains("credential may be read-only")
+                && e.contains("AccessDenied"),
+            "{e}"
+        );
+        // Once stopped, nothing more is tried.
+        ro.stop_journal(e.clone());
+        assert_eq!(ro.journal_off(), Some(e.as_str()));
+        assert_eq!(format!("{:#}", ro.append_journal(&[]).unwrap_err()), e);
+
+        // Nothing names the machine: no journal, and why.
+        let mut none = session(d.path(), false);
+        none.machine = None;
+        let e = format!("{:#}", none.journal_records().unwrap_err());
+        assert!(e.contains("nothing names this machine"), "{e}");
     }
 }
