@@ -3,7 +3,7 @@
 
 use crate::cli::{InitrdCompress, MkrescueArgs};
 use crate::rescue::image::Compression;
-use crate::rescue::{self, iso, pxe, secureboot, RescueOptions, Selection};
+use crate::rescue::{self, iso, pxe, secureboot, RescueOptions, Selection, REPO_IMG};
 use anyhow::{bail, Context, Result};
 use lifeboat_core::progress::human_bytes;
 use std::path::PathBuf;
@@ -92,20 +92,25 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
         println!("  {}", report.vmlinuz.display());
         println!("  {} (what went in)", report.listing.display());
     }
-    if let Some(cfg) = &args.repo_config {
-        let out = args.output.join(REPO_IMG);
-        write_repo_img(&args, cfg, &out)?;
-        if !quiet {
-            println!(
-                "  {} (the repository's files: a second initrd, root-only; load it after initrd.img)",
-                out.display()
-            );
+    let repo_img = match &args.repo_config {
+        Some(cfg) => {
+            let out = args.output.join(REPO_IMG);
+            write_repo_img(&args, cfg, &out)?;
+            if !quiet {
+                println!(
+                    "  {} (the repository's files: a second initrd, root-only; every boot entry below loads it after initrd.img)",
+                    out.display()
+                );
+            }
+            Some(out)
         }
-    }
+        None => None,
+    };
+    let initrds = rescue::boot_initrds(&report.initrd, repo_img.as_deref());
     if let Some(dir) = &args.pxe {
         let pxe_opts = pxe::PxeOptions {
             kernel: report.vmlinuz.clone(),
-            initrd: report.initrd.clone(),
+            initrds: initrds.clone(),
             append: args.append.clone(),
             hosts: args.pxe_hosts.clone(),
             unattended: args.unattended,
@@ -120,7 +125,7 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
     if let Some(file) = &args.iso {
         let iso_opts = iso::IsoOptions {
             kernel: report.vmlinuz.clone(),
-            initrd: report.initrd.clone(),
+            initrds: initrds.clone(),
             append: args.append.clone(),
             secure: secure.clone(),
         };
@@ -143,9 +148,6 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-
-/// The second initrd with the repository's configuration and keys.
-pub const REPO_IMG: &str = "repo.img";
 
 /// Writes `out`: an uncompressed newc cpio (the kernel unpacks it over the first initrd) with
 /// the files lifeboat-init reads in /etc/lifeboat/repo (initramfs/src/net/repo.rs), mode 0600
