@@ -172,8 +172,15 @@ fn write_repo_img(args: &MkrescueArgs, cfg: &std::path::Path, out: &std::path::P
             cfg.display()
         );
     }
-    if args.repo_identity.is_none() {
+    let Some(identity) = &args.repo_identity else {
         bail!("--repo-config needs --repo-identity FILE: the age identity that reads this host's generations (its own, or the recovery key)");
+    };
+    if let Some(log_n) = check_identity(identity)? {
+        eprintln!(
+            "lifeboat: note: {} is protected by a passphrase (scrypt work factor 2^{log_n}): the recovery image asks for it on the console and needs {} of free memory to open it",
+            identity.display(),
+            human_bytes(lifeboat_repo::crypto::scrypt_memory(log_n))
+        );
     }
     let dir = "etc/lifeboat/repo";
     let mut files: Vec<(&str, &std::path::Path)> = vec![("lifeboat.toml", cfg)];
@@ -216,6 +223,25 @@ fn write_repo_img(args: &MkrescueArgs, cfg: &std::path::Path, out: &std::path::P
     std::fs::rename(&tmp, out)
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), out.display()))?;
     Ok(())
+}
+
+/// The identity file goes into repo.img unchanged: a plain age identity, or one protected with
+/// a passphrase (`age -p`, `rage -p`: then its scrypt work factor is returned). Anything else is
+/// refused here rather than found out at a restore.
+fn check_identity(path: &std::path::Path) -> Result<Option<u8>> {
+    use lifeboat_repo::crypto::{Identity, IdentityFile};
+    let data = std::fs::read(path)
+        .with_context(|| format!("cannot read the repository identity {}", path.display()))?;
+    match IdentityFile::classify(&data)
+        .with_context(|| format!("--repo-identity {}", path.display()))?
+    {
+        IdentityFile::Passphrase { log_n } => Ok(Some(log_n)),
+        IdentityFile::Plain => {
+            Identity::from_text(&String::from_utf8_lossy(&data))
+                .with_context(|| format!("--repo-identity {}", path.display()))?;
+            Ok(None)
+        }
+    }
 }
 
 fn running_release() -> Result<String> {

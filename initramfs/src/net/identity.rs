@@ -140,19 +140,20 @@ pub fn load(path: &Path) -> Result<Identity> {
         ));
         read_secret()
     };
+    let took = std::cell::Cell::new(0.0);
     let open = |p: &str| {
         say("Checking the passphrase ...");
         let t = std::time::Instant::now();
         let r = Identity::from_passphrase_file(&data, p, log_n);
-        crate::console::log_only(&format!(
-            "identity: scrypt 2^{log_n} took {:.1} s",
-            t.elapsed().as_secs_f64()
-        ));
+        took.set(t.elapsed().as_secs_f64());
         r
     };
     match unlock(ask, open, say)? {
         Attempt::Opened(id) => {
-            say("Passphrase accepted.");
+            say(&format!(
+                "Passphrase accepted (scrypt 2^{log_n}: {:.1} s).",
+                took.get()
+            ));
             let mut g = OPENED.lock().unwrap_or_else(|p| p.into_inner());
             *g = Some((path.to_path_buf(), Identity(id.0.clone())));
             Ok(id)
