@@ -480,3 +480,24 @@ mod passphrase_tests {
         );
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod age_cli_tests {
+    use super::*;
+
+    /// Made by Go's `age -p` 1.1.1 (Debian's package) from `age-keygen` output, passphrase
+    /// "lifeboat fixture": the format administrators bring, at age's own work factor 2^18.
+    const FILE: &[u8] = include_bytes!("testdata/age-p-identity.age");
+    const RECIPIENT: &str = "age1cynfkq2w5043qcx2np3783mdz90k03fzl9rstp0ahj27l9gtjcys4ea7rv";
+
+    #[test]
+    fn a_file_made_by_age_p_opens() {
+        assert_eq!(
+            IdentityFile::classify(FILE).unwrap(),
+            IdentityFile::Passphrase { log_n: 18 }
+        );
+        let id = Identity::from_passphrase_file(FILE, "lifeboat fixture", 18).unwrap();
+        assert_eq!(id.recipient(), RECIPIENT);
+    }
+}
