@@ -12,7 +12,11 @@
 # is compared entry by entry with the old one. No credential is on the kernel command line.
 # The restore is a per-host unattended entry (lifeboat.request=): a power cut during its copy
 # step, then the same entry resumes at that step from the restore journal the image keeps in
-# the repository, and once more boots as done without restoring. QEMU under TCG only.
+# the repository, and once more boots as done without restoring.
+# Phase 9: the same image from `mkrescue --pxe` (every PXE entry loads repo.img) with the
+# identity protected by a passphrase, booted by PXE: "Restore from network" in the menu, a wrong
+# passphrase then the right one, this host's generation and its plan shown, nothing written.
+# One boot per scenario. QEMU under TCG only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FIRMWARE=bios
@@ -22,7 +26,7 @@ RELEASE_DIR=${RELEASE_DIR:-target/x86_64-unknown-linux-musl/release}
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-400}
 RESTORE_TIMEOUT=${RESTORE_TIMEOUT:-1500}
 STORY_VERBOSE=${STORY_VERBOSE:-0}
-PHASES=7
+PHASES=9
 OLD_SERIAL=LBDEMO0001
 NEW_SERIAL=LBNEWDISK0009
 STORE_SERIAL=LBSTORE0003
@@ -211,6 +215,59 @@ log_has run-once "lifeboat.request=$REQUEST is done: the repository's restore jo
 ! log_has run-once '^Step [0-9]+/' || fail "a step ran for a request already done (serial log: $LOGS/run-once.log)"
 [ "$(sha256sum < "$NEW")" = "$before" ] || fail "the disk changed although the request was done"
 ok "$(log_line run-once "is done: " | cut -c1-60) ... $(log_line run-once "is done: " | grep -o -E 'recorded restore-done.*')"
+ok "the disk is unchanged (sha256)"
+end_phase
+
+phase 9 "Restore from network in the menu of the image booted by PXE; the identity has a passphrase"
+# The administrator protects the host's identity with a passphrase (as `age -p` does; the work
+# factor is fixed here at 2^16, 64 MiB, where age picks about 2^18 by timing, so that the two
+# scrypt runs stay short under TCG) and builds the PXE tree with it: pxelinux loads repo.img after
+# initrd.img. The machine boots the tree through QEMU's TFTP server, the operator chooses
+# "Restore from network", types a wrong passphrase, then the right one, and sees this host's
+# generation with its plan; the boot stops there (nothing may have been written).
+PASSPHRASE="lifeboat disaster $$"
+cargo build -q --locked -p lifeboat-tests --bin lbtest-age-passphrase 2>"$LOGS/lbtest-age-build.log" ||
+  fail "cannot build lbtest-age-passphrase: $(tail -n3 "$LOGS/lbtest-age-build.log")"
+LBTEST_PASSPHRASE=$PASSPHRASE target/debug/lbtest-age-passphrase "$WORK/keys/host.key" "$WORK/keys/host.key.age" 16 \
+  > "$LOGS/age-p.log" 2>&1 || fail "cannot protect the identity: $(cat "$LOGS/age-p.log")"
+rm -rf "$WORK/pxe" "$WORK/rescue-pxe"
+LIFEBOAT_MENU_TIMEOUT=1 "$LIFEBOAT" mkrescue --kernel "$KERNEL_DIR/vmlinuz" --modules "$KERNEL_DIR/modules" \
+  --init "$LIFEBOAT_INIT" --output "$WORK/rescue-pxe" --pxe "$WORK/pxe" \
+  --repo-config "$WORK/keys/image.toml" --repo-credentials "$AWS_SHARED_CREDENTIALS_FILE" \
+  --repo-identity "$WORK/keys/host.key.age" --repo-fleet-key "$WORK/keys/fleet.key" > "$LOGS/mkrescue-pxe.log" 2>&1 ||
+  fail "lifeboat mkrescue --pxe with a passphrase-protected identity failed: $(tail -n3 "$LOGS/mkrescue-pxe.log")"
+grep -q 'is protected by a passphrase (scrypt work factor 2^16)' "$LOGS/mkrescue-pxe.log" ||
+  fail "mkrescue did not recognise the passphrase-protected identity: $(cat "$LOGS/mkrescue-pxe.log")"
+grep -q '^  INITRD initrd.img,repo.img$' "$WORK/pxe/pxelinux.cfg/default" ||
+  fail "the PXE menu does not load repo.img: $(grep INITRD "$WORK/pxe/pxelinux.cfg/default")"
+cmp -s "$WORK/keys/host.key.age" <(cpio -i --quiet --to-stdout etc/lifeboat/repo/identity.txt < "$WORK/pxe/repo.img") ||
+  fail "repo.img does not carry the identity file unchanged"
+before=$(sha256sum < "$NEW")
+DISKS=()
+virtio_disk "$NEW" disk0 "$NEW_SERIAL"
+lb_qemu_cmd --machine pc --mem 512 --netboot "$WORK/pxe:pxelinux.0" --nic virtio-net-pci \
+  --smbios-uuid "$MACHINE_UUID" --smbios-serial "$MACHINE_SERIAL" -- -smp 2 -device virtio-rng-pci "${DISKS[@]}"
+t0=$SECONDS
+QEMU_CUT_AT='^Choose a generation' python3 tests/qemu/lib/serial_driver.py "$LOGS/netmenu.log" "$RESTORE_TIMEOUT" \
+  choose:"Restore from network" expect:"Passphrase for the repository identity" send:"not $PASSPHRASE" \
+  expect:"Wrong passphrase (2 attempts left)" expect:"Passphrase for the repository identity" send:"$PASSPHRASE" \
+  expect:"Passphrase accepted" -- "${LB_QEMU_CMD[@]}" > "$LOGS/netmenu.driver" 2>&1 ||
+  fail "the menu did not go as expected: $(cat "$LOGS/netmenu.driver") (serial log: $LOGS/netmenu.log)"
+size_of "PXE boot to the generation list" "$((SECONDS - t0)) s"
+log_has netmenu 'PXELINUX' || fail "the machine did not boot through pxelinux (serial log: $LOGS/netmenu.log)"
+[[ $(log_line netmenu 'Kernel command line:') != *"$SECRET"* ]] || fail "the secret is on the kernel command line"
+log_has netmenu "Repository $URL: its identity is protected by a passphrase" ||
+  fail "discovery did not say the identity waits for its passphrase (serial log: $LOGS/netmenu.log)"
+ok "$(log_line netmenu '^Network: ')"
+ok "$(log_line netmenu '^Passphrase accepted')"
+! grep -a -q -F "$PASSPHRASE" "$LOGS/netmenu.log" || fail "the passphrase was echoed on the console"
+ok "a wrong passphrase was refused, the right one opened the identity, neither was echoed"
+shown=$(tr -d '\r' < "$LOGS/netmenu.log" | sed -n '/^Generations of this host in /,$p')
+grep -q -E "^ 1\) .*generation $gen_id\$" <<<"$shown" || fail "the list does not show generation $gen_id: $shown"
+grep -q -E '^ +will overwrite ' <<<"$shown" || fail "the list shows no restore plan: $shown"
+ok "$(grep -E '^ 1\) ' <<<"$shown" | cut -c1-110)"
+ok "$(grep -E '^ +will overwrite ' <<<"$shown" | head -n1 | sed 's/^ *//' | cut -c1-110)"
+[ "$(sha256sum < "$NEW")" = "$before" ] || fail "the disk changed although nothing was confirmed"
 ok "the disk is unchanged (sha256)"
 end_phase
 

@@ -120,7 +120,7 @@ impl Consoles {
         for (i, c) in self.list.iter_mut().enumerate() {
             if let Some(pos) = c.pending.iter().position(|&b| b == b'\n' || b == b'\r') {
                 let line: Vec<u8> = c.pending.drain(..=pos).collect();
-                let text = String::from_utf8_lossy(&line).trim().to_string();
+                let text = String::from_utf8_lossy(&line[..pos]).into_owned();
                 return Some((text, i));
             }
         }
@@ -356,13 +356,51 @@ pub fn read_line(timeout_ms: Option<u64>) -> Option<(String, usize)> {
         // The lock is taken per round so that other threads (progress lines) can still write.
         let r = state().consoles.read_line(Some(Duration::from_millis(200)));
         crate::power::while_idle();
-        if r.is_some() {
-            return r;
+        if let Some((l, c)) = r {
+            return Some((l.trim().to_string(), c));
         }
         if timeout.is_some_and(|t| start.elapsed() >= t) {
             return None;
         }
     }
+}
+
+/// Reads a secret (a passphrase) from whichever console delivers a line first, with echo off
+/// on every console meanwhile (the newline still shows); the line is kept as typed, spaces
+/// included (only the line end is dropped). None when no console delivers one.
+pub fn read_secret() -> Option<String> {
+    let saved: Vec<Option<termios::Termios>> = {
+        let st = state();
+        st.consoles
+            .list
+            .iter()
+            .map(|c| {
+                let t = termios::tcgetattr(c.file.as_fd()).ok()?;
+                let mut quiet = t.clone();
+                quiet.local_flags &= !(LocalFlags::ECHO | LocalFlags::ECHOE | LocalFlags::ECHOK);
+                quiet.local_flags |= LocalFlags::ECHONL;
+                termios::tcsetattr(c.file.as_fd(), SetArg::TCSANOW, &quiet).ok()?;
+                Some(t)
+            })
+            .collect()
+    };
+    let mut line = None;
+    while line.is_none() {
+        let r = state().consoles.read_line(Some(Duration::from_millis(200)));
+        crate::power::while_idle();
+        if let Some((l, _)) = r {
+            line = Some(l);
+        } else if state().consoles.list.iter().all(|c| c.gone) {
+            break;
+        }
+    }
+    let st = state();
+    for (c, t) in st.consoles.list.iter().zip(saved) {
+        if let Some(t) = t {
+            let _ = termios::tcsetattr(c.file.as_fd(), SetArg::TCSANOW, &t);
+        }
+    }
+    line
 }
 
 #[cfg(test)]

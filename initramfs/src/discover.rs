@@ -540,41 +540,25 @@ pub fn discover(opts: &Options) -> Discovery {
     if crate::net::repo::wanted(opts.repo.as_deref()) {
         backups.extend(repo_backups(opts, &mut notes));
     }
-    let facts = device_facts(&devs, &holds);
-    let mut backups: Vec<Backup> = backups
-        .into_iter()
-        .map(|b| {
-            let plan = plan_for(&b.facts, &facts, opts, b.interrupted);
-            b.planned(plan)
-        })
-        .collect();
-    // Newest first (RFC 3339 times sort as text).
-    backups.sort_by(|a, b| b.time.cmp(&a.time));
-    Discovery {
+    let mut d = Discovery {
+        facts: device_facts(&devs, &holds),
         devices: devs,
-        facts,
         boot_disks: boot,
-        backups,
+        backups: Vec::new(),
         notes,
-    }
+    };
+    d.backups = d.planned(backups, opts);
+    d
 }
 
 /// This host's generations in the repository, after bringing the network up (once). What
-/// fails is said on the consoles and discovery goes on with the disks.
+/// fails is said on the consoles and discovery goes on with the disks. A passphrase-protected
+/// identity not opened yet is left to the menu's "Restore from network" (discovery never asks).
 fn repo_backups(opts: &Options, notes: &mut Vec<String>) -> Vec<Backup<()>> {
     use crate::console::say;
-    use crate::net::{self, repo};
-    let iface = match net::ensure_up(opts.ip.as_deref()) {
-        Ok(c) => c.iface.clone(),
-        Err(_) => return Vec::new(),
-    };
-    let found = repo::source(Path::new(repo::DIR), opts.repo.as_deref()).and_then(|src| {
-        let session = repo::open(&src)?.with_machine(Some(&iface));
-        let gens = repo::generations(&session)?;
-        Ok((std::sync::Arc::new(session), gens))
-    });
-    let (session, gens) = match found {
-        Ok(x) => x,
+    use crate::net::{self, identity, repo};
+    let src = match repo::source(Path::new(repo::DIR), opts.repo.as_deref()) {
+        Ok(s) => s,
         Err(e) => {
             let m = format!("REPOSITORY NOT READ: {e:#}");
             say(&m);
@@ -582,6 +566,41 @@ fn repo_backups(opts: &Options, notes: &mut Vec<String>) -> Vec<Backup<()>> {
             return Vec::new();
         }
     };
+    if identity::needs_passphrase(&src.identity) {
+        let m = format!(
+            "Repository {}: its identity is protected by a passphrase; choose \"Restore from network\" to type it and see this host's generations",
+            src.url
+        );
+        say(&m);
+        notes.push(m);
+        return Vec::new();
+    }
+    let iface = match net::ensure_up(opts.ip.as_deref(), false) {
+        Ok(c) => c.iface,
+        Err(_) => return Vec::new(),
+    };
+    match repo_generations(&src, Some(&iface), notes) {
+        Ok(b) => b,
+        Err(e) => {
+            let m = format!("REPOSITORY NOT READ: {e:#}");
+            say(&m);
+            notes.push(m);
+            Vec::new()
+        }
+    }
+}
+
+/// Opens the repository of `src` (asking for the identity's passphrase when it has one) and
+/// gives this host's generations in it as backups (not planned yet: [`Discovery::planned`]).
+pub fn repo_generations(
+    src: &crate::net::repo::Source,
+    iface: Option<&str>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Backup<()>>> {
+    use crate::console::say;
+    use crate::net::repo;
+    let session = std::sync::Arc::new(repo::open(src)?.with_machine(iface));
+    let gens = repo::generations(&session)?;
     say(&format!(
         "Repository {}: {} generation{} of this host (id {})",
         session.url,
@@ -600,7 +619,8 @@ fn repo_backups(opts: &Options, notes: &mut Vec<String>) -> Vec<Backup<()>> {
             false
         }
     };
-    gens.into_iter()
+    Ok(gens
+        .into_iter()
         .filter_map(|g| {
             let Some(m) = g.meta.manifest.clone() else {
                 notes.push(format!(
@@ -639,7 +659,23 @@ fn repo_backups(opts: &Options, notes: &mut Vec<String>) -> Vec<Backup<()>> {
                 },
             })
         })
-        .collect()
+        .collect())
+}
+
+impl Discovery {
+    /// `found` with their restore plans on the devices discovery saw, newest first (RFC 3339
+    /// times sort as text).
+    pub fn planned(&self, found: Vec<Backup<()>>, opts: &Options) -> Vec<Backup> {
+        let mut out: Vec<Backup> = found
+            .into_iter()
+            .map(|b| {
+                let plan = plan_for(&b.facts, &self.facts, opts, b.interrupted);
+                b.planned(plan)
+            })
+            .collect();
+        out.sort_by(|a, b| b.time.cmp(&a.time));
+        out
+    }
 }
 
 #[cfg(test)]

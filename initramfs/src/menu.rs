@@ -228,6 +228,79 @@ fn backup_menu(b: &Backup, d: &Discovery, opts: &Options) {
     }
 }
 
+/// What the image lacks for "Restore from network" when no repository is configured.
+pub const NO_REPOSITORY: &str = "No repository is configured in this image. Build the boot media with `lifeboat mkrescue --repo-config lifeboat.toml --repo-identity FILE [--repo-credentials FILE] [--repo-fleet-key FILE] [--repo-ca FILE] --pxe DIR | --iso FILE`: every boot entry then loads repo.img with the repository's address and keys. Or boot with lifeboat.repo=URL.";
+
+/// "Restore from network": brings the network up (again, if it failed), opens the repository
+/// (asking for the identity's passphrase when it has one), lists this host's generations and
+/// hands the one chosen to the same menu and restore as a backup found on a disk.
+fn restore_from_network(d: &Discovery, opts: &Options) {
+    use crate::net::{self, repo};
+    say("");
+    ruler();
+    say("  Restore from network");
+    ruler();
+    if !repo::wanted(opts.repo.as_deref()) {
+        say(NO_REPOSITORY);
+        return;
+    }
+    let src = match repo::source(std::path::Path::new(repo::DIR), opts.repo.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            say(&format!("REPOSITORY NOT READ: {e:#}"));
+            return;
+        }
+    };
+    let iface = match net::ensure_up(opts.ip.as_deref(), true) {
+        Ok(c) => c.iface,
+        Err(_) => {
+            say("Check the cable and the DHCP server (or boot with lifeboat.ip=ADDR/PREFIX:GATEWAY:DNS), then choose \"Restore from network\" again.");
+            return;
+        }
+    };
+    let mut notes = Vec::new();
+    let found = match crate::discover::repo_generations(&src, Some(&iface), &mut notes) {
+        Ok(f) => f,
+        Err(e) => {
+            say(&format!("REPOSITORY NOT READ: {e:#}"));
+            return;
+        }
+    };
+    for n in &notes {
+        say(&format!("note: {n}"));
+    }
+    let backups = d.planned(found, opts);
+    if backups.is_empty() {
+        say(&format!(
+            "The repository {} has no generation of this host that this image can restore.",
+            src.url
+        ));
+        return;
+    }
+    loop {
+        say("");
+        say(&format!("Generations of this host in {}:", src.url));
+        for (i, b) in backups.iter().enumerate() {
+            show_backup_line(i, b, d);
+        }
+        let back = backups.len() + 1;
+        say(&format!(" {back}) Back"));
+        say(&format!(
+            "Choose a generation (1-{}) or Back:",
+            backups.len()
+        ));
+        flush_input();
+        let Some((c, _)) = choose(back) else {
+            say("Please type one of the numbers above and press Enter.");
+            continue;
+        };
+        match backups.get(c - 1) {
+            Some(b) => backup_menu(b, d, opts),
+            None => return,
+        }
+    }
+}
+
 /// The main menu; returns when the operator asks to rescan the disks.
 pub fn main_menu(d: &Discovery, opts: &Options) {
     loop {
@@ -250,7 +323,7 @@ pub fn main_menu(d: &Discovery, opts: &Options) {
         let n = d.backups.len();
         let has_shell = power::shell_path().is_some();
         say("");
-        let mut actions: Vec<(&str, u8)> = Vec::new();
+        let mut actions: Vec<(&str, u8)> = vec![("Restore from network", b'n')];
         if has_shell {
             actions.push(("Rescue shell", b's'));
         }
@@ -275,6 +348,7 @@ pub fn main_menu(d: &Discovery, opts: &Options) {
             continue;
         }
         match actions.get(c - n - 1).map(|a| a.1) {
+            Some(b'n') => restore_from_network(d, opts),
             Some(b's') => shell(console),
             Some(b'd') => return,
             Some(b'r') => say(&power::reboot_now(false)),

@@ -234,6 +234,147 @@ impl Identity {
     }
 }
 
+/// The start of every age file (binary form; `-a` armors it, which [`age_file_bytes`] undoes).
+const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
+const AGE_ARMOR: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
+
+/// An identity file as it is stored: a plain `AGE-SECRET-KEY-1...` file, or one encrypted with a
+/// passphrase (`age -p`, `rage -p`, binary or armored) whose scrypt work factor is `log_n`
+/// (N = 2^log_n).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityFile {
+    Plain,
+    Passphrase { log_n: u8 },
+}
+
+impl IdentityFile {
+    /// What `data` is: an age file must be a passphrase-encrypted one (an identity encrypted
+    /// to recipients cannot be opened by a recovery image that has no other key).
+    pub fn classify(data: &[u8]) -> Result<Self, RepoError> {
+        if !data.starts_with(AGE_MAGIC) && !data.starts_with(AGE_ARMOR) {
+            return Ok(IdentityFile::Plain);
+        }
+        let bin = age_file_bytes(data)?;
+        let mut log_n = None;
+        let mut others = Vec::new();
+        for line in bin.split(|&b| b == b'\n').skip(1) {
+            if line.starts_with(b"---") {
+                break;
+            }
+            let Some(stanza) = line.strip_prefix(b"-> ") else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(stanza);
+            let args: Vec<&str> = text.split(' ').collect();
+            match args.as_slice() {
+                ["scrypt", _salt, n] => {
+                    let n: u8 = n
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..64).contains(n))
+                        .ok_or_else(|| {
+                            RepoError::Key(format!(
+                                "the passphrase-protected identity has an invalid scrypt work factor '{n}'"
+                            ))
+                        })?;
+                    log_n = Some(n);
+                }
+                // age adds random "grease" stanzas that name nothing.
+                [tag, ..] if !tag.ends_with("-grease") => others.push(tag.to_string()),
+                _ => {}
+            }
+        }
+        match log_n {
+            Some(log_n) => Ok(IdentityFile::Passphrase { log_n }),
+            None => Err(RepoError::Key(format!(
+                "the identity file is an age file encrypted to {} rather than with a passphrase: give the plain identity, or one protected with `age -p`",
+                if others.is_empty() {
+                    "nothing readable".to_string()
+                } else {
+                    format!("recipients ({})", others.join(", "))
+                }
+            ))),
+        }
+    }
+}
+
+/// The memory scrypt needs at work factor 2^log_n with age's r = 8: 128 * r * N bytes
+/// (log_n 18: 256 MiB).
+pub fn scrypt_memory(log_n: u8) -> u64 {
+    1u64.checked_shl(u32::from(log_n) + 10).unwrap_or(u64::MAX)
+}
+
+/// The binary form of an age file, armored (`-a`) or not.
+fn age_file_bytes(data: &[u8]) -> Result<Vec<u8>, RepoError> {
+    let mut out = Vec::new();
+    age::armor::ArmoredReader::new(data)
+        .read_to_end(&mut out)
+        .map_err(|e| RepoError::Key(format!("the identity file is a damaged age file: {e}")))?;
+    Ok(out)
+}
+
+/// Why a passphrase did not open a passphrase-protected identity.
+#[derive(Debug, thiserror::Error)]
+pub enum PassphraseError {
+    #[error("wrong passphrase")]
+    Wrong,
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Identity {
+    /// Opens a passphrase-protected identity file (`age -p`): scrypt at the file's work factor
+    /// `log_n` (taken from [`IdentityFile::classify`]: its memory was checked by the caller),
+    /// then the `AGE-SECRET-KEY-1...` inside.
+    pub fn from_passphrase_file(
+        data: &[u8],
+        passphrase: &str,
+        log_n: u8,
+    ) -> Result<Self, PassphraseError> {
+        let other = |e: &dyn std::fmt::Display| PassphraseError::Other(e.to_string());
+        let bin = age_file_bytes(data).map_err(|e| other(&e))?;
+        let dec = age::Decryptor::new_buffered(&bin[..])
+            .map_err(|e| other(&format!("the identity file is not an age file: {e}")))?;
+        let mut id =
+            age::scrypt::Identity::new(age::secrecy::SecretString::from(passphrase.to_string()));
+        id.set_max_work_factor(log_n);
+        let mut r = match dec.decrypt(std::iter::once(&id as &dyn age::Identity)) {
+            Ok(r) => r,
+            Err(age::DecryptError::DecryptionFailed | age::DecryptError::NoMatchingKeys) => {
+                return Err(PassphraseError::Wrong)
+            }
+            Err(e) => return Err(other(&format!("the identity file: {e}"))),
+        };
+        let mut plain = Vec::new();
+        r.read_to_end(&mut plain)
+            .map_err(|e| other(&format!("the identity file is damaged: {e}")))?;
+        let text = String::from_utf8(plain)
+            .map_err(|_| other(&"the passphrase-protected file does not hold an age identity"))?;
+        Identity::from_text(&text).map_err(|e| other(&e))
+    }
+}
+
+/// Encrypts an identity's text with a passphrase at work factor 2^log_n, as `age -p` does
+/// (for tests and tools; age and rage choose log_n by timing, 18 on a typical machine).
+pub fn protect_identity(text: &str, passphrase: &str, log_n: u8) -> Result<Vec<u8>, RepoError> {
+    if !(1..64).contains(&log_n) {
+        return Err(RepoError::Key(format!(
+            "scrypt work factor {log_n} is not in 1..=63"
+        )));
+    }
+    let mut r =
+        age::scrypt::Recipient::new(age::secrecy::SecretString::from(passphrase.to_string()));
+    r.set_work_factor(log_n);
+    let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
+        .map_err(|e| RepoError::Key(format!("age: {e}")))?;
+    let mut out = Vec::new();
+    let io = |e: std::io::Error| RepoError::Key(format!("age: {e}"));
+    let mut w = enc.wrap_output(&mut out).map_err(io)?;
+    w.write_all(text.as_bytes()).map_err(io)?;
+    w.finish().map_err(io)?;
+    Ok(out)
+}
+
 /// Parses an age X25519 recipient (`age1...`).
 pub fn parse_recipient(text: &str) -> Result<age::x25519::Recipient, RepoError> {
     text.trim().parse::<age::x25519::Recipient>().map_err(|e| {
@@ -277,5 +418,95 @@ pub fn age_decrypt(
         }
         Err(age::DecryptError::NoMatchingKeys) => Ok(None),
         Err(e) => Err(RepoError::Damaged(format!("{what}: {e}"))),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod passphrase_tests {
+    use super::*;
+
+    #[test]
+    fn a_passphrase_protected_identity_is_recognised_and_opened() {
+        let id = Identity::generate();
+        let text = format!("# created: test\n{}\n", id.to_text());
+        let file = protect_identity(&text, "correct horse", 10).unwrap();
+        assert!(file.starts_with(AGE_MAGIC));
+        assert_eq!(
+            IdentityFile::classify(&file).unwrap(),
+            IdentityFile::Passphrase { log_n: 10 }
+        );
+        assert!(matches!(
+            Identity::from_passphrase_file(&file, "wrong", 10),
+            Err(PassphraseError::Wrong)
+        ));
+        let opened = Identity::from_passphrase_file(&file, "correct horse", 10).unwrap();
+        assert_eq!(opened.recipient(), id.recipient());
+        // A plain key file is one, and an identity encrypted to a recipient is refused.
+        assert_eq!(
+            IdentityFile::classify(text.as_bytes()).unwrap(),
+            IdentityFile::Plain
+        );
+        let to_key = age_encrypt(&[Identity::generate().recipient()], text.as_bytes()).unwrap();
+        let err = IdentityFile::classify(&to_key).unwrap_err().to_string();
+        assert!(err.contains("recipients (X25519)"), "{err}");
+    }
+
+    #[test]
+    fn an_armored_file_is_read_too() {
+        let id = Identity::generate();
+        let bin = protect_identity(&id.to_text(), "pw", 9).unwrap();
+        let mut armored = Vec::new();
+        {
+            let mut w = age::armor::ArmoredWriter::wrap_output(
+                &mut armored,
+                age::armor::Format::AsciiArmor,
+            )
+            .unwrap();
+            w.write_all(&bin).unwrap();
+            w.finish().unwrap();
+        }
+        assert!(armored.starts_with(AGE_ARMOR));
+        assert_eq!(
+            IdentityFile::classify(&armored).unwrap(),
+            IdentityFile::Passphrase { log_n: 9 }
+        );
+        let opened = Identity::from_passphrase_file(&armored, "pw", 9).unwrap();
+        assert_eq!(opened.recipient(), id.recipient());
+    }
+
+    #[test]
+    fn the_work_factor_in_the_header_is_what_decides_the_memory() {
+        assert_eq!(scrypt_memory(18), 256 << 20);
+        assert_eq!(scrypt_memory(10), 1 << 20);
+        // A header naming a work factor out of range is refused before any scrypt.
+        let bad = b"age-encryption.org/v1\n-> scrypt c2FsdHNhbHRzYWx0c2FsdA 99\nAAAA\n--- x\n";
+        assert!(IdentityFile::classify(bad).is_err());
+        let good = b"age-encryption.org/v1\n-> scrypt c2FsdHNhbHRzYWx0c2FsdA 18\nAAAA\n--- x\n";
+        assert_eq!(
+            IdentityFile::classify(good).unwrap(),
+            IdentityFile::Passphrase { log_n: 18 }
+        );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod age_cli_tests {
+    use super::*;
+
+    /// Made by Go's `age -p` 1.1.1 (Debian's package) from `age-keygen` output, passphrase
+    /// "lifeboat fixture": the format administrators bring, at age's own work factor 2^18.
+    const FILE: &[u8] = include_bytes!("testdata/age-p-identity.age");
+    const RECIPIENT: &str = "age1cynfkq2w5043qcx2np3783mdz90k03fzl9rstp0ahj27l9gtjcys4ea7rv";
+
+    #[test]
+    fn a_file_made_by_age_p_opens() {
+        assert_eq!(
+            IdentityFile::classify(FILE).unwrap(),
+            IdentityFile::Passphrase { log_n: 18 }
+        );
+        let id = Identity::from_passphrase_file(FILE, "lifeboat fixture", 18).unwrap();
+        assert_eq!(id.recipient(), RECIPIENT);
     }
 }

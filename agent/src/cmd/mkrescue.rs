@@ -3,7 +3,7 @@
 
 use crate::cli::{InitrdCompress, MkrescueArgs};
 use crate::rescue::image::Compression;
-use crate::rescue::{self, iso, pxe, secureboot, RescueOptions, Selection};
+use crate::rescue::{self, iso, pxe, secureboot, RescueOptions, Selection, REPO_IMG};
 use anyhow::{bail, Context, Result};
 use lifeboat_core::progress::human_bytes;
 use std::path::PathBuf;
@@ -92,20 +92,25 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
         println!("  {}", report.vmlinuz.display());
         println!("  {} (what went in)", report.listing.display());
     }
-    if let Some(cfg) = &args.repo_config {
-        let out = args.output.join(REPO_IMG);
-        write_repo_img(&args, cfg, &out)?;
-        if !quiet {
-            println!(
-                "  {} (the repository's files: a second initrd, root-only; load it after initrd.img)",
-                out.display()
-            );
+    let repo_img = match &args.repo_config {
+        Some(cfg) => {
+            let out = args.output.join(REPO_IMG);
+            write_repo_img(&args, cfg, &out)?;
+            if !quiet {
+                println!(
+                    "  {} (the repository's files: a second initrd, root-only; every boot entry below loads it after initrd.img)",
+                    out.display()
+                );
+            }
+            Some(out)
         }
-    }
+        None => None,
+    };
+    let initrds = rescue::boot_initrds(&report.initrd, repo_img.as_deref());
     if let Some(dir) = &args.pxe {
         let pxe_opts = pxe::PxeOptions {
             kernel: report.vmlinuz.clone(),
-            initrd: report.initrd.clone(),
+            initrds: initrds.clone(),
             append: args.append.clone(),
             hosts: args.pxe_hosts.clone(),
             unattended: args.unattended,
@@ -120,7 +125,7 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
     if let Some(file) = &args.iso {
         let iso_opts = iso::IsoOptions {
             kernel: report.vmlinuz.clone(),
-            initrd: report.initrd.clone(),
+            initrds: initrds.clone(),
             append: args.append.clone(),
             secure: secure.clone(),
         };
@@ -143,9 +148,6 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
-
-/// The second initrd with the repository's configuration and keys.
-pub const REPO_IMG: &str = "repo.img";
 
 /// Writes `out`: an uncompressed newc cpio (the kernel unpacks it over the first initrd) with
 /// the files lifeboat-init reads in /etc/lifeboat/repo (initramfs/src/net/repo.rs), mode 0600
@@ -170,8 +172,15 @@ fn write_repo_img(args: &MkrescueArgs, cfg: &std::path::Path, out: &std::path::P
             cfg.display()
         );
     }
-    if args.repo_identity.is_none() {
+    let Some(identity) = &args.repo_identity else {
         bail!("--repo-config needs --repo-identity FILE: the age identity that reads this host's generations (its own, or the recovery key)");
+    };
+    if let Some(log_n) = check_identity(identity)? {
+        eprintln!(
+            "lifeboat: note: {} is protected by a passphrase (scrypt work factor 2^{log_n}): the recovery image asks for it on the console and needs {} of free memory to open it",
+            identity.display(),
+            human_bytes(lifeboat_repo::crypto::scrypt_memory(log_n))
+        );
     }
     let dir = "etc/lifeboat/repo";
     let mut files: Vec<(&str, &std::path::Path)> = vec![("lifeboat.toml", cfg)];
@@ -214,6 +223,25 @@ fn write_repo_img(args: &MkrescueArgs, cfg: &std::path::Path, out: &std::path::P
     std::fs::rename(&tmp, out)
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), out.display()))?;
     Ok(())
+}
+
+/// The identity file goes into repo.img unchanged: a plain age identity, or one protected with
+/// a passphrase (`age -p`, `rage -p`: then its scrypt work factor is returned). Anything else is
+/// refused here rather than found out at a restore.
+fn check_identity(path: &std::path::Path) -> Result<Option<u8>> {
+    use lifeboat_repo::crypto::{Identity, IdentityFile};
+    let data = std::fs::read(path)
+        .with_context(|| format!("cannot read the repository identity {}", path.display()))?;
+    match IdentityFile::classify(&data)
+        .with_context(|| format!("--repo-identity {}", path.display()))?
+    {
+        IdentityFile::Passphrase { log_n } => Ok(Some(log_n)),
+        IdentityFile::Plain => {
+            Identity::from_text(&String::from_utf8_lossy(&data))
+                .with_context(|| format!("--repo-identity {}", path.display()))?;
+            Ok(None)
+        }
+    }
 }
 
 fn running_release() -> Result<String> {

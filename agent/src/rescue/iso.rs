@@ -6,6 +6,7 @@
 //! /boot/grub/grub.cfg       the UEFI menu
 //! /EFI/BOOT/BOOTX64.EFI     the same GRUB image, for firmware that reads the ISO tree
 //! /lifeboat/vmlinuz, /lifeboat/initrd.img, /lifeboat/id-<content id>
+//! /lifeboat/repo.img        the repository's files (`mkrescue --repo-*`), a second initrd
 //! ```
 //! xorriso writes an isohybrid MBR (isolinux's isohdpfx.bin: BIOS boot from a USB stick) and a
 //! GPT/MBR partition entry for efi.img (UEFI boot from a USB stick). The GRUB image finds the
@@ -18,7 +19,7 @@
 //! the device it came from: efi.img gets a /boot/grub/grub.cfg with the search above, the ISO's
 //! /boot/grub/grub.cfg is the menu.
 
-use super::pxe::bootfiles::{self, Menu, MenuDefault, GRUB_TEMPLATE, SYSLINUX_TEMPLATE};
+use super::pxe::bootfiles::{self, Initrds, Menu, MenuDefault, GRUB_TEMPLATE, SYSLINUX_TEMPLATE};
 use anyhow::Context;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -28,7 +29,8 @@ use std::process::Command;
 #[derive(Debug, Clone)]
 pub struct IsoOptions {
     pub kernel: PathBuf,
-    pub initrd: PathBuf,
+    /// The initrds every entry loads, in order ([`super::boot_initrds`]).
+    pub initrds: Vec<PathBuf>,
     pub append: Option<String>,
     /// Secure Boot: Debian's signed shim and GRUB instead of a GRUB image made here.
     pub secure: Option<super::secureboot::SignedLoaders>,
@@ -77,7 +79,13 @@ pub fn write_iso(opts: &IsoOptions, file: &Path) -> anyhow::Result<()> {
             })
     };
     let kernel = resolve(&opts.kernel)?;
-    let initrd = resolve(&opts.initrd)?;
+    let initrds = opts
+        .initrds
+        .iter()
+        .map(|i| resolve(i))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let names = super::initrd_names(&opts.initrds)?;
+    let on_iso = Initrds(names.0.iter().map(|n| format!("/lifeboat/{n}")).collect());
 
     let staging = Staging::new(file)?;
     let root = staging.path();
@@ -87,7 +95,9 @@ pub fn write_iso(opts: &IsoOptions, file: &Path) -> anyhow::Result<()> {
     }
 
     let append = bootfiles::kernel_cmdline(opts.append.as_deref());
-    let id = bootfiles::content_id(&[&kernel, &initrd], &append)?;
+    let mut content: Vec<&Path> = vec![&kernel];
+    content.extend(initrds.iter().map(PathBuf::as_path));
+    let id = bootfiles::content_id(&content, &append)?;
     let marker = format!("/lifeboat/id-{id}");
     write(
         &root.join(marker.trim_start_matches('/')),
@@ -117,7 +127,7 @@ pub fn write_iso(opts: &IsoOptions, file: &Path) -> anyhow::Result<()> {
         &menu.fill(
             SYSLINUX_TEMPLATE,
             "/lifeboat/vmlinuz",
-            "/lifeboat/initrd.img",
+            &on_iso,
             &[("LOCALBOOT", "-1")],
         )?,
     )?;
@@ -125,12 +135,7 @@ pub fn write_iso(opts: &IsoOptions, file: &Path) -> anyhow::Result<()> {
     // UEFI: GRUB with an embedded config that finds this ISO, then its grub.cfg.
     write(
         &root.join("boot/grub/grub.cfg"),
-        &menu.fill(
-            GRUB_TEMPLATE,
-            "/lifeboat/vmlinuz",
-            "/lifeboat/initrd.img",
-            &[],
-        )?,
+        &menu.fill(GRUB_TEMPLATE, "/lifeboat/vmlinuz", &on_iso, &[])?,
     )?;
     let early = staging.scratch("grub-early.cfg");
     write(
@@ -234,8 +239,10 @@ pub fn write_iso(opts: &IsoOptions, file: &Path) -> anyhow::Result<()> {
         .arg(&partial)
         .arg("-graft-points")
         .arg(graft("/", &root))
-        .arg(graft("/lifeboat/vmlinuz", &kernel))
-        .arg(graft("/lifeboat/initrd.img", &initrd));
+        .arg(graft("/lifeboat/vmlinuz", &kernel));
+    for (at, from) in on_iso.0.iter().zip(&initrds) {
+        cmd.arg(graft(at, from));
+    }
     bootfiles::run(&mut cmd)?;
     fs::rename(&partial, file)
         .with_context(|| format!("cannot move the ISO into place at {}", file.display()))?;
@@ -312,9 +319,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("k"), vec![1u8; 4096]).unwrap();
         fs::write(dir.path().join("i"), vec![2u8; 4096]).unwrap();
+        let repo = dir.path().join(crate::rescue::REPO_IMG);
+        fs::write(&repo, b"repository keys").unwrap();
         let o = IsoOptions {
             kernel: dir.path().join("k"),
-            initrd: dir.path().join("i"),
+            initrds: crate::rescue::boot_initrds(&dir.path().join("i"), Some(&repo)),
             append: None,
             secure: None,
         };
@@ -328,6 +337,21 @@ mod tests {
             &bytes[0x8028..0x8028 + VOLUME_LABEL.len()],
             VOLUME_LABEL.as_bytes()
         );
+        // Both menus (BIOS isolinux, UEFI GRUB) load repo.img after the image, and it is there.
+        let text = String::from_utf8_lossy(&bytes);
+        assert_eq!(
+            text.matches("INITRD /lifeboat/initrd.img,/lifeboat/repo.img\n")
+                .count(),
+            2,
+            "isolinux.cfg"
+        );
+        assert_eq!(
+            text.matches("initrd /lifeboat/initrd.img /lifeboat/repo.img\n")
+                .count(),
+            2,
+            "grub.cfg"
+        );
+        assert!(text.contains("repository keys"));
         // El Torito boot record volume descriptor.
         assert_eq!(&bytes[0x8801..0x8806], b"CD001");
         assert_eq!(bytes[0x8800], 0);

@@ -375,6 +375,45 @@ fn add_busybox(image: &mut Image, search: &elf::LibSearch, notes: &mut Vec<Strin
     Ok(())
 }
 
+/// The second initrd with the repository's configuration and keys (`mkrescue --repo-*`).
+pub const REPO_IMG: &str = "repo.img";
+
+/// The one list of initrds that every boot entry of the PXE tree, the ISO and the USB image
+/// loads, in order: the recovery image, then `repo.img` when the build has one (the kernel
+/// unpacks it over the first, putting the repository's files in /etc/lifeboat/repo).
+pub fn boot_initrds(initrd: &Path, repo_img: Option<&Path>) -> Vec<PathBuf> {
+    std::iter::once(initrd.to_path_buf())
+        .chain(repo_img.map(Path::to_path_buf))
+        .collect()
+}
+
+/// The names the initrds of [`boot_initrds`] get on a medium: the first is always
+/// `initrd.img`, the others keep their file names (repo.img); two alike are refused.
+pub fn initrd_names(initrds: &[PathBuf]) -> Result<pxe::bootfiles::Initrds> {
+    let mut names: Vec<String> = Vec::new();
+    for (i, f) in initrds.iter().enumerate() {
+        let name = if i == 0 {
+            pxe::INITRD_NAME.to_string()
+        } else {
+            f.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| anyhow::anyhow!("{} is not a file name", f.display()))?
+        };
+        if names.contains(&name) {
+            bail!(
+                "two initrds would be called {name} on the boot medium ({}): rename one",
+                f.display()
+            );
+        }
+        names.push(name);
+    }
+    if names.is_empty() {
+        bail!("no initrd for the boot medium");
+    }
+    Ok(pxe::bootfiles::Initrds(names))
+}
+
 /// Writes a file through a temporary beside it and a rename.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");

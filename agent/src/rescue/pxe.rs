@@ -12,6 +12,7 @@
 //! DIR/grub.cfg, grub.cfg-01-<mac>                    its menus (GRUB looks these names up itself)
 //! DIR/boot.ipxe, boot-01-<mac>.ipxe                  iPXE (HTTP boot)
 //! DIR/vmlinuz, DIR/initrd.img                        the recovery image
+//! DIR/repo.img                                       the repository's files (`--repo-*`)
 //! DIR/README.md                                      how to serve the tree
 //! ```
 //! With `secure` (Secure Boot, [`super::secureboot`]): `bootx64.efi` is Debian's signed shim,
@@ -23,16 +24,17 @@
 pub(crate) mod bootfiles;
 
 use anyhow::Context;
-use bootfiles::{Menu, MenuDefault, GRUB_TEMPLATE, SYSLINUX_TEMPLATE};
+use bootfiles::{Initrds, Menu, MenuDefault, GRUB_TEMPLATE, SYSLINUX_TEMPLATE};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 /// What the PXE tree is built from.
 #[derive(Debug, Clone)]
 pub struct PxeOptions {
-    /// The recovery kernel and initramfs (as written by mkrescue).
+    /// The recovery kernel and the initrds every entry loads, in order
+    /// ([`super::boot_initrds`]: the recovery image, then repo.img when there is one).
     pub kernel: PathBuf,
-    pub initrd: PathBuf,
+    pub initrds: Vec<PathBuf>,
     /// Extra kernel command line for every entry.
     pub append: Option<String>,
     /// MAC addresses that get a per-host config.
@@ -75,9 +77,18 @@ pub fn write_tree(opts: &PxeOptions, dir: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(dir.join("pxelinux.cfg"))
         .with_context(|| format!("cannot create the PXE tree {}", dir.display()))?;
 
-    // The recovery image.
+    // The recovery image, and the repository's files when asked for (a repo.img of an
+    // earlier run is removed otherwise: no menu loads it, and it holds keys).
     bootfiles::copy_file(&opts.kernel, &dir.join(KERNEL_NAME))?;
-    bootfiles::copy_file(&opts.initrd, &dir.join(INITRD_NAME))?;
+    let initrds = super::initrd_names(&opts.initrds)?;
+    for (from, name) in opts.initrds.iter().zip(&initrds.0) {
+        bootfiles::copy_file(from, &dir.join(name))?;
+    }
+    let stale = dir.join(super::REPO_IMG);
+    if !initrds.0.iter().any(|n| n == super::REPO_IMG) && stale.exists() {
+        fs::remove_file(&stale)
+            .with_context(|| format!("cannot remove the stale {}", stale.display()))?;
+    }
 
     // BIOS: pxelinux and its modules.
     for f in [
@@ -109,7 +120,7 @@ pub fn write_tree(opts: &PxeOptions, dir: &Path) -> anyhow::Result<()> {
     // One request for every unattended entry of this tree: it restores once, and a later boot
     // through the same entry starts the local disk.
     let request = bootfiles::new_request_id()?;
-    let interactive = menu(opts, MenuDefault::Restore, &request);
+    let interactive = menu(opts, MenuDefault::Restore, &request, &initrds);
     let per_host = menu(
         opts,
         if opts.unattended {
@@ -118,6 +129,7 @@ pub fn write_tree(opts: &PxeOptions, dir: &Path) -> anyhow::Result<()> {
             MenuDefault::Restore
         },
         &request,
+        &initrds,
     );
 
     write(
@@ -186,8 +198,14 @@ fn remove_stale_host_configs(dir: &Path, hosts: &[String]) -> anyhow::Result<()>
     Ok(())
 }
 
-fn menu(opts: &PxeOptions, default: MenuDefault, request: &str) -> Menu {
-    Menu {
+/// A menu of this tree and the initrds its entries load (names relative to the tree).
+struct TreeMenu {
+    menu: Menu,
+    initrds: Initrds,
+}
+
+fn menu(opts: &PxeOptions, default: MenuDefault, request: &str, initrds: &Initrds) -> TreeMenu {
+    let menu = Menu {
         title: "Lifeboat network boot: restore this host from its backup".to_string(),
         append: bootfiles::kernel_cmdline(opts.append.as_deref()),
         timeout_secs: bootfiles::menu_timeout(default),
@@ -196,6 +214,10 @@ fn menu(opts: &PxeOptions, default: MenuDefault, request: &str) -> Menu {
             request: request.to_string(),
             power_off: false,
         },
+    };
+    TreeMenu {
+        menu,
+        initrds: initrds.clone(),
     }
 }
 
@@ -218,37 +240,38 @@ fn signed_net_stub(hosts: &[String]) -> anyhow::Result<String> {
     )
 }
 
-fn syslinux_cfg(menu: &Menu) -> anyhow::Result<String> {
+fn syslinux_cfg(m: &TreeMenu) -> anyhow::Result<String> {
     // pxelinux resolves relative names against the directory pxelinux.0 came from.
-    menu.fill(
+    m.menu.fill(
         SYSLINUX_TEMPLATE,
         KERNEL_NAME,
-        INITRD_NAME,
+        &m.initrds,
         &[("LOCALBOOT", "0")],
     )
 }
 
-fn grub_cfg(menu: &Menu) -> anyhow::Result<String> {
-    menu.fill(
+fn grub_cfg(m: &TreeMenu) -> anyhow::Result<String> {
+    let initrds = Initrds(m.initrds.0.iter().map(|i| format!("$prefix/{i}")).collect());
+    m.menu.fill(
         GRUB_TEMPLATE,
         &format!("$prefix/{KERNEL_NAME}"),
-        &format!("$prefix/{INITRD_NAME}"),
+        &initrds,
         &[],
     )
 }
 
-fn ipxe_script(menu: &Menu, main: bool) -> anyhow::Result<String> {
+fn ipxe_script(m: &TreeMenu, main: bool) -> anyhow::Result<String> {
     let chain = if main {
         "# A per-host script (written by `lifeboat mkrescue --pxe-host MAC`) wins over this menu.\n\
          chain --autofree boot-01-${netX/mac:hexhyp}.ipxe ||"
     } else {
         "# Per-host script."
     };
-    menu.fill(
+    m.menu.fill(
         IPXE_TEMPLATE,
         KERNEL_NAME,
-        INITRD_NAME,
-        &[("HOSTCHAIN", chain), ("INITRD_NAME", INITRD_NAME)],
+        &m.initrds,
+        &[("HOSTCHAIN", chain)],
     )
 }
 
@@ -266,7 +289,7 @@ mod tests {
         fs::write(dir.join("i"), b"initrd").unwrap();
         PxeOptions {
             kernel: dir.join("k"),
-            initrd: dir.join("i"),
+            initrds: vec![dir.join("i")],
             append: Some("lifeboat.debug".into()),
             hosts: hosts.iter().map(|s| s.to_string()).collect(),
             unattended,
@@ -340,6 +363,68 @@ mod tests {
         assert!(ipxe.starts_with("#!ipxe\n"));
         assert!(ipxe.contains("kernel vmlinuz initrd=initrd.img console="));
         assert!(ipxe.contains("chain --autofree boot-01-${netX/mac:hexhyp}.ipxe ||"));
+    }
+
+    #[test]
+    fn every_entry_loads_repo_img_after_the_image_and_a_stale_one_goes() {
+        if !have_boot_files() {
+            return;
+        }
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let mut o = opts(src.path(), &["52:54:00:AB:cd:01"], true);
+        let repo = src.path().join(crate::rescue::REPO_IMG);
+        fs::write(&repo, b"keys").unwrap();
+        o.initrds = crate::rescue::boot_initrds(&src.path().join("i"), Some(&repo));
+        write_tree(&o, out.path()).unwrap();
+        let read = |f: &str| fs::read_to_string(out.path().join(f)).unwrap();
+        assert_eq!(read("repo.img"), "keys");
+        assert_eq!(read("initrd.img"), "initrd");
+        for f in ["pxelinux.cfg/default", "pxelinux.cfg/01-52-54-00-ab-cd-01"] {
+            let cfg = read(f);
+            // Both entries that boot the image (restore, unattended) load it.
+            assert_eq!(
+                cfg.matches("INITRD initrd.img,repo.img\n").count(),
+                2,
+                "{f}: {cfg}"
+            );
+        }
+        for f in ["grub.cfg", "grub.cfg-01-52-54-00-ab-cd-01"] {
+            let cfg = read(f);
+            assert_eq!(
+                cfg.matches("initrd $prefix/initrd.img $prefix/repo.img\n")
+                    .count(),
+                2,
+                "{f}: {cfg}"
+            );
+        }
+        for f in ["boot.ipxe", "boot-01-52-54-00-ab-cd-01.ipxe"] {
+            let cfg = read(f);
+            assert_eq!(
+                cfg.matches("kernel vmlinuz initrd=initrd.img initrd=repo.img console=")
+                    .count(),
+                2,
+                "{f}: {cfg}"
+            );
+            assert_eq!(
+                cfg.matches("\ninitrd initrd.img\ninitrd repo.img\nboot ")
+                    .count(),
+                2,
+                "{f}: {cfg}"
+            );
+        }
+        // Built again without the repository: no entry loads it, and the keys are not served.
+        write_tree(&opts(src.path(), &["52:54:00:AB:cd:01"], true), out.path()).unwrap();
+        assert!(!out.path().join("repo.img").exists());
+        for f in [
+            "pxelinux.cfg/default",
+            "grub.cfg",
+            "boot.ipxe",
+            "boot-01-52-54-00-ab-cd-01.ipxe",
+        ] {
+            assert!(!read(f).contains("repo.img"), "{f}");
+        }
+        assert!(read("pxelinux.cfg/default").contains("INITRD initrd.img\n"));
     }
 
     #[test]
@@ -425,7 +510,7 @@ mod tests {
         if let Some(dir) = var("LIFEBOAT_MEDIA_PXE") {
             let o = PxeOptions {
                 kernel: kernel.clone(),
-                initrd: initrd.clone(),
+                initrds: vec![initrd.clone()],
                 append: append.clone(),
                 hosts: var("LIFEBOAT_MEDIA_HOST").into_iter().collect(),
                 unattended: var("LIFEBOAT_MEDIA_UNATTENDED").is_some(),
@@ -436,7 +521,7 @@ mod tests {
         if let Some(file) = var("LIFEBOAT_MEDIA_ISO") {
             let o = super::super::iso::IsoOptions {
                 kernel,
-                initrd,
+                initrds: vec![initrd],
                 append,
                 secure: None,
             };

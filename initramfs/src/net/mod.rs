@@ -5,6 +5,7 @@
 //! ([`dhcp`]); the resolver's servers go to /etc/resolv.conf.
 
 pub mod dhcp;
+pub mod identity;
 pub mod iface;
 pub mod repo;
 
@@ -78,13 +79,20 @@ pub fn resolv_conf(dns: &[Ipv4Addr]) -> String {
     dns.iter().map(|d| format!("nameserver {d}\n")).collect()
 }
 
-static UP: std::sync::OnceLock<std::result::Result<Configured, String>> =
-    std::sync::OnceLock::new();
+static UP: std::sync::Mutex<Option<std::result::Result<Configured, String>>> =
+    std::sync::Mutex::new(None);
 
 /// [`bring_up`] once per boot (discovery runs again after every menu action); the outcome is
-/// shown when it happens.
-pub fn ensure_up(ip: Option<&str>) -> std::result::Result<&'static Configured, String> {
-    UP.get_or_init(|| {
+/// shown when it happens. With `again`, a failure is tried again (the operator chose "Restore
+/// from network", perhaps after plugging the cable in).
+pub fn ensure_up(ip: Option<&str>, again: bool) -> std::result::Result<Configured, String> {
+    let mut up = UP.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(r) = up.as_ref() {
+        if r.is_ok() || !again {
+            return r.clone();
+        }
+    }
+    let r = {
         say("Bringing up the network for the repository ...");
         match bring_up(ip) {
             Ok(c) => {
@@ -115,9 +123,9 @@ pub fn ensure_up(ip: Option<&str>) -> std::result::Result<&'static Configured, S
                 Err(m)
             }
         }
-    })
-    .as_ref()
-    .map_err(Clone::clone)
+    };
+    *up = Some(r.clone());
+    r
 }
 
 /// Brings up the network: loopback, then the first Ethernet interface with a carrier that

@@ -7,7 +7,6 @@
 use anyhow::{anyhow, Context, Result};
 use lifeboat_core::store::{GenerationMeta, JournalRecord};
 use lifeboat_repo::backend::{self, BackendError, S3Settings};
-use lifeboat_repo::crypto::Identity;
 use lifeboat_repo::repository::Index;
 use lifeboat_repo::{restores, Keys, RepoError, Repository};
 use std::path::{Path, PathBuf};
@@ -177,13 +176,7 @@ pub fn open(s: &Source) -> Result<Session> {
     let be = backend::open(&s.url, &s.s3)
         .with_context(|| format!("cannot reach the repository {}", s.url))?;
     let repo = Repository::open(be).with_context(|| format!("repository {}", s.url))?;
-    let text = std::fs::read_to_string(&s.identity).with_context(|| {
-        format!(
-            "cannot read the age identity {} (build the image with `mkrescue --repo-identity FILE`)",
-            s.identity.display()
-        )
-    })?;
-    let identity = Identity::from_text(&text).with_context(|| s.identity.display().to_string())?;
+    let identity = super::identity::load(&s.identity)?;
     let fleet = repo.load_fleet(&s.fleet_key, &identity).with_context(|| {
         format!(
             "the image's keys do not open {} (identity {})",
@@ -332,7 +325,7 @@ mod tests {
         };
         let keys = Keys {
             fleet,
-            identity: Identity::generate(),
+            identity: lifeboat_repo::crypto::Identity::generate(),
         };
         Session {
             url: root.display().to_string(),

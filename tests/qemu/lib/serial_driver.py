@@ -4,7 +4,9 @@
 serial_driver.py LOG TIMEOUT STEP... -- QEMU-COMMAND...
 STEP is `expect:TEXT` (wait until TEXT appears after the previous match), `send:LINE`
 (type LINE and Enter) or `choose:LABEL` (wait for a menu line "N) LABEL", then type N). After the steps the guest runs until it exits (or TIMEOUT seconds
-in all). Prints the time from QEMU start to the first "Restore from backup" title.
+in all), or, with QEMU_CUT_AT set (an extended regexp, as for qemu_run in host.bash), until
+the console shows it after the last step: then QEMU is killed (SIGKILL, a power cut) and the
+run counts as done. Prints the time from QEMU start to the first "Restore from backup" title.
 Exit status 0 when every expect matched, 1 otherwise.
 """
 import os
@@ -71,9 +73,20 @@ def main():
                     break
             if not ok:
                 break
+        cut_at = os.environ.get("QEMU_CUT_AT")
+        cut = re.compile(cut_at.encode(), re.M) if cut_at else None
+        was_cut = False
         while ok and time.monotonic() < deadline and proc.poll() is None:
+            if cut is not None and cut.search(buf[pos:].replace(b"\r", b"")):
+                proc.kill()
+                was_cut = True
+                print(f"serial_driver: power cut after /{cut_at}/")
+                break
             if not pump(0.5):
                 break
+        if ok and cut is not None and not was_cut:
+            print(f"serial_driver: the console never showed /{cut_at}/", file=sys.stderr)
+            ok = False
         try:
             proc.wait(timeout=max(1.0, min(10.0, deadline - time.monotonic())))
         except subprocess.TimeoutExpired:

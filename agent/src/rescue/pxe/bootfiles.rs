@@ -325,13 +325,47 @@ pub fn new_request_id() -> anyhow::Result<String> {
     ))
 }
 
+/// The initrds every entry of a medium loads, in order, as its boot loader names them: the
+/// recovery image, then the repository's files (`repo.img`, with `mkrescue --repo-*`: the
+/// kernel unpacks it over the first). [`Menu::fill`] writes each loader's syntax from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Initrds(pub Vec<String>);
+
+impl Initrds {
+    /// pxelinux/isolinux: `INITRD a,b`.
+    pub fn syslinux(&self) -> String {
+        self.0.join(",")
+    }
+    /// GRUB: `initrd a b`.
+    pub fn grub(&self) -> String {
+        self.0.join(" ")
+    }
+    /// iPXE: one `initrd` command per file.
+    pub fn ipxe_lines(&self) -> String {
+        self.0
+            .iter()
+            .map(|i| format!("initrd {i}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+    /// iPXE's kernel arguments naming them (UEFI's kernel stub loads the `initrd=` files).
+    pub fn ipxe_args(&self) -> String {
+        self.0
+            .iter()
+            .map(|i| format!("initrd={}", i.rsplit('/').next().unwrap_or(i)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
 impl Menu {
-    /// Fills a template from `pxe/`: the common placeholders plus `extra`.
+    /// Fills a template from `pxe/`: the common placeholders (the initrds in every loader's
+    /// syntax: `INITRDS_COMMA`, `INITRDS_SPACE`, `INITRD_LINES`, `INITRD_ARGS`) plus `extra`.
     pub fn fill(
         &self,
         template: &str,
         kernel: &str,
-        initrd: &str,
+        initrds: &Initrds,
         extra: &[(&str, &str)],
     ) -> anyhow::Result<String> {
         // syslinux: TIMEOUT 0 waits forever, so at least 1/10 s; iPXE likewise.
@@ -339,11 +373,20 @@ impl Menu {
         let ms = (self.timeout_secs * 1000).max(100).to_string();
         let secs = self.timeout_secs.to_string();
         let unattended = self.unattended.args();
+        let (comma, space, lines, args) = (
+            initrds.syslinux(),
+            initrds.grub(),
+            initrds.ipxe_lines(),
+            initrds.ipxe_args(),
+        );
         let mut vars: Vec<(&str, &str)> = vec![
             ("GENERATED", GENERATED),
             ("TITLE", &self.title),
             ("KERNEL", kernel),
-            ("INITRD", initrd),
+            ("INITRDS_COMMA", &comma),
+            ("INITRDS_SPACE", &space),
+            ("INITRD_LINES", &lines),
+            ("INITRD_ARGS", &args),
             ("APPEND", &self.append),
             ("DEFAULT", self.default.label()),
             ("TIMEOUT_SECONDS", &secs),
@@ -469,7 +512,12 @@ mod tests {
             },
         };
         let pxe = menu
-            .fill(SYSLINUX_TEMPLATE, "k", "i", &[("LOCALBOOT", "0")])
+            .fill(
+                SYSLINUX_TEMPLATE,
+                "k",
+                &Initrds(vec!["i".into()]),
+                &[("LOCALBOOT", "0")],
+            )
             .unwrap();
         assert!(pxe.contains(&format!(
             "APPEND console=ttyS0,115200 console=tty0 lifeboat.restore=latest lifeboat.yes lifeboat.after=reboot lifeboat.request={id}\n"
@@ -477,7 +525,9 @@ mod tests {
         assert!(pxe.contains("WITHOUT ASKING, then reboots."), "{pxe}");
         // The ISO/USB entry: a medium left in would boot the image again after a reboot.
         menu.unattended.power_off = true;
-        let iso = menu.fill(GRUB_TEMPLATE, "k", "i", &[]).unwrap();
+        let iso = menu
+            .fill(GRUB_TEMPLATE, "k", &Initrds(vec!["i".into()]), &[])
+            .unwrap();
         assert!(
             iso.contains(&format!(
                 "lifeboat.yes lifeboat.after=poweroff lifeboat.request={id}\n"
