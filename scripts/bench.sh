@@ -2,6 +2,7 @@
 # make bench: lifeboat host-backup (each codec) and lifeboat restore against tar pipelines on
 # the same tree, in the same run. The tree is a copy of this machine's /etc and part of /usr
 # (>= 1.5 GB, >= 40,000 files) in an ext4 image cached under build/bench/ (reruns reuse it).
+# Then the repository figures against radosgw on 127.0.0.1 (scripts/bench/repo.bash).
 #
 # Environment:
 #   BENCH_CACHE=warm (default) read the tree once before the runs so every run reads it from
@@ -33,6 +34,7 @@ CODECS=${BENCH_CODECS-zstd gzip xz}
 REPEAT=${BENCH_REPEAT:-1}
 HOG_MODE=${BENCH_HOG:-both}
 SCALE=${BENCH_SCALE-10k 100k 1G 5G}
+REPO_MB=${BENCH_REPO_MB:-400}
 if [ "${BENCH_FULL:-0}" = 1 ]; then SCALE="$SCALE 1M 20G"; fi
 MIN_BYTES=$((1500 * 1000 * 1000))
 MIN_FILES=40000
@@ -136,8 +138,9 @@ fresh_target() {
   mount -o loop "$B/target.img" "$B/target"
 }
 
-echo "bench: tree $((TREE_BYTES / 1000000)) MB, $TREE_FILES entries; $(nproc) cores;" \
-  "cache: $CACHE; best of $REPEAT; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "bench: $([ -n "$CODECS" ] && echo "tree $((TREE_BYTES / 1000000)) MB, $TREE_FILES entries; ")$(nproc)" \
+  "cores; cache: $CACHE; best of $REPEAT; load average: $LOAD_START"
 TAR="tar ${TAR_OPTS[*]} -C $B/mnt -cf - ."
 LB="$LIFEBOAT host-backup file-name=- --root $B/mnt --quiet"
 
@@ -267,7 +270,7 @@ if [ -n "$SCALE" ]; then
 fi
 
 # --- the repository (issue 10) ----------------------------------------------------------
-if [ "${BENCH_REPO_MB:-400}" != 0 ]; then
+if [ "$REPO_MB" != 0 ]; then
   # shellcheck source=scripts/bench/repo.bash
   . "$ROOT_DIR/scripts/bench/repo.bash"
   repo_bench
@@ -297,6 +300,7 @@ rline() {
 echo
 echo "| check | measured | target | |"
 echo "|---|---|---|---|"
+echo "| load average (1, 5, 15 min) at the start / at the end | $LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg) | (info) | |"
 for x in "${SUFFIXES[@]}"; do
   # Under the hog the targets are 1.0x: the lead must hold on a busy dom0.
   tz="<= 0.50" tr="<= 0.60" tg="<= 0.30"
@@ -333,7 +337,7 @@ if [ -n "$SCALE" ]; then
     done
   done
 fi
-[ "${BENCH_REPO_MB:-400}" != 0 ] && repo_lines
+[ "$REPO_MB" != 0 ] && repo_lines
 maxrss=0
 for k in "${!M[@]}"; do
   case $k in *lifeboat*) [ "${M[$k]}" -gt "$maxrss" ] && maxrss=${M[$k]} ;; esac

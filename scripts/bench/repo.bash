@@ -17,7 +17,6 @@
 # shellcheck source=tests/lib/common.bash
 . "$ROOT_DIR/tests/lib/common.bash"
 
-REPO_MB=${BENCH_REPO_MB:-400}
 REPO_HOSTS=${BENCH_REPO_HOSTS:-10}
 REPO_PUTS=${BENCH_REPO_PUTS:-4}
 S3SH=$ROOT_DIR/scripts/s3-server.sh
