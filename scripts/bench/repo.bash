@@ -79,6 +79,16 @@ repo_bytes() { bash "$S3SH" bytes "$S3DIR" "$BUCKET"; }
 # jfield FILE EXPR: EXPR (python, on the JSON `j`) of FILE.
 jfield() { python3 -c "import json, sys; j = json.load(open(sys.argv[1])); print($2)" "$1"; }
 
+# repo_fresh: a new repository (REPO_URL: REPO_PREFIX-rN) for the next first push; REPO_B0:
+# the bucket's bytes before it.
+repo_fresh() {
+  REPO_RUN=$((REPO_RUN + 1))
+  REPO_URL=s3://$BUCKET/$REPO_PREFIX-r$REPO_RUN
+  "$LIFEBOAT" repo init --repo "$REPO_URL" --fleet-key "$B/fleet.key" --identity "$B/host1.key" \
+    --quiet >"$B/out/init.out" 2>&1 || { echo "bench: repo init: $(cat "$B/out/init.out")" >&2; exit 1; }
+  REPO_B0=$(repo_bytes)
+}
+
 repo_bench() {
   echo
   mkdir -p "$B/rroot"
@@ -95,11 +105,9 @@ repo_bench() {
   BUCKET=$LIFEBOAT_TEST_S3_BUCKET
   export LIFEBOAT_CONFIG=$B/repo-lifeboat.toml
   printf '[repository]\n[repository.s3]\nendpoint = "%s"\npath_style = true\n' "$ep" >"$LIFEBOAT_CONFIG"
-  local prefix url i
+  local prefix i
   prefix=bench-$(date +%s)
-  url=s3://$BUCKET/$prefix
   rm -f "$B/fleet.key" "$B"/host*.key
-  local k=(--repo "$url" --fleet-key "$B/fleet.key" --identity "$B/host1.key")
 
   # The server's own PUT throughput.
   head -c 64M /dev/urandom >"$B/out/put-probe"
@@ -119,15 +127,21 @@ repo_bench() {
     -v b="${T["S3 PUT ${REPO_PUTS}x64 MiB, at once"]}" 'BEGIN { print (a < b ? a : b) }')
   PUT_RATE=$(awk -v n="$REPO_PUTS" -v s="$put_secs" 'BEGIN { printf "%.1f", n * 64 * 1048576 / s / 1e6 }')
 
-  "$LIFEBOAT" repo init "${k[@]}" --quiet >"$B/out/init.out" 2>&1 \
-    || { echo "bench: repo init: $(cat "$B/out/init.out")" >&2; exit 1; }
-  local b0 b1 b2
-  b0=$(repo_bytes)
   REPEAT=1 run "lifeboat backup (local)" "$B/out/backup1.json" \
     "$LIFEBOAT backup --root $RROOT --backup-device $RDEV --keep 2 --no-pool-database --json --quiet"
-  REPEAT=1 run "lifeboat push (first)" "$B/out/push1.json" \
-    "$LIFEBOAT push --backup-device $RDEV ${k[*]} --json --quiet"
-  b1=$(repo_bytes)
+  # The first push, BENCH_REPEAT times (the fastest kept), each into a new repository (PREFIX-rN)
+  # so that every one is a first push; the last is the one the steps below use.
+  local b0 b1 b2
+  REPO_PREFIX=$prefix REPO_RUN=0
+  export REPO_URL
+  # shellcheck disable=SC2034 # read by run (scripts/bench.sh)
+  BEFORE_RUN=repo_fresh
+  run "lifeboat push (first)" "$B/out/push1.json" "$LIFEBOAT push --backup-device $RDEV --repo \"\$REPO_URL\"" \
+    "--fleet-key $B/fleet.key --identity $B/host1.key --json --quiet"
+  unset BEFORE_RUN
+  b0=$REPO_B0 b1=$(repo_bytes)
+  local url=$REPO_URL
+  local k=(--repo "$url" --fleet-key "$B/fleet.key" --identity "$B/host1.key")
   REPO_STREAM=$(jfield "$B/out/push1.json" "sum(p['stream_bytes'] for p in j['pushed'])")
   REPO_UPLOADED=$(jfield "$B/out/push1.json" "sum(p['uploaded_bytes'] + p['index_bytes'] for p in j['pushed'])")
   REPO_FIRST=$((b1 - b0))
