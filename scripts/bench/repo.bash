@@ -13,7 +13,8 @@
 #   - the peak RSS of push and of restore --repo (run's /usr/bin/time).
 # The host: a disk image (GPT: p1 root ext4, p2 the backup partition), its root a copy of
 # BENCH_REPO_MB (400) MB of this machine's /usr/share, /usr/lib and /etc, cached in
-# $B/repo-MB.img; the backup partition is made anew every run.
+# $B/repo-MB.img; the backup partition is made anew every run. radosgw keeps its objects in
+# memory (memstore, 3 GiB): about BENCH_REPEAT + 1 times the stored generation must fit.
 # shellcheck source=tests/lib/common.bash
 . "$ROOT_DIR/tests/lib/common.bash"
 
