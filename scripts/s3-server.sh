@@ -6,6 +6,8 @@
 #   scripts/s3-server.sh start DIR   # idempotent: a cluster already running in DIR is reused
 #   scripts/s3-server.sh env DIR     # prints `export ...` lines: endpoint, credentials, buckets
 #   scripts/s3-server.sh stop DIR    # TERM, then KILL, the daemons whose PIDs DIR holds
+#   scripts/s3-server.sh curl DIR ARGS...  # curl ARGS, signed (SigV4) with the S3 user's key
+#   scripts/s3-server.sh bytes DIR BUCKET  # the bytes BUCKET's objects hold (radosgw's own count)
 #
 # Ports (monitor, radosgw) are chosen free at start, so two clusters in two directories run side
 # by side; the OSD takes the first free port of Ceph's 6800-7300 range. After start, DIR holds:
@@ -19,13 +21,19 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 start|stop|env DIR" >&2
+  echo "usage: $0 start|stop|env DIR, $0 curl DIR ARGS..., $0 bytes DIR BUCKET" >&2
   exit 2
 }
-(($# == 2)) || usage
+(($# >= 2)) || usage
 cmd=$1
+case $cmd in
+  curl) ;;
+  bytes) (($# == 3)) || usage ;;
+  *) (($# == 2)) || usage ;;
+esac
 mkdir -p "$2"
 dir=$(cd "$2" && pwd)
+shift 2
 conf=$dir/ceph.conf
 REGION=us-east-1
 
@@ -279,6 +287,22 @@ case $cmd in
     echo "export LIFEBOAT_TEST_S3_HTTPS_ENDPOINT=$(cat "$dir/https-endpoint")"
     echo "export LIFEBOAT_TEST_S3_CA_FILE=$dir/tls/ca.pem"
     echo "export LIFEBOAT_TEST_S3_DIR=$dir"
+    ;;
+  curl)
+    # The secret goes through a config on stdin (never argv); radosgw refuses a SigV4 request
+    # without x-amz-content-sha256, which curl 7.88 does not send by itself.
+    running || die "no cluster is running in $dir: run $0 start $dir"
+    access=$(sed -n 's/^aws_access_key_id *= *//p' "$dir/credentials")
+    secret=$(sed -n 's/^aws_secret_access_key *= *//p' "$dir/credentials")
+    [[ -n $access && -n $secret ]] || die "no key in $dir/credentials"
+    printf 'user = "%s:%s"\n' "$access" "$secret" | curl -sS -f --aws-sigv4 "aws:amz:$REGION:s3" \
+      -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -K - "$@"
+    ;;
+  bytes)
+    running || die "no cluster is running in $dir: run $0 start $dir"
+    CEPH_CONF=$conf radosgw-admin bucket stats --bucket="$1" 2>>"$dir/log/admin.out" |
+      python3 -c 'import json, sys; print(json.load(sys.stdin)["usage"].get("rgw.main", {}).get("size", 0))' ||
+      die "radosgw-admin bucket stats --bucket=$1 failed: see $dir/log/admin.out"
     ;;
   *) usage ;;
 esac

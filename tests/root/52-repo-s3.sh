@@ -36,16 +36,8 @@ path_style = true
 TOML
 K=(--repo "s3://$BUCKET/$PREFIX" --fleet-key "$W/fleet.key" --identity "$W/host.key")
 
-# s3curl ARGS...: curl signing with the test user's key (SigV4), the secret fed through a config
-# on stdin (not argv); radosgw refuses a SigV4 request without x-amz-content-sha256, which curl
-# 7.88 does not send by itself.
-AKEY=$(sed -n 's/^aws_access_key_id *= *//p' "$AWS_SHARED_CREDENTIALS_FILE")
-SKEY=$(sed -n 's/^aws_secret_access_key *= *//p' "$AWS_SHARED_CREDENTIALS_FILE")
-[ -n "$AKEY" ] && [ -n "$SKEY" ] || fail "no key in $AWS_SHARED_CREDENTIALS_FILE"
-s3curl() {
-  printf 'user = "%s:%s"\n' "$AKEY" "$SKEY" | curl -sS -f --aws-sigv4 "aws:amz:us-east-1:s3" \
-    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -K - "$@"
-}
+# s3curl ARGS...: curl signing with the test user's key (scripts/s3-server.sh curl).
+s3curl() { bash scripts/s3-server.sh curl "$S3DIR" "$@"; }
 
 note "1. repo init on s3://$BUCKET/$PREFIX"
 repo_init_step
