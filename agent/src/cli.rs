@@ -345,6 +345,9 @@ pub struct RepoArgs {
 pub enum RepoCommand {
     /// Create a repository (prints a new recovery key once unless --recovery-recipient).
     Init(RepoInitArgs),
+    /// Join an existing repository from another host of the fleet: checks the fleet key file
+    /// (copied from the host that ran `repo init`) against it and makes this host's identity.
+    Join(RepoListArgs),
     /// Every host in the repository: generations, the latest, its size.
     Hosts(RepoListArgs),
     /// Check every index and that every chunk it names exists (--read-data: decrypts them).

@@ -172,19 +172,17 @@ repo_bench() {
   echo "  second generation: $REPO_SECOND bytes stored"
 
   # Hosts 2..N from the same tree: each its own identity files and age identity (made by
-  # `repo init` on a scratch directory repository, which keeps the fleet key given).
+  # `repo join` with the fleet key, as another host of the fleet joins).
   for ((i = 2; i <= REPO_HOSTS; i++)); do
-    rm -rf "$B/out/idrepo"
-    "$LIFEBOAT" repo init --repo "$B/out/idrepo" --fleet-key "$B/fleet.key" \
+    "$LIFEBOAT" repo join --repo "$url" --fleet-key "$B/fleet.key" \
       --identity "$B/host$i.key" --quiet >"$B/out/init.out" 2>&1 \
-      || { echo "bench: making host $i's identity: $(cat "$B/out/init.out")" >&2; exit 1; }
+      || { echo "bench: host $i joining: $(cat "$B/out/init.out")" >&2; exit 1; }
     repo_host_as "$i"
     "$LIFEBOAT" backup --root "$RROOT" --backup-device "$RDEV" --keep 2 --no-pool-database \
       --json --quiet >"$B/out/backup.json"
     "$LIFEBOAT" push --backup-device "$RDEV" --repo "$url" --fleet-key "$B/fleet.key" \
       --identity "$B/host$i.key" "$(jfield "$B/out/backup.json" "j['generation']")" --quiet >/dev/null
   done
-  rm -rf "$B/out/idrepo"
   REPO_HOSTS_BYTES=$(($(repo_bytes) - b2))
   local nh
   nh=$(LIFEBOAT_CONFIG=$LIFEBOAT_CONFIG "$LIFEBOAT" repo hosts "${k[@]}" --json \

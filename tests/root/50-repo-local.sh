@@ -64,4 +64,26 @@ json "j.get('pushed')" <"$W/b3.json" | grep -qx None || fail "a backup without -
 [ "$(json "[p['generation'] for p in j['pushed']]" <"$W/cp.json")" = "['$g3']" ] || fail "copy --repo: $(cat "$W/cp.json")"
 json "[b['id'] for b in j['backups']]" < <("$LIFEBOAT" list "${K[@]}" --json) | grep -q "'$g3'" || fail "list --repo lacks $g3 after copy --repo"
 "$LIFEBOAT" copy "$g3" --backup-device "$B" "${K[@]}" --to-file "$W/x" >"$W/out" 2>&1 && fail "copy with two targets succeeded"
+note "9. repo join: a second host with the fleet key copied joins (a missing or wrong key: refused, nothing made)"
+K2=(--repo "$REPO" --fleet-key "$W/fleet2.key" --identity "$W/host2.key")
+"$LIFEBOAT" repo join "${K2[@]}" >"$W/j.out" 2>&1 && fail "repo join without a fleet key file succeeded"
+grep -q "copy it" "$W/j.out" || fail "repo join without a fleet key: $(cat "$W/j.out")"
+"$LIFEBOAT" repo init --repo "$W/other-repo" --fleet-key "$W/other.key" --identity "$W/other-host.key" >/dev/null 2>&1 \
+  || fail "repo init of a second repository"
+cp "$W/other.key" "$W/fleet2.key"
+"$LIFEBOAT" repo join "${K2[@]}" >"$W/j.out" 2>&1 && fail "repo join with another repository's fleet key succeeded"
+grep -q "is not the one of the repository" "$W/j.out" || fail "repo join with a wrong fleet key: $(cat "$W/j.out")"
+[ ! -e "$W/host2.key" ] || fail "a refused repo join left an identity behind"
+cp "$W/fleet.key" "$W/fleet2.key"
+"$LIFEBOAT" repo join "${K2[@]}" --json >"$W/j.json" 2>"$W/err" || fail "repo join: $(cat "$W/err")"
+h2=$(json "j['host_id']" <"$W/j.json")
+[ "$(json "j['identity_made']" <"$W/j.json")" = True ] && [ "$(stat -c %a "$W/host2.key")" = 600 ] \
+  || fail "repo join made no root-only identity: $(cat "$W/j.json")"
+[ "$h2" != "$hid" ] || fail "the second host got the first host's id $hid"
+[ "$("$LIFEBOAT" repo join "${K2[@]}" --json | json "(j['host_id'], j['identity_made'])")" = "('$h2', False)" ] \
+  || fail "a second repo join did not keep the identity"
+"$LIFEBOAT" push --backup-device "$B" "${K2[@]}" --json >"$W/p2.json" 2>"$W/err" || fail "push as the second host: $(cat "$W/err")"
+"$LIFEBOAT" repo hosts "${K[@]}" --json >"$W/h.json" || fail "repo hosts"
+[ "$(json "sorted(h['host_id'] for h in j)" <"$W/h.json")" = "$(python3 -c "print(sorted(['$hid', '$h2']))")" ] \
+  || fail "repo hosts after the join: $(cat "$W/h.json")"
 echo "50-repo-local: ok"

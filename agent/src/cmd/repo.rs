@@ -81,6 +81,84 @@ fn read_identity(path: &Path) -> Result<Identity> {
     Identity::from_text(&text).with_context(|| format!("{}", path.display()))
 }
 
+/// Writes a new root-only key file (its directory made if needed).
+fn write_new(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    store::fsync::write_private(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// This host's identity at `path`, made when there is none yet (true when made).
+fn host_identity(path: &Path) -> Result<(Identity, bool)> {
+    if path.exists() {
+        return Ok((read_identity(path)?, false));
+    }
+    let id = Identity::generate();
+    write_new(
+        path,
+        &format!(
+            "# lifeboat host identity ({})\n{}\n",
+            id.recipient(),
+            id.to_text()
+        ),
+    )?;
+    Ok((id, true))
+}
+
+/// `repo join`: another host of the fleet starts using an existing repository. The fleet key
+/// file must have been copied here (it is never fetched: only a recovery key unwraps the
+/// repository's copy); it is checked against the repository before this host's identity is
+/// made, so a wrong key leaves nothing behind.
+fn join(args: &RepoArgs, json: bool, quiet: bool) -> Result<ExitCode> {
+    let s = settings(args)?;
+    let be = backend::open(&s.url, &s.s3)
+        .with_context(|| format!("cannot open the repository {}", s.url))?;
+    let repo = Repository::open(be).with_context(|| format!("repository {}", s.url))?;
+    if !s.fleet_key.exists() {
+        bail!(
+            "no fleet key file {}: copy it (root-only, mode 600) from a host that uses {} (`repo init` wrote it there), then run `lifeboat repo join` again",
+            s.fleet_key.display(),
+            s.url
+        );
+    }
+    let text = std::fs::read_to_string(&s.fleet_key)
+        .with_context(|| format!("cannot read the fleet key file {}", s.fleet_key.display()))?;
+    let fleet = FleetKey::from_text(&text)
+        .with_context(|| format!("the fleet key file {}", s.fleet_key.display()))?;
+    repo.check_fleet(&fleet).with_context(|| {
+        format!(
+            "cannot join {} with the fleet key file {}",
+            s.url,
+            s.fleet_key.display()
+        )
+    })?;
+    let (host, made) = host_identity(&s.identity)?;
+    let host_id = fleet.host_id(&host.recipient());
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "url": s.url,
+                "fleet_key_file": s.fleet_key,
+                "identity_file": s.identity,
+                "identity_made": made,
+                "host_id": host_id,
+            })
+        );
+    } else if !quiet {
+        println!(
+            "Joined {}: the fleet key {} matches it; this host's identity {} ({}), host id {host_id}. `lifeboat backup --repo` or `lifeboat push` writes this host's generations there.",
+            s.url,
+            s.fleet_key.display(),
+            s.identity.display(),
+            if made { "made now" } else { "kept" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn open(args: &RepoArgs) -> Result<Opened> {
     let s = settings(args)?;
     let be = backend::open(&s.url, &s.s3)
@@ -104,6 +182,7 @@ fn open(args: &RepoArgs) -> Result<Opened> {
 pub fn run(cmd: RepoCommand, quiet: bool) -> Result<ExitCode> {
     match cmd {
         RepoCommand::Init(a) => init(a, quiet),
+        RepoCommand::Join(a) => join(&a.repo, a.json, quiet),
         RepoCommand::Hosts(a) => hosts(&a.repo, a.json),
         RepoCommand::Check(a) => {
             let o = open(&a.repo)?;
@@ -205,29 +284,10 @@ fn init(a: crate::cli::RepoInitArgs, quiet: bool) -> Result<ExitCode> {
         a.object_lock_days,
     )
     .with_context(|| format!("cannot create the repository {}", s.url))?;
-    let write_new = |path: &Path, text: &str| -> Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        store::fsync::write_private(path, text.as_bytes())
-            .with_context(|| format!("cannot write {}", path.display()))
-    };
     if fleet.is_none() {
         write_new(&s.fleet_key, &made.fleet.to_text())?;
     }
-    if !s.identity.exists() {
-        let id = Identity::generate();
-        write_new(
-            &s.identity,
-            &format!(
-                "# lifeboat host identity ({})\n{}\n",
-                id.recipient(),
-                id.to_text()
-            ),
-        )?;
-    }
-    let host = read_identity(&s.identity)?;
+    let (host, _) = host_identity(&s.identity)?;
     let host_id = made.fleet.host_id(&host.recipient());
     if a.json {
         println!(
