@@ -218,13 +218,18 @@ ok "$(log_line run-once "is done: " | cut -c1-60) ... $(log_line run-once "is do
 ok "the disk is unchanged (sha256)"
 end_phase
 
-phase 9 "Restore from network in the menu of the image booted by PXE; the identity has a passphrase"
+phase 9 "Restore from network in the menu of the image booted by PXE (HTTPS, a static address); the identity has a passphrase"
 # The administrator protects the host's identity with a passphrase (as `age -p` does; the work
 # factor is fixed here at 2^16, 64 MiB, where age picks about 2^18 by timing, so that the two
 # scrypt runs stay short under TCG) and builds the PXE tree with it: pxelinux loads repo.img after
 # initrd.img. The machine boots the tree through QEMU's TFTP server, the operator chooses
 # "Restore from network", types a wrong passphrase, then the right one, and sees this host's
 # generation with its plan; the boot stops there (nothing may have been written).
+# This image reads the repository over HTTPS (radosgw's TLS endpoint, its CA baked in with
+# --repo-ca) and takes a static address from the PXE entry (lifeboat.ip=, no DHCP).
+TLS_PORT=${LIFEBOAT_TEST_S3_HTTPS_ENDPOINT##*:}
+sed "s|^endpoint = .*|endpoint = \"https://10.0.2.2:$TLS_PORT\"|" "$CFG" > "$WORK/keys/image-tls.toml"
+STATIC_IP=10.0.2.42/24:10.0.2.2:10.0.2.3
 PASSPHRASE="lifeboat disaster $$"
 cargo build -q --locked -p lifeboat-tests --bin lbtest-age-passphrase 2>"$LOGS/lbtest-age-build.log" ||
   fail "cannot build lbtest-age-passphrase: $(tail -n3 "$LOGS/lbtest-age-build.log")"
@@ -232,8 +237,9 @@ LBTEST_PASSPHRASE=$PASSPHRASE target/debug/lbtest-age-passphrase "$WORK/keys/hos
   > "$LOGS/age-p.log" 2>&1 || fail "cannot protect the identity: $(cat "$LOGS/age-p.log")"
 rm -rf "$WORK/pxe" "$WORK/rescue-pxe"
 LIFEBOAT_MENU_TIMEOUT=1 "$LIFEBOAT" mkrescue --kernel "$KERNEL_DIR/vmlinuz" --modules "$KERNEL_DIR/modules" \
-  --init "$LIFEBOAT_INIT" --output "$WORK/rescue-pxe" --pxe "$WORK/pxe" \
-  --repo-config "$WORK/keys/image.toml" --repo-credentials "$AWS_SHARED_CREDENTIALS_FILE" \
+  --init "$LIFEBOAT_INIT" --output "$WORK/rescue-pxe" --pxe "$WORK/pxe" --append "lifeboat.ip=$STATIC_IP" \
+  --repo-config "$WORK/keys/image-tls.toml" --repo-credentials "$AWS_SHARED_CREDENTIALS_FILE" \
+  --repo-ca "$S3DIR/tls/ca.pem" \
   --repo-identity "$WORK/keys/host.key.age" --repo-fleet-key "$WORK/keys/fleet.key" > "$LOGS/mkrescue-pxe.log" 2>&1 ||
   fail "lifeboat mkrescue --pxe with a passphrase-protected identity failed: $(tail -n3 "$LOGS/mkrescue-pxe.log")"
 grep -q 'is protected by a passphrase (scrypt work factor 2^16)' "$LOGS/mkrescue-pxe.log" ||
@@ -242,6 +248,12 @@ grep -q '^  INITRD initrd.img,repo.img$' "$WORK/pxe/pxelinux.cfg/default" ||
   fail "the PXE menu does not load repo.img: $(grep INITRD "$WORK/pxe/pxelinux.cfg/default")"
 cmp -s "$WORK/keys/host.key.age" <(cpio -i --quiet --to-stdout etc/lifeboat/repo/identity.txt < "$WORK/pxe/repo.img") ||
   fail "repo.img does not carry the identity file unchanged"
+# The only endpoint this image knows is HTTPS: the generation listed below was read over TLS,
+# checked against the CA baked in.
+grep -q "^endpoint = \"https://10.0.2.2:$TLS_PORT\"" <(cpio -i --quiet --to-stdout etc/lifeboat/repo/lifeboat.toml < "$WORK/pxe/repo.img") ||
+  fail "repo.img's configuration does not name the HTTPS endpoint"
+cmp -s "$S3DIR/tls/ca.pem" <(cpio -i --quiet --to-stdout etc/lifeboat/repo/ca.pem < "$WORK/pxe/repo.img") ||
+  fail "repo.img does not carry the CA given with --repo-ca"
 before=$(sha256sum < "$NEW")
 DISKS=()
 virtio_disk "$NEW" disk0 "$NEW_SERIAL"
@@ -258,6 +270,8 @@ log_has netmenu 'PXELINUX' || fail "the machine did not boot through pxelinux (s
 [[ $(log_line netmenu 'Kernel command line:') != *"$SECRET"* ]] || fail "the secret is on the kernel command line"
 log_has netmenu "Repository $URL: its identity is protected by a passphrase" ||
   fail "discovery did not say the identity waits for its passphrase (serial log: $LOGS/netmenu.log)"
+log_has netmenu "^Network: [a-z0-9]+ ${STATIC_IP%%:*} via 10.0.2.2 \(lifeboat.ip\)" ||
+  fail "the image did not take the static address lifeboat.ip=$STATIC_IP: $(log_line netmenu '^Network: ') (serial log: $LOGS/netmenu.log)"
 ok "$(log_line netmenu '^Network: ')"
 ok "$(log_line netmenu '^Passphrase accepted')"
 ! grep -a -q -F "$PASSPHRASE" "$LOGS/netmenu.log" || fail "the passphrase was echoed on the console"

@@ -14,7 +14,8 @@
 #   credentials   AWS INI file, profile [default]: the S3 user's access key and secret
 #   endpoint      http://127.0.0.1:PORT
 #   https-endpoint  https://127.0.0.1:PORT2, the same radosgw over TLS, its certificate (for
-#                 IP 127.0.0.1) signed by a CA of this cluster: tls/ca.pem
+#                 IP 127.0.0.1, and 10.0.2.2: the host's loopback as a QEMU guest on a user
+#                 network sees it) signed by a CA of this cluster: tls/ca.pem
 #   buckets       the buckets made at start: "lifeboat-test" (plain), "lifeboat-lock" (Object
 #                 Lock), "lifeboat-small" (a bucket quota of 1 MiB: a full store)
 # The first CreateBucket takes seconds while radosgw makes its pools: start does it (warm-up).
@@ -136,7 +137,7 @@ start() {
   tls_port=$(free_port)
   [[ $rgw_port != "$mon_port" && $tls_port != "$mon_port" && $tls_port != "$rgw_port" ]] ||
     die "two free ports drawn alike: run start again"
-  # A CA of this cluster and radosgw's certificate for IP 127.0.0.1 (the server file holds
+  # A CA of this cluster and radosgw's certificate for 127.0.0.1 and 10.0.2.2 (the server file holds
   # the certificate and its key, as beast's ssl_certificate wants).
   {
     openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=lifeboat-test-ca \
@@ -144,7 +145,7 @@ start() {
       openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 \
         -keyout "$dir/tls/server.key" -out "$dir/tls/server.csr" &&
       openssl x509 -req -in "$dir/tls/server.csr" -CA "$dir/tls/ca.pem" -CAkey "$dir/tls/ca.key" \
-        -CAcreateserial -days 30 -extfile <(printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n') \
+        -CAcreateserial -days 30 -extfile <(printf 'subjectAltName=IP:127.0.0.1,IP:10.0.2.2\nbasicConstraints=CA:FALSE\n') \
         -out "$dir/tls/server.crt"
   } >>"$dir/log/setup.out" 2>&1 || die "making the test certificates failed: see $dir/log/setup.out"
   cat "$dir/tls/server.crt" "$dir/tls/server.key" >"$dir/tls/server.pem"
