@@ -329,6 +329,24 @@ pub fn say(line: &str) {
     write(&s);
 }
 
+/// Says `line` unless this boot said it already (then it goes to the log file only), and tells
+/// which. Discovery runs more than once (after the short and the full quiet wait, after a
+/// rescan): the same repository finding need not fill the screen each time.
+pub fn say_once(line: &str) -> bool {
+    static SAID: Mutex<std::collections::BTreeSet<String>> =
+        Mutex::new(std::collections::BTreeSet::new());
+    let fresh = SAID
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(line.to_string());
+    if fresh {
+        say(line);
+    } else {
+        log_only(line);
+    }
+    fresh
+}
+
 /// Writes to the log file only (details that would clutter the screen).
 pub fn log_only(line: &str) {
     let mut st = state();
@@ -426,6 +444,17 @@ mod tests {
             Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
         };
         t(u.ru_utime) + t(u.ru_stime)
+    }
+
+    #[test]
+    fn a_finding_said_again_goes_to_the_log_only() {
+        let line = "Repository s3://b/p: 2 generations of this host (test of say_once)";
+        assert!(say_once(line), "the first time is said");
+        assert!(!say_once(line), "the second time is not");
+        assert!(
+            say_once(&line.replace('2', "3")),
+            "a changed finding is said"
+        );
     }
 
     #[test]

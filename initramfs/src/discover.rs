@@ -555,13 +555,13 @@ pub fn discover(opts: &Options) -> Discovery {
 /// fails is said on the consoles and discovery goes on with the disks. A passphrase-protected
 /// identity not opened yet is left to the menu's "Restore from network" (discovery never asks).
 fn repo_backups(opts: &Options, notes: &mut Vec<String>) -> Vec<Backup<()>> {
-    use crate::console::say;
+    use crate::console::say_once;
     use crate::net::{self, identity, repo};
     let src = match repo::source(Path::new(repo::DIR), opts.repo.as_deref()) {
         Ok(s) => s,
         Err(e) => {
             let m = format!("REPOSITORY NOT READ: {e:#}");
-            say(&m);
+            say_once(&m);
             notes.push(m);
             return Vec::new();
         }
@@ -571,7 +571,7 @@ fn repo_backups(opts: &Options, notes: &mut Vec<String>) -> Vec<Backup<()>> {
             "Repository {}: its identity is protected by a passphrase; choose \"Restore from network\" to type it and see this host's generations",
             src.url
         );
-        say(&m);
+        say_once(&m);
         notes.push(m);
         return Vec::new();
     }
@@ -583,7 +583,7 @@ fn repo_backups(opts: &Options, notes: &mut Vec<String>) -> Vec<Backup<()>> {
         Ok(b) => b,
         Err(e) => {
             let m = format!("REPOSITORY NOT READ: {e:#}");
-            say(&m);
+            say_once(&m);
             notes.push(m);
             Vec::new()
         }
@@ -597,11 +597,11 @@ pub fn repo_generations(
     iface: Option<&str>,
     notes: &mut Vec<String>,
 ) -> Result<Vec<Backup<()>>> {
-    use crate::console::say;
+    use crate::console::say_once;
     use crate::net::repo;
     let session = std::sync::Arc::new(repo::open(src)?.with_machine(iface));
     let gens = repo::generations(&session)?;
-    say(&format!(
+    say_once(&format!(
         "Repository {}: {} generation{} of this host (id {})",
         session.url,
         gens.len(),
@@ -614,7 +614,7 @@ pub fn repo_generations(
         Ok(r) => last_restore(&r).is_some_and(|r| r.event == events::RESTORE_STARTED),
         Err(e) => {
             let m = format!("Warning: {e:#}: an interrupted restore cannot be resumed");
-            say(&m);
+            say_once(&m);
             notes.push(m);
             false
         }
