@@ -405,14 +405,7 @@ impl Read for ThreadedReader {
 
 /// A quarter of the machine's RAM (512 MiB when it cannot be read).
 fn xz_memory_budget() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(512 << 20, |kib| kib * 1024 / 4)
+    crate::meminfo::read("MemTotal").map_or(512 << 20, |total| total / 4)
 }
 
 /// The xz encoder within [`XZ_ENCODER_BUDGET`] and a quarter of RAM: as many threads as fit

@@ -21,6 +21,7 @@ pub mod codec;
 pub mod identity;
 pub mod io;
 pub mod kmod;
+pub mod meminfo;
 pub mod plan;
 pub mod programs;
 pub mod progress;

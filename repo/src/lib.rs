@@ -48,6 +48,7 @@ pub mod push;
 pub mod reader;
 pub mod repository;
 pub mod restores;
+pub mod testing;
 
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@ use crate::prune::{prune, select_keep, Keep};
 use crate::push::{push_stream, PushOptions};
 use crate::reader::RepoReader;
 use crate::repository::{Keys, Repository};
+use crate::testing::ReadOnly;
 use lifeboat_core::store::{GenerationMeta, GenerationState, Origin};
 use rand::{Rng, SeedableRng};
 use std::io::Read;
@@ -516,40 +517,6 @@ fn config_without_object_lock_reads_as_before() {
     let raw = std::fs::read_to_string(f.root.join("config")).unwrap();
     assert!(!raw.contains("object_lock_days"), "{raw}");
     assert!(f.repo.config.retention().is_none());
-}
-
-/// The local backend with every write refused, as a read-only credential is on S3.
-struct ReadOnly(LocalBackend);
-
-impl Backend for ReadOnly {
-    fn put(&self, key: &str, _: &[u8], _: Option<Retention>) -> Result<(), BackendError> {
-        Err(BackendError::Denied {
-            detail: format!("AccessDenied on PUT {key}"),
-        })
-    }
-    fn get(&self, key: &str) -> Result<Vec<u8>, BackendError> {
-        self.0.get(key)
-    }
-    fn head(&self, key: &str) -> Result<Option<u64>, BackendError> {
-        self.0.head(key)
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
-        self.0.list(prefix)
-    }
-    fn delete(&self, key: &str) -> Result<(), BackendError> {
-        Err(BackendError::Denied {
-            detail: format!("AccessDenied on DELETE {key}"),
-        })
-    }
-    fn extend_retention(&self, key: &str, r: Retention) -> Result<(), BackendError> {
-        self.0.extend_retention(key, r)
-    }
-    fn supports_retention(&self) -> Result<bool, BackendError> {
-        Ok(false)
-    }
-    fn describe(&self) -> String {
-        "read-only".into()
-    }
 }
 
 #[test]

@@ -380,38 +380,24 @@ mod tests {
         let read = |f: &str| fs::read_to_string(out.path().join(f)).unwrap();
         assert_eq!(read("repo.img"), "keys");
         assert_eq!(read("initrd.img"), "initrd");
-        for f in ["pxelinux.cfg/default", "pxelinux.cfg/01-52-54-00-ab-cd-01"] {
-            let cfg = read(f);
-            // Both entries that boot the image (restore, unattended) load it.
-            assert_eq!(
-                cfg.matches("INITRD initrd.img,repo.img\n").count(),
-                2,
-                "{f}: {cfg}"
-            );
-        }
-        for f in ["grub.cfg", "grub.cfg-01-52-54-00-ab-cd-01"] {
-            let cfg = read(f);
-            assert_eq!(
-                cfg.matches("initrd $prefix/initrd.img $prefix/repo.img\n")
-                    .count(),
-                2,
-                "{f}: {cfg}"
-            );
-        }
-        for f in ["boot.ipxe", "boot-01-52-54-00-ab-cd-01.ipxe"] {
-            let cfg = read(f);
-            assert_eq!(
-                cfg.matches("kernel vmlinuz initrd=initrd.img initrd=repo.img console=")
-                    .count(),
-                2,
-                "{f}: {cfg}"
-            );
-            assert_eq!(
-                cfg.matches("\ninitrd initrd.img\ninitrd repo.img\nboot ")
-                    .count(),
-                2,
-                "{f}: {cfg}"
-            );
+        // Both entries that boot the image (restore, unattended) load it, in each loader's syntax.
+        let pxelinux = ["pxelinux.cfg/default", "pxelinux.cfg/01-52-54-00-ab-cd-01"];
+        let grub = ["grub.cfg", "grub.cfg-01-52-54-00-ab-cd-01"];
+        let ipxe = ["boot.ipxe", "boot-01-52-54-00-ab-cd-01.ipxe"];
+        let wanted: [(&[&str], &str); 4] = [
+            (&pxelinux, "INITRD initrd.img,repo.img\n"),
+            (&grub, "initrd $prefix/initrd.img $prefix/repo.img\n"),
+            (
+                &ipxe,
+                "kernel vmlinuz initrd=initrd.img initrd=repo.img console=",
+            ),
+            (&ipxe, "\ninitrd initrd.img\ninitrd repo.img\nboot "),
+        ];
+        for (files, line) in wanted {
+            for f in files {
+                let cfg = read(f);
+                assert_eq!(cfg.matches(line).count(), 2, "{f}: {line:?} in {cfg}");
+            }
         }
         // Built again without the repository: no entry loads it, and the keys are not served.
         write_tree(&opts(src.path(), &["52:54:00:AB:cd:01"], true), out.path()).unwrap();

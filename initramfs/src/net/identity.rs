@@ -16,17 +16,9 @@ use std::sync::Mutex;
 /// How many passphrases are tried before giving up (the menu entry can be chosen again).
 pub const ATTEMPTS: u32 = 3;
 
-/// `MemAvailable` of /proc/meminfo, in bytes.
+/// `MemAvailable` of /proc/meminfo's text, in bytes.
 pub fn mem_available(meminfo: &str) -> Option<u64> {
-    meminfo.lines().find_map(|l| {
-        let rest = l.strip_prefix("MemAvailable:")?;
-        let mut w = rest.split_whitespace();
-        let n: u64 = w.next()?.parse().ok()?;
-        match w.next() {
-            Some("kB") | None => n.checked_mul(1024),
-            _ => None,
-        }
-    })
+    lifeboat_core::meminfo::field(meminfo, "MemAvailable")
 }
 
 /// Whether scrypt at work factor 2^log_n fits in the memory `meminfo` says is available; the

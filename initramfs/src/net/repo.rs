@@ -268,37 +268,9 @@ mod tests {
     /// a read-only credential's.
     fn session(dir: &Path, read_only: bool) -> Session {
         use lifeboat_repo::backend::local::LocalBackend;
-        use lifeboat_repo::backend::{Backend, ObjectInfo, Retention};
+        use lifeboat_repo::backend::Backend;
         use lifeboat_repo::chunking::ChunkerParams;
-        struct ReadOnly(LocalBackend);
-        impl Backend for ReadOnly {
-            fn put(&self, key: &str, _: &[u8], _: Option<Retention>) -> Result<(), BackendError> {
-                Err(BackendError::Denied {
-                    detail: format!("AccessDenied on PUT {key}"),
-                })
-            }
-            fn get(&self, key: &str) -> Result<Vec<u8>, BackendError> {
-                self.0.get(key)
-            }
-            fn head(&self, key: &str) -> Result<Option<u64>, BackendError> {
-                self.0.head(key)
-            }
-            fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
-                self.0.list(prefix)
-            }
-            fn delete(&self, key: &str) -> Result<(), BackendError> {
-                self.put(key, &[], None)
-            }
-            fn extend_retention(&self, key: &str, r: Retention) -> Result<(), BackendError> {
-                self.0.extend_retention(key, r)
-            }
-            fn supports_retention(&self) -> Result<bool, BackendError> {
-                Ok(false)
-            }
-            fn describe(&self) -> String {
-                "read-only".into()
-            }
-        }
+        use lifeboat_repo::testing::ReadOnly;
         let root = dir.join("repo");
         let fleet_file = dir.join("fleet.key");
         if !root.exists() {
