@@ -123,7 +123,7 @@ size_of "old disk / new disk" "$(human "$old_size") / $(human "$new_size")"
 phase 5 "Restore from the repository over the network (DHCP) onto the blank disk"
 # What the image reads: the endpoint as the guest sees the host's loopback.
 sed "s|^endpoint = .*|endpoint = \"http://10.0.2.2:$PORT\"|" "$CFG" > "$WORK/keys/image.toml"
-"$LIFEBOAT" mkrescue --kernel "$KERNEL_DIR/vmlinuz" --modules "$KERNEL_DIR/modules" \
+"$LIFEBOAT" mkrescue "${LB_MKRESCUE_LEVEL[@]}" --kernel "$KERNEL_DIR/vmlinuz" --modules "$KERNEL_DIR/modules" \
   --init "$LIFEBOAT_INIT" --output "$WORK/rescue" \
   --repo-config "$WORK/keys/image.toml" --repo-credentials "$AWS_SHARED_CREDENTIALS_FILE" \
   --repo-identity "$WORK/keys/host.key" --repo-fleet-key "$WORK/keys/fleet.key" > "$LOGS/mkrescue.log" 2>&1 ||

@@ -143,7 +143,7 @@ if [ "$STORY_STUB" = 1 ]; then
 else
 rm -rf "$WORK/rescue" "$WORK/tftp"
 t0=$(date +%s)
-"$LIFEBOAT" mkrescue --kernel "$KERNEL_DIR/vmlinuz" --modules "$KERNEL_DIR/modules" \
+"$LIFEBOAT" mkrescue "${LB_MKRESCUE_LEVEL[@]}" --kernel "$KERNEL_DIR/vmlinuz" --modules "$KERNEL_DIR/modules" \
   --init "$LIFEBOAT_INIT" --output "$WORK/rescue" --pxe "$WORK/tftp" \
   --pxe-host "$MAC" --unattended > "$LOGS/mkrescue.log" 2>&1 ||
   fail "lifeboat mkrescue failed: $(tail -n3 "$LOGS/mkrescue.log")"

@@ -650,7 +650,12 @@ pub struct MkrescueArgs {
     pub shell: bool,
     /// Compression of the initramfs.
     #[arg(long, value_enum, default_value = "zstd")]
-    pub compress: InitrdCompress,
+    pub compress: crate::rescue::image::Compressor,
+    /// Compression level of the initramfs: zstd 1-19, xz 0-9 (default: the highest, the
+    /// smallest image). zstd 19 of the generic image takes about 25 s on two idle cores;
+    /// 12 about 2 s for 13 % more bytes.
+    #[arg(long)]
+    pub level: Option<u32>,
     /// The lifeboat-init binary to use as /init (default: next to this program).
     #[arg(long)]
     pub init: Option<PathBuf>,
@@ -700,13 +705,6 @@ pub struct MkrescueArgs {
     /// A PEM file of CA certificates for an HTTPS endpoint with a private CA.
     #[arg(long, value_name = "FILE", requires = "repo_config")]
     pub repo_ca: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum InitrdCompress {
-    Zstd,
-    Xz,
-    None,
 }
 
 #[cfg(test)]

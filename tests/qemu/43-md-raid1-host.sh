@@ -143,7 +143,7 @@ ok "the root on the array lost /opt/lifeboat-demo and /var/xapi and got /BROKEN 
 
 phase 4 "Mode (a): restore through the array, then boot the host"
 rm -rf "$WORK/rescue"
-"$LIFEBOAT" mkrescue --kernel "$KERNEL_DIR/vmlinuz" --modules "$KERNEL_DIR/modules" \
+"$LIFEBOAT" mkrescue "${LB_MKRESCUE_LEVEL[@]}" --kernel "$KERNEL_DIR/vmlinuz" --modules "$KERNEL_DIR/modules" \
   --init "$LIFEBOAT_INIT" --output "$WORK/rescue" > "$LOGS/mkrescue.log" 2>&1 ||
   fail "lifeboat mkrescue failed: $(tail -n3 "$LOGS/mkrescue.log")"
 [ -s "$WORK/rescue/vmlinuz" ] && [ -s "$WORK/rescue/initrd.img" ] || fail "lifeboat mkrescue wrote no image in $WORK/rescue"

@@ -99,6 +99,10 @@ grep -q "etc/keep=me" "$W/excl.list" || fail "etc/keep=me is missing: $(cat "$W/
 run append "$LIFEBOAT" mkrescue --append console=ttyS1,115200 --kernel "$W/no-such-kernel" --output "$W/img"
 grep -q -- "--console" "$W/append.err" && fail "--append's value was taken for an option: $(err append)"
 grep -q "no-such-kernel does not exist" "$W/append.err" || fail "mkrescue: $(err append)"
+run mklevel "$LIFEBOAT" mkrescue --level 20 --kernel "$W/no-such-kernel" --output "$W/img"
+{ [ "$rc" != 0 ] && grep -q "zstd takes 1 to 19" "$W/mklevel.err"; } \
+  || fail "mkrescue --level 20: exit $rc, not refused with zstd's levels before anything else: $(err mklevel)"
+[ ! -e "$W/img" ] || fail "mkrescue --level 20 wrote $W/img"
 run bogus "$LIFEBOAT" host-backup bogus-key=1 file-name="$W/bogus.xbk" --root "$R"
 [ "$rc" = 2 ] || fail "bogus-key=1: exit $rc"
 grep -q "'bogus-key=1'" "$W/bogus.err" || fail "the unknown word is not shown as typed: $(err bogus)"

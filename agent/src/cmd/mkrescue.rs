@@ -1,8 +1,7 @@
 //! `lifeboat mkrescue`: builds the recovery image (kernel, initramfs, listing), and on request
 //! a PXE tree and a hybrid ISO from it.
 
-use crate::cli::{InitrdCompress, MkrescueArgs};
-use crate::rescue::image::Compression;
+use crate::cli::MkrescueArgs;
 use crate::rescue::{self, iso, pxe, secureboot, RescueOptions, Selection, REPO_IMG};
 use anyhow::{bail, Context, Result};
 use lifeboat_core::progress::human_bytes;
@@ -12,6 +11,7 @@ use std::time::Instant;
 
 pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
     let started = Instant::now();
+    let compression = args.compress.at(args.level)?;
     let release = running_release()?;
     let kernel = match &args.kernel {
         Some(k) => k.clone(),
@@ -60,11 +60,7 @@ pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
         lifeboat: std::env::current_exe().ok(),
         extra_binaries: args.add_binaries.clone(),
         shell: args.shell,
-        compression: match args.compress {
-            InitrdCompress::Zstd => Compression::Zstd,
-            InitrdCompress::Xz => Compression::Xz,
-            InitrdCompress::None => Compression::None,
-        },
+        compression,
         output: args.output.clone(),
         sysfs: PathBuf::from("/sys"),
         secure_boot: args.secure_boot,

@@ -36,7 +36,7 @@ fn options(kernel: &Path, init: &Path, output: &Path) -> RescueOptions {
         lifeboat: None,
         extra_binaries: Vec::new(),
         shell: false,
-        compression: Compression::Zstd,
+        compression: Compression::Zstd { level: 19 },
         output: output.to_path_buf(),
         secure_boot: false,
         sysfs: PathBuf::from("/sys"),

@@ -236,12 +236,62 @@ impl Image {
     }
 }
 
-/// How the cpio is compressed.
+/// How the cpio is compressed, and how hard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
+    Zstd { level: u32 },
+    Xz { preset: u32 },
+    None,
+}
+
+/// Which compressor, before its level is known (`mkrescue --compress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compressor {
     Zstd,
     Xz,
     None,
+}
+
+impl Compressor {
+    /// The levels this compressor takes and its default: the smallest image, since an image
+    /// is built once and loaded (over TFTP, from a USB stick) many times. zstd 19 of a 32 MB
+    /// cpio takes about 25 s on two idle cores, level 12 about 2 s for 13 % more bytes.
+    pub fn levels(self) -> Option<(u32, u32, u32)> {
+        match self {
+            Compressor::Zstd => Some((1, 19, 19)),
+            Compressor::Xz => Some((0, 9, 9)),
+            Compressor::None => None,
+        }
+    }
+
+    /// The compression at `level` (the default when None); a level outside the compressor's
+    /// range is refused with the range.
+    pub fn at(self, level: Option<u32>) -> Result<Compression> {
+        let name = match self {
+            Compressor::Zstd => "zstd",
+            Compressor::Xz => "xz",
+            Compressor::None => "none",
+        };
+        let Some((lo, hi, default)) = self.levels() else {
+            return match level {
+                None => Ok(Compression::None),
+                Some(l) => bail!(
+                    "--level {l} was given with --compress none, which has no levels: drop --level or choose --compress zstd or xz"
+                ),
+            };
+        };
+        let level = level.unwrap_or(default);
+        if !(lo..=hi).contains(&level) {
+            bail!(
+                "--level {level} is not a {name} level for the initramfs: {name} takes {lo} to {hi} (default {default}; higher is smaller and slower)"
+            );
+        }
+        Ok(match self {
+            Compressor::Zstd => Compression::Zstd { level },
+            Compressor::Xz => Compression::Xz { preset: level },
+            Compressor::None => Compression::None,
+        })
+    }
 }
 
 /// Compresses the archive. The same input always gives the same output: zstd runs with worker
@@ -249,17 +299,18 @@ pub enum Compression {
 pub fn compress(data: &[u8], how: Compression) -> Result<Vec<u8>> {
     match how {
         Compression::None => Ok(data.to_vec()),
-        Compression::Zstd => {
-            let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 19)?;
+        Compression::Zstd { level } => {
+            let level = i32::try_from(level).context("zstd level out of range")?;
+            let mut enc = zstd::stream::write::Encoder::new(Vec::new(), level)?;
             enc.multithread(4)?;
             enc.include_checksum(true)?;
             enc.write_all(data)?;
             Ok(enc.finish()?)
         }
-        Compression::Xz => {
+        Compression::Xz { preset } => {
             // The kernel's xz decoder accepts only the CRC32 check (or none); a 16 MiB
             // dictionary keeps the memory it needs while unpacking small.
-            let mut opts = xz2::stream::LzmaOptions::new_preset(9)?;
+            let mut opts = xz2::stream::LzmaOptions::new_preset(preset)?;
             opts.dict_size(16 << 20);
             let mut filters = xz2::stream::Filters::new();
             filters.lzma2(&opts);
@@ -303,14 +354,42 @@ mod tests {
     }
 
     #[test]
+    fn a_level_is_the_compressors_own_and_the_default_is_the_smallest_image() {
+        assert_eq!(
+            Compressor::Zstd.at(None).unwrap(),
+            Compression::Zstd { level: 19 }
+        );
+        assert_eq!(
+            Compressor::Zstd.at(Some(9)).unwrap(),
+            Compression::Zstd { level: 9 }
+        );
+        assert_eq!(
+            Compressor::Xz.at(None).unwrap(),
+            Compression::Xz { preset: 9 }
+        );
+        let e = Compressor::Zstd.at(Some(22)).unwrap_err().to_string();
+        assert!(e.contains("zstd takes 1 to 19 (default 19"), "{e}");
+        let e = Compressor::Xz.at(Some(10)).unwrap_err().to_string();
+        assert!(e.contains("xz takes 0 to 9"), "{e}");
+        let e = Compressor::None.at(Some(3)).unwrap_err().to_string();
+        assert!(e.contains("--compress none, which has no levels"), "{e}");
+        assert_eq!(Compressor::None.at(None).unwrap(), Compression::None);
+    }
+
+    #[test]
     fn compression_is_reproducible_and_xz_uses_crc32() {
         let data: Vec<u8> = (0..200_000u32)
             .flat_map(|i| (i % 251).to_le_bytes())
             .collect();
-        for how in [Compression::Zstd, Compression::Xz, Compression::None] {
+        for how in [
+            Compression::Zstd { level: 19 },
+            Compression::Zstd { level: 3 },
+            Compression::Xz { preset: 9 },
+            Compression::None,
+        ] {
             assert_eq!(compress(&data, how).unwrap(), compress(&data, how).unwrap());
         }
-        let xz = compress(&data, Compression::Xz).unwrap();
+        let xz = compress(&data, Compression::Xz { preset: 9 }).unwrap();
         // Stream header flags: byte 7 is the check type, 0x01 = CRC32.
         assert_eq!(&xz[..6], b"\xfd7zXZ\0");
         assert_eq!(xz[7], 0x01);

@@ -65,7 +65,7 @@ media_build() {
   done
   [ -x "$LIFEBOAT" ] && [ -x "$LIFEBOAT_INIT" ] \
     || fail "no $LIFEBOAT or $LIFEBOAT_INIT: run 'make build'"
-  local args=(mkrescue --kernel "$KERNEL" --modules "$MODULES" --init "$LIFEBOAT_INIT"
+  local args=(mkrescue "${LB_MKRESCUE_LEVEL[@]}" --kernel "$KERNEL" --modules "$MODULES" --init "$LIFEBOAT_INIT"
               --output "$MEDIA/image" --pxe "$MEDIA/pxe" --iso "$MEDIA/lifeboat.iso")
   [ -n "$host" ] && args+=(--pxe-host "$host")
   [ -n "$unattended" ] && args+=(--unattended)

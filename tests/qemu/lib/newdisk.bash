@@ -185,7 +185,7 @@ fi
 
 phase 5 "Restore unattended onto the blank disk (lifeboat.disk=$NEW_SERIAL)"
 rm -rf "$WORK/rescue"
-"$LIFEBOAT" mkrescue --kernel "$KERNEL_DIR/vmlinuz" --modules "$KERNEL_DIR/modules" \
+"$LIFEBOAT" mkrescue "${LB_MKRESCUE_LEVEL[@]}" --kernel "$KERNEL_DIR/vmlinuz" --modules "$KERNEL_DIR/modules" \
   --init "$LIFEBOAT_INIT" --output "$WORK/rescue" > "$LOGS/mkrescue.log" 2>&1 ||
   fail "lifeboat mkrescue failed: $(tail -n3 "$LOGS/mkrescue.log")"
 [ -s "$WORK/rescue/vmlinuz" ] && [ -s "$WORK/rescue/initrd.img" ] || fail "lifeboat mkrescue wrote no image in $WORK/rescue"

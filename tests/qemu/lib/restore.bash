@@ -73,7 +73,7 @@ lb_image() {
   lb_bin
   lb_kernel
   LB_IMG=$LB_WORK/image
-  "$LB_AGENT" mkrescue --kernel "$LB_VMLINUZ" --modules build/kernel/modules --init "$LB_INIT" \
+  "$LB_AGENT" mkrescue "${LB_MKRESCUE_LEVEL[@]}" --kernel "$LB_VMLINUZ" --modules build/kernel/modules --init "$LB_INIT" \
     --shell --output "$LB_IMG" >"$LB_WORK/mkrescue.log" 2>&1 \
     || { cat "$LB_WORK/mkrescue.log" >&2; fail "lifeboat mkrescue failed"; }
   [ -s "$LB_IMG/vmlinuz" ] && [ -s "$LB_IMG/initrd.img" ] || fail "lifeboat mkrescue wrote no image in $LB_IMG"
