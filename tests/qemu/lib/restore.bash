@@ -68,16 +68,34 @@ lb_kernel() {
   LB_VMLINUZ=$LB_ROOT/build/kernel/vmlinuz
 }
 
-# The recovery image, built by `lifeboat mkrescue` (the thing under test: no other way).
+# The recovery image, built by `lifeboat mkrescue` (the thing under test: no other way). The
+# tests that source this file boot the same image, and mkrescue is reproducible: the first test
+# of a run builds it under build/qemu-images/<hash of the binaries, the kernel and the options>,
+# the others take it from there (a lock keeps two parallel tests from building it twice).
 lb_image() {
   lb_bin
   lb_kernel
-  LB_IMG=$LB_WORK/image
-  "$LB_AGENT" mkrescue "${LB_MKRESCUE_LEVEL[@]}" --kernel "$LB_VMLINUZ" --modules build/kernel/modules --init "$LB_INIT" \
-    --shell --output "$LB_IMG" >"$LB_WORK/mkrescue.log" 2>&1 \
-    || { cat "$LB_WORK/mkrescue.log" >&2; fail "lifeboat mkrescue failed"; }
-  [ -s "$LB_IMG/vmlinuz" ] && [ -s "$LB_IMG/initrd.img" ] || fail "lifeboat mkrescue wrote no image in $LB_IMG"
-  lb_log "image built with lifeboat mkrescue"
+  local opts=("${LB_MKRESCUE_LEVEL[@]}" --shell) key dir lock
+  key=$({ cat "$LB_AGENT" "$LB_INIT" "$LB_VMLINUZ"; echo "${opts[*]}"; } | sha256sum | cut -c1-16)
+  dir=$LB_ROOT/build/qemu-images
+  mkdir -p "$dir"
+  LB_IMG=$dir/$key
+  exec {lock}>"$dir/lock"
+  flock "$lock"
+  if [ -s "$LB_IMG/initrd.img" ]; then
+    lb_log "image from lifeboat mkrescue, built earlier in this run ($LB_IMG)"
+  else
+    # Images of older binaries are of no use any more.
+    find "$dir" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
+    "$LB_AGENT" mkrescue "${opts[@]}" --kernel "$LB_VMLINUZ" --modules build/kernel/modules --init "$LB_INIT" \
+      --output "$LB_IMG.tmp" >"$LB_WORK/mkrescue.log" 2>&1 \
+      || { cat "$LB_WORK/mkrescue.log" >&2; rm -rf "$LB_IMG.tmp"; fail "lifeboat mkrescue failed"; }
+    [ -s "$LB_IMG.tmp/vmlinuz" ] && [ -s "$LB_IMG.tmp/initrd.img" ] || fail "lifeboat mkrescue wrote no image in $LB_IMG.tmp"
+    mv "$LB_IMG.tmp" "$LB_IMG"
+    lb_log "image built with lifeboat mkrescue"
+  fi
+  flock -u "$lock"
+  exec {lock}>&-
   echo "initrd size: $(stat -c %s "$LB_IMG/initrd.img") bytes ($(du -h "$LB_IMG/initrd.img" | cut -f1))"
 }
 
