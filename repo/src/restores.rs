@@ -30,40 +30,18 @@ struct Stored {
     records: Vec<JournalRecord>,
 }
 
-/// What a firmware writes when it has no real value (SMBIOS placeholders): such a value names
-/// no machine, so the next source is used.
-fn placeholder(v: &str) -> bool {
-    let l = v.trim().to_ascii_lowercase();
-    const WORDS: [&str; 10] = [
-        "",
-        "none",
-        "not specified",
-        "not applicable",
-        "to be filled by o.e.m.",
-        "default string",
-        "system serial number",
-        "0123456789",
-        "n/a",
-        "unknown",
-    ];
-    WORDS.contains(&l.as_str())
-        || l.chars().all(|c| c == '0' || c == '-')
-        || l.chars().all(|c| c == 'f' || c == '-')
-}
-
 /// What names the target machine of a restore, in this order: the DMI (SMBIOS) product UUID,
 /// else the product serial number, else the MAC address of the interface the image reached the
 /// repository through. Each with its kind (`uuid:`, `serial:`, `mac:`), lower case except the
-/// serial; firmware placeholders ("Not Specified", an all-zero UUID, ...) are skipped. None
+/// serial; firmware placeholders ("Not Specified", an all-zero UUID, ...: core's one list,
+/// `lifeboat_core::identity::machine::is_placeholder`) are skipped. None
 /// when nothing names the machine (then no journal can be kept).
 pub fn machine_key(
     product_uuid: Option<&str>,
     product_serial: Option<&str>,
     mac: Option<&str>,
 ) -> Option<String> {
-    fn real(v: Option<&str>) -> Option<&str> {
-        v.map(str::trim).filter(|v| !placeholder(v))
-    }
+    let real = lifeboat_core::identity::machine::meaningful_value;
     if let Some(u) = real(product_uuid) {
         return Some(format!("uuid:{}", u.to_ascii_lowercase()));
     }
