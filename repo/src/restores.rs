@@ -8,15 +8,19 @@
 //! The object is the records as JSON, compressed, sealed with the fleet key and bound to its
 //! name (like `hosts/<id>/status`): the object store sees neither generation ids, device
 //! names, request ids nor the machine's identity (its name is a keyed hash of it). An append
-//! reads the whole object, adds the records and writes it whole again (it is small: a few
-//! records per restore). Nothing depends on conditional writes: one machine restores one
-//! host's generation at a time, and the last write wins. Prune and check neither read nor
-//! delete it.
+//! reads the whole object, adds the records and writes it whole again, keeping what core's one
+//! rule keeps ([`lifeboat_core::store::journal::bounded`]): the records of the last
+//! [`KEEP_RESTORES`] restores whole (an unfinished one always among them), and of older
+//! restores only each unattended request's `restore-done` (run-once). So the object stays
+//! small: some ten restores' records and one record per request ever done. Nothing depends
+//! on conditional writes: one machine restores one host's generation at a time, and the last
+//! write wins. Prune and check neither read nor delete it.
 
 use crate::backend::BackendError;
 use crate::crypto::FleetKey;
 use crate::layout;
 use crate::{RepoError, Repository};
+use lifeboat_core::store::journal::{bounded, KEEP_RESTORES};
 use lifeboat_core::store::JournalRecord;
 use serde::{Deserialize, Serialize};
 
@@ -92,8 +96,8 @@ pub fn read(
     Ok(stored.records)
 }
 
-/// Appends `records` (read, add, write the whole object) and returns how many the journal
-/// holds now. With no records it writes the journal back as it is: whether the repository
+/// Appends `records` (read, add, keep what [`bounded`] keeps, write the whole object) and
+/// returns how many the journal holds now. With no records it writes the journal back as it is: whether the repository
 /// takes the journal's writes is known before a restore relies on it.
 pub fn append(
     repo: &Repository,
@@ -107,7 +111,7 @@ pub fn append(
     let key = key(fleet, host_id, machine_key);
     let stored = Stored {
         format: FORMAT,
-        records: all,
+        records: bounded(all, KEEP_RESTORES),
     };
     let sealed = fleet.seal(&layout::pack(&stored)?, &key)?;
     repo.backend.put(&key, &sealed, None)?;
