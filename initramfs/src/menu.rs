@@ -358,20 +358,16 @@ pub fn main_menu(d: &Discovery, opts: &Options) {
     }
 }
 
-/// True when the backup and this machine both report a product UUID, or both a serial: then
-/// core's rule decides whose backup it is. Otherwise (firmware without DMI identity, a staged
-/// `xe host-backup` that records none) the image cannot tell, and a store on a fixed disk of
-/// this machine counts as this machine's.
+/// True when the backup and this machine both report a product UUID, or both a serial, that
+/// is not a firmware placeholder (`lifeboat_core::identity::machine::meaningful`): then core's
+/// rule decides whose backup it is. Otherwise (firmware without DMI identity or with
+/// placeholders only, a staged `xe host-backup` that records none) the image cannot tell, and
+/// a store on a fixed disk of this machine counts as this machine's.
 fn comparable(b: &Backup, this: &ThisHost) -> bool {
-    let both = |a: Option<&String>, b: Option<&String>| {
-        a.is_some_and(|s| !s.trim().is_empty()) && b.is_some_and(|s| !s.trim().is_empty())
-    };
-    b.machine().is_some_and(|m| {
-        both(m.product_uuid.as_ref(), this.machine.product_uuid.as_ref())
-            || both(
-                m.product_serial.as_ref(),
-                this.machine.product_serial.as_ref(),
-            )
+    let here = machine::meaningful(&this.machine);
+    b.machine().map(machine::meaningful).is_some_and(|m| {
+        (m.product_uuid.is_some() && here.product_uuid.is_some())
+            || (m.product_serial.is_some() && here.product_serial.is_some())
     })
 }
 
@@ -413,7 +409,8 @@ pub fn pick<'a>(d: &'a Discovery, which: &str) -> anyhow::Result<&'a Backup> {
                     anyhow!(LatestError::OtherHostsOnly {
                         this: format!(
                             "machine UUID {}",
-                            this.machine.product_uuid.as_deref().unwrap_or("unknown")
+                            machine::meaningful_value(this.machine.product_uuid.as_deref())
+                                .unwrap_or("unknown")
                         ),
                         others: lifeboat.iter().map(|b| b.label()).collect(),
                     })

@@ -19,6 +19,7 @@ use lifeboat_core::progress::human_bytes;
 use lifeboat_core::progress::Progress;
 use lifeboat_core::store::journal::unfinished_plan;
 use lifeboat_core::store::{events, JournalRecord};
+use std::time::Duration;
 
 pub fn describe_dev(d: &BlockDev) -> String {
     let mut s = format!("{} ({}", d.dev_path(), human_bytes(d.size));
@@ -122,6 +123,40 @@ pub fn verify(b: &Backup, files: &mut SmallFiles) -> Result<String> {
     }
 }
 
+/// The waits before the further tries of a `restore-done` write to the repository (each try
+/// is the backend's own retried request): run-once of an unattended request rests on that one
+/// record, so a network drop of some seconds at the end of a restore must not lose it.
+const DONE_RETRY_WAITS: [Duration; 3] = [
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(10),
+];
+
+/// Runs `write` until it succeeds, waiting `waits[i]` (with `sleep`) before try `i + 2`, and
+/// saying so; the last error, with the number of tries, when every try failed.
+fn with_retries(
+    waits: &[Duration],
+    mut sleep: impl FnMut(Duration),
+    mut write: impl FnMut() -> Result<()>,
+) -> Result<()> {
+    let mut tries = 1;
+    loop {
+        let e = match write() {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let Some(&wait) = waits.get(tries - 1) else {
+            return Err(e.context(format!("{tries} tries failed")));
+        };
+        say(&format!(
+            "The restore journal was not written ({e:#}): trying again in {} s ...",
+            wait.as_secs()
+        ));
+        sleep(wait);
+        tries += 1;
+    }
+}
+
 /// Appends `rec` (with the backup's journal id: the generation, or `xenserver-tree@<time>`)
 /// to the journal of the partition holding `b` (the store's; a XenServer backup partition's
 /// `lost+found/lifeboat-journal`), remounting it read-write for the write, or to this machine's
@@ -135,13 +170,24 @@ fn journal(b: &Backup, rec: JournalRecord) -> bool {
         if session.journal_off().is_some() {
             return false;
         }
-        return match b.append_journal(&rec) {
+        let r = if event == events::RESTORE_DONE {
+            with_retries(&DONE_RETRY_WAITS, std::thread::sleep, || {
+                b.append_journal(&rec)
+            })
+        } else {
+            b.append_journal(&rec)
+        };
+        return match r {
             Ok(()) => true,
             Err(e) => {
                 say(&format!(
                     "RESTORE JOURNAL NOT WRITTEN (\"{event}\"): {e:#}."
                 ));
-                say("No journal: an interrupted restore starts again from its first step.");
+                if event == events::RESTORE_DONE {
+                    say("The restore is complete, but the journal does not say so: an unattended lifeboat.request= entry would restore again at its next boot. Remove that boot entry (or make a new medium with `lifeboat mkrescue`) before booting it again.");
+                } else {
+                    say("No journal: an interrupted restore starts again from its first step.");
+                }
                 session.stop_journal(format!("{e:#}"));
                 false
             }
@@ -382,5 +428,43 @@ mod tests {
             "  because: cannot unmount /nonexistent/lifeboat-test"
         );
         assert!(lines[2].starts_with("  because: ENOENT"), "{lines:?}");
+    }
+
+    #[test]
+    fn a_failed_journal_write_is_tried_again_after_waits_then_given_up() {
+        let waits = [Duration::from_secs(2), Duration::from_secs(5)];
+        // A drop of two tries: the third writes it.
+        let (mut slept, mut tries) = (Vec::new(), 0);
+        let r = with_retries(
+            &waits,
+            |d| slept.push(d),
+            || {
+                tries += 1;
+                if tries < 3 {
+                    Err(anyhow!("connection reset"))
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        assert!(r.is_ok());
+        assert_eq!((tries, slept), (3, waits.to_vec()));
+        // Down for good: every try made, the last error told with their number.
+        let (mut slept, mut tries) = (Vec::new(), 0);
+        let e = with_retries(
+            &waits,
+            |d| slept.push(d),
+            || {
+                tries += 1;
+                Err(anyhow!("connection refused"))
+            },
+        )
+        .unwrap_err();
+        assert_eq!((tries, slept), (3, waits.to_vec()));
+        assert_eq!(format!("{e:#}"), "3 tries failed: connection refused");
+        // Written at once: no wait.
+        let mut slept = Vec::new();
+        assert!(with_retries(&waits, |d| slept.push(d), || Ok(())).is_ok());
+        assert!(slept.is_empty());
     }
 }

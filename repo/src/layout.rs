@@ -8,7 +8,10 @@
 //! hosts/<32 hex>/<GEN>.index     one generation; written LAST: the generation exists when
 //!                                its index does
 //! hosts/<32 hex>/restores/<32 hex>  the restore journal the recovery image keeps for one
-//!                                machine (restores.rs), sealed with the fleet key
+//!                                machine (restores.rs), sealed with the fleet key; bounded:
+//!                                the records of the last 10 restores whole, and of older
+//!                                ones only the restore-done of each unattended request
+//!                                (lifeboat_core::store::journal::bounded)
 //! prune/<time>-<rand>.marks      chunk ids found unreferenced by a prune run (phase one)
 //! ```
 //!

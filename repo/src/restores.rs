@@ -8,15 +8,19 @@
 //! The object is the records as JSON, compressed, sealed with the fleet key and bound to its
 //! name (like `hosts/<id>/status`): the object store sees neither generation ids, device
 //! names, request ids nor the machine's identity (its name is a keyed hash of it). An append
-//! reads the whole object, adds the records and writes it whole again (it is small: a few
-//! records per restore). Nothing depends on conditional writes: one machine restores one
-//! host's generation at a time, and the last write wins. Prune and check neither read nor
-//! delete it.
+//! reads the whole object, adds the records and writes it whole again, keeping what core's one
+//! rule keeps ([`lifeboat_core::store::journal::bounded`]): the records of the last
+//! [`KEEP_RESTORES`] restores whole (an unfinished one always among them), and of older
+//! restores only each unattended request's `restore-done` (run-once). So the object stays
+//! small: some ten restores' records and one record per request ever done. Nothing depends
+//! on conditional writes: one machine restores one host's generation at a time, and the last
+//! write wins. Prune and check neither read nor delete it.
 
 use crate::backend::BackendError;
 use crate::crypto::FleetKey;
 use crate::layout;
 use crate::{RepoError, Repository};
+use lifeboat_core::store::journal::{bounded, KEEP_RESTORES};
 use lifeboat_core::store::JournalRecord;
 use serde::{Deserialize, Serialize};
 
@@ -30,40 +34,18 @@ struct Stored {
     records: Vec<JournalRecord>,
 }
 
-/// What a firmware writes when it has no real value (SMBIOS placeholders): such a value names
-/// no machine, so the next source is used.
-fn placeholder(v: &str) -> bool {
-    let l = v.trim().to_ascii_lowercase();
-    const WORDS: [&str; 10] = [
-        "",
-        "none",
-        "not specified",
-        "not applicable",
-        "to be filled by o.e.m.",
-        "default string",
-        "system serial number",
-        "0123456789",
-        "n/a",
-        "unknown",
-    ];
-    WORDS.contains(&l.as_str())
-        || l.chars().all(|c| c == '0' || c == '-')
-        || l.chars().all(|c| c == 'f' || c == '-')
-}
-
 /// What names the target machine of a restore, in this order: the DMI (SMBIOS) product UUID,
 /// else the product serial number, else the MAC address of the interface the image reached the
 /// repository through. Each with its kind (`uuid:`, `serial:`, `mac:`), lower case except the
-/// serial; firmware placeholders ("Not Specified", an all-zero UUID, ...) are skipped. None
+/// serial; firmware placeholders ("Not Specified", an all-zero UUID, ...: core's one list,
+/// `lifeboat_core::identity::machine::is_placeholder`) are skipped. None
 /// when nothing names the machine (then no journal can be kept).
 pub fn machine_key(
     product_uuid: Option<&str>,
     product_serial: Option<&str>,
     mac: Option<&str>,
 ) -> Option<String> {
-    fn real(v: Option<&str>) -> Option<&str> {
-        v.map(str::trim).filter(|v| !placeholder(v))
-    }
+    let real = lifeboat_core::identity::machine::meaningful_value;
     if let Some(u) = real(product_uuid) {
         return Some(format!("uuid:{}", u.to_ascii_lowercase()));
     }
@@ -114,8 +96,8 @@ pub fn read(
     Ok(stored.records)
 }
 
-/// Appends `records` (read, add, write the whole object) and returns how many the journal
-/// holds now. With no records it writes the journal back as it is: whether the repository
+/// Appends `records` (read, add, keep what [`bounded`] keeps, write the whole object) and
+/// returns how many the journal holds now. With no records it writes the journal back as it is: whether the repository
 /// takes the journal's writes is known before a restore relies on it.
 pub fn append(
     repo: &Repository,
@@ -129,7 +111,7 @@ pub fn append(
     let key = key(fleet, host_id, machine_key);
     let stored = Stored {
         format: FORMAT,
-        records: all,
+        records: bounded(all, KEEP_RESTORES),
     };
     let sealed = fleet.seal(&layout::pack(&stored)?, &key)?;
     repo.backend.put(&key, &sealed, None)?;

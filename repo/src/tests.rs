@@ -654,3 +654,66 @@ fn the_restore_journal_is_appended_sealed_and_survives_prune_and_check() {
         assert!(restores::append(&f.repo, fleet, &h, &machine, &[]).is_err());
     }
 }
+
+#[test]
+fn the_restore_journal_stays_bounded_and_keeps_resume_and_run_once() {
+    use crate::restores;
+    use lifeboat_core::store::journal::{request_done, unfinished_plan, StepRef, KEEP_RESTORES};
+    use lifeboat_core::store::{events, JournalRecord};
+    let f = fixture(60);
+    let h = host(&f).host_id();
+    let machine = restores::machine_key(None, Some("LB-1"), None).unwrap();
+    let key = restores::key(&f.fleet, &h, &machine);
+    let steps = vec![StepRef {
+        id: "restore-root".into(),
+        device: "/dev/vda1".into(),
+    }];
+    let mut sizes = Vec::new();
+    // 60 restores as the image journals them, one append per record; every fifth for an
+    // unattended request; the last one cut by a power failure after its plan.
+    for n in 0..60 {
+        let g = format!("2026120{}T{:02}0000Z", n / 24 % 10, n % 24);
+        let request = format!("req-{n}");
+        let mut recs = vec![
+            JournalRecord::new(events::RESTORE_STARTED).generation(&g),
+            JournalRecord::new(events::PLAN_RECORDED)
+                .generation(&g)
+                .steps(steps.clone()),
+        ];
+        if n < 59 {
+            recs.push(JournalRecord::new(events::STEP_DONE).step("restore-root"));
+            let done = JournalRecord::new(events::RESTORE_DONE).generation(&g);
+            recs.push(if n % 5 == 0 {
+                done.request(&request)
+            } else {
+                done
+            });
+        }
+        for r in &recs {
+            restores::append(&f.repo, &f.fleet, &h, &machine, std::slice::from_ref(r)).unwrap();
+        }
+        sizes.push(std::fs::metadata(f.root.join(&key)).unwrap().len());
+    }
+    let back = restores::read(&f.repo, &f.fleet, &h, &machine).unwrap();
+    // The last ten restores' records (50 to 59, the last cut after two) and the restore-done
+    // of the ten older requests (0, 5, ... 45), no more.
+    assert_eq!(back.len(), (KEEP_RESTORES - 1) * 4 + 2 + 10, "{back:#?}");
+    // The object stopped growing but for one small record per request.
+    let (at_20, last) = (sizes[19], sizes[59]);
+    assert!(
+        last < at_20 + 2048,
+        "{at_20} bytes after 20 restores, {last} after 60"
+    );
+    // Resume: the interrupted restore reads as unfinished at its first step.
+    let p = unfinished_plan(&back).unwrap();
+    assert_eq!(p.generation.as_deref(), Some("20261202T110000Z"));
+    assert_eq!((p.first_not_done(), p.steps), (0, steps));
+    // Run-once: every request done, the first one too, is still done; one never made is not.
+    for n in (0..60).step_by(5) {
+        assert!(
+            request_done(&back, &format!("req-{n}")).is_some(),
+            "req-{n}"
+        );
+    }
+    assert!(request_done(&back, "req-1").is_none());
+}

@@ -13,6 +13,74 @@ fn dmi(field: &str) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+/// Values firmware writes into SMBIOS when it has no real one (compared lower case, trimmed).
+const PLACEHOLDERS: [&str; 24] = [
+    "none",
+    "not specified",
+    "not applicable",
+    "not available",
+    "not present",
+    "to be filled by o.e.m.",
+    "to be filled by oem",
+    "default string",
+    "system serial number",
+    "system product name",
+    "chassis serial number",
+    "base board serial number",
+    "serial number",
+    "serial",
+    "0123456789",
+    "1234567890",
+    "123456789",
+    "n/a",
+    "na",
+    "unknown",
+    "invalid",
+    "oem",
+    "o.e.m.",
+    "empty",
+];
+
+/// Placeholder UUIDs of common firmware (AMI's, in both byte orders Linux may show) and of
+/// boards left unprogrammed.
+const PLACEHOLDER_UUIDS: [&str; 3] = [
+    "03000200-0400-0500-0006-000700080009",
+    "00020003-0004-0005-0006-000700080009",
+    "12345678-1234-5678-90ab-cddeefaabbcc",
+];
+
+/// True when `v` names no machine: empty, a firmware placeholder ("To Be Filled By O.E.M.",
+/// "Default string", "System Serial Number", "Not Specified", ...), a placeholder UUID, or one
+/// character repeated (all-zero or all-F UUIDs and MACs), separators (`-`, `:`, `.`, spaces)
+/// not counted.
+pub fn is_placeholder(v: &str) -> bool {
+    let l = v.trim().to_ascii_lowercase();
+    let mut chars = l.chars().filter(|c| !matches!(c, '-' | ':' | '.' | ' '));
+    let one_char = match chars.next() {
+        None => true,
+        Some(first) => chars.all(|c| c == first),
+    };
+    one_char || PLACEHOLDERS.contains(&l.as_str()) || PLACEHOLDER_UUIDS.contains(&l.as_str())
+}
+
+/// `v` trimmed, or None when it is missing or names no machine ([`is_placeholder`]).
+pub fn meaningful_value(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|v| !is_placeholder(v))
+}
+
+/// What of `id` tells machines apart: its product UUID and serial with firmware placeholders
+/// taken as unknown (None). Every comparison of machines uses it on both sides: two machines
+/// whose firmware both say "To Be Filled By O.E.M." are not the same machine, they are two
+/// machines that cannot be told apart (a backup made before placeholders were known recorded
+/// them in its manifest; it compares as one that records no identity).
+pub fn meaningful(id: &MachineIdentity) -> MachineIdentity {
+    MachineIdentity {
+        product_uuid: meaningful_value(id.product_uuid.as_deref()).map(str::to_owned),
+        product_serial: meaningful_value(id.product_serial.as_deref()).map(str::to_owned),
+        ..id.clone()
+    }
+}
+
 /// Reads this machine's identity. Fields the firmware does not provide are None (reading
 /// product_uuid and product_serial needs root).
 pub fn machine_identity() -> MachineIdentity {
@@ -57,4 +125,47 @@ pub fn hostname_of_root(root: &Path) -> String {
         .and_then(|s| s.lines().next().map(|l| l.trim().to_string()))
         .filter(|s| !s.is_empty())
         .unwrap_or(running)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firmware_placeholders_name_no_machine() {
+        for p in [
+            "To Be Filled By O.E.M.",
+            " Default string ",
+            "System Serial Number",
+            "Not Specified",
+            "0123456789",
+            "00000000-0000-0000-0000-000000000000",
+            "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF",
+            "03000200-0400-0500-0006-000700080009",
+            "00:00:00:00:00:00",
+            "",
+            "   ",
+        ] {
+            assert!(is_placeholder(p), "{p:?}");
+        }
+        for real in [
+            "7a0c51e2-9d3b-4c8e-b1f6-2e4d8a9c0b17",
+            "LB-1",
+            "CZ1234ABCD",
+            "99999999-0000-0000-0000-000000000000",
+            "52:54:00:12:34:56",
+        ] {
+            assert!(!is_placeholder(real), "{real:?}");
+        }
+        let id = MachineIdentity {
+            product_uuid: Some("03000200-0400-0500-0006-000700080009".into()),
+            product_serial: Some(" CZ1234ABCD ".into()),
+            product_name: Some("Default string".into()),
+            ..Default::default()
+        };
+        let m = meaningful(&id);
+        assert_eq!(m.product_uuid, None);
+        assert_eq!(m.product_serial.as_deref(), Some("CZ1234ABCD"));
+        assert_eq!(m.product_name, id.product_name);
+    }
 }

@@ -8,6 +8,7 @@ use super::model::{Action, BackupRef, Check, Mode, Plan, Step, TargetDisk};
 use super::safety::{check_fits, check_writable};
 use crate::archive::disk_layout::{DiskLayout, MdMember, PartitionContent, PartitionLayout};
 use crate::archive::manifest::{FilesystemIdentity, MachineIdentity};
+use crate::identity::machine::meaningful;
 use crate::progress::human_bytes;
 
 /// GPT type of an EFI system partition.
@@ -309,29 +310,29 @@ fn backup_ref(backup: &BackupFacts) -> BackupRef {
     }
 }
 
-/// Differences between this machine and the backup's (product UUID, serial).
+/// Differences between this machine and the backup's (product UUID, serial). A value the
+/// backup does not record, or records as a firmware placeholder
+/// ([`crate::identity::machine::meaningful`]), is not compared; one this machine lacks or
+/// reports as a placeholder is "unknown", a difference.
 fn machine_mismatches(backup: &BackupFacts, machine: &MachineIdentity) -> Vec<String> {
     let mut out = Vec::new();
-    let Some(rec) = backup.manifest.as_ref().map(|m| &m.machine) else {
+    let Some(rec) = backup.manifest.as_ref().map(|m| meaningful(&m.machine)) else {
         return out;
     };
+    let here = meaningful(machine);
     let pairs = [
-        ("machine UUID", &rec.product_uuid, &machine.product_uuid),
-        (
-            "machine serial",
-            &rec.product_serial,
-            &machine.product_serial,
-        ),
+        ("machine UUID", &rec.product_uuid, &here.product_uuid),
+        ("machine serial", &rec.product_serial, &here.product_serial),
     ];
     for (what, want, have) in pairs {
-        let Some(want) = want.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
+        let Some(want) = want.as_deref() else {
             continue;
         };
-        match have.as_deref().map(str::trim) {
+        match have.as_deref() {
             Some(h) if h.eq_ignore_ascii_case(want) => {}
             h => out.push(format!(
                 "{what}: backup {want}, this machine {}",
-                h.filter(|s| !s.is_empty()).unwrap_or("unknown")
+                h.unwrap_or("unknown")
             )),
         }
     }

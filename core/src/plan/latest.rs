@@ -1,9 +1,12 @@
 //! One rule for "latest", everywhere: the newest backup of this host by the time it was taken
 //! (the manifest's `created`). "This host" is the running machine's identity (product UUID,
 //! else serial) when the backup records one and the machine reports it, else the host name.
+//! Firmware placeholders ("To Be Filled By O.E.M.", an all-zero UUID, ...) are no identity:
+//! two machines whose firmware write the same placeholder are not the same machine.
 //! Other hosts' backups are restored only when chosen by hand (by generation id).
 
 use crate::archive::manifest::MachineIdentity;
+use crate::identity::machine;
 use crate::store::Generation;
 
 /// The machine asking for "latest".
@@ -17,8 +20,8 @@ impl ThisHost {
     /// The running machine (DMI identity, which needs root, and the kernel's host name).
     pub fn running() -> Self {
         ThisHost {
-            machine: crate::identity::machine::machine_identity(),
-            hostname: crate::identity::machine::hostname_of_root(std::path::Path::new("/")),
+            machine: machine::machine_identity(),
+            hostname: machine::hostname_of_root(std::path::Path::new("/")),
         }
     }
 }
@@ -68,19 +71,15 @@ fn same(a: Option<&str>, b: Option<&str>) -> Option<bool> {
 }
 
 /// True when `b` was taken on `this`: by product UUID, else product serial (when both sides
-/// have it), else by host name.
+/// have a meaningful one: firmware placeholders such as "To Be Filled By O.E.M." count as
+/// none, [`machine::meaningful`]), else by host name.
 pub fn is_this_host<T: Dated + ?Sized>(b: &T, this: &ThisHost) -> bool {
     if let Some(m) = b.machine() {
-        if let Some(v) = same(
-            m.product_uuid.as_deref(),
-            this.machine.product_uuid.as_deref(),
-        ) {
+        let (m, here) = (machine::meaningful(m), machine::meaningful(&this.machine));
+        if let Some(v) = same(m.product_uuid.as_deref(), here.product_uuid.as_deref()) {
             return v;
         }
-        if let Some(v) = same(
-            m.product_serial.as_deref(),
-            this.machine.product_serial.as_deref(),
-        ) {
+        if let Some(v) = same(m.product_serial.as_deref(), here.product_serial.as_deref()) {
             return v;
         }
     }
@@ -108,9 +107,10 @@ pub fn select_latest<'a, T: Dated>(items: &'a [T], this: &ThisHost) -> Result<&'
 
 fn describe(this: &ThisHost) -> String {
     let mut s = format!("host name '{}'", this.hostname);
-    if let Some(u) = this.machine.product_uuid.as_deref() {
+    let here = machine::meaningful(&this.machine);
+    if let Some(u) = here.product_uuid.as_deref() {
         s.push_str(&format!(", machine UUID {u}"));
-    } else if let Some(sn) = this.machine.product_serial.as_deref() {
+    } else if let Some(sn) = here.product_serial.as_deref() {
         s.push_str(&format!(", machine serial {sn}"));
     }
     s

@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+use super::latest::is_this_host;
 use super::*;
 use crate::archive::disk_layout::{
     BootChain, DiskLayout, PartitionContent, PartitionLayout, UefiBootEntry,
@@ -903,7 +904,7 @@ fn latest_is_the_newest_backup_of_this_host_by_time_taken() {
     );
     // The machine identity wins over the host name when both sides have it.
     let other = MachineIdentity {
-        product_uuid: Some("9999".into()),
+        product_uuid: Some("99999999-0000-0000-0000-000000000000".into()),
         ..Default::default()
     };
     let items = [
@@ -917,6 +918,124 @@ fn latest_is_the_newest_backup_of_this_host_by_time_taken() {
         hostname: "xs1".into(),
     };
     assert_eq!(select_latest(&items, &blind).unwrap().1, "xs1");
+}
+
+fn dmi(uuid: &str, serial: &str) -> MachineIdentity {
+    MachineIdentity {
+        product_uuid: Some(uuid.into()),
+        product_serial: Some(serial.into()),
+        ..Default::default()
+    }
+}
+
+const AMI_UUID: &str = "03000200-0400-0500-0006-000700080009";
+const OEM: &str = "To Be Filled By O.E.M.";
+
+#[test]
+fn firmware_placeholders_do_not_make_two_machines_one() {
+    // Two boards whose firmware both say "To Be Filled By O.E.M." (and the AMI placeholder
+    // UUID): the other machine's backup, newer, is not this host's. The image knows no host
+    // name, so nothing says it is this machine's.
+    let this = ThisHost {
+        machine: dmi(AMI_UUID, OEM),
+        hostname: String::new(),
+    };
+    let other = M("2026-12-01T02:00:00Z", "xs2", dmi(AMI_UUID, OEM));
+    assert!(!is_this_host(&other, &this));
+    let e = select_latest(std::slice::from_ref(&other), &this).unwrap_err();
+    assert!(matches!(e, LatestError::OtherHostsOnly { .. }), "{e}");
+    // With a host name the placeholders are no identity and the host name decides.
+    let named = ThisHost {
+        hostname: "xs1".into(),
+        ..this.clone()
+    };
+    assert!(!is_this_host(&other, &named));
+    let mine = M("2026-11-30T02:00:00Z", "xs1", dmi(AMI_UUID, OEM));
+    assert!(is_this_host(&mine, &named));
+    assert!(!e.to_string().contains(AMI_UUID), "{e}");
+
+    // A placeholder UUID but a real serial, equal: the same machine, by its serial; a real,
+    // different serial: another machine.
+    let this = ThisHost {
+        machine: dmi("00000000-0000-0000-0000-000000000000", "CZ1234ABCD"),
+        hostname: String::new(),
+    };
+    assert!(is_this_host(
+        &M(
+            "t",
+            "xs1",
+            dmi("FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF", "CZ1234ABCD")
+        ),
+        &this
+    ));
+    assert!(!is_this_host(
+        &M(
+            "t",
+            "xs1",
+            dmi("FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF", "CZ9999ZZZZ")
+        ),
+        &this
+    ));
+
+    // A placeholder on one side only: the backup's UUID (recorded before a firmware update
+    // gave the board a real one), the serial decides.
+    let this = ThisHost {
+        machine: dmi(MACHINE, "CZ1234ABCD"),
+        hostname: String::new(),
+    };
+    assert!(is_this_host(
+        &M("t", "xs1", dmi(AMI_UUID, "CZ1234ABCD")),
+        &this
+    ));
+    assert!(!is_this_host(&M("t", "xs1", dmi(AMI_UUID, OEM)), &this));
+    // ... or this machine's: its placeholder matches nothing, not even the same placeholder.
+    let this = ThisHost {
+        machine: dmi(AMI_UUID, "Default string"),
+        hostname: String::new(),
+    };
+    assert!(!is_this_host(
+        &M("t", "xs1", dmi(AMI_UUID, "Default string")),
+        &this
+    ));
+}
+
+#[test]
+fn placeholders_are_unknown_in_the_identity_check() {
+    // The backup recorded placeholders only: nothing to compare (as for a backup that records
+    // no machine), the disk checks decide.
+    let mut b = backup(manifest());
+    b.manifest.as_mut().unwrap().machine = dmi(AMI_UUID, OEM);
+    let p = plan(
+        &b,
+        &devices(),
+        &TargetRequest::Automatic,
+        &dmi(AMI_UUID, OEM),
+    )
+    .unwrap();
+    assert_eq!(p.identity_mismatches, Vec::<String>::new());
+    // A placeholder UUID and the same real serial: the same machine, no consent asked.
+    b.manifest.as_mut().unwrap().machine = dmi(AMI_UUID, "CZ1234ABCD");
+    let p = plan(
+        &b,
+        &devices(),
+        &TargetRequest::Automatic,
+        &dmi(MACHINE, "CZ1234ABCD"),
+    )
+    .unwrap();
+    assert!(!p.needs_consent, "{:?}", p.identity_mismatches);
+    // A real serial recorded, this machine reports a placeholder: unknown, consent.
+    let p = plan(
+        &b,
+        &devices(),
+        &TargetRequest::Automatic,
+        &dmi(MACHINE, OEM),
+    )
+    .unwrap();
+    assert!(p.needs_consent);
+    assert_eq!(
+        p.identity_mismatches,
+        ["machine serial: backup CZ1234ABCD, this machine unknown"]
+    );
 }
 
 #[test]

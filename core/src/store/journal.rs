@@ -259,6 +259,48 @@ pub fn unfinished_plan(records: &[JournalRecord]) -> Option<PlanProgress> {
     })
 }
 
+/// How many restores a restore journal keeps whole ([`bounded`]).
+pub const KEEP_RESTORES: usize = 10;
+
+/// The records a restore journal keeps, oldest first: those of its last `keep` restores
+/// whole, and of older restores only the `restore-done` records naming an unattended request
+/// (run-once reads them: a request done long ago must never run again). A restore begins with
+/// the `restore-started` written just before its `plan-recorded` and runs up to the next
+/// restore's beginning: its resumptions, failures, steps and `restore-done` are never cut
+/// apart, and the last restore, finished or not, is always kept (`keep` counts at least 1).
+/// Records before the first `plan-recorded` (written before plans were recorded) count as
+/// older restores once there are more than `keep` recorded plans. A journal with `keep`
+/// restores or fewer is returned as it is.
+pub fn bounded(mut records: Vec<JournalRecord>, keep: usize) -> Vec<JournalRecord> {
+    let keep = keep.max(1);
+    let mut starts = Vec::new();
+    let mut from = 0;
+    for (i, r) in records.iter().enumerate() {
+        if r.event == events::PLAN_RECORDED {
+            let start = records[from..i]
+                .iter()
+                .rposition(|r| r.event == events::RESTORE_STARTED)
+                .map_or(i, |p| from + p);
+            starts.push(start);
+            from = i + 1;
+        }
+    }
+    let Some(&cut) = starts
+        .len()
+        .checked_sub(keep)
+        .filter(|&n| n > 0)
+        .and_then(|n| starts.get(n))
+    else {
+        return records;
+    };
+    let kept = records.split_off(cut);
+    records
+        .into_iter()
+        .filter(|r| r.event == events::RESTORE_DONE && r.request.is_some())
+        .chain(kept)
+        .collect()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -329,5 +371,95 @@ mod tests {
         recs.push(JournalRecord::new(events::RESTORE_DONE));
         assert!(unfinished_plan(&recs).is_none());
         assert!(unfinished_plan(&[]).is_none());
+    }
+
+    /// The records of restore `n` of generation `g`: started, plan, two steps (a resumption
+    /// between them when `resumed`), then done (with `request`) unless `unfinished`.
+    fn one_restore(
+        n: usize,
+        request: Option<&str>,
+        resumed: bool,
+        unfinished: bool,
+    ) -> Vec<JournalRecord> {
+        let g = format!("g{n}");
+        let step = |id: &str| StepRef {
+            id: id.into(),
+            device: "/dev/vda1".into(),
+        };
+        let mut v = vec![
+            JournalRecord::new(events::RESTORE_STARTED).generation(&g),
+            JournalRecord::new(events::PLAN_RECORDED)
+                .generation(&g)
+                .steps(vec![step("make-filesystem"), step("restore-root")]),
+            JournalRecord::new(events::STEP_DONE).step("make-filesystem"),
+        ];
+        if resumed {
+            v.push(JournalRecord::new(events::RESTORE_FAILED).generation(&g));
+            v.push(JournalRecord::new(events::RESTORE_STARTED).generation(&g));
+        }
+        if !unfinished {
+            v.push(JournalRecord::new(events::STEP_DONE).step("restore-root"));
+            let done = JournalRecord::new(events::RESTORE_DONE).generation(&g);
+            v.push(match request {
+                Some(r) => done.request(r),
+                None => done,
+            });
+        }
+        v
+    }
+
+    #[test]
+    fn a_journal_keeps_whole_restores_the_unfinished_one_and_every_request_done() {
+        let mut all = Vec::new();
+        let mut grown = Vec::new();
+        for n in 0..100 {
+            let request = (n % 10 == 3).then(|| format!("r-{n}"));
+            let recs = one_restore(n, request.as_deref(), n % 7 == 0, n == 99);
+            all.extend(recs.iter().cloned());
+            grown.extend(recs);
+            // What an append does: add, then keep what the rule keeps.
+            grown = bounded(grown, KEEP_RESTORES);
+            assert!(
+                grown.len() <= 7 * KEEP_RESTORES + 10,
+                "{n}: {}",
+                grown.len()
+            );
+        }
+        assert_eq!(grown, bounded(all.clone(), KEEP_RESTORES));
+        // The last ten restores whole: the first kept plan's restore-started comes right
+        // before it; before that only the done requests remain, oldest first.
+        let first_plan = grown
+            .iter()
+            .position(|r| r.event == events::PLAN_RECORDED)
+            .unwrap();
+        assert_eq!(grown[first_plan].generation.as_deref(), Some("g90"));
+        assert_eq!(grown[first_plan - 1].event, events::RESTORE_STARTED);
+        let kept_tail: Vec<JournalRecord> = (90..100)
+            .flat_map(|n| {
+                let request = (n % 10 == 3).then(|| format!("r-{n}"));
+                one_restore(n, request.as_deref(), n % 7 == 0, n == 99)
+            })
+            .collect();
+        assert_eq!(grown.len() - (first_plan - 1), kept_tail.len());
+        assert!(grown[..first_plan - 1]
+            .iter()
+            .all(|r| r.event == events::RESTORE_DONE && r.request.is_some()));
+        // Run-once: every request ever done is still done.
+        for n in (3..100).step_by(10) {
+            assert!(request_done(&grown, &format!("r-{n}")).is_some(), "r-{n}");
+        }
+        // Resume: the unfinished restore reads as before.
+        assert_eq!(unfinished_plan(&grown), unfinished_plan(&all));
+        let p = unfinished_plan(&grown).unwrap();
+        assert_eq!(
+            (p.generation.as_deref(), p.first_not_done()),
+            (Some("g99"), 1)
+        );
+        assert_eq!(last_restore(&grown), last_restore(&all));
+        // Ten restores or fewer: nothing is dropped.
+        let few: Vec<JournalRecord> = (0..KEEP_RESTORES)
+            .flat_map(|n| one_restore(n, None, true, false))
+            .collect();
+        assert_eq!(bounded(few.clone(), KEEP_RESTORES), few);
     }
 }

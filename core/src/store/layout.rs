@@ -15,7 +15,13 @@
 //!                            the next writer
 //! journal                    JSON lines, appended and fsynced (backup-committed,
 //!                            restore-started, restore-done, ...); each record starts on a
-//!                            fresh line, a torn line is skipped
+//!                            fresh line, a torn line is skipped. Never rewritten, so never
+//!                            trimmed: the agent and the recovery image append to it with
+//!                            O_APPEND, and a rewrite could lose a line appended meanwhile
+//!                            (it grows by a short line per backup and per pruned
+//!                            generation, a few lines per restore). The repository's
+//!                            restore journal, rewritten whole at every append anyway,
+//!                            keeps what journal::bounded keeps.
 //! lock                       flock()ed by the one writer; its content names the holder
 //! ```
 //!
