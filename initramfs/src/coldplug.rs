@@ -7,6 +7,7 @@ use crate::kmod::ModuleDb;
 use crate::uevent::UeventSocket;
 use std::collections::BTreeSet;
 use std::fs;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Filesystems the discovery and the restore need, loaded whatever the hardware.
@@ -47,6 +48,77 @@ pub fn block_devices() -> BTreeSet<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Disk drivers that have found every disk they drive by the time loading them returns: the
+/// kernel waits for the asynchronous probes a module's init starts (libata's port probes, the
+/// SCSI host scan, sd's disk probe) before finit_module(2) returns (`async_synchronize_full`
+/// in `do_init_module`), and a virtio disk is added, its partition table read, in its probe.
+/// Once coldplug has no module left to load, the disks of these drivers are all there.
+const PROMPT_DISK_DRIVERS: &[&str] = &[
+    "virtio_blk",
+    "virtio_scsi",
+    "ata_piix",
+    "ata_generic",
+    "pata_acpi",
+    "ahci",
+    "libahci",
+    "libata",
+    "scsi_mod",
+    "scsi_common",
+    "sd_mod",
+    "sr_mod",
+    "sg",
+    "loop",
+];
+
+/// Where the drivers of disks, and of the buses disks hang on, are in the module tree.
+const DISK_DRIVER_DIRS: &[&str] = &[
+    "kernel/drivers/ata/",
+    "kernel/drivers/scsi/",
+    "kernel/drivers/block/",
+    "kernel/drivers/nvme/",
+    "kernel/drivers/usb/",
+    "kernel/drivers/mmc/",
+    "kernel/drivers/message/",
+    "kernel/drivers/firewire/",
+    "kernel/drivers/memstick/",
+];
+
+/// The disk drivers among `loaded` (module name, its path in the module tree) that may show
+/// a disk after their module has loaded: USB (devices are enumerated by the hub thread, then
+/// usb-storage waits `delay_use` before its scan), NVMe (namespaces are scanned in a work
+/// queue), SAS/RAID HBAs that learn their disks from firmware events, SD cards, Xen's
+/// frontends: every disk driver that is not in `PROMPT_DISK_DRIVERS`. Sorted.
+pub fn late_disk_drivers<'a>(loaded: impl IntoIterator<Item = (&'a str, &'a Path)>) -> Vec<String> {
+    let mut out: Vec<String> = loaded
+        .into_iter()
+        .filter(|(name, _)| !PROMPT_DISK_DRIVERS.contains(name))
+        .filter(|(_, path)| {
+            let p = path.to_string_lossy();
+            DISK_DRIVER_DIRS.iter().any(|d| p.starts_with(d))
+        })
+        .map(|(name, _)| name.to_string())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Buses whose disks come late although no module of theirs was loaded (their drivers are
+/// built into the kernel): USB devices (`/sys/bus/usb/devices`), NVMe controllers
+/// (`/sys/class/nvme`).
+pub fn late_buses(sys: &Path) -> Vec<String> {
+    let any = |dir: &str| {
+        fs::read_dir(sys.join(dir))
+            .map(|mut rd| rd.next().is_some())
+            .unwrap_or(false)
+    };
+    [("usb", "bus/usb/devices"), ("nvme", "class/nvme")]
+        .into_iter()
+        .filter(|(_, dir)| any(dir))
+        .map(|(name, _)| name.to_string())
+        .collect()
 }
 
 pub struct Summary {
@@ -184,5 +256,48 @@ mod tests {
         assert!(all_present(&[], &blocks));
         assert!(all_present(&["vda1".into()], &blocks));
         assert!(!all_present(&["sdb".into()], &blocks));
+    }
+
+    #[test]
+    fn only_disk_drivers_that_find_disks_after_loading_count_as_late() {
+        let loaded = [
+            ("virtio_blk", "kernel/drivers/block/virtio_blk.ko"),
+            ("virtio_pci", "kernel/drivers/virtio/virtio_pci.ko"),
+            ("ata_piix", "kernel/drivers/ata/ata_piix.ko"),
+            ("sd_mod", "kernel/drivers/scsi/sd_mod.ko"),
+            ("sr_mod", "kernel/drivers/scsi/sr_mod.ko"),
+            ("e1000", "kernel/drivers/net/ethernet/intel/e1000/e1000.ko"),
+            ("vfat", "kernel/fs/fat/vfat.ko"),
+        ];
+        let prompt = loaded.iter().map(|(n, p)| (*n, Path::new(*p)));
+        assert!(late_disk_drivers(prompt).is_empty());
+        let late = [
+            ("usb_storage", "kernel/drivers/usb/storage/usb-storage.ko"),
+            ("xhci_pci", "kernel/drivers/usb/host/xhci-pci.ko"),
+            ("nvme", "kernel/drivers/nvme/host/nvme.ko"),
+            ("mpt3sas", "kernel/drivers/scsi/mpt3sas/mpt3sas.ko"),
+            ("xen_blkfront", "kernel/drivers/block/xen-blkfront.ko"),
+            ("ahci", "kernel/drivers/ata/ahci.ko"),
+        ];
+        let all = late
+            .iter()
+            .chain(loaded.iter())
+            .map(|(n, p)| (*n, Path::new(*p)));
+        assert_eq!(
+            late_disk_drivers(all),
+            ["mpt3sas", "nvme", "usb_storage", "xen_blkfront", "xhci_pci"]
+        );
+    }
+
+    #[test]
+    fn usb_devices_or_nvme_controllers_in_sysfs_count_as_late() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("bus/usb/devices")).unwrap();
+        std::fs::create_dir_all(dir.path().join("class/nvme")).unwrap();
+        assert!(late_buses(dir.path()).is_empty());
+        std::fs::create_dir_all(dir.path().join("bus/usb/devices/usb1")).unwrap();
+        assert_eq!(late_buses(dir.path()), ["usb"]);
+        std::fs::create_dir_all(dir.path().join("class/nvme/nvme0")).unwrap();
+        assert_eq!(late_buses(dir.path()), ["usb", "nvme"]);
     }
 }

@@ -44,6 +44,14 @@ impl ModuleDb {
         self.deps.len()
     }
 
+    /// Where `name` is in the module tree (`kernel/drivers/ata/ahci.ko`), for a module of
+    /// this image's modules.dep.
+    pub fn path_of(&self, name: &str) -> Option<&Path> {
+        self.deps
+            .get(&normalize_name(name))
+            .map(|d| d.path.as_path())
+    }
+
     pub fn is_known(&self, name: &str) -> bool {
         let n = normalize_name(name);
         self.deps.contains_key(&n) || self.builtin.contains(&n)

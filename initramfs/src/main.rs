@@ -60,10 +60,13 @@ fn kernel_release() -> String {
         .unwrap_or_default()
 }
 
-/// How long no new device may appear before the first look for backups: short, because the
-/// disks a restore needs are usually there at once. The full quiet wait (`FULL_QUIET`) follows
-/// only when that first look is not enough (`enough`).
-const QUICK_QUIET: Duration = Duration::from_millis(300);
+/// How long no new device may appear before the first look for backups: one poll of the
+/// device events after the last module loaded, because the disks of the drivers coldplug loads
+/// are there when loading them returns (`coldplug::late_disk_drivers` names those that are
+/// not). The full quiet wait (`FULL_QUIET`) follows only when such a driver (or a USB or NVMe
+/// bus) is there and the first look was not enough (`full_wait_needed`): a USB stick shows
+/// its disk a second (usb-storage's `delay_use`) after its driver loaded.
+const QUICK_QUIET: Duration = Duration::from_millis(100);
 const FULL_QUIET: Duration = Duration::from_millis(1500);
 
 /// What booting leaves for the rest: the options, the drivers' state for a second round of
@@ -213,8 +216,9 @@ fn coldplug_round(b: &mut Booted, quiet: Duration) {
 
 /// Whether the first look for backups, after the short quiet wait, found what this boot is
 /// for, so that the full quiet wait is not needed: the menu has a backup of this machine whose
-/// plan is ready (its disks are here, nothing needs consent). An unattended restore always
-/// waits the full time: a newer backup on a disk that comes late must not lose to an older one.
+/// plan is ready (its disks are here, nothing needs consent). An unattended restore never has
+/// enough (it waits the full time when a driver may show disks late): a newer backup on a
+/// disk that comes late must not lose to an older one.
 fn enough(d: &discover::Discovery, opts: &Options) -> bool {
     opts.restore.is_none()
         && d.backups
@@ -222,15 +226,48 @@ fn enough(d: &discover::Discovery, opts: &Options) -> bool {
             .any(|b| matches!(&b.plan, Ok(p) if !p.needs_consent))
 }
 
+/// Whether the full quiet wait must follow the first look for backups: only when a disk
+/// driver that may show disks after it loaded is there (`late`: USB, NVMe, SAS/RAID HBAs, ...;
+/// the disks of every other driver were there when coldplug ended), and the first look was
+/// not `enough`.
+fn full_wait_needed(enough: bool, late: &[String]) -> bool {
+    !enough && !late.is_empty()
+}
+
+/// The disk drivers loaded (or buses present) that may show disks late
+/// (`coldplug::late_disk_drivers`, `coldplug::late_buses`).
+fn late_disk_sources(b: &Booted) -> Vec<String> {
+    let loaded =
+        b.db.loaded
+            .iter()
+            .filter_map(|m| b.db.path_of(m).map(|p| (m.as_str(), p)));
+    let mut late = coldplug::late_disk_drivers(loaded);
+    late.extend(coldplug::late_buses(std::path::Path::new("/sys")));
+    late
+}
+
 /// The first look for backups: after the short quiet wait, and again after the full one when
-/// the first was not enough.
+/// it is needed (`full_wait_needed`).
 fn first_discovery(b: &mut Booted) -> discover::Discovery {
     say("Looking for backups ...");
     let t = Instant::now();
     let mut d = discover::discover(&b.opts);
     b.times.discovery += t.elapsed();
-    if !enough(&d, &b.opts) {
-        console::log_only("boot: waiting the full quiet time for more disks");
+    let late = late_disk_sources(b);
+    if !full_wait_needed(enough(&d, &b.opts), &late) {
+        console::log_only(&format!(
+            "boot: no full quiet wait ({})",
+            if late.is_empty() {
+                "every disk driver loaded found its disks while it loaded".to_string()
+            } else {
+                "this machine's backup is ready".to_string()
+            }
+        ));
+    } else {
+        console::log_only(&format!(
+            "boot: waiting the full quiet time for more disks ({} may show disks late)",
+            late.join(", ")
+        ));
         coldplug_round(b, FULL_QUIET);
         let t = Instant::now();
         d = discover::discover(&b.opts);
@@ -495,6 +532,19 @@ fn main() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_full_wait_is_only_for_drivers_that_show_disks_late() {
+        let none: Vec<String> = Vec::new();
+        let usb = vec!["usb_storage".to_string()];
+        // A generic image on virtio or SATA disks: no full wait, even with no backup ready
+        // (or before an unattended restore, for which `enough` is never true).
+        assert!(!full_wait_needed(false, &none));
+        assert!(!full_wait_needed(true, &none));
+        // A USB stick may show its disk a second after usb-storage loaded.
+        assert!(full_wait_needed(false, &usb));
+        assert!(!full_wait_needed(true, &usb));
+    }
 
     #[test]
     fn a_refused_request_says_why_and_what_to_do() {
