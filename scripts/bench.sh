@@ -23,6 +23,9 @@
 #                    dedup, RSS against radosgw on 127.0.0.1) on a host root of that many MB of
 #                    this machine's files; BENCH_REPO_MB=0 skips them. BENCH_REPO_HOSTS=10 hosts.
 #                    BENCH_CODECS="" BENCH_SCALE="" BENCH_HOG=quiet runs only these.
+#   BENCH_MENU=1     (default) the recovery image's time from QEMU's start to its menu
+#                    (scripts/bench/menu.bash; BENCH_MENU_BOOTS=5 boots, the median, also under
+#                    the hog); BENCH_MENU=0 skips it.
 #   LIFEBOAT=path    the binary (default: the release musl build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +38,7 @@ REPEAT=${BENCH_REPEAT:-1}
 HOG_MODE=${BENCH_HOG:-both}
 SCALE=${BENCH_SCALE-10k 100k 1G 5G}
 REPO_MB=${BENCH_REPO_MB:-400}
+MENU=${BENCH_MENU:-1}
 if [ "${BENCH_FULL:-0}" = 1 ]; then SCALE="$SCALE 1M 20G"; fi
 MIN_BYTES=$((1500 * 1000 * 1000))
 MIN_FILES=40000
@@ -276,6 +280,13 @@ if [ "$REPO_MB" != 0 ]; then
   repo_bench
 fi
 
+# --- the recovery image's menu (issue 13) -------------------------------------------------
+if [ "$MENU" != 0 ]; then
+  # shellcheck source=scripts/bench/menu.bash
+  . "$ROOT_DIR/scripts/bench/menu.bash"
+  menu_bench
+fi
+
 # --- ratios ------------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 # verdict MEASURED OP TARGET: ok when MEASURED OP TARGET holds (OP: <=, <, >=), else MISSED.
@@ -338,6 +349,7 @@ if [ -n "$SCALE" ]; then
   done
 fi
 [ "$REPO_MB" != 0 ] && repo_lines
+[ "$MENU" != 0 ] && menu_lines
 maxrss=0
 for k in "${!M[@]}"; do
   case $k in *lifeboat*) [ "${M[$k]}" -gt "$maxrss" ] && maxrss=${M[$k]} ;; esac
