@@ -576,6 +576,15 @@ fn repo_backups(opts: &Options, notes: &mut Vec<String>) -> Vec<Backup<()>> {
             return Vec::new();
         }
     };
+    if !src.identity.exists() {
+        let m = format!(
+            "Repository {}: this image carries no identity; choose \"Restore from network\" to use a key file from a USB stick (the recovery key, or a host's identity)",
+            src.url
+        );
+        say_once(&m);
+        notes.push(m);
+        return Vec::new();
+    }
     if identity::needs_passphrase(&src.identity) {
         let m = format!(
             "Repository {}: its identity is protected by a passphrase; choose \"Restore from network\" to type it and see this host's generations",

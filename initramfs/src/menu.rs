@@ -232,8 +232,10 @@ fn backup_menu(b: &Backup, d: &Discovery, opts: &Options) {
 pub const NO_REPOSITORY: &str = "No repository is configured in this image. Build the boot media with `lifeboat mkrescue --repo-config lifeboat.toml --repo-identity FILE [--repo-credentials FILE] [--repo-fleet-key FILE] [--repo-ca FILE] --pxe DIR | --iso FILE`: every boot entry then loads repo.img with the repository's address and keys. Or boot with lifeboat.repo=URL.";
 
 /// "Restore from network": brings the network up (again, if it failed), opens the repository
-/// (asking for the identity's passphrase when it has one), lists this host's generations and
-/// hands the one chosen to the same menu and restore as a backup found on a disk.
+/// with the image's identity, or a key file found on a USB stick or another disk when the
+/// image has none or on request (asking for the identity's passphrase when it has one), lists
+/// this machine's generations (and other hosts' on request) and hands the one chosen to the
+/// same menu and restore as a backup found on a disk.
 fn restore_from_network(d: &Discovery, opts: &Options) {
     use crate::net::{self, repo};
     say("");
@@ -251,39 +253,126 @@ fn restore_from_network(d: &Discovery, opts: &Options) {
             return;
         }
     };
-    let iface = match net::ensure_up(opts.ip.as_deref(), true) {
-        Ok(c) => c.iface,
-        Err(_) => {
-            say("Check the cable and the DHCP server (or boot with lifeboat.ip=ADDR/PREFIX:GATEWAY:DNS), then choose \"Restore from network\" again.");
-            return;
-        }
-    };
-    let mut notes = Vec::new();
-    let found = match crate::discover::repo_generations(&src, Some(&iface), &mut notes) {
-        Ok(f) => f,
-        Err(e) => {
-            say(&format!("REPOSITORY NOT READ: {e:#}"));
-            return;
-        }
-    };
-    for n in &notes {
-        say(&format!("note: {n}"));
-    }
-    let backups = d.planned(found, opts);
-    if backups.is_empty() {
+    let image_key = src.identity.exists();
+    if !image_key {
         say(&format!(
-            "The repository {} has no generation that this image can restore with its identity.",
-            src.url
+            "This image carries no repository identity ({} is missing).",
+            src.identity.display()
         ));
-        return;
     }
+    let mut key_file = !image_key;
+    loop {
+        let key = if key_file {
+            match choose_key_file() {
+                Some(k) => Some(k),
+                None => return,
+            }
+        } else {
+            None
+        };
+        let iface = match net::ensure_up(opts.ip.as_deref(), true) {
+            Ok(c) => c.iface,
+            Err(_) => {
+                say("Check the cable and the DHCP server (or boot with lifeboat.ip=ADDR/PREFIX:GATEWAY:DNS), then choose \"Restore from network\" again.");
+                return;
+            }
+        };
+        let session = match &key {
+            Some(k) => crate::net::identity::open(&k.place(), &k.data)
+                .and_then(|id| repo::open_with(&src, id, &k.place())),
+            None => repo::open(&src),
+        };
+        drop(key);
+        let mut notes = Vec::new();
+        let found = session.and_then(|s| {
+            crate::discover::session_generations(
+                std::sync::Arc::new(s.with_machine(Some(&iface))),
+                &mut notes,
+            )
+        });
+        let found = match found {
+            Ok(f) => f,
+            Err(e) => {
+                say(&format!("REPOSITORY NOT READ: {e:#}"));
+                return;
+            }
+        };
+        for n in &notes {
+            say(&format!("note: {n}"));
+        }
+        let backups = d.planned(found, opts);
+        if backups.is_empty() {
+            say(&format!(
+                "The repository {} has no generation that this identity can restore.",
+                src.url
+            ));
+        }
+        match network_menu(&backups, &src.url, d, opts) {
+            Next::Back => return,
+            Next::KeyFile => key_file = true,
+        }
+    }
+}
+
+/// What the operator chose in the listing of a repository.
+enum Next {
+    Back,
+    /// Look for a key file on a USB stick and list again with it.
+    KeyFile,
+}
+
+/// Looks for age identities on the filesystems of USB sticks, the boot medium and other disks
+/// and lets the operator choose one; None when there is none or the operator goes back.
+fn choose_key_file() -> Option<crate::net::keyfile::KeyFile> {
+    use crate::net::keyfile;
+    say("Looking for a key file (lifeboat/identity.txt, lifeboat-identity.txt, or a *.txt or *.age file holding an age identity) on USB sticks, the boot medium and other disks, mounted read-only ...");
+    let mut found = keyfile::search(|m| crate::console::log_only(&format!("key file search: {m}")));
+    match found.len() {
+        0 => {
+            say("No key file was found. Insert a USB stick holding the repository's recovery key (or a host's identity) as lifeboat/identity.txt, wait a few seconds, then choose \"Restore from network\" again.");
+            None
+        }
+        1 => {
+            let k = found.pop()?;
+            say(&format!("Key file: {} ({})", k.place(), k.describe_kind()));
+            Some(k)
+        }
+        n => loop {
+            say("Key files found:");
+            for (i, k) in found.iter().enumerate() {
+                say(&format!(
+                    " {}) {} ({})",
+                    i + 1,
+                    k.place(),
+                    k.describe_kind()
+                ));
+            }
+            say(&format!(" {}) Back", n + 1));
+            say(&format!("Choose a key file (1-{n}) or Back:"));
+            flush_input();
+            let Some((c, _)) = choose(n + 1) else {
+                say("Please type one of the numbers above and press Enter.");
+                continue;
+            };
+            if c > n {
+                return None;
+            }
+            let k = found.swap_remove(c - 1);
+            say(&format!("Key file: {} ({})", k.place(), k.describe_kind()));
+            return Some(k);
+        },
+    }
+}
+
+/// The generations of a repository: this machine's first, "Other hosts' generations" on
+/// request, and a key file from a USB stick instead of the identity used.
+fn network_menu(backups: &[Backup], url: &str, d: &Discovery, opts: &Options) -> Next {
     let this = this_machine();
-    let fleet = crate::discover::fleet(&backups, &this);
+    let fleet = crate::discover::fleet(backups, &this);
     loop {
         say("");
         say(&format!(
-            "This machine's generations in {} ({}):",
-            src.url,
+            "This machine's generations in {url} ({}):",
             describe_machine(&this)
         ));
         if fleet.this.is_empty() {
@@ -303,12 +392,18 @@ fn restore_from_network(d: &Discovery, opts: &Options) {
             ));
             n
         });
-        let back = n + 1;
+        let key_file = n + 1;
+        say(&format!(" {key_file}) Use a key file from a USB stick"));
+        let back = n + 2;
         say(&format!(" {back}) Back"));
-        say(&format!(
-            "Choose a generation (1-{}) or an action:",
-            fleet.this.len()
-        ));
+        if fleet.this.is_empty() {
+            say("Choose an action:");
+        } else {
+            say(&format!(
+                "Choose a generation (1-{}) or an action:",
+                fleet.this.len()
+            ));
+        }
         flush_input();
         let Some((c, _)) = choose(back) else {
             say("Please type one of the numbers above and press Enter.");
@@ -317,9 +412,11 @@ fn restore_from_network(d: &Discovery, opts: &Options) {
         if let Some((b, _)) = fleet.this.get(c - 1) {
             backup_menu(b, d, opts);
         } else if Some(c) == others {
-            other_hosts(&fleet.others, &src.url, d, opts);
+            other_hosts(&fleet.others, url, d, opts);
+        } else if c == key_file {
+            return Next::KeyFile;
         } else {
-            return;
+            return Next::Back;
         }
     }
 }

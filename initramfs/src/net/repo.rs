@@ -175,19 +175,26 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// Opens the repository and checks the keys against it.
+/// Opens the repository with the image's identity and checks the keys against it.
 pub fn open(s: &Source) -> Result<Session> {
+    let identity = super::identity::load(&s.identity)?;
+    open_with(s, identity, &s.identity.display().to_string())
+}
+
+/// Opens the repository with `identity` (named `name` in messages: the image's file, or a key
+/// file found on a USB stick); without the image's fleet key file, the identity must be a
+/// recovery key (the repository's copy of the fleet key is encrypted to it).
+pub fn open_with(
+    s: &Source,
+    identity: lifeboat_repo::crypto::Identity,
+    name: &str,
+) -> Result<Session> {
     let be = backend::open(&s.url, &s.s3)
         .with_context(|| format!("cannot reach the repository {}", s.url))?;
     let repo = Repository::open(be).with_context(|| format!("repository {}", s.url))?;
-    let identity = super::identity::load(&s.identity)?;
-    let fleet = repo.load_fleet(&s.fleet_key, &identity).with_context(|| {
-        format!(
-            "the image's keys do not open {} (identity {})",
-            s.url,
-            s.identity.display()
-        )
-    })?;
+    let fleet = repo
+        .load_fleet(&s.fleet_key, &identity)
+        .with_context(|| format!("the keys do not open {} (identity {name})", s.url))?;
     let keys = Keys { fleet, identity };
     let host_id = keys.host_id();
     Ok(Session {
