@@ -306,9 +306,12 @@ QEMU_CUT_AT='^Choose a host' python3 tests/qemu/lib/serial_driver.py "$LOGS/netm
 size_of "PXE boot to the other hosts' list" "$((SECONDS - t0)) s"
 log_has netmenu 'PXELINUX' || fail "the machine did not boot through pxelinux (serial log: $LOGS/netmenu.log)"
 [[ $(log_line netmenu 'Kernel command line:') != *"$SECRET"* ]] || fail "the secret is on the kernel command line"
-loaded=$(log_line netmenu '^Modules loaded: ')
-[[ " $loaded " == *" e1000e "* ]] || fail "the generic kernel's e1000e was not loaded: '${loaded:-no Modules loaded line}' (serial log: $LOGS/netmenu.log)"
-ok "Modules loaded: ... e1000e ... ($(wc -w <<<"$loaded") modules)"
+# Coldplug says what it loaded at each wait (the USB stick's sd_mod comes later, on its own line).
+loaded=$(tr -d '\r' < "$LOGS/netmenu.log" | grep -a '^Modules loaded: ' | sed 's/^Modules loaded: //' | tr '\n' ' ')
+for m in e1000e xhci_pci usb_storage; do
+  [[ " $loaded " == *" $m "* ]] || fail "the generic kernel's $m was not loaded: '${loaded:-no Modules loaded line}' (serial log: $LOGS/netmenu.log)"
+done
+ok "Modules loaded: ... $(grep -o -E 'xhci_pci|e1000e|usb_storage' <<<"$loaded" | tr '\n' ' ')... ($(wc -w <<<"$loaded") modules)"
 log_has netmenu "^Network: [a-z0-9]+ ${STATIC_IP%%:*} via 10.0.2.2 \(lifeboat.ip\)" ||
   fail "the image did not take the static address lifeboat.ip=$STATIC_IP: $(log_line netmenu '^Network: ') (serial log: $LOGS/netmenu.log)"
 ok "$(log_line netmenu '^Network: ')"
