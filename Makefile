@@ -19,9 +19,12 @@ build: setup
 	cargo build --release --locked --target $(TARGET) -p lifeboat -p lifeboat-init
 	@file $(RELEASE)/lifeboat $(RELEASE)/lifeboat-init | sed 's/, BuildID[^,]*//'
 
-# Debian's current cloud kernel and its modules, unpacked (never installed) under build/kernel.
+# Debian's current cloud kernel and its modules, unpacked (never installed) under build/kernel;
+# the generic one (real-hardware NIC, USB and storage drivers) under build/kernel-generic, for the
+# disaster story's image on an e1000e NIC with its key on a USB stick. Each fetched once.
 kernel: setup
 	@bash scripts/fetch-kernel.sh $(BUILD)/kernel
+	@bash scripts/fetch-kernel.sh --generic $(BUILD)/kernel-generic
 
 # Debian's signed shim, MokManager and GRUB (gcdx64, grubnetx64), unpacked (never installed)
 # under build/signed for `mkrescue --secure-boot` and its tests.

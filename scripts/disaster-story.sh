@@ -13,15 +13,20 @@
 # The restore is a per-host unattended entry (lifeboat.request=): a power cut during its copy
 # step, then the same entry resumes at that step from the restore journal the image keeps in
 # the repository, and once more boots as done without restoring.
-# Phase 9: the same image from `mkrescue --pxe` (every PXE entry loads repo.img) with the
-# identity protected by a passphrase, booted by PXE: "Restore from network" in the menu, a wrong
-# passphrase then the right one, this host's generation and its plan shown, nothing written.
+# Phase 9: the administrator has only the repository's recovery key, protected by a passphrase,
+# on a USB stick. The image is built from Debian's GENERIC kernel (real-hardware drivers:
+# e1000e, usb-storage) with `mkrescue --pxe` and repo.img carrying no identity; the machine, on
+# an e1000e NIC, boots it by PXE: "Restore from network" finds the key file on the stick, a wrong
+# passphrase then the right one, this machine's generation listed first as matched by its DMI
+# UUID (with its plan), a second host of the fleet under "Other hosts' generations", nothing
+# written.
 # One boot per scenario. QEMU under TCG only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FIRMWARE=bios
 WORK=${WORK:-build/test-disaster-repo}
 KERNEL_DIR=${KERNEL_DIR:-build/kernel}
+GENERIC_KERNEL_DIR=${GENERIC_KERNEL_DIR:-build/kernel-generic}
 RELEASE_DIR=${RELEASE_DIR:-target/x86_64-unknown-linux-musl/release}
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-400}
 RESTORE_TIMEOUT=${RESTORE_TIMEOUT:-1500}
@@ -52,6 +57,7 @@ story_leftovers "$OLD" "$NEW" "$STORE" "$WORK/reference-root.img"
 on_exit "bash scripts/s3-server.sh stop '$S3DIR' >/dev/null 2>&1"
 for f in "$LIFEBOAT" "$LIFEBOAT_INIT"; do [ -x "$f" ] || fail "$f is missing: run 'make build'"; done
 [ -s "$KERNEL_DIR/version" ] || fail "no kernel in $KERNEL_DIR: run 'make kernel'"
+[ -s "$GENERIC_KERNEL_DIR/version" ] || fail "no generic kernel in $GENERIC_KERNEL_DIR: run 'make kernel'"
 command -v radosgw >/dev/null || fail "radosgw is not installed (make setup)"
 
 phase 1 "Build the host disk (BIOS), a blank store disk; start radosgw"
@@ -102,8 +108,23 @@ loop_attach "$STORE"; store_loop=$REPLY
 t0=$SECONDS
 "$LIFEBOAT" push "$gen_id" --backup-device "$store_loop" "${K[@]}" > "$LOGS/push.log" 2>&1 ||
   fail "lifeboat push: $(cat "$LOGS/push.log")"
-detach_all
 size_of "push to radosgw" "$((SECONDS - t0)) s: $(tail -n1 "$LOGS/push.log")"
+# A second host of the fleet (another machine): joins with its own identity and backs up a small
+# tree (into its own small store, then pushed: LIFEBOAT_CONFIG names the repository).
+K2=(--fleet-key "$WORK/keys/fleet.key" --identity "$WORK/keys/other-host.key")
+rm -rf "$WORK/other-root" && mkdir -p "$WORK/other-root/etc" "$WORK/other-root/srv"
+echo xs-other > "$WORK/other-root/etc/hostname"
+for i in 1 2 3; do echo "the other host's file $i" > "$WORK/other-root/srv/f$i"; done
+rm -f "$WORK/other-store.img" && truncate -s 64M "$WORK/other-store.img"
+loop_attach "$WORK/other-store.img"; other_loop=$REPLY
+{ "$LIFEBOAT" repo join "${K2[@]}" && "$LIFEBOAT" init-store --backup-device "$other_loop" &&
+  "$LIFEBOAT" backup --root "$WORK/other-root" --backup-device "$other_loop" "${K2[@]}"; } > "$LOGS/other-host.log" 2>&1 ||
+  fail "the second host's join and backup: $(tail -n5 "$LOGS/other-host.log")"
+detach_all
+rm -f "$WORK/other-store.img"
+other_gen=$(grep -o -E '^generation [0-9]{8}T[0-9]{6}Z pushed' "$LOGS/other-host.log" | cut -d' ' -f2)
+[ -n "$other_gen" ] || fail "the second host's generation was not pushed: $(cat "$LOGS/other-host.log")"
+ok "a second host of the fleet (xs-other, its own identity from repo join) pushed generation $other_gen"
 "$LIFEBOAT" list "${K[@]}" --repo "$URL" > "$LOGS/list-repo.log" 2>&1 || fail "list --repo: $(cat "$LOGS/list-repo.log")"
 grep -q "$gen_id" "$LOGS/list-repo.log" || fail "list --repo does not show $gen_id: $(cat "$LOGS/list-repo.log")"
 ok "generation $gen_id is in $URL (lifeboat list --repo)"
@@ -218,72 +239,109 @@ ok "$(log_line run-once "is done: " | cut -c1-60) ... $(log_line run-once "is do
 ok "the disk is unchanged (sha256)"
 end_phase
 
-phase 9 "Restore from network in the menu of the image booted by PXE (HTTPS, a static address); the identity has a passphrase"
-# The administrator protects the host's identity with a passphrase (as `age -p` does; the work
-# factor is fixed here at 2^16, 64 MiB, where age picks about 2^18 by timing, so that the two
-# scrypt runs stay short under TCG) and builds the PXE tree with it: pxelinux loads repo.img after
-# initrd.img. The machine boots the tree through QEMU's TFTP server, the operator chooses
-# "Restore from network", types a wrong passphrase, then the right one, and sees this host's
-# generation with its plan; the boot stops there (nothing may have been written).
+phase 9 "Restore from network with the recovery key on a USB stick: the generic kernel's image by PXE on an e1000e NIC"
+# The administrator kept the recovery key `repo init` printed once, protected with a passphrase
+# (as `age -p` does; the work factor is fixed here at 2^16, 64 MiB, where age picks about 2^18 by
+# timing, so that the two scrypt runs stay short under TCG), on a USB stick (vfat, label KEYS).
+# The PXE tree is built from the generic Debian kernel and carries no identity and no fleet key
+# (the recovery key unwraps the repository's copy). The machine, on an e1000e NIC, boots the tree
+# through QEMU's TFTP server; the operator chooses "Restore from network": the image finds the key
+# file on the stick, a wrong passphrase then the right one, this machine's generation is listed
+# as matched by its DMI UUID with its plan, the second host on request under "Other hosts'
+# generations"; the boot stops there (nothing may have been written).
 # This image reads the repository over HTTPS (radosgw's TLS endpoint, its CA baked in with
 # --repo-ca) and takes a static address from the PXE entry (lifeboat.ip=, no DHCP).
 TLS_PORT=${LIFEBOAT_TEST_S3_HTTPS_ENDPOINT##*:}
 sed "s|^endpoint = .*|endpoint = \"https://10.0.2.2:$TLS_PORT\"|" "$CFG" > "$WORK/keys/image-tls.toml"
 STATIC_IP=10.0.2.42/24:10.0.2.2:10.0.2.3
 PASSPHRASE="lifeboat disaster $$"
+grep '^AGE-SECRET-KEY-1' "$LOGS/repo-init.log" > "$WORK/keys/recovery.key" ||
+  fail "repo init printed no recovery key: $(cat "$LOGS/repo-init.log")"
 cargo build -q --locked -p lifeboat-tests --bin lbtest-age-passphrase 2>"$LOGS/lbtest-age-build.log" ||
   fail "cannot build lbtest-age-passphrase: $(tail -n3 "$LOGS/lbtest-age-build.log")"
-LBTEST_PASSPHRASE=$PASSPHRASE target/debug/lbtest-age-passphrase "$WORK/keys/host.key" "$WORK/keys/host.key.age" 16 \
-  > "$LOGS/age-p.log" 2>&1 || fail "cannot protect the identity: $(cat "$LOGS/age-p.log")"
+LBTEST_PASSPHRASE=$PASSPHRASE target/debug/lbtest-age-passphrase "$WORK/keys/recovery.key" "$WORK/keys/recovery.key.age" 16 \
+  > "$LOGS/age-p.log" 2>&1 || fail "cannot protect the recovery key: $(cat "$LOGS/age-p.log")"
+STICK=$WORK/usb-stick.img
+rm -f "$STICK" && truncate -s 8M "$STICK"
+{ mkfs.vfat -n KEYS "$STICK" && mmd -i "$STICK" ::lifeboat &&
+  mcopy -i "$STICK" "$WORK/keys/recovery.key.age" ::lifeboat/identity.txt; } > "$LOGS/usb-stick.log" 2>&1 ||
+  fail "cannot make the USB stick image: $(cat "$LOGS/usb-stick.log")"
 rm -rf "$WORK/pxe" "$WORK/rescue-pxe"
-LIFEBOAT_MENU_TIMEOUT=1 "$LIFEBOAT" mkrescue --kernel "$KERNEL_DIR/vmlinuz" --modules "$KERNEL_DIR/modules" \
+t0=$SECONDS
+LIFEBOAT_MENU_TIMEOUT=1 "$LIFEBOAT" mkrescue "${LB_MKRESCUE_LEVEL[@]}" --kernel "$GENERIC_KERNEL_DIR/vmlinuz" --modules "$GENERIC_KERNEL_DIR/modules" \
   --init "$LIFEBOAT_INIT" --output "$WORK/rescue-pxe" --pxe "$WORK/pxe" --append "lifeboat.ip=$STATIC_IP" \
   --repo-config "$WORK/keys/image-tls.toml" --repo-credentials "$AWS_SHARED_CREDENTIALS_FILE" \
-  --repo-ca "$S3DIR/tls/ca.pem" \
-  --repo-identity "$WORK/keys/host.key.age" --repo-fleet-key "$WORK/keys/fleet.key" > "$LOGS/mkrescue-pxe.log" 2>&1 ||
-  fail "lifeboat mkrescue --pxe with a passphrase-protected identity failed: $(tail -n3 "$LOGS/mkrescue-pxe.log")"
-grep -q 'is protected by a passphrase (scrypt work factor 2^16)' "$LOGS/mkrescue-pxe.log" ||
-  fail "mkrescue did not recognise the passphrase-protected identity: $(cat "$LOGS/mkrescue-pxe.log")"
+  --repo-ca "$S3DIR/tls/ca.pem" > "$LOGS/mkrescue-pxe.log" 2>&1 ||
+  fail "lifeboat mkrescue --pxe of the generic kernel without an identity failed: $(tail -n3 "$LOGS/mkrescue-pxe.log")"
+size_of "mkrescue of the generic kernel" "$((SECONDS - t0)) s, initrd $(human "$(stat -c %s "$WORK/rescue-pxe/initrd.img")")"
+grep -q 'no --repo-identity: the recovery image carries no key' "$LOGS/mkrescue-pxe.log" ||
+  fail "mkrescue did not say the image carries no key: $(cat "$LOGS/mkrescue-pxe.log")"
+for m in e1000e usb-storage xhci-pci vfat; do
+  grep -q "/$m\.ko" "$WORK/rescue-pxe/initrd.list" || fail "the generic image has no $m module ($WORK/rescue-pxe/initrd.list)"
+done
 grep -q '^  INITRD initrd.img,repo.img$' "$WORK/pxe/pxelinux.cfg/default" ||
   fail "the PXE menu does not load repo.img: $(grep INITRD "$WORK/pxe/pxelinux.cfg/default")"
-cmp -s "$WORK/keys/host.key.age" <(cpio -i --quiet --to-stdout etc/lifeboat/repo/identity.txt < "$WORK/pxe/repo.img") ||
-  fail "repo.img does not carry the identity file unchanged"
-# The only endpoint this image knows is HTTPS: the generation listed below was read over TLS,
+repo_files=$(cpio -t --quiet < "$WORK/pxe/repo.img" | grep -E 'identity|fleet' || true)
+[ -z "$repo_files" ] || fail "repo.img carries key files: $repo_files"
+# The only endpoint this image knows is HTTPS: the generations listed below were read over TLS,
 # checked against the CA baked in.
 grep -q "^endpoint = \"https://10.0.2.2:$TLS_PORT\"" <(cpio -i --quiet --to-stdout etc/lifeboat/repo/lifeboat.toml < "$WORK/pxe/repo.img") ||
   fail "repo.img's configuration does not name the HTTPS endpoint"
 cmp -s "$S3DIR/tls/ca.pem" <(cpio -i --quiet --to-stdout etc/lifeboat/repo/ca.pem < "$WORK/pxe/repo.img") ||
   fail "repo.img does not carry the CA given with --repo-ca"
+ok "the generic kernel's image ($(cat "$GENERIC_KERNEL_DIR/version")): e1000e, usb-storage, xhci-pci, vfat; repo.img without identity or fleet key"
 before=$(sha256sum < "$NEW")
 DISKS=()
 virtio_disk "$NEW" disk0 "$NEW_SERIAL"
-lb_qemu_cmd --machine pc --mem 512 --netboot "$WORK/pxe:pxelinux.0" --nic virtio-net-pci \
-  --smbios-uuid "$MACHINE_UUID" --smbios-serial "$MACHINE_SERIAL" -- -smp 2 -device virtio-rng-pci "${DISKS[@]}"
+lb_qemu_cmd --machine pc --mem 512 --netboot "$WORK/pxe:pxelinux.0" --nic e1000e \
+  --smbios-uuid "$MACHINE_UUID" --smbios-serial "$MACHINE_SERIAL" -- -smp 2 \
+  -device qemu-xhci,id=xhci -drive "if=none,id=stick,format=raw,readonly=on,file=$STICK" \
+  -device usb-storage,bus=xhci.0,drive=stick,removable=on "${DISKS[@]}"
 t0=$SECONDS
-QEMU_CUT_AT='^Choose a generation' python3 tests/qemu/lib/serial_driver.py "$LOGS/netmenu.log" "$RESTORE_TIMEOUT" \
-  choose:"Restore from network" expect:"Passphrase for the repository identity" send:"not $PASSPHRASE" \
+QEMU_CUT_AT='^Choose a host' python3 tests/qemu/lib/serial_driver.py "$LOGS/netmenu.log" "$RESTORE_TIMEOUT" \
+  choose:"Restore from network" expect:"Key file: " expect:"Passphrase for the repository identity" send:"not $PASSPHRASE" \
   expect:"Wrong passphrase (2 attempts left)" expect:"Passphrase for the repository identity" send:"$PASSPHRASE" \
-  expect:"Passphrase accepted" -- "${LB_QEMU_CMD[@]}" > "$LOGS/netmenu.driver" 2>&1 ||
+  expect:"Passphrase accepted" choose:"Other hosts' generations" -- "${LB_QEMU_CMD[@]}" > "$LOGS/netmenu.driver" 2>&1 ||
   fail "the menu did not go as expected: $(cat "$LOGS/netmenu.driver") (serial log: $LOGS/netmenu.log)"
-size_of "PXE boot to the generation list" "$((SECONDS - t0)) s"
+size_of "PXE boot to the other hosts' list" "$((SECONDS - t0)) s"
 log_has netmenu 'PXELINUX' || fail "the machine did not boot through pxelinux (serial log: $LOGS/netmenu.log)"
 [[ $(log_line netmenu 'Kernel command line:') != *"$SECRET"* ]] || fail "the secret is on the kernel command line"
-log_has netmenu "Repository $URL: its identity is protected by a passphrase" ||
-  fail "discovery did not say the identity waits for its passphrase (serial log: $LOGS/netmenu.log)"
+# Coldplug says what it loaded at each wait (the USB stick's sd_mod comes later, on its own line).
+loaded=$(tr -d '\r' < "$LOGS/netmenu.log" | grep -a '^Modules loaded: ' | sed 's/^Modules loaded: //' | tr '\n' ' ')
+for m in e1000e xhci_pci usb_storage; do
+  [[ " $loaded " == *" $m "* ]] || fail "the generic kernel's $m was not loaded: '${loaded:-no Modules loaded line}' (serial log: $LOGS/netmenu.log)"
+done
+ok "Modules loaded: ... $(grep -o -E 'xhci_pci|e1000e|usb_storage' <<<"$loaded" | tr '\n' ' ')... ($(wc -w <<<"$loaded") modules)"
 log_has netmenu "^Network: [a-z0-9]+ ${STATIC_IP%%:*} via 10.0.2.2 \(lifeboat.ip\)" ||
   fail "the image did not take the static address lifeboat.ip=$STATIC_IP: $(log_line netmenu '^Network: ') (serial log: $LOGS/netmenu.log)"
 ok "$(log_line netmenu '^Network: ')"
+log_has netmenu "Repository $URL: this image carries no identity" ||
+  fail "discovery did not say the image carries no identity (serial log: $LOGS/netmenu.log)"
+key=$(log_line netmenu '^Key file: ')
+[[ $key =~ ^Key\ file:\ /dev/sd[a-z]+\ \(vfat,\ label\ KEYS\):\ lifeboat/identity.txt ]] ||
+  fail "the key file on the USB stick was not found: '${key:-no Key file line}' (serial log: $LOGS/netmenu.log)"
+ok "$key"
 ok "$(log_line netmenu '^Passphrase accepted')"
 ! grep -a -q -F "$PASSPHRASE" "$LOGS/netmenu.log" || fail "the passphrase was echoed on the console"
-ok "a wrong passphrase was refused, the right one opened the identity, neither was echoed"
-shown=$(tr -d '\r' < "$LOGS/netmenu.log" | sed -n '/^Generations of this host in /,$p')
-grep -q -E "^ 1\) .*generation $gen_id\$" <<<"$shown" || fail "the list does not show generation $gen_id: $shown"
+ok "a wrong passphrase was refused, the right one opened the recovery key, neither was echoed"
+log_has netmenu "^Repository $URL: 2 generations of 2 hosts" ||
+  fail "the recovery key did not list both hosts: $(log_line netmenu "^Repository $URL: ") (serial log: $LOGS/netmenu.log)"
+ok "$(log_line netmenu "^Repository $URL: ")"
+shown=$(tr -d '\r' < "$LOGS/netmenu.log" | sed -n "/^This machine's generations in /,/^Choose a generation/p")
+grep -q -E "^ 1\) .*generation $gen_id\$" <<<"$shown" || fail "this machine's list does not show generation $gen_id first: $shown"
+grep -q -E "^ +host 'xs-lbdemo' \(id [0-9a-f]+\): DMI UUID matches\$" <<<"$shown" || fail "the list does not say why the generation is this machine's: $shown"
 grep -q -E '^ +will overwrite ' <<<"$shown" || fail "the list shows no restore plan: $shown"
+! grep -q "$other_gen" <<<"$shown" || fail "the other host's generation is listed as this machine's: $shown"
 ok "$(grep -E '^ 1\) ' <<<"$shown" | cut -c1-110)"
+ok "$(grep -E "^ +host 'xs-lbdemo'" <<<"$shown" | sed 's/^ *//')"
 ok "$(grep -E '^ +will overwrite ' <<<"$shown" | head -n1 | sed 's/^ *//' | cut -c1-110)"
+others=$(tr -d '\r' < "$LOGS/netmenu.log" | sed -n '/^Other hosts in /,$p')
+grep -q -E "^ 1\) xs-other \(id [0-9a-f]+\) \| latest generation $other_gen, " <<<"$others" ||
+  fail "the other host is not listed on request: $others"
+ok "on request: $(grep -E '^ 1\) ' <<<"$others")"
 [ "$(sha256sum < "$NEW")" = "$before" ] || fail "the disk changed although nothing was confirmed"
 ok "the disk is unchanged (sha256)"
 end_phase
 
 story_summary "$REPORT" "${green}${bold}Both disks lost: the host came back from the repository on S3, over the network, onto a blank disk, and boots.${reset}"
-rm -f "$NEW" "$WORK/reference-root.img"
+rm -f "$NEW" "$WORK/reference-root.img" "$WORK/usb-stick.img"

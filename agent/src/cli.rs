@@ -696,6 +696,7 @@ pub struct MkrescueArgs {
     pub repo_credentials: Option<PathBuf>,
     /// The age identity that reads the host's generations (the host's own, or the recovery key):
     /// a plain key file, or one protected with a passphrase (`age -p`), which the image asks for.
+    /// Without it the image carries no key: "Restore from network" looks for one on a USB stick.
     #[arg(long, value_name = "FILE", requires = "repo_config")]
     pub repo_identity: Option<PathBuf>,
     /// The fleet key file (without it, a recovery key given as --repo-identity unwraps the

@@ -72,6 +72,16 @@ pub fn now_rfc3339() -> String {
     UtcTime::now().rfc3339()
 }
 
+/// An age in seconds, short: `3d`, `5h`, `12m`, `40s` (the largest whole unit).
+pub fn age_text(s: i64) -> String {
+    match s {
+        s if s >= 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3600 => format!("{}h", s / 3600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

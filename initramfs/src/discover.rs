@@ -11,6 +11,8 @@ use crate::store_view;
 use anyhow::{Context, Result};
 use lifeboat_core::archive::Manifest;
 use lifeboat_core::identity::{machine, read_partition_table};
+use lifeboat_core::plan::latest::{match_reason, ThisHostMatch};
+use lifeboat_core::plan::ThisHost;
 use lifeboat_core::plan::{
     self, BackupFacts, Dated, DeviceFacts, Holds, Plan, PlanError, SystemFiles, TargetRequest,
 };
@@ -88,7 +90,9 @@ impl<P> Backup<P> {
     /// journal of a partition is written when the restore starts.
     pub fn journal_ready(&self) -> Result<()> {
         match &self.kind {
-            BackupKind::Repo { session, .. } => session.append_journal(&[]),
+            BackupKind::Repo {
+                session, remote, ..
+            } => session.append_journal(&remote.host_id, &[]),
             BackupKind::Lifeboat { .. } | BackupKind::XenTree { .. } => Ok(()),
         }
     }
@@ -116,7 +120,9 @@ impl<P> Backup<P> {
                 xentree::JOURNAL,
                 self.device.dev_path()
             ),
-            BackupKind::Repo { session, .. } => session.journal_place(),
+            BackupKind::Repo {
+                session, remote, ..
+            } => session.journal_place(&remote.host_id),
         }
     }
 
@@ -124,7 +130,9 @@ impl<P> Backup<P> {
     /// machine's restores of this host in the repository.
     pub fn journal_records(&self) -> Result<Vec<JournalRecord>> {
         match &self.kind {
-            BackupKind::Repo { session, .. } => session.journal_records(),
+            BackupKind::Repo {
+                session, remote, ..
+            } => session.journal_records(&remote.host_id),
             BackupKind::Lifeboat { .. } => store_view::journal_records(&self.mount),
             BackupKind::XenTree { .. } => xentree::read_journal(&self.mount).with_context(|| {
                 format!(
@@ -139,7 +147,9 @@ impl<P> Backup<P> {
     /// Appends `rec` to that journal (the partition must be mounted read-write).
     pub fn append_journal(&self, rec: &JournalRecord) -> Result<()> {
         match &self.kind {
-            BackupKind::Repo { session, .. } => session.append_journal(std::slice::from_ref(rec)),
+            BackupKind::Repo {
+                session, remote, ..
+            } => session.append_journal(&remote.host_id, std::slice::from_ref(rec)),
             BackupKind::Lifeboat { .. } => store_view::journal(&self.mount, rec),
             BackupKind::XenTree { .. } => {
                 xentree::append_journal(&self.mount, rec).with_context(|| {
@@ -154,7 +164,7 @@ impl<P> Backup<P> {
     }
 }
 
-impl Backup {
+impl<P> Backup<P> {
     /// Where the backup is: its partition, or the repository's URL.
     pub fn place(&self) -> String {
         match &self.kind {
@@ -180,7 +190,7 @@ impl Backup {
     }
 }
 
-impl Dated for Backup {
+impl<P> Dated for Backup<P> {
     fn created(&self) -> &str {
         &self.time
     }
@@ -566,6 +576,15 @@ fn repo_backups(opts: &Options, notes: &mut Vec<String>) -> Vec<Backup<()>> {
             return Vec::new();
         }
     };
+    if !src.identity.exists() {
+        let m = format!(
+            "Repository {}: this image carries no identity; choose \"Restore from network\" to use a key file from a USB stick (the recovery key, or a host's identity)",
+            src.url
+        );
+        say_once(&m);
+        notes.push(m);
+        return Vec::new();
+    }
     if identity::needs_passphrase(&src.identity) {
         let m = format!(
             "Repository {}: its identity is protected by a passphrase; choose \"Restore from network\" to type it and see this host's generations",
@@ -591,34 +610,65 @@ fn repo_backups(opts: &Options, notes: &mut Vec<String>) -> Vec<Backup<()>> {
 }
 
 /// Opens the repository of `src` (asking for the identity's passphrase when it has one) and
-/// gives this host's generations in it as backups (not planned yet: [`Discovery::planned`]).
+/// gives the generations its identity opens as backups (not planned yet:
+/// [`Discovery::planned`]): its host's with a host identity, every host's with the recovery key.
 pub fn repo_generations(
     src: &crate::net::repo::Source,
     iface: Option<&str>,
     notes: &mut Vec<String>,
 ) -> Result<Vec<Backup<()>>> {
+    let session = std::sync::Arc::new(crate::net::repo::open(src)?.with_machine(iface));
+    session_generations(session, notes)
+}
+
+/// The generations `session`'s identity opens, as backups.
+pub fn session_generations(
+    session: std::sync::Arc<crate::net::repo::Session>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Backup<()>>> {
     use crate::console::say_once;
     use crate::net::repo;
-    let session = std::sync::Arc::new(repo::open(src)?.with_machine(iface));
-    let gens = repo::generations(&session)?;
-    say_once(&format!(
-        "Repository {}: {} generation{} of this host (id {})",
-        session.url,
-        gens.len(),
-        if gens.len() == 1 { "" } else { "s" },
-        session.host_id
-    ));
-    // A restore of this host onto this machine that started and did not finish (the
-    // repository's restore journal), whichever generation it was of.
-    let interrupted = match session.journal_records() {
-        Ok(r) => last_restore(&r).is_some_and(|r| r.event == events::RESTORE_STARTED),
-        Err(e) => {
-            let m = format!("Warning: {e:#}: an interrupted restore cannot be resumed");
-            say_once(&m);
-            notes.push(m);
-            false
+    let gens = repo::generations(&session, notes)?;
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let mut hosts: Vec<&str> = Vec::new();
+    for g in &gens {
+        if !hosts.contains(&g.host_id.as_str()) {
+            hosts.push(&g.host_id);
         }
-    };
+    }
+    if hosts.iter().any(|h| *h != session.host_id) {
+        say_once(&format!(
+            "Repository {}: {} generation{} of {} host{} (the identity is not a host's: a recovery key)",
+            session.url,
+            gens.len(),
+            plural(gens.len()),
+            hosts.len(),
+            plural(hosts.len())
+        ));
+    } else {
+        say_once(&format!(
+            "Repository {}: {} generation{} of this host (id {})",
+            session.url,
+            gens.len(),
+            plural(gens.len()),
+            session.host_id
+        ));
+    }
+    // A restore of a host onto this machine that started and did not finish (the repository's
+    // restore journal of that host), whichever generation it was of.
+    let mut interrupted: Vec<(String, bool)> = Vec::new();
+    for h in hosts {
+        let i = match session.journal_records(h) {
+            Ok(r) => last_restore(&r).is_some_and(|r| r.event == events::RESTORE_STARTED),
+            Err(e) => {
+                let m = format!("Warning: {e:#}: an interrupted restore cannot be resumed");
+                say_once(&m);
+                notes.push(m);
+                false
+            }
+        };
+        interrupted.push((h.to_string(), i));
+    }
     Ok(gens
         .into_iter()
         .filter_map(|g| {
@@ -629,6 +679,9 @@ pub fn repo_generations(
                 ));
                 return None;
             };
+            let interrupted = interrupted
+                .iter()
+                .any(|(h, i)| *i && *h == g.host_id);
             let facts = BackupFacts {
                 kind: plan::BackupKind::Lifeboat,
                 generation: Some(g.id.clone()),
@@ -660,6 +713,73 @@ pub fn repo_generations(
             })
         })
         .collect())
+}
+
+/// The repository generations of a listing, as "Restore from network" shows them: this
+/// machine's first, then the other hosts'.
+#[derive(Debug)]
+pub struct Fleet<'a, P> {
+    /// This machine's generations (newest first, as given), each with why it is this
+    /// machine's: core's rule on what the backup recorded of its machine
+    /// (`lifeboat_core::plan::latest::match_reason`), or None for a generation of the image
+    /// identity's own host whose recorded machine does not match (a host identity lists its
+    /// host's generations as before; the restore plan asks for consent).
+    pub this: Vec<(&'a Backup<P>, Option<ThisHostMatch>)>,
+    /// Every other host (repository order), its generations newest first.
+    pub others: Vec<OtherHost<'a, P>>,
+}
+
+/// A host whose generations were not taken on this machine.
+#[derive(Debug)]
+pub struct OtherHost<'a, P> {
+    pub host_id: String,
+    pub generations: Vec<&'a Backup<P>>,
+}
+
+impl<P> OtherHost<'_, P> {
+    /// The host name its newest generation recorded.
+    pub fn name(&self) -> &str {
+        self.generations.first().map_or("-", |b| b.host.as_str())
+    }
+}
+
+impl<P> Backup<P> {
+    /// For a repository generation: the host id it is stored under, and whether that is the
+    /// host of the identity the repository was opened with.
+    pub fn repo_host(&self) -> Option<(&str, bool)> {
+        match &self.kind {
+            BackupKind::Repo {
+                session, remote, ..
+            } => Some((remote.host_id.as_str(), remote.host_id == session.host_id)),
+            _ => None,
+        }
+    }
+}
+
+/// Splits repository generations (newest first) into this machine's and the other hosts'.
+pub fn fleet<'a, P>(backups: &'a [Backup<P>], this: &ThisHost) -> Fleet<'a, P> {
+    let mut out = Fleet {
+        this: Vec::new(),
+        others: Vec::new(),
+    };
+    for b in backups {
+        let Some((host, own)) = b.repo_host() else {
+            continue;
+        };
+        let why = match_reason(b, this);
+        if why.is_some() || own {
+            out.this.push((b, why));
+            continue;
+        }
+        match out.others.iter_mut().find(|o| o.host_id == host) {
+            Some(o) => o.generations.push(b),
+            None => out.others.push(OtherHost {
+                host_id: host.to_string(),
+                generations: vec![b],
+            }),
+        }
+    }
+    out
 }
 
 impl Discovery {

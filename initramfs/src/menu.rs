@@ -8,7 +8,7 @@ use crate::power;
 use crate::restore_flow::{self, describe_dev, describe_disk, Confirm};
 use anyhow::anyhow;
 use lifeboat_core::identity::machine;
-use lifeboat_core::plan::latest::is_this_host;
+use lifeboat_core::plan::latest::{is_this_host, ThisHostMatch};
 use lifeboat_core::plan::{Dated, LatestError, ThisHost};
 use lifeboat_core::progress::human_bytes;
 
@@ -232,8 +232,10 @@ fn backup_menu(b: &Backup, d: &Discovery, opts: &Options) {
 pub const NO_REPOSITORY: &str = "No repository is configured in this image. Build the boot media with `lifeboat mkrescue --repo-config lifeboat.toml --repo-identity FILE [--repo-credentials FILE] [--repo-fleet-key FILE] [--repo-ca FILE] --pxe DIR | --iso FILE`: every boot entry then loads repo.img with the repository's address and keys. Or boot with lifeboat.repo=URL.";
 
 /// "Restore from network": brings the network up (again, if it failed), opens the repository
-/// (asking for the identity's passphrase when it has one), lists this host's generations and
-/// hands the one chosen to the same menu and restore as a backup found on a disk.
+/// with the image's identity, or a key file found on a USB stick or another disk when the
+/// image has none or on request (asking for the identity's passphrase when it has one), lists
+/// this machine's generations (and other hosts' on request) and hands the one chosen to the
+/// same menu and restore as a backup found on a disk.
 fn restore_from_network(d: &Discovery, opts: &Options) {
     use crate::net::{self, repo};
     say("");
@@ -251,52 +253,287 @@ fn restore_from_network(d: &Discovery, opts: &Options) {
             return;
         }
     };
-    let iface = match net::ensure_up(opts.ip.as_deref(), true) {
-        Ok(c) => c.iface,
-        Err(_) => {
-            say("Check the cable and the DHCP server (or boot with lifeboat.ip=ADDR/PREFIX:GATEWAY:DNS), then choose \"Restore from network\" again.");
-            return;
-        }
-    };
-    let mut notes = Vec::new();
-    let found = match crate::discover::repo_generations(&src, Some(&iface), &mut notes) {
-        Ok(f) => f,
-        Err(e) => {
-            say(&format!("REPOSITORY NOT READ: {e:#}"));
-            return;
-        }
-    };
-    for n in &notes {
-        say(&format!("note: {n}"));
-    }
-    let backups = d.planned(found, opts);
-    if backups.is_empty() {
+    let image_key = src.identity.exists();
+    if !image_key {
         say(&format!(
-            "The repository {} has no generation of this host that this image can restore.",
-            src.url
+            "This image carries no repository identity ({} is missing).",
+            src.identity.display()
         ));
-        return;
     }
+    let mut key_file = !image_key;
+    loop {
+        let key = if key_file {
+            match choose_key_file() {
+                Some(k) => Some(k),
+                None => return,
+            }
+        } else {
+            None
+        };
+        let iface = match net::ensure_up(opts.ip.as_deref(), true) {
+            Ok(c) => c.iface,
+            Err(_) => {
+                say("Check the cable and the DHCP server (or boot with lifeboat.ip=ADDR/PREFIX:GATEWAY:DNS), then choose \"Restore from network\" again.");
+                return;
+            }
+        };
+        let session = match &key {
+            Some(k) => crate::net::identity::open(&k.place(), &k.data)
+                .and_then(|id| repo::open_with(&src, id, &k.place())),
+            None => repo::open(&src),
+        };
+        drop(key);
+        let mut notes = Vec::new();
+        let found = session.and_then(|s| {
+            crate::discover::session_generations(
+                std::sync::Arc::new(s.with_machine(Some(&iface))),
+                &mut notes,
+            )
+        });
+        let found = match found {
+            Ok(f) => f,
+            Err(e) => {
+                say(&format!("REPOSITORY NOT READ: {e:#}"));
+                return;
+            }
+        };
+        for n in &notes {
+            say(&format!("note: {n}"));
+        }
+        let backups = d.planned(found, opts);
+        if backups.is_empty() {
+            say(&format!(
+                "The repository {} has no generation that this identity can restore.",
+                src.url
+            ));
+        }
+        match network_menu(&backups, &src.url, d, opts) {
+            Next::Back => return,
+            Next::KeyFile => key_file = true,
+        }
+    }
+}
+
+/// What the operator chose in the listing of a repository.
+enum Next {
+    Back,
+    /// Look for a key file on a USB stick and list again with it.
+    KeyFile,
+}
+
+/// Looks for age identities on the filesystems of USB sticks, the boot medium and other disks
+/// and lets the operator choose one; None when there is none or the operator goes back.
+fn choose_key_file() -> Option<crate::net::keyfile::KeyFile> {
+    use crate::net::keyfile;
+    say("Looking for a key file (lifeboat/identity.txt, lifeboat-identity.txt, or a *.txt or *.age file holding an age identity) on USB sticks, the boot medium and other disks, mounted read-only ...");
+    let mut found = keyfile::search(|m| crate::console::log_only(&format!("key file search: {m}")));
+    match found.len() {
+        0 => {
+            say("No key file was found. Insert a USB stick holding the repository's recovery key (or a host's identity) as lifeboat/identity.txt, wait a few seconds, then choose \"Restore from network\" again.");
+            None
+        }
+        1 => {
+            let k = found.pop()?;
+            say(&format!("Key file: {} ({})", k.place(), k.describe_kind()));
+            Some(k)
+        }
+        n => loop {
+            say("Key files found:");
+            for (i, k) in found.iter().enumerate() {
+                say(&format!(
+                    " {}) {} ({})",
+                    i + 1,
+                    k.place(),
+                    k.describe_kind()
+                ));
+            }
+            say(&format!(" {}) Back", n + 1));
+            say(&format!("Choose a key file (1-{n}) or Back:"));
+            flush_input();
+            let Some((c, _)) = choose(n + 1) else {
+                say("Please type one of the numbers above and press Enter.");
+                continue;
+            };
+            if c > n {
+                return None;
+            }
+            let k = found.swap_remove(c - 1);
+            say(&format!("Key file: {} ({})", k.place(), k.describe_kind()));
+            return Some(k);
+        },
+    }
+}
+
+/// The generations of a repository: this machine's first, "Other hosts' generations" on
+/// request, and a key file from a USB stick instead of the identity used.
+fn network_menu(backups: &[Backup], url: &str, d: &Discovery, opts: &Options) -> Next {
+    let this = this_machine();
+    let fleet = crate::discover::fleet(backups, &this);
     loop {
         say("");
-        say(&format!("Generations of this host in {}:", src.url));
-        for (i, b) in backups.iter().enumerate() {
-            show_backup_line(i, b, d);
-        }
-        let back = backups.len() + 1;
-        say(&format!(" {back}) Back"));
         say(&format!(
-            "Choose a generation (1-{}) or Back:",
-            backups.len()
+            "This machine's generations in {url} ({}):",
+            describe_machine(&this)
         ));
+        if fleet.this.is_empty() {
+            say("   none: no generation recorded this machine (DMI UUID, serial number or MAC address)");
+        }
+        for (i, (b, why)) in fleet.this.iter().enumerate() {
+            show_backup_line(i, b, d);
+            say(&format!("      {}", whose(b, why.as_ref())));
+        }
+        let mut n = fleet.this.len();
+        let others = (!fleet.others.is_empty()).then(|| {
+            n += 1;
+            say(&format!(
+                " {n}) Other hosts' generations ({} host{})",
+                fleet.others.len(),
+                if fleet.others.len() == 1 { "" } else { "s" }
+            ));
+            n
+        });
+        let key_file = n + 1;
+        say(&format!(" {key_file}) Use a key file from a USB stick"));
+        let back = n + 2;
+        say(&format!(" {back}) Back"));
+        if fleet.this.is_empty() {
+            say("Choose an action:");
+        } else {
+            say(&format!(
+                "Choose a generation (1-{}) or an action:",
+                fleet.this.len()
+            ));
+        }
         flush_input();
         let Some((c, _)) = choose(back) else {
             say("Please type one of the numbers above and press Enter.");
             continue;
         };
-        match backups.get(c - 1) {
-            Some(b) => backup_menu(b, d, opts),
-            None => return,
+        if let Some((b, _)) = fleet.this.get(c - 1) {
+            backup_menu(b, d, opts);
+        } else if Some(c) == others {
+            other_hosts(&fleet.others, url, d, opts);
+        } else if c == key_file {
+            return Next::KeyFile;
+        } else {
+            return Next::Back;
+        }
+    }
+}
+
+/// The running machine as core's "this host" rule sees it in the image: its DMI identity and
+/// NICs (the image's host name names no installed host).
+fn this_machine() -> ThisHost {
+    ThisHost {
+        machine: machine::machine_identity(),
+        hostname: String::new(),
+    }
+}
+
+/// "DMI UUID 7a0c..., serial ..." for the console.
+fn describe_machine(this: &ThisHost) -> String {
+    let m = &this.machine;
+    let mut parts = Vec::new();
+    if let Some(u) = &m.product_uuid {
+        parts.push(format!("DMI UUID {u}"));
+    }
+    if let Some(s) = &m.product_serial {
+        parts.push(format!("serial {s}"));
+    }
+    if parts.is_empty() {
+        parts.push("no DMI UUID or serial number".into());
+    }
+    parts.join(", ")
+}
+
+/// Whose a repository generation is and why it counts as this machine's ("host 'xs1' (id
+/// ...): DMI UUID matches").
+fn whose(b: &Backup, why: Option<&ThisHostMatch>) -> String {
+    let id = b.repo_host().map(|(h, _)| h).unwrap_or("-");
+    let why = match why {
+        Some(w) => w.to_string(),
+        None => match &b.plan {
+            Ok(p) if !p.identity_mismatches.is_empty() => format!(
+                "recorded on another machine ({}): restoring asks first",
+                p.identity_mismatches.join("; ")
+            ),
+            _ => "the image identity's host; its recorded machine cannot be compared with this one"
+                .to_string(),
+        },
+    };
+    format!("host '{}' (id {id}): {why}", b.host)
+}
+
+/// "Other hosts' generations": the hosts, then the chosen host's generations. Restoring one
+/// goes through the plan's consent for another machine's backup.
+fn other_hosts(
+    others: &[crate::discover::OtherHost<
+        Result<lifeboat_core::plan::Plan, lifeboat_core::plan::PlanError>,
+    >],
+    url: &str,
+    d: &Discovery,
+    opts: &Options,
+) {
+    loop {
+        say("");
+        say(&format!(
+            "Other hosts in {url} (not taken on this machine):"
+        ));
+        let now = lifeboat_core::clock::unix_now();
+        for (i, h) in others.iter().enumerate() {
+            let latest = h
+                .generations
+                .first()
+                .and_then(|b| b.generation())
+                .unwrap_or("-");
+            let age = lifeboat_repo::prune::unix_of_id(latest)
+                .map(|t| format!("{} ago", lifeboat_core::clock::age_text((now - t).max(0))))
+                .unwrap_or_else(|| "age unknown".into());
+            say(&format!(
+                " {}) {} (id {}) | latest generation {latest}, {age} | {} generation{}",
+                i + 1,
+                h.name(),
+                h.host_id,
+                h.generations.len(),
+                if h.generations.len() == 1 { "" } else { "s" }
+            ));
+        }
+        let back = others.len() + 1;
+        say(&format!(" {back}) Back"));
+        say(&format!("Choose a host (1-{}) or Back:", others.len()));
+        flush_input();
+        let Some((c, _)) = choose(back) else {
+            say("Please type one of the numbers above and press Enter.");
+            continue;
+        };
+        let Some(h) = others.get(c - 1) else {
+            return;
+        };
+        loop {
+            say("");
+            say(&format!(
+                "Generations of host '{}' (id {}) in {url} (another machine: restoring one asks first):",
+                h.name(),
+                h.host_id
+            ));
+            for (i, b) in h.generations.iter().enumerate() {
+                show_backup_line(i, b, d);
+            }
+            let back = h.generations.len() + 1;
+            say(&format!(" {back}) Back"));
+            say(&format!(
+                "Choose a generation (1-{}) or Back:",
+                h.generations.len()
+            ));
+            flush_input();
+            let Some((c, _)) = choose(back) else {
+                say("Please type one of the numbers above and press Enter.");
+                continue;
+            };
+            match h.generations.get(c - 1) {
+                Some(b) => backup_menu(b, d, opts),
+                None => break,
+            }
         }
     }
 }
@@ -377,6 +614,11 @@ fn comparable(b: &Backup, this: &ThisHost) -> bool {
 /// see [`comparable`]). Other machines' backups are restored only when named by id. With no Lifeboat generation at all,
 /// `latest` is the XenServer backup partition.
 pub fn pick<'a>(d: &'a Discovery, which: &str) -> anyhow::Result<&'a Backup> {
+    pick_for(d, which, &this_machine())
+}
+
+/// [`pick`] for the machine `this`.
+pub fn pick_for<'a>(d: &'a Discovery, which: &str, this: &ThisHost) -> anyhow::Result<&'a Backup> {
     match which {
         "latest" | "" => {
             let lifeboat: Vec<&Backup> = d
@@ -392,14 +634,15 @@ pub fn pick<'a>(d: &'a Discovery, which: &str) -> anyhow::Result<&'a Backup> {
             if lifeboat.is_empty() {
                 return d.backups.first().ok_or_else(|| anyhow!(LatestError::None));
             }
-            let this = ThisHost {
-                machine: machine::machine_identity(),
-                hostname: String::new(),
-            };
             lifeboat
                 .iter()
                 .filter(|b| {
-                    is_this_host(**b, &this) || (!comparable(b, &this) && !b.device.removable)
+                    is_this_host(**b, this)
+                        // Another host's generation (a recovery key lists every host's):
+                        // only when its recorded machine is this one, never a guess.
+                        || (!comparable(b, this)
+                            && !b.device.removable
+                            && b.repo_host().is_none_or(|(_, own)| own))
                 })
                 .fold(None::<&Backup>, |best, b| match best {
                     Some(x) if b.time <= x.time => Some(x),

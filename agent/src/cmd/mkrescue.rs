@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+/// What `mkrescue --repo-config` without `--repo-identity` makes.
+const NO_IDENTITY: &str = "no --repo-identity: the recovery image carries no key and looks for one when \"Restore from network\" is chosen (a USB stick or another disk holding lifeboat/identity.txt, lifeboat-identity.txt or a *.txt/*.age age identity: the recovery key, or a host's)";
+
 pub fn run(args: MkrescueArgs, quiet: bool) -> Result<ExitCode> {
     let started = Instant::now();
     let compression = args.compress.at(args.level)?;
@@ -168,15 +171,17 @@ fn write_repo_img(args: &MkrescueArgs, cfg: &std::path::Path, out: &std::path::P
             cfg.display()
         );
     }
-    let Some(identity) = &args.repo_identity else {
-        bail!("--repo-config needs --repo-identity FILE: the age identity that reads this host's generations (its own, or the recovery key)");
-    };
-    if let Some(log_n) = check_identity(identity)? {
-        eprintln!(
-            "lifeboat: note: {} is protected by a passphrase (scrypt work factor 2^{log_n}): the recovery image asks for it on the console and needs {} of free memory to open it",
-            identity.display(),
-            human_bytes(lifeboat_repo::crypto::scrypt_memory(log_n))
-        );
+    match &args.repo_identity {
+        None => eprintln!("lifeboat: note: {NO_IDENTITY}"),
+        Some(identity) => {
+            if let Some(log_n) = check_identity(identity)? {
+                eprintln!(
+                    "lifeboat: note: {} is protected by a passphrase (scrypt work factor 2^{log_n}): the recovery image asks for it on the console and needs {} of free memory to open it",
+                    identity.display(),
+                    human_bytes(lifeboat_repo::crypto::scrypt_memory(log_n))
+                );
+            }
+        }
     }
     let dir = "etc/lifeboat/repo";
     let mut files: Vec<(&str, &std::path::Path)> = vec![("lifeboat.toml", cfg)];

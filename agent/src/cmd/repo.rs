@@ -403,7 +403,7 @@ fn hosts(args: &RepoArgs, json: bool) -> Result<ExitCode> {
             r["latest"].as_str().unwrap_or("-"),
             r["latest_age_seconds"]
                 .as_i64()
-                .map(age_text)
+                .map(lifeboat_core::clock::age_text)
                 .unwrap_or_else(|| "?".into()),
             r["latest_bytes"]
                 .as_u64()
@@ -564,15 +564,6 @@ pub(crate) fn open_stream(args: &RepoArgs, gen: &str) -> Result<RepoStream> {
 }
 
 /// "3d", "5h", "12m", "40s".
-fn age_text(s: i64) -> String {
-    match s {
-        s if s >= 86_400 => format!("{}d", s / 86_400),
-        s if s >= 3600 => format!("{}h", s / 3600),
-        s if s >= 60 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
-}
-
 /// Records what `verify --repo` found for the host whose generations it read (read by
 /// `repo hosts` for every host).
 pub(crate) fn record_verification(

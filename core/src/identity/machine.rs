@@ -69,7 +69,7 @@ pub fn meaningful_value(v: Option<&str>) -> Option<&str> {
 }
 
 /// What of `id` tells machines apart: its product UUID and serial with firmware placeholders
-/// taken as unknown (None). Every comparison of machines uses it on both sides: two machines
+/// taken as unknown (None), its MAC addresses without placeholders (all zeros). Every comparison of machines uses it on both sides: two machines
 /// whose firmware both say "To Be Filled By O.E.M." are not the same machine, they are two
 /// machines that cannot be told apart (a backup made before placeholders were known recorded
 /// them in its manifest; it compares as one that records no identity).
@@ -77,6 +77,11 @@ pub fn meaningful(id: &MachineIdentity) -> MachineIdentity {
     MachineIdentity {
         product_uuid: meaningful_value(id.product_uuid.as_deref()).map(str::to_owned),
         product_serial: meaningful_value(id.product_serial.as_deref()).map(str::to_owned),
+        macs: id
+            .macs
+            .iter()
+            .filter_map(|m| meaningful_value(Some(m)).map(str::to_owned))
+            .collect(),
         ..id.clone()
     }
 }

@@ -70,20 +70,57 @@ fn same(a: Option<&str>, b: Option<&str>) -> Option<bool> {
     Some(a.eq_ignore_ascii_case(b))
 }
 
-/// True when `b` was taken on `this`: by product UUID, else product serial (when both sides
-/// have a meaningful one: firmware placeholders such as "To Be Filled By O.E.M." count as
-/// none, [`machine::meaningful`]), else by host name.
-pub fn is_this_host<T: Dated + ?Sized>(b: &T, this: &ThisHost) -> bool {
+/// Why a backup counts as taken on this machine (core's one rule, [`match_reason`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThisHostMatch {
+    /// The DMI product UUIDs are the same.
+    ProductUuid,
+    /// No UUID on one side; the DMI product serials are the same.
+    ProductSerial,
+    /// Neither UUID nor serial to compare; the backup recorded this NIC's MAC address.
+    Mac(String),
+    /// Nothing of the machine to compare; the host names are the same.
+    HostName,
+}
+
+impl std::fmt::Display for ThisHostMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ThisHostMatch::ProductUuid => write!(f, "DMI UUID matches"),
+            ThisHostMatch::ProductSerial => write!(f, "DMI serial number matches"),
+            ThisHostMatch::Mac(m) => write!(f, "MAC address {m} matches"),
+            ThisHostMatch::HostName => write!(f, "host name matches"),
+        }
+    }
+}
+
+/// Why `b` was taken on `this`, or None: by product UUID, else product serial (when both
+/// sides have a meaningful one: then it decides; firmware placeholders such as "To Be Filled
+/// By O.E.M." count as none, [`machine::meaningful`]), else a MAC address both record (a match
+/// only: NICs are replaced), else by host name.
+pub fn match_reason<T: Dated + ?Sized>(b: &T, this: &ThisHost) -> Option<ThisHostMatch> {
     if let Some(m) = b.machine() {
         let (m, here) = (machine::meaningful(m), machine::meaningful(&this.machine));
         if let Some(v) = same(m.product_uuid.as_deref(), here.product_uuid.as_deref()) {
-            return v;
+            return v.then_some(ThisHostMatch::ProductUuid);
         }
         if let Some(v) = same(m.product_serial.as_deref(), here.product_serial.as_deref()) {
-            return v;
+            return v.then_some(ThisHostMatch::ProductSerial);
+        }
+        if let Some(mac) = m.macs.iter().find(|a| {
+            here.macs
+                .iter()
+                .any(|b| same(Some(a), Some(b)) == Some(true))
+        }) {
+            return Some(ThisHostMatch::Mac(mac.clone()));
         }
     }
-    same(Some(b.host()), Some(&this.hostname)).unwrap_or(false)
+    (same(Some(b.host()), Some(&this.hostname)) == Some(true)).then_some(ThisHostMatch::HostName)
+}
+
+/// True when `b` was taken on `this` ([`match_reason`]).
+pub fn is_this_host<T: Dated + ?Sized>(b: &T, this: &ThisHost) -> bool {
+    match_reason(b, this).is_some()
 }
 
 /// The newest backup of this host by the time it was taken; on equal times the later one in

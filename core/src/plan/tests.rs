@@ -918,6 +918,36 @@ fn latest_is_the_newest_backup_of_this_host_by_time_taken() {
         hostname: "xs1".into(),
     };
     assert_eq!(select_latest(&items, &blind).unwrap().1, "xs1");
+    // Why: the UUID, else the serial, else a MAC both record, else the host name.
+    use crate::plan::latest::{match_reason, ThisHostMatch};
+    assert_eq!(
+        match_reason(&items[0], &this),
+        Some(ThisHostMatch::ProductUuid)
+    );
+    assert_eq!(match_reason(&items[1], &this), None);
+    let nic = |macs: &[&str]| MachineIdentity {
+        macs: macs.iter().map(|m| m.to_string()).collect(),
+        ..Default::default()
+    };
+    let by_mac = ThisHost {
+        machine: nic(&["52:54:00:12:34:56", "52:54:00:aa:bb:cc"]),
+        hostname: String::new(),
+    };
+    let b = M("2026-11-30T02:00:00Z", "xs9", nic(&["52:54:00:AA:BB:CC"]));
+    let why = match_reason(&b, &by_mac).unwrap();
+    assert_eq!(why.to_string(), "MAC address 52:54:00:AA:BB:CC matches");
+    assert_eq!(
+        match_reason(
+            &M("2026-11-30T02:00:00Z", "xs9", nic(&["52:54:00:00:00:01"])),
+            &by_mac
+        ),
+        None
+    );
+    assert_eq!(match_reason(&items[0], &blind), None);
+    assert_eq!(
+        match_reason(&items[1], &blind).unwrap().to_string(),
+        "host name matches"
+    );
 }
 
 fn dmi(uuid: &str, serial: &str) -> MachineIdentity {

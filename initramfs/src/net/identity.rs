@@ -105,23 +105,28 @@ pub fn load(path: &Path) -> Result<Identity> {
             path.display()
         )
     })?;
-    let log_n = match IdentityFile::classify(&data).with_context(|| path.display().to_string())? {
+    open(&path.display().to_string(), &data)
+}
+
+/// The identity in `data` (named `name` on the console: a file, or where a key file was
+/// found), asking for its passphrase when it has one; kept for the rest of the boot.
+pub fn open(name: &str, data: &[u8]) -> Result<Identity> {
+    let key = PathBuf::from(name);
+    if let Some(id) = opened(&key) {
+        return Ok(id);
+    }
+    let log_n = match IdentityFile::classify(data).with_context(|| name.to_string())? {
         IdentityFile::Plain => {
-            let text = String::from_utf8_lossy(&data);
-            return Identity::from_text(&text).with_context(|| path.display().to_string());
+            let text = String::from_utf8_lossy(data);
+            return Identity::from_text(&text).with_context(|| name.to_string());
         }
         IdentityFile::Passphrase { log_n } => log_n,
     };
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    memory_check(log_n, &meminfo).with_context(|| {
-        format!(
-            "the identity {} is protected by a passphrase",
-            path.display()
-        )
-    })?;
+    memory_check(log_n, &meminfo)
+        .with_context(|| format!("the identity {name} is protected by a passphrase"))?;
     say(&format!(
-        "The repository identity {} is protected by a passphrase (scrypt work factor 2^{log_n}: {} of the {} available).",
-        path.display(),
+        "The repository identity {name} is protected by a passphrase (scrypt work factor 2^{log_n}: {} of the {} available).",
         human_bytes(scrypt_memory(log_n)),
         human_bytes(mem_available(&meminfo).unwrap_or(0))
     ));
@@ -136,7 +141,7 @@ pub fn load(path: &Path) -> Result<Identity> {
     let open = |p: &str| {
         say("Checking the passphrase ...");
         let t = std::time::Instant::now();
-        let r = Identity::from_passphrase_file(&data, p, log_n);
+        let r = Identity::from_passphrase_file(data, p, log_n);
         took.set(t.elapsed().as_secs_f64());
         r
     };
@@ -147,17 +152,13 @@ pub fn load(path: &Path) -> Result<Identity> {
                 took.get()
             ));
             let mut g = OPENED.lock().unwrap_or_else(|p| p.into_inner());
-            *g = Some((path.to_path_buf(), Identity(id.0.clone())));
+            *g = Some((key, Identity(id.0.clone())));
             Ok(id)
         }
         Attempt::Wrong => bail!(
-            "{ATTEMPTS} wrong passphrases for the identity {}: it stays locked. Choose \"Restore from network\" to try again",
-            path.display()
+            "{ATTEMPTS} wrong passphrases for the identity {name}: it stays locked. Choose \"Restore from network\" to try again"
         ),
-        Attempt::Cancelled => bail!(
-            "no passphrase was typed for the identity {}: it stays locked",
-            path.display()
-        ),
+        Attempt::Cancelled => bail!("no passphrase was typed for the identity {name}: it stays locked"),
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod dhcp;
 pub mod identity;
 pub mod iface;
+pub mod keyfile;
 pub mod repo;
 
 use crate::console::say;

@@ -2,9 +2,11 @@
 //! `[repository]` table of the configuration `mkrescue --repo-config` put in the image) and
 //! the key files `mkrescue --repo-*` put beside it in `/etc/lifeboat/repo/` (a second
 //! initrd, repo.img: credentials never travel on the kernel command line). Its generations
-//! are this host's: the host id of the identity in the image.
+//! are those the identity opens: one host's with a host's identity, every host's with the
+//! repository's recovery key (the menu tells this machine's from the others by what each
+//! backup recorded of its machine).
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use lifeboat_core::store::{GenerationMeta, JournalRecord};
 use lifeboat_repo::backend::{self, BackendError, S3Settings};
 use lifeboat_repo::repository::Index;
@@ -108,45 +110,47 @@ impl Session {
         self
     }
 
-    /// The object holding this machine's restore journal.
-    fn journal_key(&self) -> Result<(&str, String)> {
+    /// The object holding the journal of the restores of `host_id`'s generations onto this
+    /// machine (the host of the generation restored, not the identity's: a recovery key
+    /// restores any host's).
+    fn journal_key(&self, host_id: &str) -> Result<(&str, String)> {
         let m = self.machine.as_deref().ok_or_else(|| {
             anyhow!(
                 "nothing names this machine (no DMI product UUID or serial number, no MAC address), so {} cannot keep its restore journal",
                 self.url
             )
         })?;
-        Ok((m, restores::key(&self.keys.fleet, &self.host_id, m)))
+        Ok((m, restores::key(&self.keys.fleet, host_id, m)))
     }
 
     /// Where the journal is, for the console.
-    pub fn journal_place(&self) -> String {
-        match self.journal_key() {
+    pub fn journal_place(&self, host_id: &str) -> String {
+        match self.journal_key(host_id) {
             Ok((_, key)) => format!("the repository's restore journal {key}"),
             Err(_) => "no journal (nothing names this machine)".into(),
         }
     }
 
-    /// This machine's restore journal in the repository, oldest first.
-    pub fn journal_records(&self) -> Result<Vec<JournalRecord>> {
-        let (m, key) = self.journal_key()?;
-        restores::read(&self.repo, &self.keys.fleet, &self.host_id, m)
+    /// This machine's restore journal of `host_id`'s generations, oldest first.
+    pub fn journal_records(&self, host_id: &str) -> Result<Vec<JournalRecord>> {
+        let (m, key) = self.journal_key(host_id)?;
+        restores::read(&self.repo, &self.keys.fleet, host_id, m)
             .with_context(|| format!("cannot read the restore journal {key} from {}", self.url))
     }
 
     /// Appends `recs` to the journal (none: writes it back as it is, to learn whether the
     /// repository takes the journal's writes). A refused write says what to change.
-    pub fn append_journal(&self, recs: &[JournalRecord]) -> Result<()> {
+    pub fn append_journal(&self, host_id: &str, recs: &[JournalRecord]) -> Result<()> {
         if let Some(why) = self.journal_off.get() {
             return Err(anyhow!("{why}"));
         }
-        let (m, key) = self.journal_key()?;
-        match restores::append(&self.repo, &self.keys.fleet, &self.host_id, m, recs) {
+        let (m, key) = self.journal_key(host_id)?;
+        match restores::append(&self.repo, &self.keys.fleet, host_id, m, recs) {
             Ok(_) => Ok(()),
             Err(e @ RepoError::Backend(BackendError::Denied { .. })) => Err(anyhow!(e)).context(
                 format!(
                     "{} refused to write the restore journal {key}: the image's credential may be read-only; give it write access to hosts/{}/restores/ for resume and run-once",
-                    self.url, self.host_id
+                    self.url, host_id
                 ),
             ),
             Err(e) => Err(anyhow!(e))
@@ -171,19 +175,26 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// Opens the repository and checks the keys against it.
+/// Opens the repository with the image's identity and checks the keys against it.
 pub fn open(s: &Source) -> Result<Session> {
+    let identity = super::identity::load(&s.identity)?;
+    open_with(s, identity, &s.identity.display().to_string())
+}
+
+/// Opens the repository with `identity` (named `name` in messages: the image's file, or a key
+/// file found on a USB stick); without the image's fleet key file, the identity must be a
+/// recovery key (the repository's copy of the fleet key is encrypted to it).
+pub fn open_with(
+    s: &Source,
+    identity: lifeboat_repo::crypto::Identity,
+    name: &str,
+) -> Result<Session> {
     let be = backend::open(&s.url, &s.s3)
         .with_context(|| format!("cannot reach the repository {}", s.url))?;
     let repo = Repository::open(be).with_context(|| format!("repository {}", s.url))?;
-    let identity = super::identity::load(&s.identity)?;
-    let fleet = repo.load_fleet(&s.fleet_key, &identity).with_context(|| {
-        format!(
-            "the image's keys do not open {} (identity {})",
-            s.url,
-            s.identity.display()
-        )
-    })?;
+    let fleet = repo
+        .load_fleet(&s.fleet_key, &identity)
+        .with_context(|| format!("the keys do not open {} (identity {name})", s.url))?;
     let keys = Keys { fleet, identity };
     let host_id = keys.host_id();
     Ok(Session {
@@ -196,39 +207,72 @@ pub fn open(s: &Source) -> Result<Session> {
     })
 }
 
-/// One generation of this host in the repository.
+/// One generation in the repository that the identity opens.
 #[derive(Debug)]
 pub struct RemoteGeneration {
     pub id: String,
+    /// The host id it is stored under (`hosts/<host id>/`).
+    pub host_id: String,
     pub index: Index,
     pub meta: GenerationMeta,
 }
 
-/// This host's generations, oldest first (the store's order of ids).
-pub fn generations(s: &Session) -> Result<Vec<RemoteGeneration>> {
-    let mut ids: Vec<String> = s
+/// The generations the session's identity opens, each host's oldest first (the store's order
+/// of ids), hosts in the repository's order. A host identity opens its own host's (its
+/// generation that does not open is an error); a recovery key opens every host's (a host whose
+/// newest index does not open to it is left out, with a note).
+pub fn generations(s: &Session, notes: &mut Vec<String>) -> Result<Vec<RemoteGeneration>> {
+    let mut hosts: Vec<(String, Vec<String>)> = Vec::new();
+    for (h, g, _) in s
         .repo
         .indexes()
         .with_context(|| format!("cannot list {}", s.url))?
-        .into_iter()
-        .filter(|(h, _, _)| *h == s.host_id)
-        .map(|(_, g, _)| g)
-        .collect();
-    ids.sort_by_key(|g| lifeboat_core::store::layout::id_sort_key(g));
+    {
+        match hosts.iter_mut().find(|(x, _)| *x == h) {
+            Some((_, ids)) => ids.push(g),
+            None => hosts.push((h, vec![g])),
+        }
+    }
+    let own = hosts.iter().any(|(h, _)| *h == s.host_id);
     let mut out = Vec::new();
-    for id in ids {
-        let index = s
-            .repo
-            .read_index(&s.keys, &s.host_id, &id)
-            .with_context(|| format!("cannot read generation {id} from {}", s.url))?
-            .ok_or_else(|| {
-                anyhow!(
+    for (host, mut ids) in hosts {
+        // A host identity: its own host only (the others' indexes are not encrypted to it).
+        if own && host != s.host_id {
+            continue;
+        }
+        ids.sort_by_key(|g| std::cmp::Reverse(lifeboat_core::store::layout::id_sort_key(g)));
+        let mut mine = Vec::new();
+        for id in ids {
+            let read = s.repo.read_index(&s.keys, &host, &id).with_context(|| {
+                format!("cannot read generation {id} of host {host} from {}", s.url)
+            })?;
+            match read {
+                Some(index) => {
+                    let meta = index.secret.meta.clone();
+                    mine.push(RemoteGeneration {
+                        id,
+                        host_id: host.clone(),
+                        index,
+                        meta,
+                    });
+                }
+                None if own => bail!(
                     "generation {id} in {} is not encrypted to the image's identity",
                     s.url
-                )
-            })?;
-        let meta = index.secret.meta.clone();
-        out.push(RemoteGeneration { id, index, meta });
+                ),
+                None => {
+                    notes.push(format!(
+                        "{}: host {host}'s generation {id} is not encrypted to this identity: not listed",
+                        s.url
+                    ));
+                    if mine.is_empty() {
+                        break;
+                    }
+                }
+            }
+        }
+        mine.reverse();
+        out.extend(mine);
     }
     Ok(out)
 }
@@ -263,6 +307,8 @@ mod tests {
             "/srv/repo"
         );
     }
+
+    const HOST: &str = "0123456789abcdef0123456789abcdef";
 
     /// A session on a new directory repository, `read_only`: every write refused as S3 refuses
     /// a read-only credential's.
@@ -302,7 +348,7 @@ mod tests {
         Session {
             url: root.display().to_string(),
             repo: Repository::open(backend).unwrap(),
-            host_id: "0123456789abcdef0123456789abcdef".into(),
+            host_id: HOST.into(),
             keys,
             machine: restores::machine_key(
                 Some("7a0c51e2-9d3b-4c8e-b1f6-2e4d8a9c0b17"),
@@ -318,21 +364,21 @@ mod tests {
         use lifeboat_core::store::events;
         let d = tempfile::tempdir().unwrap();
         let s = session(d.path(), false);
-        assert!(s.journal_records().unwrap().is_empty());
-        assert!(s.journal_place().starts_with(
+        assert!(s.journal_records(HOST).unwrap().is_empty());
+        assert!(s.journal_place(HOST).starts_with(
             "the repository's restore journal hosts/0123456789abcdef0123456789abcdef/restores/"
         ));
-        s.append_journal(&[]).unwrap();
+        s.append_journal(HOST, &[]).unwrap();
         let rec = JournalRecord::new(events::RESTORE_STARTED)
             .generation("20261203T090000Z")
             .request("r-1");
-        s.append_journal(std::slice::from_ref(&rec)).unwrap();
-        assert_eq!(s.journal_records().unwrap(), vec![rec.clone()]);
+        s.append_journal(HOST, std::slice::from_ref(&rec)).unwrap();
+        assert_eq!(s.journal_records(HOST).unwrap(), vec![rec.clone()]);
 
         // A read-only credential: the records still read; the write says what to change.
         let ro = session(d.path(), true);
-        assert_eq!(ro.journal_records().unwrap(), vec![rec]);
-        let e = format!("{:#}", ro.append_journal(&[]).unwrap_err());
+        assert_eq!(ro.journal_records(HOST).unwrap(), vec![rec]);
+        let e = format!("{:#}", ro.append_journal(HOST, &[]).unwrap_err());
         assert!(
             e.contains("refused to write the restore journal hosts/")
                 && e.contains("credential may be read-only")
@@ -342,12 +388,211 @@ mod tests {
         // Once stopped, nothing more is tried.
         ro.stop_journal(e.clone());
         assert_eq!(ro.journal_off(), Some(e.as_str()));
-        assert_eq!(format!("{:#}", ro.append_journal(&[]).unwrap_err()), e);
+        assert_eq!(
+            format!("{:#}", ro.append_journal(HOST, &[]).unwrap_err()),
+            e
+        );
 
         // Nothing names the machine: no journal, and why.
         let mut none = session(d.path(), false);
         none.machine = None;
-        let e = format!("{:#}", none.journal_records().unwrap_err());
+        let e = format!("{:#}", none.journal_records(HOST).unwrap_err());
         assert!(e.contains("nothing names this machine"), "{e}");
+    }
+
+    const UUID_A: &str = "7a0c51e2-9d3b-4c8e-b1f6-2e4d8a9c0b17";
+    const UUID_B: &str = "11111111-2222-3333-4444-555555555555";
+
+    /// A directory repository with two hosts (xs-a taken on machine UUID_A, two generations;
+    /// xs-b on UUID_B, one), its recovery key and the two host identities.
+    struct Fleet {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        fleet: lifeboat_repo::crypto::FleetKey,
+        recovery: lifeboat_repo::crypto::Identity,
+        a: lifeboat_repo::crypto::Identity,
+    }
+
+    fn two_hosts() -> Fleet {
+        use lifeboat_core::archive::Manifest;
+        use lifeboat_core::store::{GenerationState, Origin};
+        use lifeboat_repo::backend::local::LocalBackend;
+        use lifeboat_repo::chunking::ChunkerParams;
+        use lifeboat_repo::crypto::Identity;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let init = Repository::init(
+            Box::new(LocalBackend::create(&root).unwrap()),
+            ChunkerParams::default(),
+            vec![],
+            None,
+            60,
+            None,
+        )
+        .unwrap();
+        let (a, b) = (Identity::generate(), Identity::generate());
+        let push = |id: &Identity, gen: &str, host: &str, uuid: &str| {
+            let mut m = Manifest {
+                hostname: host.into(),
+                created: format!("{}-{}-{}T10:00:00Z", &gen[..4], &gen[4..6], &gen[6..8]),
+                ..Default::default()
+            };
+            m.machine.product_uuid = Some(uuid.into());
+            let meta = GenerationMeta {
+                id: gen.into(),
+                created: m.created.clone(),
+                committed: m.created.clone(),
+                origin: Origin::Backup,
+                host: host.into(),
+                product_version: None,
+                size: 0,
+                files: 1,
+                entries: 1,
+                bytes: 5,
+                codec: "none".into(),
+                archive: "archive.tar".into(),
+                state: GenerationState::Verified,
+                changed_files: vec![],
+                manifest: Some(m),
+                entries_digest: None,
+                pool_database: None,
+            };
+            let keys = Keys {
+                fleet: init.fleet.clone(),
+                identity: Identity(id.0.clone()),
+            };
+            lifeboat_repo::push::push_stream(
+                &init.repo,
+                &keys,
+                meta,
+                &b"hello"[..],
+                Default::default(),
+            )
+            .unwrap();
+        };
+        push(&a, "20261201T100000Z", "xs-a", UUID_A);
+        push(&a, "20261202T100000Z", "xs-a", UUID_A);
+        push(&b, "20261203T100000Z", "xs-b", UUID_B);
+        Fleet {
+            root,
+            fleet: init.fleet,
+            recovery: init.new_recovery.unwrap(),
+            a,
+            _dir: dir,
+        }
+    }
+
+    fn open_with(f: &Fleet, id: &lifeboat_repo::crypto::Identity) -> Session {
+        use lifeboat_repo::backend::local::LocalBackend;
+        let keys = Keys {
+            fleet: f.fleet.clone(),
+            identity: lifeboat_repo::crypto::Identity(id.0.clone()),
+        };
+        Session {
+            url: f.root.display().to_string(),
+            repo: Repository::open(Box::new(LocalBackend::open(&f.root).unwrap())).unwrap(),
+            host_id: keys.host_id(),
+            keys,
+            machine: restores::machine_key(Some(UUID_A), None, None),
+            journal_off: OnceLock::new(),
+        }
+    }
+
+    fn this(uuid: &str) -> lifeboat_core::plan::ThisHost {
+        let mut t = lifeboat_core::plan::ThisHost::default();
+        t.machine.product_uuid = Some(uuid.into());
+        t
+    }
+
+    #[test]
+    fn a_recovery_key_lists_every_host_and_this_machine_is_told_by_what_each_backup_recorded() {
+        use crate::discover::{fleet, session_generations, Discovery};
+        use lifeboat_core::plan::latest::ThisHostMatch;
+        let f = two_hosts();
+        let host_a = f.fleet.host_id(&f.a.recipient());
+
+        // A host identity: its host's generations only, as before.
+        let own = open_with(&f, &f.a);
+        let gens = generations(&own, &mut Vec::new()).unwrap();
+        let ids: Vec<&str> = gens.iter().map(|g| g.id.as_str()).collect();
+        assert_eq!(ids, ["20261201T100000Z", "20261202T100000Z"]);
+
+        // The recovery key: both hosts' (each host's oldest first).
+        let rec = std::sync::Arc::new(open_with(&f, &f.recovery));
+        let mut notes = Vec::new();
+        let gens = generations(&rec, &mut notes).unwrap();
+        assert_eq!(gens.len(), 3, "{notes:?}");
+        assert_eq!(gens.iter().filter(|g| g.host_id == host_a).count(), 2);
+
+        // This machine (UUID A): xs-a's generations, newest first, because the DMI UUID
+        // matches; xs-b under the other hosts.
+        let mut found = session_generations(rec.clone(), &mut notes).unwrap();
+        found.sort_by(|x, y| y.time.cmp(&x.time));
+        let fl = fleet(&found, &this(UUID_A));
+        let mine: Vec<_> = fl
+            .this
+            .iter()
+            .map(|(b, why)| (b.generation().unwrap(), why.clone()))
+            .collect();
+        assert_eq!(
+            mine,
+            [
+                ("20261202T100000Z", Some(ThisHostMatch::ProductUuid)),
+                ("20261201T100000Z", Some(ThisHostMatch::ProductUuid)),
+            ]
+        );
+        assert_eq!(fl.others.len(), 1);
+        assert_eq!(fl.others[0].name(), "xs-b");
+        assert_ne!(fl.others[0].host_id, host_a);
+        assert_eq!(fl.others[0].generations.len(), 1);
+        assert_eq!(ThisHostMatch::ProductUuid.to_string(), "DMI UUID matches");
+
+        // The journal of a restore of xs-b's generation is xs-b's, not the identity's.
+        let b_gen = fl.others[0].generations[0];
+        let rec_host = rec.host_id.clone();
+        let r = JournalRecord::new(lifeboat_core::store::events::RESTORE_STARTED)
+            .generation("20261203T100000Z");
+        b_gen.append_journal(&r).unwrap();
+        assert!(b_gen
+            .journal_place()
+            .contains(&format!("hosts/{}/restores/", fl.others[0].host_id)));
+        assert_eq!(rec.journal_records(&fl.others[0].host_id).unwrap(), vec![r]);
+        assert!(rec.journal_records(&rec_host).unwrap().is_empty());
+        assert!(rec.journal_records(&host_a).unwrap().is_empty());
+
+        // Unattended `latest`: only a generation matched to this machine; none: refused,
+        // never a guess (xs-b is newer but another machine's).
+        let d = |found: Vec<crate::discover::Backup<()>>| {
+            let d = Discovery {
+                devices: vec![],
+                facts: vec![],
+                boot_disks: Default::default(),
+                backups: vec![],
+                notes: vec![],
+            };
+            let backups = d.planned(found, &Default::default());
+            Discovery { backups, ..d }
+        };
+        let all = d(session_generations(rec.clone(), &mut notes).unwrap());
+        let b = crate::menu::pick_for(&all, "latest", &this(UUID_A)).unwrap();
+        assert_eq!(b.generation(), Some("20261202T100000Z"));
+        let b = crate::menu::pick_for(&all, "latest", &this(UUID_B)).unwrap();
+        assert_eq!(b.generation(), Some("20261203T100000Z"));
+        let e = crate::menu::pick_for(
+            &all,
+            "latest",
+            &this("99999999-0000-0000-0000-000000000000"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no backup here was taken on this host"), "{e}");
+        // Nothing to compare (no DMI identity here): a recovery key's listing is not guessed.
+        let e = crate::menu::pick_for(&all, "latest", &Default::default()).unwrap_err();
+        assert!(e.to_string().contains("only when chosen by hand"), "{e}");
+        // A host identity: its host's generations count as this machine's as before.
+        let own =
+            d(session_generations(std::sync::Arc::new(open_with(&f, &f.a)), &mut notes).unwrap());
+        let b = crate::menu::pick_for(&own, "latest", &Default::default()).unwrap();
+        assert_eq!(b.generation(), Some("20261202T100000Z"));
     }
 }
