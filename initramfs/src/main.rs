@@ -278,18 +278,26 @@ fn first_discovery(b: &mut Booted) -> discover::Discovery {
 
 /// For an unattended restore: until `settle_until`, waits for the backup named by
 /// `lifeboat.restore` and the disk it restores to (slow HBAs show their disks late), looking
-/// again whenever a block device appears.
+/// again whenever a block device appears. Not at all when no driver that may show disks late
+/// is there (`late` empty): every disk there will be is there already.
 fn wait_for_backup(
     d: discover::Discovery,
     opts: &Options,
     which: &str,
     settle_until: Instant,
+    late: &[String],
 ) -> discover::Discovery {
     let mut d = d;
     let mut blocks = coldplug::block_devices();
     let mut said = false;
     while Instant::now() < settle_until {
         if menu::pick(&d, which).is_ok_and(|b| b.plan.is_ok()) {
+            break;
+        }
+        if late.is_empty() {
+            say(&format!(
+                "lifeboat.restore={which}: the backup is not here or its plan cannot run, and every disk driver loaded found its disks while it loaded: not waiting for more disks (lifeboat.settle)."
+            ));
             break;
         }
         if !said {
@@ -440,7 +448,10 @@ fn run() {
         };
         if is_first {
             if let Some(which) = &opts.restore {
-                d = wait_for_backup(d, &opts, which, b.settle_until);
+                let t = Instant::now();
+                let late = late_disk_sources(&b);
+                d = wait_for_backup(d, &opts, which, b.settle_until, &late);
+                b.times.waited += t.elapsed();
             }
         }
         for n in &d.notes {
