@@ -291,10 +291,12 @@ fn wait_for_backup(
     let mut blocks = coldplug::block_devices();
     let mut said = false;
     while Instant::now() < settle_until {
-        if menu::pick(&d, which).is_ok_and(|b| b.plan.is_ok()) {
+        let ready = menu::pick(&d, which).is_ok_and(|b| b.plan.is_ok());
+        if ready {
             break;
         }
-        if late.is_empty() {
+        // The rule of the full quiet wait: more disks can come only from a late driver.
+        if !full_wait_needed(ready, late) {
             say(&format!(
                 "lifeboat.restore={which}: the backup is not here or its plan cannot run, and every disk driver loaded found its disks while it loaded: not waiting for more disks (lifeboat.settle)."
             ));
