@@ -125,8 +125,13 @@ grep -q "(a dry run: nothing was written)" "$W/plan.txt" || fail "text plan: $(c
 
 note "2. latest is this host's newest backup; another host's only by hand"
 # The plain tar (host plainhost, no machine identity) is never this host's. g1 and g2 record
-# this machine's UUID when it has one: then the machine, not the host name, decides.
-if [ -n "$(cat /sys/class/dmi/id/product_uuid 2>/dev/null)" ]; then want=$g2; else want=$g1; fi
+# this machine's UUID when it has one, and the MAC addresses of its NICs: then the machine, not
+# the host name, decides (core's match_reason: UUID, serial, a MAC both record, host name).
+if [ -n "$(cat /sys/class/dmi/id/product_uuid 2>/dev/null)" ] || compgen -G '/sys/class/net/*/device' >/dev/null; then
+  want=$g2
+else
+  want=$g1
+fi
 plan
 json "j['plan']['backup']['generation']" <"$W/plan.json" | grep -qx "$want" \
   || fail "latest is not this host's newest backup $want: $(cat "$W/plan.json" "$W/plan.err")"
