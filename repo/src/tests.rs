@@ -11,8 +11,7 @@ use crate::prune::{prune, select_keep, Keep};
 use crate::push::{push_stream, PushOptions};
 use crate::reader::RepoReader;
 use crate::repository::{Keys, Repository};
-use crate::testing::ReadOnly;
-use lifeboat_core::store::{GenerationMeta, GenerationState, Origin};
+use crate::testing::{meta, ReadOnly};
 use rand::{Rng, SeedableRng};
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,28 +29,6 @@ fn data(seed: u64, len: usize) -> Vec<u8> {
     let mut v = vec![0u8; len];
     r.fill(&mut v[..]);
     v
-}
-
-fn meta(id: &str, host: &str) -> GenerationMeta {
-    GenerationMeta {
-        id: id.into(),
-        created: "2026-12-02T10:00:00Z".into(),
-        committed: "2026-12-02T10:00:01Z".into(),
-        origin: Origin::Backup,
-        host: host.into(),
-        product_version: None,
-        size: 0,
-        files: 1,
-        entries: 1,
-        bytes: 1,
-        codec: "zstd".into(),
-        archive: "archive.tar.zst".into(),
-        state: GenerationState::Verified,
-        changed_files: vec![],
-        manifest: None,
-        entries_digest: None,
-        pool_database: None,
-    }
 }
 
 struct Fixture {

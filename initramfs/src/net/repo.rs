@@ -315,20 +315,11 @@ mod tests {
     fn session(dir: &Path, read_only: bool) -> Session {
         use lifeboat_repo::backend::local::LocalBackend;
         use lifeboat_repo::backend::Backend;
-        use lifeboat_repo::chunking::ChunkerParams;
         use lifeboat_repo::testing::ReadOnly;
         let root = dir.join("repo");
         let fleet_file = dir.join("fleet.key");
         if !root.exists() {
-            let init = Repository::init(
-                Box::new(LocalBackend::create(&root).unwrap()),
-                ChunkerParams::default(),
-                vec![],
-                None,
-                60,
-                None,
-            )
-            .unwrap();
+            let init = lifeboat_repo::testing::init_local(&root).unwrap();
             std::fs::write(&fleet_file, init.fleet.to_text()).unwrap();
         }
         let fleet = lifeboat_repo::crypto::FleetKey::from_text(
@@ -415,21 +406,10 @@ mod tests {
 
     fn two_hosts() -> Fleet {
         use lifeboat_core::archive::Manifest;
-        use lifeboat_core::store::{GenerationState, Origin};
-        use lifeboat_repo::backend::local::LocalBackend;
-        use lifeboat_repo::chunking::ChunkerParams;
         use lifeboat_repo::crypto::Identity;
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("repo");
-        let init = Repository::init(
-            Box::new(LocalBackend::create(&root).unwrap()),
-            ChunkerParams::default(),
-            vec![],
-            None,
-            60,
-            None,
-        )
-        .unwrap();
+        let init = lifeboat_repo::testing::init_local(&root).unwrap();
         let (a, b) = (Identity::generate(), Identity::generate());
         let push = |id: &Identity, gen: &str, host: &str, uuid: &str| {
             let mut m = Manifest {
@@ -439,23 +419,13 @@ mod tests {
             };
             m.machine.product_uuid = Some(uuid.into());
             let meta = GenerationMeta {
-                id: gen.into(),
                 created: m.created.clone(),
                 committed: m.created.clone(),
-                origin: Origin::Backup,
-                host: host.into(),
-                product_version: None,
-                size: 0,
-                files: 1,
-                entries: 1,
                 bytes: 5,
                 codec: "none".into(),
                 archive: "archive.tar".into(),
-                state: GenerationState::Verified,
-                changed_files: vec![],
                 manifest: Some(m),
-                entries_digest: None,
-                pool_database: None,
+                ..lifeboat_repo::testing::meta(gen, host)
             };
             let keys = Keys {
                 fleet: init.fleet.clone(),
